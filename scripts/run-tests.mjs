@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Runs the compiled tests with node's test runner: unit tests first, then integration tests
+// (real containers, VMs and registries, each under its own temporary hull root).
+// Usage: node scripts/run-tests.mjs [unit|integration] [name-filter]
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const which = process.argv[2] ?? 'all';
+const filter = process.argv[3];
+const dirs = which === 'all' ? ['unit', 'integration'] : [which];
+const files = [];
+for (const d of dirs) {
+  const base = path.join('dist', 'test', d);
+  if (!fs.existsSync(base)) continue;
+  for (const f of fs.readdirSync(base, { recursive: true }).map(String).sort()) {
+    if (f.endsWith('.test.js') && (!filter || f.includes(filter))) files.push(path.join(base, f));
+  }
+}
+if (files.length === 0) {
+  console.error('no test files found: run the build first (npm run setup)');
+  process.exit(1);
+}
+// One file at a time: integration tests start VMs and many containers on a 2-core machine.
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+  stdio: 'inherit',
+});
+process.exit(r.status ?? 1);

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# hull's one set-up script: Debian packages, npm packages, the build, the guest kernel and
+# init, and the offline busybox base image. Idempotent; quick when everything is there.
+# Run as root on Debian 12. HULL_SETUP_QUIET=1 silences the progress lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+BUILD=$REPO/build
+say() { [ "${HULL_SETUP_QUIET:-}" = 1 ] || printf '[setup] %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- Debian packages
+# runtime: crun runc conmon (containers), qemu-system-x86 erofs-utils (VMs), busybox-static (base image)
+# tests and benchmarks: podman skopeo docker-registry hyperfine (independent peers)
+# guest kernel build: linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils
+PKGS=(crun runc conmon qemu-system-x86 erofs-utils busybox-static attr iproute2 util-linux procps
+      podman skopeo docker-registry golang-github-containers-common hyperfine
+      linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils build-essential)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The docker-registry package starts a registry on :5000 through its init script; hull's tests
+# run their own on free ports, so a packaged one is not needed (and is left alone).
+
+# ---------------------------------------------------------------- npm packages and the build
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi
+stamp=dist/.build-stamp
+if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -newer "$stamp" -type f 2>/dev/null | head -n1)" ]; then
+  say "building TypeScript"
+  npx tsc -p tsconfig.json
+  touch "$stamp"
+fi
+
+# ---------------------------------------------------------------- guest kernel and init (VM wall)
+mkdir -p "$BUILD"
+if [ -f scripts/build-guest-kernel.sh ]; then bash scripts/build-guest-kernel.sh; fi
+if [ -f scripts/build-guest-init.sh ]; then bash scripts/build-guest-init.sh; fi
+
+# ---------------------------------------------------------------- offline base image
+bash scripts/make-busybox-rootfs.sh "$BUILD/images"
+ROOT=${HULL_ROOT:-/var/lib/hull}
+if [ "${HULL_SETUP_SKIP_IMAGE:-}" != 1 ] && ! "$REPO/bin/hull" --root "$ROOT" image inspect busybox:latest >/dev/null 2>&1; then
+  say "importing busybox:latest into $ROOT"
+  bash scripts/import-busybox.sh "$ROOT"
+fi
+say "ready"

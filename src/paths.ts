@@ -1,0 +1,38 @@
+import path from 'node:path';
+
+/** Default state root, like /var/lib/docker. Moved with `--root` or HULL_ROOT. */
+export const DEFAULT_ROOT = '/var/lib/hull';
+
+/** Where every piece of hull's on-disk state lives under one root. */
+export interface RootLayout {
+  root: string;
+  /** SQLite metadata database. */
+  db: string;
+  /** Content-addressed blobs: blobs/sha256/<hex>. */
+  blobs: string;
+  /** Unpacked layers, one read-only directory per diff id: layers/<hex>. */
+  layers: string;
+  /** Per-container state: containers/<id>/ (bundle, upper dir, logs). */
+  containers: string;
+  /** Per-image VM root disks: vmdisks/<image-id-hex>.erofs. */
+  vmdisks: string;
+  /** Scratch space on the same filesystem, so renames into place are atomic. */
+  tmp: string;
+}
+
+export function resolveRoot(explicit?: string): string {
+  const r = explicit ?? process.env.HULL_ROOT ?? DEFAULT_ROOT;
+  return path.resolve(r);
+}
+
+export function layout(root: string): RootLayout {
+  return {
+    root,
+    db: path.join(root, 'hull.db'),
+    blobs: path.join(root, 'blobs'),
+    layers: path.join(root, 'layers'),
+    containers: path.join(root, 'containers'),
+    vmdisks: path.join(root, 'vmdisks'),
+    tmp: path.join(root, 'tmp'),
+  };
+}

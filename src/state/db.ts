@@ -1,0 +1,137 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+export type DB = Database.Database;
+
+/**
+ * The schema, one migration per entry; `PRAGMA user_version` says how many have run.
+ * Append new migrations; never edit one that has shipped.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE images (
+    id              TEXT PRIMARY KEY,          -- config digest, sha256:<hex>
+    manifest_digest TEXT NOT NULL,             -- digest of the manifest as stored in blobs/
+    manifest_media_type TEXT NOT NULL,
+    config_json     TEXT NOT NULL,             -- the image config, verbatim
+    created         TEXT,                      -- image config 'created' (RFC 3339) if any
+    os              TEXT NOT NULL DEFAULT 'linux',
+    architecture    TEXT NOT NULL DEFAULT 'amd64',
+    size            INTEGER NOT NULL DEFAULT 0, -- sum of unpacked layer sizes, bytes
+    added_at        TEXT NOT NULL
+  );
+  -- Layers of each image, bottom first.
+  CREATE TABLE image_layers (
+    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL,
+    diff_id     TEXT NOT NULL,                 -- sha256 of the uncompressed tar
+    blob_digest TEXT NOT NULL,                 -- digest of the blob as in the manifest
+    media_type  TEXT NOT NULL,
+    blob_size   INTEGER NOT NULL,
+    PRIMARY KEY (image_id, idx)
+  );
+  CREATE INDEX image_layers_diff ON image_layers(diff_id);
+  -- Unpacked layer directories (layers/<hex of diff_id>), present only once complete.
+  CREATE TABLE layers (
+    diff_id     TEXT PRIMARY KEY,
+    size        INTEGER NOT NULL,              -- bytes of file data unpacked
+    unpacked_at TEXT NOT NULL
+  );
+  -- Tags: fully qualified 'registry/repo:tag' -> image.
+  CREATE TABLE tags (
+    name     TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+  );
+  CREATE INDEX tags_image ON tags(image_id);
+  -- Repo digests: 'registry/repo@sha256:<manifest>' -> image.
+  CREATE TABLE repo_digests (
+    name     TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+  );
+  CREATE INDEX repo_digests_image ON repo_digests(image_id);
+
+  CREATE TABLE containers (
+    id          TEXT PRIMARY KEY,              -- 64 hex
+    name        TEXT NOT NULL UNIQUE,
+    image_id    TEXT NOT NULL,                 -- no FK: rmi -f may remove an image in use
+    image_ref   TEXT NOT NULL,                 -- as the user wrote it
+    isolation   TEXT NOT NULL CHECK (isolation IN ('container','vm')),
+    runtime     TEXT NOT NULL,                 -- crun | runc | runsc | qemu
+    status      TEXT NOT NULL,                 -- created | running | exited | dead | removing
+    spec_json   TEXT NOT NULL,                 -- the validated run options
+    runtime_json TEXT NOT NULL DEFAULT '{}',   -- wall-specific facts (accel, cgroup path, ...)
+    pid         INTEGER NOT NULL DEFAULT 0,
+    exit_code   INTEGER,
+    oom_killed  INTEGER NOT NULL DEFAULT 0,
+    error       TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    restart_count INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX containers_image ON containers(image_id);
+
+  CREATE TABLE events (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_ns  INTEGER NOT NULL,
+    type     TEXT NOT NULL,                    -- container | image
+    action   TEXT NOT NULL,                    -- create | start | die | destroy | pull | tag ...
+    actor_id TEXT NOT NULL,
+    attrs    TEXT NOT NULL DEFAULT '{}'
+  );
+
+  -- Key/value facts about the host and settings (e.g. last contrast run).
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+];
+
+const cache = new Map<string, DB>();
+
+/**
+ * Open (and migrate) the database at `file`. WAL mode and a busy timeout make it safe for
+ * many hull processes at once: writers queue, readers never block.
+ */
+export function openDb(file: string): DB {
+  const hit = cache.get(file);
+  if (hit && hit.open) return hit;
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o711 });
+  const db = new Database(file, { timeout: 30_000 });
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  cache.set(file, db);
+  return db;
+}
+
+function migrate(db: DB): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current >= MIGRATIONS.length) return;
+  // BEGIN IMMEDIATE takes the write lock first, so two processes never migrate at once.
+  const run = db.transaction(() => {
+    const v = db.pragma('user_version', { simple: true }) as number;
+    for (let i = v; i < MIGRATIONS.length; i++) db.exec(MIGRATIONS[i]!);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  });
+  run.immediate();
+}
+
+/** Record an event (docker `events` shape: type, action, actor). */
+export function addEvent(db: DB, type: string, action: string, actorId: string, attrs: Record<string, string> = {}): void {
+  const ns = BigInt(Date.now()) * 1_000_000n;
+  db.prepare('INSERT INTO events (time_ns, type, action, actor_id, attrs) VALUES (?, ?, ?, ?, ?)').run(
+    ns,
+    type,
+    action,
+    actorId,
+    JSON.stringify(attrs),
+  );
+}
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}

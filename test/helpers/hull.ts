@@ -1,0 +1,76 @@
+/**
+ * Test helpers: a throw-away hull root per test file, the CLI run as a real process, and the
+ * offline busybox image imported into that root. Integration tests never touch /var/lib/hull.
+ */
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const HULL_BIN = path.join(REPO, 'bin', 'hull');
+export const BUSYBOX_ROOTFS = path.join(REPO, 'build', 'images', 'busybox-rootfs.tar');
+
+export interface TempRoot {
+  root: string;
+  /** Remove the root (after the test has checked nothing is left running in it). */
+  cleanup(): void;
+}
+
+export function makeTempRoot(prefix = 'hull-test-'): TempRoot {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return {
+    root,
+    cleanup() {
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `hull --root ROOT ...args` to completion. */
+export function hull(root: string, args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): RunResult {
+  const r: SpawnSyncReturns<string> = spawnSync(HULL_BIN, ['--root', root, ...args], {
+    input: opts.input,
+    encoding: 'utf8',
+    env: { ...process.env, ...opts.env },
+    timeout: opts.timeoutMs ?? 120_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.error) throw r.error;
+  return { code: r.status ?? (r.signal ? 128 + os.constants.signals[r.signal] : 1), stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Async variant, for running many at once. */
+export function hullAsync(root: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(HULL_BIN, ['--root', root, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.on('error', reject);
+    c.on('close', (code, sig) => resolve({ code: code ?? (sig ? 128 + os.constants.signals[sig] : 1), stdout, stderr }));
+  });
+}
+
+/** Import the offline busybox image (made by set-up) into `root` as busybox:latest. */
+export function importBusybox(root: string): void {
+  const r = spawnSync('bash', [path.join(REPO, 'scripts', 'import-busybox.sh'), root], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`importing busybox failed: ${r.stderr}`);
+}
+
+/** Mount points under `dir` still listed in /proc/self/mountinfo. */
+export function mountsUnder(dir: string): string[] {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m.startsWith(dir));
+}
