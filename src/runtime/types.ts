@@ -1,0 +1,133 @@
+/**
+ * The contract both walls implement. The engine (src/engine/) turns an image config plus run
+ * options into an InstanceSpec, picks a wall, and drives it through this interface only.
+ *
+ * Shared between the container wall (runtime/container/) and the VM wall (runtime/vm/):
+ * extend compatibly (new optional members), never break one wall for the other.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { ImageConfig } from '../oci/types.js';
+
+export type Wall = 'container' | 'vm';
+
+export interface MountSpec {
+  type: 'bind' | 'tmpfs';
+  /** Host path for bind mounts. */
+  source?: string;
+  /** Absolute path inside the instance. */
+  destination: string;
+  readOnly: boolean;
+  /** Extra options, e.g. tmpfs 'size=64m', 'mode=1777'. */
+  options?: string[];
+}
+
+export interface Ulimit {
+  /** e.g. 'nofile', 'nproc' (docker names, without RLIMIT_). */
+  name: string;
+  soft: number;
+  hard: number;
+}
+
+/** Everything a wall needs to start one instance. Built by the engine, validated there. */
+export interface InstanceSpec {
+  /** 64 hex. */
+  id: string;
+  name: string;
+  /** containers/<id>: the wall's private state directory (bundle, upper dir, logs, sockets). */
+  dir: string;
+  image: {
+    id: string;
+    /** Unpacked layer directories, bottom layer first. */
+    lowerDirs: string[];
+    config: ImageConfig;
+  };
+  process: {
+    /** argv, resolved from entrypoint + cmd. */
+    args: string[];
+    /** KEY=VALUE, image env overridden by -e. */
+    env: string[];
+    /** Absolute working directory. */
+    cwd: string;
+    /** As given with -u or the image's User: 'name', 'uid', 'uid:gid', 'name:group'. Empty = root. */
+    user: string;
+    terminal: boolean;
+    /** Keep stdin open (-i). */
+    stdin: boolean;
+  };
+  hostname: string;
+  resources: {
+    /** Hard memory limit in bytes (-m). For VMs: guest RAM. */
+    memoryBytes?: number;
+    /** Memory + swap in bytes (--memory-swap); -1 unlimited. */
+    memorySwapBytes?: number;
+    /** CPU quota in 1e-9 CPUs (--cpus 1.5 = 1.5e9). For VMs: vCPUs, rounded up. */
+    nanoCpus?: number;
+    /** Max processes (--pids-limit). */
+    pidsLimit?: number;
+  };
+  readOnlyRootfs: boolean;
+  mounts: MountSpec[];
+  network: 'none' | 'host';
+  capAdd: string[];
+  capDrop: string[];
+  noNewPrivileges: boolean;
+  seccomp: 'default' | 'unconfined';
+  ulimits: Ulimit[];
+  /** Run a tiny init as pid 1 that reaps zombies and forwards signals (--init). */
+  init: boolean;
+  /** OCI runtime for containers: crun | runc | runsc. Ignored by the VM wall. */
+  runtime: string;
+  vm?: {
+    /** Accelerator: auto picks KVM when a probe shows it works, TCG otherwise. */
+    accel: 'auto' | 'kvm' | 'tcg';
+  };
+}
+
+export interface ExitInfo {
+  exitCode: number;
+  oomKilled: boolean;
+  /** Why the instance could not run, when it never started its process. */
+  error?: string;
+}
+
+export interface Stdio {
+  stdin?: Readable | null;
+  stdout: Writable;
+  stderr: Writable;
+}
+
+export type InstanceState =
+  | { running: true; pid: number }
+  | { running: false; exit: ExitInfo };
+
+export interface Usage {
+  /** Host memory charged to the instance, bytes (cgroup usage; for VMs the QEMU process). */
+  memoryBytes: number;
+  memoryLimitBytes: number;
+  /** CPU time used, nanoseconds. */
+  cpuNs: number;
+  pids: number;
+}
+
+/** One wall. Implementations are private; factories return this interface. */
+export interface Isolation {
+  readonly wall: Wall;
+  /**
+   * Foreground run: attached to `stdio`, no monitor; resolves with the exit once the process
+   * ended and everything the wall set up is gone again.
+   */
+  runAttached(spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void): Promise<ExitInfo>;
+  /** Detached start under a monitor that outlives the caller; output goes to the instance log. */
+  startDetached(spec: InstanceSpec): Promise<{ pid: number; facts?: Record<string, unknown> }>;
+  /** Current state, from the monitor's files; never blocks on the instance. */
+  state(spec: InstanceSpec): Promise<InstanceState>;
+  /** Send a signal ('SIGTERM', 'KILL', '9', ...) to the instance's main process. */
+  kill(spec: InstanceSpec, signal: string): Promise<void>;
+  /** Graceful stop (SIGTERM or guest shutdown), then a hard stop after `timeoutSec`. */
+  stop(spec: InstanceSpec, timeoutSec: number): Promise<void>;
+  /** Run another process in the running instance; resolves with its exit code. */
+  exec(spec: InstanceSpec, proc: { args: string[]; env: string[]; cwd?: string; user?: string; terminal: boolean; stdin: boolean }, stdio: Stdio): Promise<number>;
+  usage(spec: InstanceSpec): Promise<Usage>;
+  /** Remove every trace (processes, mounts, cgroups, sockets, upper dirs). Idempotent. */
+  cleanup(spec: InstanceSpec): Promise<void>;
+}
