@@ -1,0 +1,130 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type { ContentStore } from '../content/store.js';
+import { HullError, invalid } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import { type RegistryClient, sleep } from './client.js';
+import { drain, isTransientNetworkError, type HttpResponse } from './http.js';
+
+/**
+ * Blob download into the content store, verified while it streams: the bytes are hashed and
+ * counted on the way to a temp file beside the blobs and renamed into place only when digest
+ * and size match. A connection that breaks mid-blob is resumed with a Range request (the hash
+ * state is kept), or restarted when the server ignores the range. On any failure the temp
+ * file is removed: nothing half-made is kept.
+ */
+export interface BlobTarget {
+  /** Repository path inside the registry: library/alpine. */
+  repo: string;
+  digest: Digest;
+  /** Exact size in bytes from the descriptor. */
+  size: number;
+  /** Names the blob in errors: "layer 2 of alpine:3.20". */
+  what: string;
+}
+
+/** Bytes gathered before one write to disk. */
+const WRITE_BATCH = 1024 * 1024;
+
+/** Fetch a blob into `content`. `onBytes(total)` reports progress. Resolves when the blob is in place. */
+export async function downloadBlob(client: RegistryClient, content: ContentStore, t: BlobTarget, onBytes?: (done: number) => void): Promise<void> {
+  const tmp = content.tempPath('pull');
+  const fh = await fs.promises.open(tmp, 'wx', 0o600);
+  let committed = false;
+  try {
+    let hash = crypto.createHash('sha256');
+    let written = 0;
+    let failures = 0;
+    for (;;) {
+      const headers: Record<string, string> = {};
+      if (written > 0) headers.Range = `bytes=${written}-`;
+      const res = await client.request({ method: 'GET', path: `/v2/${t.repo}/blobs/${t.digest}`, headers, scopes: [`repository:${t.repo}:pull`] });
+      if (res.status === 206 && written > 0 && rangeStart(res) === written) {
+        // resumed where we were
+      } else if (res.status === 200 || (res.status === 206 && written === 0 && rangeStart(res) === 0)) {
+        if (written > 0) {
+          await fh.truncate(0);
+          hash = crypto.createHash('sha256');
+          written = 0;
+        }
+      } else {
+        if (res.status === 206 || res.status === 416) drain(res);
+        if (res.status === 206 || res.status === 416) throw new HullError('UNAVAILABLE', `${t.what}: the registry answered a range request wrongly (${res.status})`);
+        await client.fail(res, `${t.what} (${t.digest})`);
+      }
+      try {
+        written = await receive(res, fh, hash, written, t, onBytes);
+        break;
+      } catch (e) {
+        const got = (e as { written?: unknown }).written;
+        if (typeof got === 'number') written = got;
+        if (e instanceof HullError || !isTransientNetworkError(e) || failures >= client.retries) {
+          if (e instanceof HullError) throw e;
+          throw new HullError('UNAVAILABLE', `${t.what}: download failed after ${written} of ${t.size} bytes: ${(e as Error).message}`, { cause: e });
+        }
+        failures++;
+        const d = client.backoff(failures);
+        client.noteRetry(`blob ${t.digest}`, failures, d, (e as Error).message);
+        await sleep(d);
+      }
+    }
+    if (written !== t.size) throw invalid(`${t.what}: size mismatch: got ${written} bytes, expected ${t.size}`);
+    const got = `sha256:${hash.digest('hex')}`;
+    if (got !== t.digest) throw invalid(`${t.what}: digest mismatch: content hashes to ${got}, expected ${t.digest}`);
+    await fh.sync();
+    await fh.close();
+    await fs.promises.rename(tmp, content.path(t.digest));
+    committed = true;
+  } finally {
+    if (!committed) {
+      await fh.close().catch(() => undefined);
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+}
+
+function rangeStart(res: HttpResponse): number | undefined {
+  const m = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Stream a response body into the file, hashing; returns the new total written. */
+async function receive(res: HttpResponse, fh: fs.promises.FileHandle, hash: crypto.Hash, start: number, t: BlobTarget, onBytes?: (n: number) => void): Promise<number> {
+  let written = start;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = async () => {
+    if (pendingBytes === 0) return;
+    const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    let off = 0;
+    while (off < buf.length) {
+      const { bytesWritten } = await fh.write(buf, off, buf.length - off, null);
+      off += bytesWritten;
+    }
+  };
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      if (written + chunk.length > t.size) {
+        throw invalid(`${t.what}: size mismatch: the registry sent more than the expected ${t.size} bytes`);
+      }
+      hash.update(chunk);
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      written += chunk.length;
+      if (pendingBytes >= WRITE_BATCH) {
+        await flush();
+        onBytes?.(written);
+      }
+    }
+  } catch (e) {
+    res.body.destroy();
+    // Keep what arrived intact so a Range request can continue after it.
+    await flush();
+    throw Object.assign(e as Error, { written });
+  }
+  await flush();
+  onBytes?.(written);
+  return written;
+}
