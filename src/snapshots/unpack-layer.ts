@@ -1,0 +1,162 @@
+/**
+ * Turn a layer blob of the content store into its read-only directory layers/<diff id hex>:
+ * the blob is re-hashed while read (digest and size), decompressed by sniffing its magic
+ * (gzip, zstd or plain, whatever the media type claims), the uncompressed stream hashed
+ * against the diff id, unpacked into a temp dir and renamed into place only when all three
+ * check out. Two processes unpacking the same layer both succeed: the first rename wins and
+ * the other removes its copy.
+ */
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Duplex, PassThrough, Transform, type Readable } from 'node:stream';
+import { HullError, invalid } from '../errors.js';
+import type { ContentStore } from '../content/store.js';
+import { type Digest, hex } from '../oci/digest.js';
+import { unpackTar, type UnpackResult } from './unpack.js';
+
+export interface LayerBlob {
+  /** sha256 of the uncompressed tar (config rootfs.diff_ids). */
+  diffId: Digest;
+  /** Digest of the blob as stored (the manifest's layer digest). */
+  blobDigest: Digest;
+  /** Exact blob size in bytes. */
+  blobSize: number;
+}
+
+export interface UnpackedLayer {
+  dir: string;
+  /** Bytes of file data in the layer. */
+  size: number;
+  /** False when another process (or an earlier run) put the directory in place first. */
+  created: boolean;
+  warnings: string[];
+}
+
+/** Counts and hashes what flows through. */
+export class HashTap extends Transform {
+  readonly hash = crypto.createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null, d?: Buffer) => void): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+  digest(): Digest {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+}
+
+export type Compression = 'gzip' | 'zstd' | 'none';
+
+/** Compression of a blob from its first bytes. */
+export function sniffCompression(head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  return 'none';
+}
+
+/** A decompressing stream for `c`, loading zlib or spawning zstd only when needed. */
+export async function decompressor(c: Compression, what: string): Promise<Duplex> {
+  if (c === 'none') return new PassThrough({ highWaterMark: 1 << 20 });
+  if (c === 'gzip') {
+    const zlib = await import('node:zlib');
+    return zlib.createGunzip({ chunkSize: 1 << 18 });
+  }
+  return zstdStream(what);
+}
+
+function zstdStream(what: string): Duplex {
+  const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const d = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  child.on('error', (e) =>
+    d.destroy(new HullError('UNAVAILABLE', `${what}: zstd-compressed layer needs the zstd program: ${e.message}`, { hint: 'apt-get install zstd' })),
+  );
+  child.on('close', (code) => {
+    if (code !== 0) d.destroy(invalid(`${what}: corrupt zstd stream (${stderr.trim() || `exit ${code}`})`));
+  });
+  return d;
+}
+
+/**
+ * Unpack an uncompressed-or-compressed tar stream into a fresh temp dir under `tmpDir`,
+ * hashing both sides. Resolves with the temp dir and the computed digests; the caller verifies
+ * and renames (or removes). On error the temp dir is removed.
+ */
+export async function unpackToTemp(
+  src: Readable,
+  compression: Compression,
+  tmpDir: string,
+  what: string,
+): Promise<{ tmp: string; blob: { digest: Digest; size: number }; diffId: Digest; result: UnpackResult }> {
+  const tmp = path.join(tmpDir, `layer-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+  fs.mkdirSync(tmp, { mode: 0o755 });
+  try {
+    const blobTap = new HashTap();
+    const tarTap = new HashTap();
+    const dec = await decompressor(compression, what);
+    const onErr = (e: Error) => tarTap.destroy(e);
+    src.on('error', onErr);
+    blobTap.on('error', onErr);
+    dec.on('error', onErr);
+    src.pipe(blobTap).pipe(dec).pipe(tarTap);
+    const result = await unpackTar(tarTap, tmp, { what });
+    return { tmp, blob: { digest: blobTap.digest(), size: blobTap.bytes }, diffId: tarTap.digest(), result };
+  } catch (e) {
+    src.destroy();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Rename a verified temp layer into layers/<hex>; false when one was there already. */
+export function placeLayer(tmp: string, dir: string): boolean {
+  try {
+    fs.renameSync(tmp, dir);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+/** Unpack a stored layer blob into `layersDir/<diff id hex>` (see the file comment). */
+export async function unpackLayerBlob(
+  content: ContentStore,
+  layer: LayerBlob,
+  dirs: { layers: string; tmp: string },
+  what: string,
+): Promise<UnpackedLayer> {
+  const dir = path.join(dirs.layers, hex(layer.diffId));
+  fs.mkdirSync(dirs.layers, { recursive: true, mode: 0o755 });
+  const blobPath = content.path(layer.blobDigest);
+  let fd: number;
+  try {
+    fd = fs.openSync(blobPath, 'r');
+  } catch {
+    throw invalid(`${what}: blob ${layer.blobDigest} is missing from the content store`);
+  }
+  const head = Buffer.alloc(4);
+  let n: number;
+  try {
+    n = fs.readSync(fd, head, 0, 4, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const src = fs.createReadStream(blobPath, { highWaterMark: 1 << 20 });
+  const { tmp, blob, diffId, result } = await unpackToTemp(src, sniffCompression(head.subarray(0, n)), dirs.tmp, what);
+  const fail = (msg: string) => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    return invalid(`${what}: ${msg}`);
+  };
+  if (blob.size !== layer.blobSize) throw fail(`size mismatch: blob ${layer.blobDigest} is ${blob.size} bytes, the manifest says ${layer.blobSize}`);
+  if (blob.digest !== layer.blobDigest) throw fail(`digest mismatch: blob hashes to ${blob.digest}, the manifest says ${layer.blobDigest}`);
+  if (diffId !== layer.diffId) throw fail(`diff id mismatch: uncompressed layer hashes to ${diffId}, the config says ${layer.diffId}`);
+  const created = placeLayer(tmp, dir);
+  return { dir, size: result.size, created, warnings: result.warnings };
+}
