@@ -24,6 +24,11 @@ export interface FetchOptions {
   /** Layer downloads at once. Default 3. */
   concurrency?: number;
   onEvent?: ProgressListener;
+  /**
+   * Called once per layer when its blob is in the store (fetched now or already there), with
+   * its diff id from the config; the pull uses it to unpack layers while others download.
+   */
+  onLayer?: (layer: Descriptor & { digest: Digest }, diffId: Digest, index: number) => void;
 }
 
 export interface FetchedImage {
@@ -35,6 +40,8 @@ export interface FetchedImage {
   config: ImageConfig;
   /** Bytes fetched over the network for blobs (layers and config). */
   bytesFetched: number;
+  /** Layer digests fetched now (the others were in the store already). */
+  fetchedLayers: Set<Digest>;
 }
 
 /** GET a manifest by tag or digest, verified against `expect` (a digest reference or an index entry). */
@@ -127,6 +134,7 @@ export async function fetchImage(client: RegistryClient, ref: Reference, content
     emit({ type: 'blob', id: shortId(l.digest), digest: l.digest, size: l.size, status: present ? 'exists' : 'waiting' });
   }
   // The same blob may be listed twice (empty layers): fetch each digest once.
+  const fetchedLayers = new Set<Digest>();
   const unique = [...new Map(layers.map((l) => [l.digest, l])).values()];
   await pool(unique, opts.concurrency ?? 3, async (l, i) => {
     const id = shortId(l.digest);
@@ -137,14 +145,17 @@ export async function fetchImage(client: RegistryClient, ref: Reference, content
         emit({ type: 'blob', id, digest: l.digest, size: l.size, status: 'downloading', current: n });
       }
     });
-    void i;
     if (fetched) {
+      fetchedLayers.add(l.digest as Digest);
       emit({ type: 'blob', id, digest: l.digest, size: l.size, status: 'verifying' });
       emit({ type: 'blob', id, digest: l.digest, size: l.size, status: 'downloaded' });
     }
+    const idx = layers.indexOf(l);
+    opts.onLayer?.(l as Descriptor & { digest: Digest }, config.rootfs.diff_ids[idx] as Digest, idx);
+    void i;
   });
 
   // Manifests last: the child before the index, each verified against its digest again.
   for (const m of keep.reverse()) content.putBuffer(m.body, { digest: m.digest, what: `manifest ${m.digest}` });
-  return { repoDigest: top.digest, manifestDigest: man.digest, manifestMediaType: man.fetched.mediaType, manifest, config, bytesFetched };
+  return { repoDigest: top.digest, manifestDigest: man.digest, manifestMediaType: man.fetched.mediaType, manifest, config, bytesFetched, fetchedLayers };
 }

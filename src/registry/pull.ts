@@ -1,0 +1,100 @@
+import type { Credentials } from './credentials.js';
+import { ImageStore, type ImageRecord } from '../images/store.js';
+import { familiarString, formatReference, parseReference, repository } from '../images/reference.js';
+import { isDigest, shortId, type Digest } from '../oci/digest.js';
+import { RegistryClient } from './client.js';
+import type { ProgressEvent, ProgressListener } from './events.js';
+import { fetchImage } from './fetch-image.js';
+import { hostPlatform, parsePlatform } from './platform.js';
+import { renderProgress } from './progress.js';
+
+/**
+ * `hull pull`: fetch an image from its registry into the hull root and record it, as docker
+ * does. Layers are unpacked one after another while the others still download.
+ */
+export interface PullOptions {
+  /** os/arch[/variant] to choose from a multi-platform index. Default: the host's (linux/amd64 here). */
+  platform?: string;
+  /** Print nothing to `out` (the CLI then prints only the reference). Default false. */
+  quiet?: boolean;
+  /** Where docker-style progress goes (bars when it is a TTY, plain lines otherwise). Default: nowhere. */
+  out?: NodeJS.WritableStream;
+  /** Receives every progress event (the API server streams these). */
+  onEvent?: ProgressListener;
+  /** Registries allowed over plain http besides loopback. Default: $HULL_INSECURE_REGISTRIES. */
+  insecure?: string[];
+  /** Credentials to use; null for anonymous. Default: looked up for the registry. */
+  credentials?: Credentials | null;
+  /** Layer downloads at once. Default 3. */
+  concurrency?: number;
+}
+
+export interface PullResult {
+  image: ImageRecord;
+  /** The digest the reference resolved to on the registry (docker's "Digest:"). */
+  digest: Digest;
+  /** True when the local image already was this one. */
+  upToDate: boolean;
+}
+
+export async function pullImage(root: string, ref: string, opts: PullOptions = {}): Promise<PullResult> {
+  const explicitTag = parseReference(ref, { defaultTag: false });
+  const r = parseReference(ref);
+  const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
+  const listeners: ProgressListener[] = [];
+  if (opts.onEvent) listeners.push(opts.onEvent);
+  const renderer = opts.out && !opts.quiet ? renderProgress(opts.out) : undefined;
+  if (renderer) listeners.push(renderer.listener);
+  const emit = (e: ProgressEvent) => {
+    for (const l of listeners) l(e);
+  };
+  try {
+    const store = ImageStore.open(root);
+    emit({ type: 'start', op: 'pull', reference: familiarString(r), repository: r.path, tagOrDigest: r.digest ?? r.tag!, defaultTag: !explicitTag.tag && !explicitTag.digest });
+    const client = new RegistryClient({
+      domain: r.domain,
+      insecure: opts.insecure,
+      credentials: opts.credentials,
+      onRetry: (i) => emit({ type: 'retry', what: i.url, attempt: i.attempt, delayMs: i.delayMs, reason: i.reason }),
+    });
+    const before = store.tryResolve(formatReference(r));
+    // Unpack layers in order, one at a time, while the rest download.
+    let unpacking: Promise<unknown> = Promise.resolve();
+    let unpackError: unknown;
+    const fetched = await fetchImage(client, r, store.content, {
+      platform,
+      platformExplicit: opts.platform !== undefined,
+      concurrency: opts.concurrency,
+      onEvent: emit,
+      onLayer: (l, diffId, i) => {
+        if (!isDigest(diffId)) return; // commitImage reports it
+        unpacking = unpacking
+          .then(() => store.ensureLayer({ diffId, blobDigest: l.digest, mediaType: l.mediaType, blobSize: l.size }, `layer ${i + 1} (${diffId}) of ${familiarString(r)}`))
+          .catch((e) => {
+            unpackError ??= e;
+          });
+      },
+    });
+    await unpacking;
+    if (unpackError) throw unpackError;
+    const image = await store.commitImage({
+      manifestDigest: fetched.manifestDigest,
+      tags: r.tag && !r.digest ? [formatReference({ ...r, digest: undefined })] : [],
+      repoDigest: `${repository(r)}@${fetched.repoDigest}`,
+      action: 'pull',
+    });
+    for (const l of fetched.manifest.layers) {
+      if (fetched.fetchedLayers.has(l.digest as Digest)) emit({ type: 'blob', id: shortId(l.digest), digest: l.digest, size: l.size, status: 'complete' });
+    }
+    const upToDate = before !== undefined && before.manifestDigest === fetched.manifestDigest && fetched.bytesFetched === 0;
+    emit({ type: 'done', op: 'pull', reference: familiarString(r), digest: fetched.repoDigest, upToDate });
+    return { image, digest: fetched.repoDigest, upToDate };
+  } finally {
+    renderer?.finish();
+  }
+}
+
+/** The library/engine entry point: pull `ref` into `root` and return the recorded image. */
+export async function pull(root: string, ref: string, opts: PullOptions = {}): Promise<ImageRecord> {
+  return (await pullImage(root, ref, opts)).image;
+}
