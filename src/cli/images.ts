@@ -73,6 +73,48 @@ const importCmd: CommandDef = {
   },
 };
 
+const loadCmd: CommandDef = {
+  name: 'load',
+  usage: 'load [OPTIONS]',
+  summary: 'Load an image from a tar archive (docker save or OCI layout) or STDIN',
+  flags: [
+    { name: 'input', short: 'i', type: 'string', value: 'file', help: 'Read from tar archive file, instead of STDIN' },
+    { name: 'quiet', short: 'q', type: 'bool', help: 'Suppress the load output' },
+  ],
+  maxArgs: 0,
+  async run(ctx, p) {
+    const file = flagStr(p, 'input') ?? '-';
+    if (file === '-' && ctx.stdin.isTTY) throw invalid('requested load from stdin, but stdin is empty (use -i FILE)');
+    const { loadArchive } = await import('../images/load.js');
+    const { openInput } = await import('../images/stream-util.js');
+    const store = ImageStore.open(ctx.root);
+    const loaded = await loadArchive(store, openInput(file, ctx.stdin, 'load: input'), { what: file === '-' ? 'archive on stdin' : `archive ${file}` });
+    if (!flagBool(p, 'quiet')) {
+      for (const l of loaded) {
+        if (l.tags.length === 0) ctx.stdout.write(`Loaded image ID: ${l.image.id}\n`);
+        for (const t of l.tags) ctx.stdout.write(`Loaded image: ${t}\n`);
+      }
+    }
+    return 0;
+  },
+};
+
+const saveCmd: CommandDef = {
+  name: 'save',
+  usage: 'save [OPTIONS] IMAGE [IMAGE...]',
+  summary: 'Save one or more images to an OCI image-layout tar archive (with docker manifest.json) (streamed to STDOUT by default)',
+  flags: [{ name: 'output', short: 'o', type: 'string', value: 'file', help: 'Write to a file, instead of STDOUT' }],
+  minArgs: 1,
+  async run(ctx, p) {
+    const out = flagStr(p, 'output');
+    if (!out && ctx.stdout.isTTY) throw invalid('cowardly refusing to save to a terminal. Use the -o flag or redirect');
+    const { saveArchive } = await import('../images/save.js');
+    const store = ImageStore.open(ctx.root);
+    await saveArchive(store, p.args, out ?? ctx.stdout);
+    return 0;
+  },
+};
+
 const imagesCmd: CommandDef = {
   name: 'images',
   usage: 'images [OPTIONS] [REPOSITORY[:TAG]]',
@@ -241,4 +283,4 @@ const pruneCmd: CommandDef = {
   },
 };
 
-export const commands: CommandDef[] = [importCmd, imagesCmd, inspectCmd, tagCmd, rmiCmd, pruneCmd];
+export const commands: CommandDef[] = [importCmd, loadCmd, saveCmd, imagesCmd, inspectCmd, tagCmd, rmiCmd, pruneCmd];

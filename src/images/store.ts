@@ -254,6 +254,7 @@ export class ImageStore {
     }
     const id = cdigest;
     const action = opts.action ?? 'load';
+    let replaced: Digest[] = [];
     for (let attempt = 0; ; attempt++) {
       const sizes: number[] = [];
       for (const [i, l] of layers.entries()) sizes.push(await this.ensureLayer(l, `layer ${i + 1}/${layers.length} (${l.diffId}) of image ${shortId(id)}`));
@@ -263,6 +264,10 @@ export class ImageStore {
           // A concurrent rmi may have removed a layer between unpacking and now.
           if (layers.some((l) => !this.t.layer(l.diffId))) return false;
           const prev = this.t.image(id);
+          if (prev && prev.manifest_digest !== opts.manifestDigest) {
+            // Loaded again from another manifest: the old manifest and blobs may become garbage.
+            replaced = [prev.manifest_digest as Digest, ...this.t.layersOf(id).map((l) => l.blob_digest as Digest)];
+          }
           this.t.putImage(
             {
               id,
@@ -288,8 +293,10 @@ export class ImageStore {
         })
         .immediate();
       if (ok) break;
+      replaced = [];
       if (attempt >= 3) throw conflict(`image ${shortId(id)}: its layers keep being removed by another process; try again`);
     }
+    this.dropUnreferencedBlobs(replaced);
     return this.record(id)!;
   }
 
