@@ -18,6 +18,7 @@ const pullDef: CommandDef = {
   ],
   minArgs: 1,
   maxArgs: 1,
+  failureExit: 1,
   async run(ctx, p) {
     const { pullImage } = await import('../registry/pull.js');
     const ref = p.args[0]!;
@@ -36,6 +37,7 @@ const pushDef: CommandDef = {
   flags: [{ name: 'quiet', short: 'q', type: 'bool', help: 'Suppress verbose output' }, insecureFlag],
   minArgs: 1,
   maxArgs: 1,
+  failureExit: 1,
   async run(ctx, p) {
     const { push } = await import('../registry/push.js');
     const ref = p.args[0]!;
@@ -99,6 +101,7 @@ const loginDef: CommandDef = {
     insecureFlag,
   ],
   maxArgs: 1,
+  failureExit: 1,
   async run(ctx, p) {
     const { normaliseRegistryArg } = await import('../registry/hosts.js');
     const { saveCredentials } = await import('../registry/credentials.js');

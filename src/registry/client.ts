@@ -202,7 +202,7 @@ export class RegistryClient {
     if (!c) return undefined;
     if (c.scheme === 'bearer') return `Bearer ${await this.token(c, scopes, fresh)}`;
     if (c.scheme === 'basic') {
-      if (!this.creds) throw new HullError('PERMISSION_DENIED', `${this.endpoint.domain}: authentication required (run 'hull login ${this.endpoint.domain}')`);
+      if (!this.creds) throw new HullError('PERMISSION_DENIED', `${this.endpoint.domain}: unauthorized: authentication required`, { hint: `run 'hull login ${this.endpoint.domain}'` });
       return this.basic();
     }
     return undefined;
