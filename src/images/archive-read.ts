@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as TarStream from 'tar-stream';
 import type { ContentStore } from '../content/store.js';
-import { invalid } from '../errors.js';
+import { HullError, invalid } from '../errors.js';
 import { type Digest, sha256 } from '../oci/digest.js';
 import { cleanEntryName, symlinkTargetInside } from '../snapshots/unpack-paths.js';
 import { decompressor, sniffCompression } from '../snapshots/unpack-layer.js';
@@ -148,7 +148,7 @@ export async function readArchive(input: Readable, cs: ContentStore, what: strin
     ex.destroy();
     stream.destroy();
     await feeding;
-    throw wrapFeedError(feedErr ?? err, what);
+    throw wrapFeedError(err instanceof HullError ? err : (feedErr ?? err), what);
   }
   await feeding;
   if (feedErr) {

@@ -60,10 +60,11 @@ export async function unpackTar(src: Readable | AsyncIterable<Buffer>, dest: str
       await u.entry(entry as unknown as AsyncIterable<Buffer> & { header: TarStream.Header });
     }
   } catch (e) {
+    // Our own refusal (a HullError naming the entry) beats the 'premature close' it causes upstream.
     ex.destroy();
     if (typeof (src as Readable).destroy === 'function') (src as Readable).destroy();
     await feeding;
-    throw wrapFeedError(feedErr ?? e, what);
+    throw wrapFeedError(e instanceof HullError ? e : (feedErr ?? e), what);
   }
   await feeding;
   if (feedErr) throw wrapFeedError(feedErr, what);
