@@ -56,6 +56,8 @@ export interface TestRegistry {
   pid(): number;
   /** Access-log lines so far (combined log format). */
   accessLog(): string[];
+  /** The access log parsed: method, path and status of each completed request. */
+  requests(): Array<{ method: string; path: string; status: number }>;
   /** How many requests matched `method` and a path containing `pathPart`. */
   countRequests(method: string, pathPart: string): number;
   /** The file of a blob in the registry's storage. */
@@ -148,6 +150,12 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     storage,
     pid: () => proc.pid!,
     accessLog,
+    requests() {
+      return accessLog().flatMap((l) => {
+        const m = /"([A-Z]+) (\S+) HTTP\/[\d.]+" (\d{3})/.exec(l);
+        return m ? [{ method: m[1]!, path: m[2]!, status: Number(m[3]) }] : [];
+      });
+    },
     countRequests(method, pathPart) {
       return accessLog().filter((l) => {
         const m = /"([A-Z]+) (\S+) HTTP/.exec(l);
@@ -301,4 +309,43 @@ export async function buildTestImage(
   );
   const m = content.putBuffer(manifest);
   return { manifestDigest: m.digest, manifestSize: m.size, configDigest: cfg.digest, layerDigests: layers.map((l) => l.digest), layerSizes: layers.map((l) => l.size) };
+}
+
+/**
+ * A TCP proxy in front of a registry that limits how fast each connection's responses flow
+ * (bytes per second), so a test can act while a download is under way. When the registry goes
+ * away the proxied connections break, as they would without the proxy.
+ */
+export async function startThrottle(targetPort: number, bytesPerSecond: number): Promise<{ host: string; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const up = net.connect(targetPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(up);
+    client.pipe(up);
+    up.on('data', (chunk: Buffer) => {
+      client.write(chunk);
+      up.pause();
+      setTimeout(() => up.resume(), (chunk.length / bytesPerSecond) * 1000);
+    });
+    const end = () => {
+      client.destroy();
+      up.destroy();
+      sockets.delete(client);
+      sockets.delete(up);
+    };
+    up.on('close', end);
+    up.on('error', end);
+    client.on('close', end);
+    client.on('error', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    host: `127.0.0.1:${port}`,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }
