@@ -17,7 +17,7 @@ command -v podman >/dev/null || { echo "podman is missing (apt-get install podma
 work=$(mktemp -d /var/tmp/hull-bench-load.XXXXXX)
 cleanup() {
   # podman's overlay storage may hold mounts under its root: unmount them before removing.
-  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $work[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
