@@ -283,4 +283,7 @@ const pruneCmd: CommandDef = {
   },
 };
 
-export const commands: CommandDef[] = [importCmd, loadCmd, saveCmd, imagesCmd, inspectCmd, tagCmd, rmiCmd, pruneCmd];
+/** `hull image load|save|import|tag` are the same commands under the group (main.ts looks them up by full name). */
+const grouped = [importCmd, loadCmd, saveCmd, tagCmd].map((c) => ({ ...c, name: `image ${c.name}`, usage: `image ${c.usage}` }));
+
+export const commands: CommandDef[] = [importCmd, loadCmd, saveCmd, imagesCmd, inspectCmd, tagCmd, rmiCmd, pruneCmd, ...grouped];

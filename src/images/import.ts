@@ -58,6 +58,7 @@ export async function importRootfs(store: ImageStore, opts: ImportOptions): Prom
   const created = buildTime(opts.env);
   for (const c of opts.changes ?? []) applyChange({}, c);
 
+  store.content.sweepTemp(); // temp files and dirs of crashed loads (older than an hour)
   const { head, stream } = await peek(opts.input, 4);
   const dec = await decompressor(sniffCompression(head), what);
   const cs = store.content;

@@ -40,6 +40,7 @@ interface DockerArchiveEntry {
 
 export async function loadArchive(store: ImageStore, input: Readable, opts: { what?: string } = {}): Promise<Loaded[]> {
   const what = opts.what ?? 'archive';
+  store.content.sweepTemp(); // temp files and dirs of crashed loads (older than an hour)
   const written: Digest[] = [];
   try {
     const ar = await readArchive(input, store.content, what, written);

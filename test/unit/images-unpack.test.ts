@@ -202,6 +202,25 @@ test('a layer blob unpacks into layers/<diff id> once checks pass; mismatches le
   fs.rmSync(dir, { recursive: true });
 });
 
+test('a zstd-compressed layer unpacks through the zstd program', async (t) => {
+  if (spawnSync('sh', ['-c', 'command -v zstd']).status !== 0) return t.skip('zstd is not installed');
+  const dir = tmpdir();
+  const cs = store(dir);
+  const tar = await makeTar([{ name: 'z', data: 'zstd!' }]);
+  const z = spawnSync('zstd', ['-q', '-c'], { input: tar });
+  assert.equal(z.status, 0);
+  const blob = cs.putBuffer(z.stdout);
+  const u = await unpackLayerBlob(cs, { diffId: sha256(tar), blobDigest: blob.digest, blobSize: blob.size }, { layers: path.join(dir, 'layers'), tmp: cs.tmpDir }, 'layer z');
+  assert.equal(fs.readFileSync(path.join(u.dir, 'z'), 'utf8'), 'zstd!');
+  const bad = cs.putBuffer(Buffer.concat([z.stdout.subarray(0, 8), Buffer.alloc(64, 9)]));
+  await assert.rejects(
+    unpackLayerBlob(cs, { diffId: sha256(tar), blobDigest: bad.digest, blobSize: bad.size }, { layers: path.join(dir, 'layers'), tmp: cs.tmpDir }, 'layer y'),
+    /layer y: /,
+  );
+  assert.deepEqual(fs.readdirSync(cs.tmpDir), []);
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('placeLayer keeps the first of two racing copies', () => {
   const dir = tmpdir();
   const a = path.join(dir, 'a');
