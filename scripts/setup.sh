@@ -9,10 +9,10 @@ BUILD=$REPO/build
 say() { [ "${HULL_SETUP_QUIET:-}" = 1 ] || printf '[setup] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- Debian packages
-# runtime: crun runc conmon (containers), qemu-system-x86 erofs-utils (VMs), busybox-static (base image)
+# runtime: crun runc conmon tini (containers; tini for --init), qemu-system-x86 erofs-utils (VMs), busybox-static (base image)
 # tests and benchmarks: podman skopeo docker-registry hyperfine (independent peers), chromium (HTML report test)
 # guest kernel build: linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils
-PKGS=(crun runc conmon qemu-system-x86 erofs-utils busybox-static attr iproute2 util-linux procps
+PKGS=(crun runc conmon tini qemu-system-x86 erofs-utils busybox-static attr iproute2 util-linux procps
       podman skopeo docker-registry golang-github-containers-common hyperfine chromium
       linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils build-essential)
 missing=()

@@ -1,8 +1,96 @@
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { CommandDef } from './command.js';
 import { versionString } from '../version.js';
 
+/** What `hull info` reports (JSON with --format json). */
+async function gatherInfo(root: string): Promise<Record<string, unknown>> {
+  const { containerHostInfo } = await import('../runtime/container/index.js');
+  const h = containerHostInfo();
+  let containers = { total: 0, running: 0 };
+  let images = 0;
+  if (fs.existsSync(path.join(root, 'hull.db'))) {
+    const { openDb } = await import('../state/db.js');
+    const db = openDb(path.join(root, 'hull.db'));
+    const c = db.prepare("SELECT COUNT(*) AS total, SUM(status = 'running') AS running FROM containers").get() as { total: number; running: number | null };
+    containers = { total: c.total, running: c.running ?? 0 };
+    images = (db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n;
+  }
+  const cg = h.cgroup;
+  const cgroup =
+    cg.kind === 'v2'
+      ? { version: 2, layout: 'unified', mount: cg.mount }
+      : cg.kind === 'hybrid'
+        ? { version: 1, layout: 'hybrid', unified: cg.unified, unifiedControllers: cg.unifiedControllers, controllers: Object.keys(cg.controllers),
+            note: 'crun refuses hybrid mode: hull runs it in a private mount namespace with the cgroup2 mount unmounted' }
+        : { version: 1, layout: 'legacy', controllers: Object.keys(cg.controllers) };
+  const info: Record<string, unknown> = {
+    ServerVersion: versionString(),
+    HullRoot: root,
+    Containers: containers.total,
+    ContainersRunning: containers.running,
+    Images: images,
+    Isolations: ['container', 'vm'],
+    DefaultRuntime: 'crun',
+    Runtimes: h.runtimes,
+    Monitor: { conmon: h.conmon },
+    InitBinary: h.init,
+    Cgroup: cgroup,
+    Kernel: os.release(),
+    OperatingSystem: readOsName(),
+    Architecture: os.arch(),
+    NCPU: os.cpus().length,
+    MemTotal: os.totalmem(),
+  };
+  // The VM wall adds its facts (accelerator, guest kernel) when it provides them.
+  try {
+    const spec = '../runtime/vm/info.js';
+    const vm = (await import(spec)) as { vmHostInfo?: () => Promise<Record<string, unknown>> | Record<string, unknown> };
+    if (vm.vmHostInfo) info.VM = await vm.vmHostInfo();
+  } catch {
+    /* the VM wall does not report host facts (yet) */
+  }
+  return info;
+}
+
+function readOsName(): string {
+  try {
+    return /^PRETTY_NAME="?([^"\n]*)/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1] ?? os.type();
+  } catch {
+    return os.type();
+  }
+}
+
 export const commands: CommandDef[] = [
+  {
+    name: 'info',
+    usage: 'info [OPTIONS]',
+    summary: 'Display system-wide information: runtimes, cgroup layout, hull root, VM acceleration',
+    flags: [{ name: 'format', short: 'f', type: 'string', help: "'json' for JSON output" }],
+    maxArgs: 0,
+    async run(ctx, p) {
+      const info = await gatherInfo(ctx.root);
+      if (p.flags.get('format') === 'json') {
+        ctx.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+        return 0;
+      }
+      const lines: string[] = [];
+      const walk = (o: Record<string, unknown>, indent: string) => {
+        for (const [k, v] of Object.entries(o)) {
+          if (v && typeof v === 'object' && !Array.isArray(v)) {
+            lines.push(`${indent}${k}:`);
+            walk(v as Record<string, unknown>, `${indent}  `);
+          } else lines.push(`${indent}${k}: ${Array.isArray(v) ? v.join(', ') : v === null ? '(not found)' : String(v)}`);
+        }
+      };
+      walk(info, ' ');
+      ctx.stdout.write(`${lines.join('\n')}\n`);
+      return 0;
+    },
+  },
+  { name: 'system info', usage: 'system info', summary: 'Alias of info', flags: [{ name: 'format', short: 'f', type: 'string', help: "'json'" }], maxArgs: 0,
+    run: (ctx, p) => commands[0]!.run(ctx, p) },
   {
     name: 'version',
     usage: 'version',

@@ -130,4 +130,20 @@ export interface Isolation {
   usage(spec: InstanceSpec): Promise<Usage>;
   /** Remove every trace (processes, mounts, cgroups, sockets, upper dirs). Idempotent. */
   cleanup(spec: InstanceSpec): Promise<void>;
+  /**
+   * Optional. After a detached instance exited: read its final facts (exit code, OOM kill)
+   * and free what only a running instance needs (runtime state, cgroup), keeping its log and
+   * writable layer so that it can be inspected, restarted or removed later. Idempotent;
+   * resolves with undefined while the instance still runs.
+   */
+  release?(spec: InstanceSpec): Promise<ExitInfo | undefined>;
+}
+
+/** Options of a wall's factory (all optional). */
+export interface IsolationOptions {
+  /**
+   * Program and leading args the monitor of a detached instance runs after it exited; the
+   * instance id is appended. The engine passes its exit hook here (records the exit in SQLite).
+   */
+  exitCommand?: string[];
 }

@@ -1,0 +1,176 @@
+/**
+ * Docker-shaped views of a container row (pure): `inspect` JSON and `ps` summaries.
+ */
+import type { ContainerRow } from '../state/containers.js';
+import type { InstanceSpec } from '../runtime/types.js';
+import type { RunOptions } from './options.js';
+
+/** What the engine stores in containers.spec_json. */
+export interface StoredSpec {
+  opts: RunOptions;
+  spec: InstanceSpec;
+}
+
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** docker's State.Status values. */
+export function dockerStatus(row: ContainerRow): string {
+  if (row.status === 'removing') return 'removing';
+  if (row.status === 'dead') return 'dead';
+  return row.status;
+}
+
+export interface ContainerInspect {
+  Id: string;
+  Created: string;
+  Path: string;
+  Args: string[];
+  State: {
+    Status: string;
+    Running: boolean;
+    Paused: boolean;
+    Restarting: boolean;
+    OOMKilled: boolean;
+    Dead: boolean;
+    Pid: number;
+    ExitCode: number;
+    Error: string;
+    StartedAt: string;
+    FinishedAt: string;
+  };
+  Image: string;
+  Name: string;
+  RestartCount: number;
+  Driver: string;
+  Platform: string;
+  LogPath: string;
+  HostConfig: Record<string, unknown>;
+  Config: Record<string, unknown>;
+  Mounts: Record<string, unknown>[];
+  NetworkSettings: Record<string, unknown>;
+  /** hull's own facts: the wall and what it recorded (runtime, cgroup path, monitor pid). */
+  Hull: { Isolation: string; Runtime: string; Facts: Record<string, unknown> };
+}
+
+export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string): ContainerInspect {
+  const { spec, opts } = stored;
+  const running = row.status === 'running';
+  const facts = JSON.parse(row.runtime_json || '{}') as Record<string, unknown>;
+  const binds = spec.mounts.filter((m) => m.type === 'bind').map((m) => `${m.source}:${m.destination}${m.readOnly ? ':ro' : ''}`);
+  const tmpfs: Record<string, string> = {};
+  for (const m of spec.mounts.filter((x) => x.type === 'tmpfs')) tmpfs[m.destination] = (m.options ?? []).join(',');
+  const img = spec.image.config.config ?? {};
+  return {
+    Id: row.id,
+    Created: row.created_at,
+    Path: spec.process.args[0] ?? '',
+    Args: spec.process.args.slice(1),
+    State: {
+      Status: dockerStatus(row),
+      Running: running,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: row.oom_killed === 1,
+      Dead: row.status === 'dead',
+      Pid: running ? row.pid : 0,
+      ExitCode: row.exit_code ?? 0,
+      Error: row.error,
+      StartedAt: row.started_at ?? ZERO_TIME,
+      FinishedAt: row.finished_at ?? ZERO_TIME,
+    },
+    Image: row.image_id,
+    Name: `/${row.name}`,
+    RestartCount: row.restart_count,
+    Driver: row.isolation === 'vm' ? 'erofs' : 'overlay',
+    Platform: 'linux',
+    LogPath: logPath,
+    HostConfig: {
+      Binds: binds.length ? binds : null,
+      NetworkMode: spec.network,
+      AutoRemove: opts.rm ?? false,
+      Memory: spec.resources.memoryBytes ?? 0,
+      MemorySwap: spec.resources.memorySwapBytes ?? (spec.resources.memoryBytes ? spec.resources.memoryBytes * 2 : 0),
+      NanoCpus: spec.resources.nanoCpus ?? 0,
+      PidsLimit: spec.resources.pidsLimit ?? null,
+      ReadonlyRootfs: spec.readOnlyRootfs,
+      CapAdd: spec.capAdd.length ? spec.capAdd : null,
+      CapDrop: spec.capDrop.length ? spec.capDrop : null,
+      SecurityOpt: opts.securityOpt?.length ? opts.securityOpt : null,
+      Ulimits: spec.ulimits.length ? spec.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) : null,
+      Tmpfs: Object.keys(tmpfs).length ? tmpfs : null,
+      Init: spec.init,
+      Runtime: row.runtime,
+      Isolation: row.isolation,
+    },
+    Config: {
+      Hostname: spec.hostname,
+      User: opts.user ?? img.User ?? '',
+      Env: spec.process.env,
+      Cmd: opts.cmd?.length ? opts.cmd : (img.Cmd ?? null),
+      Entrypoint: opts.entrypoint !== undefined ? (opts.entrypoint === '' ? null : [opts.entrypoint]) : (img.Entrypoint ?? null),
+      Image: row.image_ref,
+      WorkingDir: opts.workdir ?? img.WorkingDir ?? '',
+      Tty: spec.process.terminal,
+      OpenStdin: spec.process.stdin,
+      Labels: img.Labels ?? {},
+      StopSignal: img.StopSignal ?? 'SIGTERM',
+    },
+    Mounts: spec.mounts
+      .filter((m) => m.type === 'bind')
+      .map((m) => ({ Type: 'bind', Source: m.source, Destination: m.destination, Mode: m.readOnly ? 'ro' : '', RW: !m.readOnly, Propagation: 'rprivate' })),
+    NetworkSettings: { Networks: { [spec.network]: {} } },
+    Hull: { Isolation: row.isolation, Runtime: row.runtime, Facts: facts },
+  };
+}
+
+export interface ContainerSummary {
+  Id: string;
+  Names: string[];
+  Image: string;
+  ImageID: string;
+  Command: string;
+  Created: number;
+  State: string;
+  Status: string;
+  Isolation: string;
+}
+
+/** docker ps STATUS column: 'Up 5 seconds', 'Exited (0) 2 minutes ago', 'Created'. */
+export function statusText(row: ContainerRow, now = Date.now()): string {
+  const since = (iso: string | null) => humanDuration(Math.max(0, now - Date.parse(iso ?? '')));
+  if (row.status === 'running') return `Up ${since(row.started_at)}`;
+  if (row.status === 'exited') return `Exited (${row.exit_code ?? 0}) ${since(row.finished_at)} ago`;
+  if (row.status === 'created') return 'Created';
+  if (row.status === 'removing') return 'Removal In Progress';
+  return 'Dead';
+}
+
+export function toSummary(row: ContainerRow, stored: StoredSpec, status: string): ContainerSummary {
+  return {
+    Id: row.id,
+    Names: [`/${row.name}`],
+    Image: row.image_ref,
+    ImageID: row.image_id,
+    Command: stored.spec.process.args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
+    Created: Math.floor(Date.parse(row.created_at) / 1000),
+    State: dockerStatus(row),
+    Status: status,
+    Isolation: row.isolation,
+  };
+}
+
+/** docker's units.HumanDuration (ms -> 'Less than a second', '5 seconds', 'About a minute', ...). */
+export function humanDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return 'N/A';
+  const s = Math.round(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  return `${Math.round(h / 24)} days`;
+}

@@ -1,0 +1,179 @@
+/**
+ * The pure builder: InstanceSpec + host facts -> OCI runtime-spec config.json (as an object).
+ * No I/O: everything the host decides (rootfs path, uid/gid, cgroup path, seccomp profile, hard
+ * rlimits, capability bounding set) comes in through `ConfigHost`.
+ */
+import type { InstanceSpec } from '../types.js';
+import { effectiveCaps } from './caps.js';
+import { convertSeccomp, type DockerSeccompProfile, type OciSeccomp } from './seccomp.js';
+
+export interface ConfigHost {
+  /** Mounted (or to-be-mounted) root filesystem directory. */
+  rootfs: string;
+  /** Numeric user, resolved from the image's /etc/passwd and /etc/group. */
+  user: { uid: number; gid: number; additionalGids?: number[] };
+  /** cgroupsPath given to the runtime, e.g. /hull/<id>. */
+  cgroupsPath: string;
+  /** The default profile (docker format); ignored when spec.seccomp is 'unconfined'. */
+  seccompProfile?: DockerSeccompProfile;
+  /** Go architecture name, e.g. amd64. */
+  arch: string;
+  /** Host kernel release, e.g. 6.1.0-18-amd64. */
+  kernel: string;
+  /** The caller's hard rlimits by docker name (nofile, nproc, ...); -1 or absent = unlimited. */
+  hardLimits: Record<string, number>;
+  /** Capabilities the caller holds (bounding set); defaults to all. */
+  bounding?: string[];
+  /** Host files bind-mounted at /etc/hostname, /etc/hosts, /etc/resolv.conf. */
+  etc?: { hostname?: string; hosts?: string; resolv?: string };
+  /** Static init binary for --init (tini-static), mounted at /dev/init. */
+  initPath?: string;
+  /** Whether the memory cgroup accounts swap (v1 memsw / v2 memory.swap.max). */
+  swapAccounting: boolean;
+}
+
+export interface OciConfig {
+  ociVersion: string;
+  process: {
+    terminal: boolean;
+    user: { uid: number; gid: number; additionalGids?: number[] };
+    args: string[];
+    env: string[];
+    cwd: string;
+    capabilities: { bounding: string[]; effective: string[]; permitted: string[]; inheritable: string[] };
+    rlimits: { type: string; soft: number; hard: number }[];
+    noNewPrivileges: boolean;
+  };
+  root: { path: string; readonly: boolean };
+  hostname: string;
+  mounts: { destination: string; type: string; source: string; options: string[] }[];
+  linux: {
+    namespaces: { type: string }[];
+    cgroupsPath: string;
+    resources: Record<string, unknown>;
+    maskedPaths: string[];
+    readonlyPaths: string[];
+    seccomp?: OciSeccomp;
+  };
+}
+
+/** Docker's masked /proc and /sys paths. */
+export const MASKED_PATHS = [
+  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap',
+];
+/** Docker's read-only /proc paths. */
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/** RLIMIT defaults when neither the image nor --ulimit says: docker's daemon gives 1048576 open files. */
+const DEFAULT_ULIMITS: { name: string; soft: number; hard: number }[] = [{ name: 'nofile', soft: 1048576, hard: 1048576 }];
+
+/** Character devices every container may use (docker's default allow list). */
+const DEFAULT_DEVICE_RULES = [
+  { allow: false, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, // null
+  { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' }, // zero
+  { allow: true, type: 'c', major: 1, minor: 7, access: 'rwm' }, // full
+  { allow: true, type: 'c', major: 1, minor: 8, access: 'rwm' }, // random
+  { allow: true, type: 'c', major: 1, minor: 9, access: 'rwm' }, // urandom
+  { allow: true, type: 'c', major: 5, minor: 0, access: 'rwm' }, // tty
+  { allow: true, type: 'c', major: 5, minor: 1, access: 'rwm' }, // console
+  { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' }, // ptmx
+  { allow: true, type: 'c', major: 136, access: 'rwm' }, // pts
+  { allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }, // tun
+];
+
+/** Clamp a value to a hard limit (-1 / undefined = unlimited). */
+function clamp(v: number, hard: number | undefined): number {
+  const lim = hard === undefined || hard < 0 ? Infinity : hard;
+  const val = v < 0 ? Infinity : v;
+  const r = Math.min(val, lim);
+  // The runtime-spec uses uint64; "unlimited" is RLIM_INFINITY = 2^64-1, which JSON numbers
+  // cannot carry exactly, so it is written as the largest value the caller may hold.
+  return r === Infinity ? Number.MAX_SAFE_INTEGER : r;
+}
+
+/** Rlimits: defaults, then --ulimit; every value clamped to the caller's hard limit. */
+export function buildRlimits(ulimits: InstanceSpec['ulimits'], hard: Record<string, number>) {
+  const byName = new Map<string, { soft: number; hard: number }>();
+  for (const u of [...DEFAULT_ULIMITS, ...ulimits]) byName.set(u.name, { soft: u.soft, hard: u.hard });
+  return [...byName].map(([name, v]) => {
+    const h = clamp(v.hard, hard[name]);
+    return { type: `RLIMIT_${name.toUpperCase()}`, soft: Math.min(clamp(v.soft, hard[name]), h), hard: h };
+  });
+}
+
+export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig {
+  const caps = effectiveCaps(spec.capAdd, spec.capDrop, host.bounding);
+  const args = spec.init && host.initPath ? ['/dev/init', '--', ...spec.process.args] : spec.process.args;
+  const namespaces = ['pid', 'mount', 'ipc', 'uts', 'cgroup', ...(spec.network === 'none' ? ['network'] : [])];
+
+  const mounts: OciConfig['mounts'] = [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+  ];
+  const etc = host.etc ?? {};
+  if (etc.hostname) mounts.push({ destination: '/etc/hostname', type: 'bind', source: etc.hostname, options: ['rbind', 'rprivate', ...(spec.readOnlyRootfs ? ['ro'] : [])] });
+  if (etc.hosts) mounts.push({ destination: '/etc/hosts', type: 'bind', source: etc.hosts, options: ['rbind', 'rprivate', ...(spec.readOnlyRootfs ? ['ro'] : [])] });
+  if (etc.resolv) mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: etc.resolv, options: ['rbind', 'rprivate', ...(spec.readOnlyRootfs ? ['ro'] : [])] });
+  if (spec.init && host.initPath) mounts.push({ destination: '/dev/init', type: 'bind', source: host.initPath, options: ['bind', 'ro'] });
+  for (const m of spec.mounts) {
+    if (m.type === 'bind') {
+      mounts.push({ destination: m.destination, type: 'bind', source: m.source!, options: ['rbind', 'rprivate', m.readOnly ? 'ro' : 'rw', ...(m.options ?? [])] });
+    } else {
+      const opts = m.options ?? [];
+      const base = ['nosuid', 'nodev', ...(opts.some((o) => o === 'exec' || o === 'noexec') ? [] : ['noexec'])];
+      mounts.push({ destination: m.destination, type: 'tmpfs', source: 'tmpfs', options: [...base, ...opts, ...(m.readOnly ? ['ro'] : [])] });
+    }
+  }
+
+  const resources: Record<string, unknown> = { devices: DEFAULT_DEVICE_RULES };
+  const r = spec.resources;
+  if (r.memoryBytes !== undefined && r.memoryBytes > 0) {
+    const memory: Record<string, number> = { limit: r.memoryBytes };
+    if (host.swapAccounting) {
+      // docker: --memory-swap unset means memory+swap = 2 x memory; -1 means unlimited swap.
+      const sw = r.memorySwapBytes ?? r.memoryBytes * 2;
+      memory.swap = sw < 0 ? -1 : sw;
+    }
+    resources.memory = memory;
+  }
+  if (r.nanoCpus !== undefined && r.nanoCpus > 0) {
+    const period = 100_000;
+    resources.cpu = { period, quota: Math.round((r.nanoCpus * period) / 1e9) };
+  }
+  if (r.pidsLimit !== undefined && r.pidsLimit !== 0) resources.pids = { limit: r.pidsLimit };
+
+  const config: OciConfig = {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: spec.process.terminal,
+      user: host.user,
+      args,
+      env: spec.process.env,
+      cwd: spec.process.cwd || '/',
+      capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [] },
+      rlimits: buildRlimits(spec.ulimits, host.hardLimits),
+      noNewPrivileges: spec.noNewPrivileges,
+    },
+    root: { path: host.rootfs, readonly: spec.readOnlyRootfs },
+    hostname: spec.hostname,
+    mounts,
+    linux: {
+      namespaces: namespaces.map((type) => ({ type })),
+      cgroupsPath: host.cgroupsPath,
+      resources,
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+  if (spec.seccomp === 'default' && host.seccompProfile) {
+    config.linux.seccomp = convertSeccomp(host.seccompProfile, { caps, arch: host.arch, kernel: host.kernel });
+  }
+  return config;
+}

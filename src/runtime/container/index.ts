@@ -1,0 +1,447 @@
+/**
+ * The container wall: an Isolation over an OCI runtime (crun by default), an overlay root,
+ * conmon for detached containers. Files of one container live in spec.dir:
+ *   config.json        the OCI bundle config (the bundle is spec.dir)
+ *   rootfs/            mount point of the overlay (mounted only inside private namespaces)
+ *   upper/ work/       the overlay's writable layer
+ *   etc/               hostname, hosts, resolv.conf bind-mounted into the container
+ *   oci-runtime.sh     what conmon calls as its runtime (runtime.ts)
+ *   ctr.log            the k8s-file log conmon writes
+ *   exit/<id>          the exit code conmon writes
+ *   pid, conmon.pid    pids of the container's process and of its monitor
+ */
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { HullError, precondition } from '../../errors.js';
+import type { ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Stdio, Usage } from '../types.js';
+import { containerCgroupPath, detectCgroupLayout, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
+import { buildOciConfig } from './config.js';
+import { findConmon, startConmon } from './conmon.js';
+import { hostFacts } from './host.js';
+import { checkExecutable, LayeredRoot, resolveUserInRoot } from './rootfs.js';
+import { conmonRuntimeScript, makeDriver, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
+import { goArch, loadDefaultSeccomp } from './seccomp.js';
+import { effectiveCaps } from './caps.js';
+
+
+/** Where --init's binary is looked for (Debian's tini-static, then tini). */
+const INIT_CANDIDATES = ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/podman/catatonit', '/usr/bin/catatonit'];
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  stdout: string;
+}
+
+/** Run a short command to completion, collecting its output. */
+function run(argv: string[], opts: { timeoutMs?: number } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs ?? 60_000 });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    c.on('error', reject);
+    c.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  if (!(pid > 0)) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A zombie counts as gone.
+  try {
+    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function readInt(file: string): number | undefined {
+  try {
+    const t = fs.readFileSync(file, 'utf8').trim();
+    return /^-?\d+$/.test(t) ? Number(t) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An output stream can be handed to the child directly when it wraps a real fd. */
+function fdOf(s: unknown): number | undefined {
+  const fd = (s as { fd?: unknown } | null | undefined)?.fd;
+  return typeof fd === 'number' ? fd : undefined;
+}
+
+type PreparedDriver = RuntimeDriver & { bpfCacheFile?: string };
+
+class ContainerIsolation implements Isolation {
+  readonly wall = 'container' as const;
+  private readonly layout: CgroupLayout;
+
+  constructor(private readonly root: string, private readonly opts: IsolationOptions) {
+    this.layout = detectCgroupLayout();
+  }
+
+  private driver(spec: InstanceSpec): RuntimeDriver {
+    return makeDriver(spec.runtime || 'crun', path.join(this.root, 'run', spec.runtime || 'crun'), this.layout, { network: spec.network });
+  }
+
+  private files(spec: InstanceSpec) {
+    const d = spec.dir;
+    return {
+      config: path.join(d, 'config.json'),
+      rootfs: path.join(d, 'rootfs'),
+      upper: path.join(d, 'upper'),
+      work: path.join(d, 'work'),
+      etc: path.join(d, 'etc'),
+      script: path.join(d, 'oci-runtime.sh'),
+      log: path.join(d, 'ctr.log'),
+      exitDir: path.join(d, 'exit'),
+      exitFile: path.join(d, 'exit', spec.id),
+      pid: path.join(d, 'pid'),
+      conmonPid: path.join(d, 'conmon.pid'),
+    };
+  }
+
+  private overlay(spec: InstanceSpec): OverlayPlan {
+    const f = this.files(spec);
+    return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs };
+  }
+
+  /** Check the command, resolve the user, write the bundle. Pure data until the last writes. */
+  private prepare(spec: InstanceSpec): PreparedDriver {
+    const driver = this.driver(spec);
+    const f = this.files(spec);
+    const layers = new LayeredRoot(spec.image.lowerDirs);
+    const mounted = (p: string) => spec.mounts.some((m) => p === m.destination || p.startsWith(`${m.destination}/`));
+    if (spec.process.args.length === 0) throw new HullError('INVALID_ARGUMENT', 'no command specified');
+    checkExecutable(layers, spec.process.args[0]!, spec.process.env, spec.process.cwd, mounted);
+    const user = resolveUserInRoot(layers, spec.process.user);
+    const { hardLimits, bounding } = hostFacts();
+    let initPath: string | undefined;
+    if (spec.init) {
+      initPath = INIT_CANDIDATES.find((p) => fs.existsSync(p));
+      if (!initPath) throw new HullError('UNAVAILABLE', '--init needs a static init binary', { hint: 'apt-get install tini' });
+    }
+    for (const m of spec.mounts) {
+      if (m.type === 'bind' && !fs.existsSync(m.source!)) {
+        throw new HullError('INVALID_ARGUMENT', `invalid mount config: bind source path does not exist: ${m.source}`);
+      }
+    }
+    for (const d of [spec.dir, f.rootfs, f.upper, f.work, f.etc, f.exitDir]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    fs.chmodSync(spec.dir, 0o711);
+    const hostsText =
+      spec.network === 'host'
+        ? safeRead('/etc/hosts')
+        : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t${spec.hostname}\n`;
+    fs.writeFileSync(path.join(f.etc, 'hostname'), `${spec.hostname}\n`);
+    fs.writeFileSync(path.join(f.etc, 'hosts'), hostsText);
+    fs.writeFileSync(path.join(f.etc, 'resolv.conf'), safeRead('/etc/resolv.conf'));
+    const config = buildOciConfig(spec, {
+      rootfs: f.rootfs,
+      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+      cgroupsPath: containerCgroupPath(spec.id),
+      seccompProfile: spec.seccomp === 'default' ? loadDefaultSeccomp() : undefined,
+      arch: goArch(process.arch),
+      kernel: os.release(),
+      hardLimits,
+      bounding,
+      etc: { hostname: path.join(f.etc, 'hostname'), hosts: path.join(f.etc, 'hosts'), resolv: path.join(f.etc, 'resolv.conf') },
+      initPath,
+      swapAccounting: swapAccounting(this.layout),
+    });
+    if (!config.process.env.some((e) => e.startsWith('HOME='))) config.process.env.push(`HOME=${user.home}`);
+    const bpf = driver.name === 'crun' && config.linux.seccomp ? this.bpfCache(config.linux.seccomp) : undefined;
+    if (bpf?.data) (config as { annotations?: Record<string, string> }).annotations = { 'run.oci.seccomp_bpf_data': bpf.data };
+    fs.writeFileSync(f.config, JSON.stringify(config));
+    return { ...driver, bpfCacheFile: bpf && !bpf.data ? bpf.file : undefined };
+  }
+
+  /**
+   * crun compiles the seccomp profile with libseccomp on every start (about 15 ms here). It
+   * accepts the compiled filter instead through the `run.oci.seccomp_bpf_data` annotation, and
+   * leaves the filter it compiled in its state directory (seccomp.bpf). hull keeps that filter
+   * per profile (key: sha256 of linux.seccomp) and hands it back on later starts: the same
+   * profile, compiled by the same libseccomp, without the cost.
+   */
+  private bpfCache(seccomp: unknown): { file: string; data?: string } {
+    const key = crypto.createHash('sha256').update(JSON.stringify(seccomp)).digest('hex');
+    const file = path.join(this.root, 'cache', 'seccomp', `${key}.bpf`);
+    try {
+      return { file, data: fs.readFileSync(file).toString('base64') };
+    } catch {
+      return { file };
+    }
+  }
+
+  /** Save the filter crun compiled for this container into the cache (atomically). */
+  private saveBpf(spec: InstanceSpec, driver: PreparedDriver): boolean {
+    if (!driver.bpfCacheFile) return true;
+    try {
+      const data = fs.readFileSync(path.join(driver.stateDir, spec.id, 'seccomp.bpf'));
+      if (data.length === 0 || data.length % 8 !== 0) return false;
+      fs.mkdirSync(path.dirname(driver.bpfCacheFile), { recursive: true, mode: 0o700 });
+      const tmp = `${driver.bpfCacheFile}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, data);
+      fs.renameSync(tmp, driver.bpfCacheFile);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async runAttached(spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void): Promise<ExitInfo> {
+    const driver = this.prepare(spec);
+    const argv = runtimeArgv(driver, sub.run(driver, spec.dir, spec.id), this.overlay(spec));
+    const outFd = fdOf(stdio.stdout);
+    const errFd = fdOf(stdio.stderr);
+    const inFd = spec.process.stdin ? fdOf(stdio.stdin) : undefined;
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: [
+        spec.process.stdin ? (inFd ?? 'pipe') : 'ignore',
+        outFd ?? 'pipe',
+        errFd ?? 'pipe',
+      ],
+    });
+    if (child.stdout) child.stdout.pipe(stdio.stdout, { end: false });
+    if (child.stderr) child.stderr.pipe(stdio.stderr, { end: false });
+    if (child.stdin && stdio.stdin) stdio.stdin.pipe(child.stdin);
+    const result = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.on('error', (e) => reject(new HullError('UNAVAILABLE', `cannot run ${argv[0]}: ${e.message}`, { cause: e })));
+      child.on('spawn', () => {
+        // The runtime's pid stands for the container while it runs (state() from other calls).
+        fs.writeFileSync(this.files(spec).pid, String(child.pid));
+        fs.rmSync(this.files(spec).exitFile, { force: true });
+        onStarted?.(child.pid!);
+        if (driver.bpfCacheFile) {
+          const t = setInterval(() => this.saveBpf(spec, driver) && clearInterval(t), 1);
+          child.once('exit', () => clearInterval(t));
+        }
+      });
+      child.on('close', (code, signal) => resolve({ code, signal }));
+    });
+    if (child.stdin && stdio.stdin) stdio.stdin.unpipe(child.stdin);
+    // `run` deleted the runtime state and the cgroup; remove what a crash could have left.
+    this.removeRuntimeLeftovers(spec, driver);
+    const exitCode = result.code ?? 128 + (os.constants.signals[result.signal ?? 'SIGKILL'] ?? 9);
+    return { exitCode, oomKilled: false };
+  }
+
+  async startDetached(spec: InstanceSpec): Promise<{ pid: number; facts?: Record<string, unknown> }> {
+    const driver = this.prepare(spec);
+    const f = this.files(spec);
+    for (const x of [f.exitFile, f.pid, f.conmonPid]) fs.rmSync(x, { force: true });
+    fs.writeFileSync(f.script, conmonRuntimeScript(driver, this.overlay(spec)), { mode: 0o755 });
+    const conmon = findConmon();
+    const socketDir = path.join(this.root, 'run', 'conmon');
+    fs.mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+    let pid: number;
+    try {
+      pid = await startConmon(
+        {
+          conmon, id: spec.id, name: spec.name, runtime: f.script, bundle: spec.dir, pidFile: f.pid,
+          conmonPidFile: f.conmonPid, logPath: f.log, exitDir: f.exitDir, socketDir,
+          terminal: spec.process.terminal, stdin: spec.process.stdin,
+          exitCommand: this.opts.exitCommand ? [...this.opts.exitCommand, spec.id] : [],
+        },
+        spec.dir,
+      );
+    } catch (e) {
+      await this.teardownRuntime(spec, driver);
+      throw e;
+    }
+    this.saveBpf(spec, driver);
+    const r = await run(runtimeArgv(driver, sub.start(driver, spec.id)));
+    if (r.code !== 0) {
+      await this.teardownRuntime(spec, driver);
+      throw runtimeError(driver, 'start', r.stderr, r.code);
+    }
+    return { pid, facts: { conmonPid: readInt(f.conmonPid) ?? 0, runtime: driver.name, cgroupsPath: containerCgroupPath(spec.id), logPath: f.log } };
+  }
+
+  async state(spec: InstanceSpec): Promise<InstanceState> {
+    const f = this.files(spec);
+    const code = readInt(f.exitFile);
+    if (code !== undefined) return { running: false, exit: { exitCode: code, oomKilled: readOomKilled(this.layout, containerCgroupPath(spec.id)) } };
+    const pid = readInt(f.pid) ?? 0;
+    if (pidAlive(pid)) return { running: true, pid };
+    // The process is gone; conmon writes the exit file right after. Give it a moment.
+    const monitor = readInt(f.conmonPid) ?? 0;
+    for (let i = 0; i < 50 && pidAlive(monitor); i++) {
+      const c = readInt(f.exitFile);
+      if (c !== undefined) return { running: false, exit: { exitCode: c, oomKilled: readOomKilled(this.layout, containerCgroupPath(spec.id)) } };
+      await sleep(20);
+    }
+    const c = readInt(f.exitFile);
+    if (c !== undefined) return { running: false, exit: { exitCode: c, oomKilled: readOomKilled(this.layout, containerCgroupPath(spec.id)) } };
+    return { running: false, exit: { exitCode: 255, oomKilled: false, error: 'the container monitor is gone without recording an exit code' } };
+  }
+
+  async release(spec: InstanceSpec): Promise<ExitInfo | undefined> {
+    const st = await this.state(spec);
+    if (st.running) return undefined;
+    // OOM is read by state() above, before the runtime removes the cgroup.
+    await this.teardownRuntime(spec, this.driverOrUndefined(spec));
+    return st.exit;
+  }
+
+  async kill(spec: InstanceSpec, signal: string): Promise<void> {
+    const driver = this.driver(spec);
+    const st = await this.state(spec);
+    if (!st.running) throw precondition(`container ${spec.id.slice(0, 12)} is not running`);
+    const r = await run(runtimeArgv(driver, sub.kill(driver, spec.id, signal, signal === 'SIGKILL' || signal === 'KILL' || signal === '9')));
+    if (r.code !== 0) {
+      const again = await this.state(spec);
+      if (!again.running) return;
+      throw runtimeError(driver, 'kill', r.stderr, r.code);
+    }
+  }
+
+  async stop(spec: InstanceSpec, timeoutSec: number): Promise<void> {
+    if (!(await this.state(spec)).running) return;
+    const stopSignal = spec.image.config.config?.StopSignal || 'SIGTERM';
+    if (timeoutSec !== 0) {
+      try {
+        await this.kill(spec, stopSignal);
+      } catch (e) {
+        if (!(await this.state(spec)).running) return;
+        throw e;
+      }
+      const deadline = timeoutSec < 0 ? Infinity : Date.now() + timeoutSec * 1000;
+      while (Date.now() < deadline) {
+        if (!(await this.state(spec)).running) return;
+        await sleep(50);
+      }
+    }
+    try {
+      await this.kill(spec, 'SIGKILL');
+    } catch (e) {
+      if (!(await this.state(spec)).running) return;
+      throw e;
+    }
+    for (let i = 0; i < 200; i++) {
+      if (!(await this.state(spec)).running) return;
+      await sleep(50);
+    }
+    throw new HullError('UNAVAILABLE', `container ${spec.id.slice(0, 12)} did not exit after SIGKILL`);
+  }
+
+  async exec(
+    spec: InstanceSpec,
+    proc: { args: string[]; env: string[]; cwd?: string; user?: string; terminal: boolean; stdin: boolean },
+    stdio: Stdio,
+  ): Promise<number> {
+    const driver = this.driver(spec);
+    if (!(await this.state(spec)).running) throw precondition(`container ${spec.id.slice(0, 12)} is not running`);
+    const layers = new LayeredRoot(spec.image.lowerDirs);
+    const cwd = proc.cwd || spec.process.cwd || '/';
+    if (proc.args.length === 0) throw new HullError('INVALID_ARGUMENT', 'no command specified');
+    checkExecutable(layers, proc.args[0]!, [...spec.process.env, ...proc.env], cwd, (p) => spec.mounts.some((m) => p.startsWith(m.destination)));
+    const user = resolveUserInRoot(layers, proc.user ?? spec.process.user);
+    const caps = effectiveCaps(spec.capAdd, spec.capDrop, hostFacts().bounding);
+    const env = new Map<string, string>();
+    for (const kv of [...spec.process.env, ...proc.env]) env.set(kv.split('=')[0]!, kv);
+    const processJson = {
+      terminal: proc.terminal,
+      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+      args: proc.args,
+      env: [...env.values()],
+      cwd,
+      capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [] },
+      noNewPrivileges: spec.noNewPrivileges,
+    };
+    const file = path.join(spec.dir, `exec-${crypto.randomBytes(6).toString('hex')}.json`);
+    fs.writeFileSync(file, JSON.stringify(processJson));
+    try {
+      const argv = runtimeArgv(driver, sub.exec(driver, spec.id, file, proc.terminal));
+      const outFd = fdOf(stdio.stdout);
+      const errFd = fdOf(stdio.stderr);
+      const inFd = proc.stdin ? fdOf(stdio.stdin) : undefined;
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: [proc.stdin ? (inFd ?? 'pipe') : 'ignore', outFd ?? 'pipe', errFd ?? 'pipe'] });
+      if (child.stdout) child.stdout.pipe(stdio.stdout, { end: false });
+      if (child.stderr) child.stderr.pipe(stdio.stderr, { end: false });
+      if (child.stdin && stdio.stdin) stdio.stdin.pipe(child.stdin);
+      const r = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', (code, signal) => resolve({ code, signal }));
+      });
+      if (child.stdin && stdio.stdin) stdio.stdin.unpipe(child.stdin);
+      return r.code ?? 128 + (os.constants.signals[r.signal ?? 'SIGKILL'] ?? 9);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  async usage(spec: InstanceSpec): Promise<Usage> {
+    return readUsage(this.layout, containerCgroupPath(spec.id));
+  }
+
+  async cleanup(spec: InstanceSpec): Promise<void> {
+    const f = this.files(spec);
+    const driver = this.driverOrUndefined(spec);
+    // Kill whatever still runs: the container (through the runtime), then its monitor.
+    if (driver && fs.existsSync(path.join(driver.stateDir, spec.id))) {
+      await run(runtimeArgv(driver, sub.kill(driver, spec.id, 'SIGKILL', true))).catch(() => undefined);
+      for (let i = 0; i < 100 && pidAlive(readInt(f.pid) ?? 0); i++) await sleep(20);
+    }
+    const monitor = readInt(f.conmonPid) ?? 0;
+    for (let i = 0; i < 100 && pidAlive(monitor); i++) await sleep(20);
+    if (pidAlive(monitor)) process.kill(monitor, 'SIGKILL');
+    await this.teardownRuntime(spec, driver);
+    fs.rmSync(spec.dir, { recursive: true, force: true });
+  }
+
+  private driverOrUndefined(spec: InstanceSpec): RuntimeDriver | undefined {
+    try {
+      return this.driver(spec);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Delete the runtime's record of the container and its cgroup (idempotent). */
+  private async teardownRuntime(spec: InstanceSpec, driver: RuntimeDriver | undefined): Promise<void> {
+    if (driver && fs.existsSync(path.join(driver.stateDir, spec.id))) {
+      const r = await run(runtimeArgv(driver, sub.delete(driver, spec.id, true)));
+      if (r.code !== 0 && fs.existsSync(path.join(driver.stateDir, spec.id))) throw runtimeError(driver, 'delete', r.stderr, r.code);
+    }
+    if (driver) this.removeRuntimeLeftovers(spec, driver);
+    else removeCgroup(this.layout, containerCgroupPath(spec.id));
+  }
+
+  private removeRuntimeLeftovers(spec: InstanceSpec, driver: RuntimeDriver): void {
+    removeCgroup(this.layout, containerCgroupPath(spec.id));
+    void driver;
+  }
+}
+
+function safeRead(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The container wall for the hull root `root`. */
+export function createContainerIsolation(root: string, opts: IsolationOptions = {}): Isolation {
+  return new ContainerIsolation(root, opts);
+}
+
+/** Host facts `hull info` shows: runtimes found, cgroup layout, conmon. */
+export function containerHostInfo(): { runtimes: Record<string, string | null>; conmon: string | null; cgroup: CgroupLayout; init: string | null } {
+  const runtimes: Record<string, string | null> = {};
+  for (const r of ['crun', 'runc', 'runsc']) runtimes[r] = which(r) ?? null;
+  return { runtimes, conmon: which('conmon') ?? null, cgroup: detectCgroupLayout(), init: INIT_CANDIDATES.find((p) => fs.existsSync(p)) ?? null };
+}

@@ -1,0 +1,121 @@
+/**
+ * Container rows in SQLite: every statement the engine uses, nothing else. Names are UNIQUE in
+ * the schema, so two `hull run --name x` racing each other cannot both win.
+ */
+import { conflict, notFound } from '../errors.js';
+import type { DB } from './db.js';
+
+export type ContainerStatus = 'created' | 'running' | 'exited' | 'dead' | 'removing';
+
+export interface ContainerRow {
+  id: string;
+  name: string;
+  image_id: string;
+  image_ref: string;
+  isolation: 'container' | 'vm';
+  runtime: string;
+  status: ContainerStatus;
+  spec_json: string;
+  runtime_json: string;
+  pid: number;
+  exit_code: number | null;
+  oom_killed: number;
+  error: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  restart_count: number;
+}
+
+export class ContainerTables {
+  constructor(readonly db: DB) {}
+
+  /** Insert a new container; a taken name is CONFLICT with docker's message. */
+  insert(row: Omit<ContainerRow, 'pid' | 'exit_code' | 'oom_killed' | 'error' | 'started_at' | 'finished_at' | 'restart_count' | 'runtime_json'> & { runtime_json?: string }): void {
+    try {
+      this.db
+        .prepare(
+          `INSERT INTO containers (id, name, image_id, image_ref, isolation, runtime, status, spec_json, runtime_json, created_at)
+           VALUES (@id, @name, @image_id, @image_ref, @isolation, @runtime, @status, @spec_json, @runtime_json, @created_at)`,
+        )
+        .run({ runtime_json: '{}', ...row });
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        const other = this.byName(row.name);
+        throw conflict(
+          `Conflict. The container name "/${row.name}" is already in use by container "${other?.id ?? '?'}". You have to remove (or rename) that container to be able to reuse that name.`,
+          e,
+        );
+      }
+      throw e;
+    }
+  }
+
+  get(id: string): ContainerRow | undefined {
+    return this.db.prepare('SELECT * FROM containers WHERE id = ?').get(id) as ContainerRow | undefined;
+  }
+
+  byName(name: string): ContainerRow | undefined {
+    return this.db.prepare('SELECT * FROM containers WHERE name = ?').get(name) as ContainerRow | undefined;
+  }
+
+  /** docker's lookup: full id, exact name (with or without '/'), then a unique id prefix. */
+  find(ref: string): ContainerRow | undefined {
+    const r = ref.startsWith('/') ? ref.slice(1) : ref;
+    const exact = this.get(r) ?? this.byName(r);
+    if (exact) return exact;
+    if (!/^[0-9a-f]{1,64}$/.test(r)) return undefined;
+    const rows = this.db.prepare('SELECT * FROM containers WHERE id LIKE ? LIMIT 2').all(`${r}%`) as ContainerRow[];
+    if (rows.length > 1) throw conflict(`multiple containers found with provided prefix: ${r}`);
+    return rows[0];
+  }
+
+  resolve(ref: string): ContainerRow {
+    const row = this.find(ref);
+    if (!row) throw notFound(`No such container: ${ref}`);
+    return row;
+  }
+
+  list(all: boolean): ContainerRow[] {
+    const sql = all
+      ? 'SELECT * FROM containers ORDER BY created_at DESC, rowid DESC'
+      : "SELECT * FROM containers WHERE status = 'running' ORDER BY created_at DESC, rowid DESC";
+    return this.db.prepare(sql).all() as ContainerRow[];
+  }
+
+  markRunning(id: string, pid: number, startedAt: string, runtimeJson: string): void {
+    this.db
+      .prepare(
+        `UPDATE containers SET status = 'running', pid = ?, started_at = ?, runtime_json = ?, exit_code = NULL,
+           oom_killed = 0, error = '', finished_at = NULL WHERE id = ?`,
+      )
+      .run(pid, startedAt, runtimeJson, id);
+  }
+
+  /**
+   * Record an exit once: only a row still 'running' (or 'created') changes, so the exit hook and
+   * a concurrent `hull stop` cannot both record it. Returns whether this call recorded it.
+   */
+  markExited(id: string, exitCode: number, oomKilled: boolean, finishedAt: string, error = ''): boolean {
+    const r = this.db
+      .prepare(
+        `UPDATE containers SET status = 'exited', pid = 0, exit_code = ?, oom_killed = ?, finished_at = ?, error = ?
+         WHERE id = ? AND status IN ('running', 'created')`,
+      )
+      .run(exitCode, oomKilled ? 1 : 0, finishedAt, error, id);
+    return r.changes === 1;
+  }
+
+  setStatus(id: string, status: ContainerStatus, error = ''): void {
+    this.db.prepare('UPDATE containers SET status = ?, error = ? WHERE id = ?').run(status, error, id);
+  }
+
+  incrementRestarts(id: string): void {
+    this.db.prepare('UPDATE containers SET restart_count = restart_count + 1 WHERE id = ?').run(id);
+  }
+
+  delete(id: string): boolean {
+    return this.db.prepare('DELETE FROM containers WHERE id = ?').run(id).changes === 1;
+  }
+}
