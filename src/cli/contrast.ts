@@ -1,4 +1,151 @@
-import type { CommandDef } from './command.js';
+import readline from 'node:readline/promises';
+import { HullError, isHullError } from '../errors.js';
+import { flagBool, flagStr, type Parsed } from './args.js';
+import type { CliContext, CommandDef } from './command.js';
+import { advise, renderAdvice, type AdviseInput } from '../contrast/advise.js';
+import { describeMachine } from '../contrast/machine.js';
+import { findExecutable } from '../contrast/hostfacts.js';
+import { renderTable } from '../contrast/report-table.js';
+import { contrast, renderHtml, reportJson, writeReportFile } from '../contrast/setup.js';
+import { loadLastContrast } from '../contrast/store.js';
+import { parseCount, parseDuration, parsePeers, parseSize, parseWalls } from '../contrast/units.js';
 
-/** Commands of this module are added as their issue is built; routes in main.ts point here. */
-export const commands: CommandDef[] = [];
+async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
+  const image = p.args[0] ?? 'busybox';
+  const runs = parseCount(flagStr(p, 'runs') ?? '10', '--runs', 1, 1000);
+  const budget = flagStr(p, 'density-budget');
+  const densityFlag = flagStr(p, 'density');
+  const density = densityFlag !== undefined ? parseCount(densityFlag, '--density', 0, 1000) : budget ? 0 : 10;
+  const densityBudgetBytes = budget ? parseSize(budget, '--density-budget') : null;
+  const memoryBytes = parseSize(flagStr(p, 'memory') ?? '128m', '--memory');
+  if (memoryBytes < 16 * 1048576) throw new HullError('INVALID_ARGUMENT', 'invalid argument for "--memory" flag: idle instances need at least 16m');
+  const walls = parseWalls(flagStr(p, 'isolation') ?? 'container,vm');
+  const peers = parsePeers(flagStr(p, 'peers') ?? 'auto');
+  const jsonFile = flagStr(p, 'json');
+  const htmlFile = flagStr(p, 'html');
+  const quiet = flagBool(p, 'quiet');
+  const progress = (l: string) => {
+    if (!quiet) ctx.stderr.write(`[contrast] ${l}\n`);
+  };
+
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!ac.signal.aborted) progress(`${sig}: stopping, removing every instance started`);
+    ac.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const machine = describeMachine();
+    progress(`${machine.cpuModel}, ${machine.cores} cores, kernel ${machine.kernel}, ${machine.kvm.reason}`);
+    const rep = await contrast({
+      root: ctx.root,
+      image,
+      runs,
+      density: density || null,
+      densityBudgetBytes,
+      memoryBytes,
+      maxInstances: 256,
+      settleMs: 1000,
+      walls,
+      peers,
+      machine,
+      progress,
+      signal: ac.signal,
+    });
+    ctx.stdout.write(renderTable(rep));
+    if (jsonFile) writeReportFile(jsonFile, reportJson(rep));
+    if (htmlFile) writeReportFile(htmlFile, renderHtml(rep));
+    return 0;
+  } catch (e) {
+    if (ac.signal.aborted && isHullError(e, 'UNAVAILABLE')) {
+      ctx.stderr.write('hull: contrast interrupted; every instance it started was removed\n');
+      return 130;
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function ask(ctx: CliContext): Promise<AdviseInput> {
+  const rl = readline.createInterface({ input: ctx.stdin, output: ctx.stderr });
+  try {
+    const yes = async (q: string) => /^y/i.test((await rl.question(`${q} [y/N] `)).trim());
+    const untrusted = await yes('Does the workload run code you do not trust?');
+    const tenantsS = (await rl.question('How many tenants share this host? [1] ')).trim() || '1';
+    const kernel = await yes('Does it need something from its kernel the host does not give (a version, a module, sysctls)?');
+    const needsKernel = kernel ? (await rl.question('What does it need? ')).trim() || 'an own kernel' : '';
+    const sb = (await rl.question('Start-up budget (e.g. 200ms; empty for none): ')).trim();
+    const mb = (await rl.question('Host memory budget for all instances (e.g. 2g; empty for none): ')).trim();
+    const inst = (await rl.question('How many instances at once? [1] ')).trim() || '1';
+    return {
+      untrusted,
+      tenants: parseCount(tenantsS, 'tenants', 1, 1_000_000),
+      needsKernel,
+      startupBudgetMs: sb ? parseDuration(sb, 'start-up budget') : null,
+      memoryBudgetBytes: mb ? parseSize(mb, 'memory budget') : null,
+      instances: parseCount(inst, 'instances', 1, 1_000_000),
+    };
+  } finally {
+    rl.close();
+  }
+}
+
+const ADVISE_FLAGS = ['untrusted', 'tenants', 'needs-kernel', 'startup-budget', 'memory-budget', 'instances'];
+
+async function runAdvise(ctx: CliContext, p: Parsed): Promise<number> {
+  const interactive = ctx.stdin.isTTY === true && !ADVISE_FLAGS.some((f) => p.flags.has(f)) && !flagBool(p, 'json');
+  const input: AdviseInput = interactive
+    ? await ask(ctx)
+    : {
+        untrusted: flagBool(p, 'untrusted'),
+        tenants: parseCount(flagStr(p, 'tenants') ?? '1', '--tenants', 1, 1_000_000),
+        needsKernel: (flagStr(p, 'needs-kernel') ?? '').trim(),
+        startupBudgetMs: flagStr(p, 'startup-budget') ? parseDuration(flagStr(p, 'startup-budget')!, '--startup-budget') : null,
+        memoryBudgetBytes: flagStr(p, 'memory-budget') ? parseSize(flagStr(p, 'memory-budget')!, '--memory-budget') : null,
+        instances: parseCount(flagStr(p, 'instances') ?? '1', '--instances', 1, 1_000_000),
+      };
+  const a = advise(input, loadLastContrast(ctx.root), findExecutable('runsc') !== undefined);
+  ctx.stdout.write(flagBool(p, 'json') ? `${JSON.stringify(a, null, 2)}\n` : renderAdvice(a));
+  return 0;
+}
+
+export const commands: CommandDef[] = [
+  {
+    name: 'contrast',
+    usage: 'contrast [OPTIONS] [IMAGE]',
+    summary:
+      'Measure both walls on this machine with IMAGE (default busybox): start-up, memory per idle instance, density and isolation, with peers installed (podman, crun, runc) as reference rows',
+    flags: [
+      { name: 'runs', type: 'string', value: 'int', help: 'Measured start-ups per wall, after 1 warm-up (default 10)' },
+      { name: 'density', type: 'string', value: 'int', help: 'Idle instances to start in parallel for the density figure; 0 skips it (default 10)' },
+      { name: 'density-budget', type: 'string', value: 'bytes', help: 'Instead: start idle instances until they take this much host memory (e.g. 2g)' },
+      { name: 'memory', type: 'string', value: 'bytes', help: 'Memory given to each idle instance (default 128m)' },
+      { name: 'isolation', type: 'string', value: 'list', help: 'Walls to measure, comma-separated (default container,vm)' },
+      { name: 'peers', type: 'string', value: 'list', help: "Reference rows: auto (every one installed), none, or a list of podman,crun,runc (default auto)" },
+      { name: 'json', type: 'string', value: 'file', help: 'Write the raw figures, the machine and how each was measured as JSON' },
+      { name: 'html', type: 'string', value: 'file', help: 'Write a self-contained HTML page with charts' },
+      { name: 'quiet', short: 'q', type: 'bool', help: 'No progress lines' },
+    ],
+    maxArgs: 1,
+    run: runContrastCommand,
+  },
+  {
+    name: 'advise',
+    usage: 'advise [OPTIONS]',
+    summary: 'Say which wall fits a workload (container, gVisor or VM) and why, quoting the last contrast on this machine; asks on a terminal when no flags are given',
+    flags: [
+      { name: 'untrusted', type: 'bool', help: 'The workload runs code you do not trust' },
+      { name: 'tenants', type: 'string', value: 'int', help: 'Tenants sharing the host (default 1)' },
+      { name: 'needs-kernel', type: 'string', value: 'string', help: 'Something the workload needs from its kernel (a version, a module, ...)' },
+      { name: 'startup-budget', type: 'string', value: 'duration', help: 'Longest acceptable start-up, e.g. 200ms or 1.5s' },
+      { name: 'memory-budget', type: 'string', value: 'bytes', help: 'Host memory all instances may take together, e.g. 2g' },
+      { name: 'instances', type: 'string', value: 'int', help: 'Instances running at once (default 1)' },
+      { name: 'json', type: 'bool', help: 'Print the advice as JSON' },
+    ],
+    maxArgs: 0,
+    run: runAdvise,
+  },
+];

@@ -1,0 +1,108 @@
+/**
+ * hull's own walls driven through the CLI exactly as a user runs them (bin/hull with the same
+ * --root): `run --rm`, `run -d`, `inspect`, `rm -f`. Every instance gets a name with the
+ * contrast's run tag, so it can be removed even when its id was never seen.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { lastLine, runHull } from './spawn.js';
+import { parseInspect, parseTrace, type Driver, type IdleInstance, type StartupSample } from './driver.js';
+
+export interface HullDriverOptions {
+  root: string;
+  image: string;
+  wall: 'container' | 'vm';
+  /** Unique per contrast run: names are `<tag>-<wall>-<n>`. */
+  tag: string;
+}
+
+export function hullDriver(o: HullDriverOptions): Driver {
+  const names = new Set<string>();
+  let seq = 0;
+  const wallArgs = ['--isolation', o.wall];
+  const nextName = () => `${o.tag}-${o.wall === 'vm' ? 'v' : 'c'}${++seq}`;
+  const traceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-contrast-trace-'));
+
+  const rmNames = async (list: string[]) => {
+    for (let i = 0; i < list.length; i += 32) {
+      const chunk = list.slice(i, i + 32);
+      const r = await runHull(o.root, ['rm', '-f', ...chunk], { timeoutMs: 300_000 });
+      // A name that is already gone is fine; keep tracking names whose removal failed otherwise.
+      for (const n of chunk) if (r.code === 0 || /no such (container|object)|not found/i.test(r.stderr) || !r.stderr.includes(n)) names.delete(n);
+    }
+  };
+
+  const d: Driver = {
+    name: o.wall,
+    kind: 'hull',
+    command: `hull run --rm --isolation ${o.wall} ${o.image} true`,
+    async prepare() {
+      const r = await runHull(o.root, ['image', 'inspect', o.image]);
+      if (r.code !== 0) throw new Error(`image ${o.image} is not in ${o.root}: ${lastLine(r.stderr)}`);
+    },
+    async startupOnce(): Promise<StartupSample> {
+      const name = nextName();
+      names.add(name);
+      const trace = path.join(traceDir, `${name}.jsonl`);
+      const r = await runHull(o.root, ['run', '--rm', '--name', name, ...wallArgs, o.image, 'true'], {
+        env: { ...process.env, HULL_TRACE: trace },
+      });
+      let phases: Record<string, number> | undefined;
+      try {
+        phases = parseTrace(fs.readFileSync(trace, 'utf8'));
+        fs.rmSync(trace, { force: true });
+      } catch {
+        phases = undefined;
+      }
+      if (r.code === 0) names.delete(name);
+      return { ms: r.ms, ok: r.code === 0, error: r.code === 0 ? undefined : lastLine(r.stderr) || `exit ${r.code}`, phases: phases && Object.keys(phases).length ? phases : undefined };
+    },
+    async startIdle(count, memoryBytes) {
+      const want = Array.from({ length: count }, () => nextName());
+      for (const n of want) names.add(n);
+      const t0 = process.hrtime.bigint();
+      const results = await Promise.all(
+        want.map((n) => runHull(o.root, ['run', '-d', '--name', n, '--memory', `${memoryBytes}b`, ...wallArgs, o.image, 'sleep', '1000'], { timeoutMs: 300_000 })),
+      );
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      const failures = results.filter((r) => r.code !== 0).map((r) => lastLine(r.stderr) || `exit ${r.code}`);
+      const okNames = want.filter((_, i) => results[i]!.code === 0);
+      const instances: IdleInstance[] = [];
+      if (okNames.length) {
+        const ins = await runHull(o.root, ['inspect', ...okNames]);
+        for (const e of parseInspect(ins.stdout)) {
+          const name = okNames.find((n) => n === e.name) ?? okNames[instances.length]!;
+          instances.push({ name, id: e.id, pid: e.pid });
+        }
+        if (instances.length < okNames.length) failures.push(`inspect returned ${instances.length} of ${okNames.length}: ${lastLine(ins.stderr)}`);
+      }
+      return { instances, ms, failures };
+    },
+    async remove(instances) {
+      await rmNames(instances ? instances.map((i) => i.name) : [...names]);
+    },
+    async probe(script) {
+      const name = nextName();
+      names.add(name);
+      const r = await runHull(o.root, ['run', '--rm', '--name', name, ...wallArgs, o.image, 'sh', '-c', script], { timeoutMs: 180_000 });
+      if (r.code === 0) names.delete(name);
+      return { ok: r.code === 0, stdout: r.stdout, error: r.code === 0 ? undefined : lastLine(r.stderr) || `exit ${r.code}` };
+    },
+    async dispose() {
+      if (names.size) await rmNames([...names]);
+      fs.rmSync(traceDir, { recursive: true, force: true });
+      // Anything of this run still listed?
+      const ps = await runHull(o.root, ['ps', '-a', '--no-trunc']);
+      const left = ps.stdout.split('\n').filter((l) => l.includes(`${o.tag}-${o.wall === 'vm' ? 'v' : 'c'}`));
+      if (left.length) {
+        const again = left.map((l) => l.trim().split(/\s+/).pop()!).filter(Boolean);
+        await rmNames(again);
+        const ps2 = await runHull(o.root, ['ps', '-a', '--no-trunc']);
+        return ps2.stdout.split('\n').filter((l) => l.includes(`${o.tag}-${o.wall === 'vm' ? 'v' : 'c'}`)).map((l) => `hull instance still listed: ${l.trim()}`);
+      }
+      return [];
+    },
+  };
+  return d;
+}

@@ -1,0 +1,326 @@
+/**
+ * The contrast runner: drives every wall (and the peers as reference rows) through the same
+ * scenarios, interleaved so that machine noise hits all alike, and collects a ContrastReport.
+ * Every instance it starts is tracked by its driver; `finally` removes them all, also after an
+ * interrupt (AbortSignal) or a failure half-way.
+ */
+import { HullError } from '../errors.js';
+import type { Driver, IdleInstance } from './driver.js';
+import { describeMachine, memAvailableBytes, type MachineInfo } from './machine.js';
+import { measureInstance, type InstanceMemory } from './memory.js';
+import { hostView } from './hostfacts.js';
+import { listProcesses } from './proc.js';
+import { interpretProbes, parseProbeOutput, probesComplete, probeUptimeMs, PROBE_SCRIPT } from './probes.js';
+import { ratio, summarize } from './stats.js';
+import {
+  CONTRAST_FORMAT,
+  type ContrastReport,
+  type DensityResult,
+  type IsolationResult,
+  type PhaseFigure,
+  type RatioRow,
+  type StartupResult,
+  type WallResult,
+} from './types.js';
+
+export interface ContrastOptions {
+  image: string;
+  /** Measured start-ups per wall (after one warm-up run). Default 10. */
+  runs: number;
+  /** Idle instances to start in parallel for the density figure; null: no count run. */
+  density: number | null;
+  /** Start instances until their host memory reaches this many bytes; null: no budget run. */
+  densityBudgetBytes: number | null;
+  /** Memory given to each idle instance, bytes. Default 128 MiB. */
+  memoryBytes: number;
+  /** Upper bound on instances in budget mode. Default 256. */
+  maxInstances: number;
+  /** Wait after starting idle instances before measuring them, milliseconds. Default 1000. */
+  settleMs: number;
+}
+
+export interface RunnerInput {
+  options: ContrastOptions;
+  /** hull walls first (container, vm), then reference peers. */
+  drivers: Driver[];
+  /** Requested but unavailable walls/peers, with the reason. */
+  skipped: Array<{ name: string; reason: string }>;
+  progress: (line: string) => void;
+  signal?: AbortSignal;
+  machine?: MachineInfo;
+}
+
+const PHASE_HOW = 'median of the phase times the wall reported through HULL_TRACE';
+
+function checkAbort(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new HullError('UNAVAILABLE', 'interrupted');
+}
+
+const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+const fmtMiB = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+
+export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
+  const { options: o, drivers, progress, signal } = input;
+  const startedAt = new Date().toISOString();
+  const machine = input.machine ?? describeMachine();
+  const skipped = [...input.skipped];
+  const results = new Map<string, WallResult>();
+  const active: Driver[] = [];
+  try {
+    for (const d of drivers) {
+      checkAbort(signal);
+      try {
+        await d.prepare();
+        active.push(d);
+        results.set(d.name, { name: d.name, kind: d.kind, command: d.command, startup: null, memory: null, density: null, isolation: null, notes: [] });
+      } catch (e) {
+        skipped.push({ name: d.name, reason: (e as Error).message });
+        progress(`${d.name}: left out: ${(e as Error).message}`);
+      }
+    }
+    if (!active.some((d) => d.kind === 'hull')) throw new HullError('FAILED_PRECONDITION', `no wall of hull could run ${o.image}: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
+
+    // ---- start-up, interleaved: one warm-up each, then round after round over all drivers.
+    const samples = new Map<string, { ms: number[]; fails: number; firstError?: string; phases: Record<string, number[]> }>();
+    for (const d of active) samples.set(d.name, { ms: [], fails: 0, phases: {} });
+    for (let round = 0; round <= o.runs; round++) {
+      for (const d of [...active]) {
+        checkAbort(signal);
+        const s = await d.startupOnce();
+        const rec = samples.get(d.name)!;
+        if (round === 0) {
+          progress(`start-up warm-up ${d.name}: ${s.ok ? fmtMs(s.ms) : `failed: ${s.error}`}`);
+          // A wall that cannot run the workload at all is left out of the whole contrast.
+          if (!s.ok) {
+            active.splice(active.indexOf(d), 1);
+            results.delete(d.name);
+            skipped.push({ name: d.name, reason: `could not run the workload: ${s.error}` });
+          }
+          continue;
+        }
+        if (s.ok) {
+          rec.ms.push(s.ms);
+          for (const [k, v] of Object.entries(s.phases ?? {})) (rec.phases[k] ??= []).push(v);
+        } else {
+          rec.fails++;
+          rec.firstError ??= s.error;
+        }
+        progress(`start-up ${round}/${o.runs} ${d.name}: ${s.ok ? fmtMs(s.ms) : `failed: ${s.error}`}`);
+      }
+    }
+    if (!active.some((d) => d.kind === 'hull')) throw new HullError('FAILED_PRECONDITION', `no wall of hull could run ${o.image}: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
+    for (const d of active) {
+      const rec = samples.get(d.name)!;
+      results.get(d.name)!.startup = startupResult(d, rec);
+    }
+
+    // ---- isolation probes
+    for (const d of active) {
+      if (!d.probe) continue;
+      checkAbort(signal);
+      progress(`isolation probes: ${d.name}`);
+      results.get(d.name)!.isolation = await isolation(d, machine.kernel);
+    }
+
+    // ---- memory per idle instance
+    for (const d of active) {
+      if (!d.startIdle) {
+        results.get(d.name)!.notes.push('memory per idle instance: not measured for this reference');
+        continue;
+      }
+      checkAbort(signal);
+      const r = results.get(d.name)!;
+      try {
+        r.memory = await idleMemory(d, o);
+        progress(`memory ${d.name}: ${fmtMiB(r.memory.totalBytes)} per idle instance given ${fmtMiB(o.memoryBytes)}`);
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        r.memoryError = (e as Error).message;
+        progress(`memory ${d.name}: failed: ${r.memoryError}`);
+      }
+    }
+
+    // ---- density (hull's walls)
+    for (const d of active) {
+      if (d.kind !== 'hull' || !d.startIdle) continue;
+      for (const mode of ['count', 'budget'] as const) {
+        if (mode === 'count' && !o.density) continue;
+        if (mode === 'budget' && !o.densityBudgetBytes) continue;
+        checkAbort(signal);
+        progress(mode === 'count' ? `density ${d.name}: starting ${o.density} idle instances in parallel` : `density ${d.name}: starting instances until ${fmtMiB(o.densityBudgetBytes!)}`);
+        const res = mode === 'count' ? await densityCount(d, o, signal) : await densityBudget(d, o, progress, signal);
+        const r = results.get(d.name)!;
+        if (!r.density || mode === 'count') r.density = res;
+        if (mode === 'budget' && r.density !== res) r.notes.push(`budget run: ${res.started} instances fit ${fmtMiB(res.budgetBytes!)} (${fmtMiB(res.totalBytes)} used)`);
+        progress(`density ${d.name}: ${res.started}/${res.requested} started in ${fmtMs(res.startMs)}, ${fmtMiB(res.totalBytes)} host memory`);
+      }
+    }
+  } finally {
+    const left: string[] = [];
+    for (const d of drivers) {
+      try {
+        left.push(...(await d.dispose()));
+      } catch (e) {
+        left.push(`${d.name}: ${(e as Error).message}`);
+      }
+    }
+    if (left.length) progress(`could not remove: ${left.join('; ')}`);
+  }
+
+  const walls = [...results.values()];
+  return {
+    format: CONTRAST_FORMAT,
+    image: o.image,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    options: { runs: o.runs, density: o.density, densityBudgetBytes: o.densityBudgetBytes, memoryBytes: o.memoryBytes, isolation: drivers.filter((d) => d.kind === 'hull').map((d) => d.name) },
+    machine,
+    walls,
+    ratios: ratiosOf(walls),
+    skipped,
+  };
+}
+
+function startupResult(d: Driver, rec: { ms: number[]; fails: number; firstError?: string; phases: Record<string, number[]> }): StartupResult {
+  const split: PhaseFigure[] = [];
+  const known = ['prepare', 'runtime', 'qemu', 'kernel-boot', 'process', 'teardown'];
+  const phases = [...new Set([...known.filter((k) => rec.phases[k]), ...Object.keys(rec.phases)])];
+  for (const p of phases) split.push({ phase: p, ms: summarize(rec.phases[p]!).median, how: PHASE_HOW });
+  if (!phases.length) split.push({ phase: 'split', ms: null, how: d.kind === 'hull' ? 'not measured: the wall reported no phase times (HULL_TRACE)' : 'not measured for this reference' });
+  return {
+    samplesMs: rec.ms,
+    summary: rec.ms.length ? summarize(rec.ms) : null,
+    failures: rec.fails,
+    firstError: rec.firstError,
+    split,
+    how: `wall clock from the caller's side (process.hrtime), spawn of '${d.command}' to its exit; ${rec.ms.length} runs after 1 warm-up, interleaved with the other walls`,
+  };
+}
+
+async function isolation(d: Driver, hostKernel: string): Promise<IsolationResult> {
+  const how = "busybox sh script run inside through the normal run path; 'allowed'/'denied' are the results of really trying each action (harmless ones only)";
+  const r = await d.probe!(PROBE_SCRIPT);
+  const raw = parseProbeOutput(r.stdout);
+  if (!probesComplete(raw)) return { rows: interpretProbes(raw, hostView(hostKernel)), error: r.error ?? 'the probe script did not finish', how };
+  const rows = interpretProbes(raw, hostView(hostKernel));
+  const own = rows.find((x) => x.probe === 'kernel')?.verdict === 'own';
+  return { rows, guestUptimeMs: own ? probeUptimeMs(raw) : undefined, how };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function idleMemory(d: Driver, o: ContrastOptions): Promise<InstanceMemory> {
+  const s = await d.startIdle!(1, o.memoryBytes);
+  try {
+    if (!s.instances.length) throw new Error(`could not start an idle instance: ${s.failures[0] ?? 'no reason given'}`);
+    await sleep(o.settleMs);
+    const i = s.instances[0]!;
+    const m = measureInstance(i.id, i.pid, o.memoryBytes);
+    if (!m.processes.length) throw new Error(`no host process found for instance ${i.id} (pid ${i.pid})`);
+    return m;
+  } finally {
+    await d.remove(s.instances);
+  }
+}
+
+function measureMany(instances: IdleInstance[], memoryBytes: number): InstanceMemory[] {
+  const procs = listProcesses();
+  return instances.map((i) => measureInstance(i.id, i.pid, memoryBytes, procs));
+}
+
+async function densityCount(d: Driver, o: ContrastOptions, signal?: AbortSignal): Promise<DensityResult> {
+  const before = memAvailableBytes();
+  const s = await d.startIdle!(o.density!, o.memoryBytes);
+  try {
+    checkAbort(signal);
+    await sleep(o.settleMs);
+    const mems = measureMany(s.instances, o.memoryBytes);
+    const after = memAvailableBytes();
+    let acc = 0;
+    const curve = mems.map((m, i) => ({ n: i + 1, bytes: (acc += m.totalBytes) }));
+    return {
+      mode: 'count',
+      requested: o.density!,
+      started: s.instances.length,
+      givenBytes: o.memoryBytes,
+      startMs: s.ms,
+      totalBytes: acc,
+      memAvailableDropBytes: before - after,
+      curve,
+      failures: s.failures.length,
+      firstError: s.failures[0],
+      how: 'all started at once (parallel `run -d ... sleep 1000`), wall time until the last returned; memory = sum of each instance\'s measured total (PSS + unmapped page cache of its cgroup), the curve adds instances one by one; MemAvailable drop from /proc/meminfo for comparison',
+    };
+  } finally {
+    await d.remove(s.instances);
+  }
+}
+
+async function densityBudget(d: Driver, o: ContrastOptions, progress: (l: string) => void, signal?: AbortSignal): Promise<DensityResult> {
+  const before = memAvailableBytes();
+  const all: IdleInstance[] = [];
+  const curve: Array<{ n: number; bytes: number }> = [];
+  let startMs = 0;
+  let failures = 0;
+  let firstError: string | undefined;
+  let total = 0;
+  const batch = 2;
+  try {
+    while (all.length < o.maxInstances) {
+      checkAbort(signal);
+      const per = all.length ? total / all.length : 0;
+      if (total + per * batch > o.densityBudgetBytes!) break;
+      if (memAvailableBytes() < 256 * 1048576 + per * batch) {
+        progress(`density ${d.name}: stopping, host MemAvailable below 256 MiB reserve`);
+        break;
+      }
+      const s = await d.startIdle!(batch, o.memoryBytes);
+      all.push(...s.instances);
+      startMs += s.ms;
+      failures += s.failures.length;
+      firstError ??= s.failures[0];
+      if (!s.instances.length) break;
+      await sleep(o.settleMs);
+      total = measureMany(all, o.memoryBytes).reduce((a, m) => a + m.totalBytes, 0);
+      curve.push({ n: all.length, bytes: total });
+      progress(`density ${d.name}: ${all.length} running, ${fmtMiB(total)}`);
+    }
+    // The last batch may have crossed the budget: report how many fit under it.
+    const fit = curve.filter((p) => p.bytes <= o.densityBudgetBytes!).pop();
+    return {
+      mode: 'budget',
+      requested: o.maxInstances,
+      started: fit?.n ?? 0,
+      givenBytes: o.memoryBytes,
+      startMs,
+      totalBytes: fit?.bytes ?? 0,
+      memAvailableDropBytes: before - memAvailableBytes(),
+      budgetBytes: o.densityBudgetBytes!,
+      curve,
+      failures,
+      firstError,
+      how: `started in batches of ${batch} until the sum of measured totals (PSS + unmapped page cache) would pass the budget; time is the sum of the batches' wall times`,
+    };
+  } finally {
+    await d.remove(all);
+  }
+}
+
+/** Pure: the ratios between walls of the same run. */
+export function ratiosOf(walls: WallResult[]): RatioRow[] {
+  const by = (n: string) => walls.find((w) => w.name === n);
+  const rows: RatioRow[] = [];
+  const pairs: Array<[string, string]> = [['vm', 'container'], ['container', 'crun'], ['container', 'runc'], ['container', 'podman'], ['vm', 'podman']];
+  for (const [a, b] of pairs) {
+    const A = by(a);
+    const B = by(b);
+    if (!A || !B) continue;
+    rows.push({ metric: 'start-up median', of: `${a} / ${b}`, value: ratio(A.startup?.summary?.median, B.startup?.summary?.median) });
+    if (A.memory && B.memory) rows.push({ metric: 'memory per idle instance', of: `${a} / ${b}`, value: ratio(A.memory.totalBytes, B.memory.totalBytes) });
+    if (A.density && B.density && A.density.mode === B.density.mode) {
+      rows.push({ metric: 'density start time', of: `${a} / ${b}`, value: ratio(A.density.startMs, B.density.startMs) });
+      rows.push({ metric: 'density host memory', of: `${a} / ${b}`, value: ratio(A.density.totalBytes / Math.max(1, A.density.started), B.density.totalBytes / Math.max(1, B.density.started)) });
+    }
+  }
+  return rows;
+}

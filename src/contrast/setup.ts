@@ -1,0 +1,81 @@
+/**
+ * Putting a contrast together: the drivers for the requested walls and the peers installed,
+ * and writing the reports. Used by the CLI (src/cli/contrast.ts) and the library.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { HullError } from '../errors.js';
+import type { Driver } from './driver.js';
+import { hullDriver } from './driver-hull.js';
+import { exportImage, ociDriver, podmanDriver, removePeerImage, type PeerImage } from './driver-peers.js';
+import { findExecutable } from './hostfacts.js';
+import type { MachineInfo } from './machine.js';
+import { renderHtml } from './report-html.js';
+import { runContrast, type ContrastOptions } from './runner.js';
+import { saveLastContrast } from './store.js';
+import type { ContrastReport } from './types.js';
+import type { PEERS, WALLS } from './units.js';
+
+export interface ContrastRequest extends ContrastOptions {
+  root: string;
+  walls: Array<(typeof WALLS)[number]>;
+  /** undefined: every peer that is installed. */
+  peers: Array<(typeof PEERS)[number]> | undefined;
+  machine: MachineInfo;
+  progress: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Run a whole contrast: drivers, runner, and the stored copy for `hull advise`. */
+export async function contrast(req: ContrastRequest): Promise<ContrastReport> {
+  const tag = `hc${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const drivers: Driver[] = req.walls.map((w) => hullDriver({ root: req.root, image: req.image, wall: w, tag }));
+  const skipped: Array<{ name: string; reason: string }> = [];
+  const wanted = req.peers ?? ['podman', 'crun', 'runc'];
+  let img: PeerImage | undefined;
+  try {
+    if (wanted.length) {
+      const installed = wanted.filter((p) => findExecutable(p));
+      for (const p of wanted) if (!installed.includes(p)) skipped.push({ name: p, reason: 'not installed' });
+      if (installed.length) {
+        req.progress(`preparing reference rows: ${installed.join(', ')} (hull save ${req.image})`);
+        try {
+          img = await exportImage(req.root, req.image);
+          const hybrid = req.machine.cgroup === 'hybrid';
+          for (const p of installed) {
+            const d = p === 'podman' ? podmanDriver(img, tag, hybrid) : ociDriver(p, img, tag, hybrid);
+            if (d) drivers.push(d);
+          }
+        } catch (e) {
+          for (const p of installed) skipped.push({ name: p, reason: (e as Error).message });
+        }
+      }
+    }
+    if (!findExecutable('runsc')) skipped.push({ name: 'runsc', reason: 'gVisor (runsc) is not installed' });
+    const rep = await runContrast({ options: req, drivers, skipped, progress: req.progress, signal: req.signal, machine: req.machine });
+    saveLastContrast(req.root, rep);
+    return rep;
+  } finally {
+    if (img) removePeerImage(img);
+  }
+}
+
+/** Write a file atomically (temp + rename in the same directory). */
+export function writeReportFile(file: string, text: string): void {
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir)) throw new HullError('INVALID_ARGUMENT', `cannot write ${file}: directory ${dir} does not exist`);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new HullError('INVALID_ARGUMENT', `cannot write ${file}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+export function reportJson(rep: ContrastReport): string {
+  return `${JSON.stringify(rep, null, 2)}\n`;
+}
+
+export { renderHtml };

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeCaps, interpretProbes, parseProbeOutput, probesComplete, probeUptimeMs, PROBE_SCRIPT } from '../../src/contrast/probes.js';
+import { CONTAINER_PROBE, VM_PROBE } from './contrast-fixture.js';
+
+const HOST = { kernel: '6.18.44', pids: 90, devices: ['null', 'kvm', 'kmsg', 'vda'], capsCount: 41 };
+
+test('the probe script uses only harmless busybox commands', () => {
+  for (const bad of ['insmod', 'modprobe', 'reboot', 'poweroff', 'swapoff', 'sysctl -w', 'kill ', 'rm -rf', '> /proc', '>/proc', '> /sys', 'echo c']) {
+    assert.ok(!PROBE_SCRIPT.includes(bad), `probe script contains ${bad}`);
+  }
+  assert.match(PROBE_SCRIPT, /umount \/tmp\/\.hull-probe/);
+  assert.match(PROBE_SCRIPT, /rm -f \/tmp\/\.hull-probe-null/);
+});
+
+test('parse probe lines, ignore noise', () => {
+  const raw = parseProbeOutput(`noise\r\nP|kernel|info|6.1\r\nP|mount|denied|x|y\nP|BAD|info|z\n`);
+  assert.deepEqual(raw, [
+    { name: 'kernel', status: 'info', detail: '6.1' },
+    { name: 'mount', status: 'denied', detail: 'x|y' },
+  ]);
+  assert.equal(probesComplete(raw), false);
+  assert.equal(probesComplete(parseProbeOutput(CONTAINER_PROBE)), true);
+});
+
+test('capabilities decode from CapEff', () => {
+  assert.deepEqual(decodeCaps('0000000000000000'), []);
+  assert.deepEqual(decodeCaps('0000000000200000'), ['SYS_ADMIN']);
+  assert.equal(decodeCaps('00000000a80425fb').length, 14); // docker's default set
+  assert.deepEqual(decodeCaps('zz'), []);
+});
+
+test('container: shared kernel exposed, hidden pids, filtered, escapes mostly denied', () => {
+  const rows = interpretProbes(parseProbeOutput(CONTAINER_PROBE), HOST);
+  const by = (p: string) => rows.find((r) => r.probe === p)!;
+  assert.equal(by('kernel').verdict, 'exposed');
+  assert.equal(by('pids').verdict, 'contained');
+  assert.equal(by('devices').verdict, 'contained');
+  assert.equal(by('caps').verdict, 'contained');
+  assert.match(by('caps').inside, /^14: /);
+  assert.equal(by('seccomp').verdict, 'contained');
+  assert.equal(by('userns').verdict, 'contained');
+  assert.equal(by('mknod').verdict, 'exposed');
+  assert.match(by('kmsg').inside, /^absent/);
+  assert.equal(probeUptimeMs(parseProbeOutput(CONTAINER_PROBE)), 5000100);
+});
+
+test('vm: own kernel, everything allowed reaches only the guest', () => {
+  const rows = interpretProbes(parseProbeOutput(VM_PROBE), HOST);
+  const by = (p: string) => rows.find((r) => r.probe === p)!;
+  assert.equal(by('kernel').verdict, 'own');
+  assert.equal(by('mount').verdict, 'own');
+  assert.equal(by('caps').verdict, 'own');
+  assert.equal(by('seccomp').verdict, 'own');
+  assert.equal(by('devices').verdict, 'own');
+  assert.equal(probeUptimeMs(parseProbeOutput(VM_PROBE)), 430);
+});
+
+test('a probe that did not run is unknown, not contained', () => {
+  const rows = interpretProbes(parseProbeOutput('P|kernel|info|6.18.44\n'), HOST);
+  assert.equal(rows.find((r) => r.probe === 'mount')!.verdict, 'unknown');
+  assert.equal(rows.find((r) => r.probe === 'caps')!.verdict, 'unknown');
+});

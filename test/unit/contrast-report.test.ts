@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { renderHtml } from '../../src/contrast/report-html.js';
+import { COLUMNS, renderTable } from '../../src/contrast/report-table.js';
+import { reportJson } from '../../src/contrast/setup.js';
+import { linTicks, logTicks, stripPlot } from '../../src/contrast/svg.js';
+import { CONTRAST_FORMAT, type ContrastReport } from '../../src/contrast/types.js';
+import { fixtureReport } from './contrast-fixture.js';
+
+test('table: every column, one row per wall, ratios and notes', () => {
+  const rep = fixtureReport();
+  const t = renderTable(rep);
+  const lines = t.split('\n');
+  const header = lines.find((l) => l.startsWith('WALL'))!;
+  for (const [c] of COLUMNS) assert.ok(header.includes(c), `column ${c} in ${header}`);
+  const row = (name: string) => lines.find((l) => l.startsWith(name))!;
+  assert.match(row('container'), /^container\s+61ms\s+75ms\s+58ms\s+75ms\s+1\.6MiB\/128\.0MiB\s+1\.1MiB/);
+  assert.match(row('container'), /\bhost\b/);
+  assert.match(row('container'), /1\/90/);
+  assert.match(row('vm'), /920ms/);
+  assert.match(row('vm'), /55\.0MiB\/128\.0MiB/);
+  assert.match(row('vm'), /own 6\.1\.0-hull/);
+  assert.match(row('vm'), /\(guest kernel\)/);
+  assert.match(row('crun (ref)'), /7\.5ms|8\.0ms/);
+  assert.match(t, /vm \/ container\s+15\.08x/);
+  assert.match(t, /guest kernel start to workload 430ms/);
+  assert.match(t, /note: runsc: not measured: gVisor/);
+});
+
+test('JSON: format, machine, walls with raw samples and how each figure was measured', () => {
+  const rep = JSON.parse(reportJson(fixtureReport())) as ContrastReport;
+  assert.equal(rep.format, CONTRAST_FORMAT);
+  assert.equal(rep.machine.cores, 2);
+  assert.equal(typeof rep.machine.kvm.usable, 'boolean');
+  assert.ok(rep.machine.versions.hull);
+  assert.deepEqual(rep.walls.map((w) => w.name), ['container', 'vm', 'crun']);
+  for (const w of rep.walls) {
+    assert.ok(w.startup!.samplesMs.length > 0);
+    assert.ok(w.startup!.how.length > 0);
+    assert.ok(w.startup!.summary!.median > 0);
+  }
+  const c = rep.walls[0]!;
+  assert.ok(c.memory!.how.includes('PSS'));
+  assert.ok(c.density!.curve.length === 4);
+  assert.ok(c.isolation!.rows.every((r) => ['contained', 'exposed', 'own', 'unknown'].includes(r.verdict)));
+  assert.ok(rep.ratios.some((r) => r.of === 'vm / container' && r.metric === 'start-up median'));
+});
+
+test('HTML: self-contained, the four charts and the isolation table, no external URL', () => {
+  const rep = fixtureReport();
+  rep.image = 'evil<script>alert(1)</script>';
+  const html = renderHtml(rep);
+  assert.match(html, /^<!doctype html>/);
+  for (const id of ['chart-startup', 'chart-memory', 'chart-density']) assert.match(html, new RegExp(`<svg class="chart" id="${id}"`));
+  assert.match(html, /<table id="isolation">/);
+  assert.ok(!/(https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}/i.test(html.replace(/<\/?[^>]+>/g, (t) => t)), 'no URL');
+  assert.ok(!/\b(src|href)=/i.test(html), 'no src/href attributes');
+  assert.ok(!/@import|url\(/i.test(html), 'no CSS imports');
+  assert.ok(!html.includes('<script>alert'), 'image name is escaped');
+  assert.match(html, /evil&lt;script&gt;/);
+  // stacked bar segments: 3 segment kinds in the legend, bars for container and vm
+  assert.match(html, /QEMU or monitor overhead/);
+  assert.match(html, /vm guest \/ workload: 30\.00 MiB/);
+  assert.match(html, /class="exposed"/);
+  assert.match(html, /class="own"/);
+});
+
+test('SVG helpers: ticks and an empty chart', () => {
+  assert.deepEqual(logTicks(5, 300), [5, 10, 20, 50, 100, 200]);
+  assert.deepEqual(linTicks(9), [0, 2, 4, 6, 8, 10]);
+  assert.match(stripPlot([], { title: 't', unit: 'ms', id: 'x' }), /no data/);
+});
