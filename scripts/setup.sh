@@ -14,7 +14,7 @@ say() { [ "${HULL_SETUP_QUIET:-}" = 1 ] || printf '[setup] %s\n' "$*" >&2; }
 # guest kernel build: linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils
 PKGS=(crun runc conmon tini qemu-system-x86 erofs-utils busybox-static attr iproute2 util-linux procps
       podman skopeo docker-registry golang-github-containers-common hyperfine chromium
-      linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils build-essential)
+      linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils build-essential musl-tools)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

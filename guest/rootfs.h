@@ -1,0 +1,13 @@
+/* The guest's filesystems: kernel pseudo filesystems, then the container root. */
+#ifndef HULL_ROOTFS_H
+#define HULL_ROOTFS_H
+#include "spec.h"
+#include <stddef.h>
+
+/* /dev, /proc, /sys of the initramfs (where the agent finds its ports). */
+int mount_early(char *msg, size_t msglen);
+/* erofs image on /dev/vda (read-only) + overlay on tmpfs, /proc /sys /dev inside, the spec's
+ * tmpfs and shared mounts, then the overlay becomes / (moved over the initramfs) and is the root
+ * of the agent and of everything it starts. */
+int enter_root(const struct spec *s, char *msg, size_t msglen);
+#endif

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds hull's guest kernel: Debian's linux-source, `make tinyconfig`, merged with
+# guest/kernel.config, no modules, uncompressed vmlinux (booted by QEMU microvm via PVH).
+#
+# Idempotent and cached: the result lives in build/guest/kernel-<key>/vmlinux where <key> is
+# the linux-source package version plus the hash of the fragment; build/guest/vmlinux points at
+# the current one. A rerun with the same source and fragment does nothing.
+#   HULL_KERNEL_JOBS=N   parallel make jobs (default: nproc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+OUT=$REPO/build/guest
+FRAG=$REPO/guest/kernel.config
+say() { [ "${HULL_SETUP_QUIET:-}" = 1 ] || printf '[guest-kernel] %s\n' "$*" >&2; }
+mkdir -p "$OUT"
+exec 8>"$OUT/.kernel.lock"
+flock 8
+
+tarball=$(ls /usr/src/linux-source-*.tar.xz 2>/dev/null | sort -V | tail -n1 || true)
+[ -n "$tarball" ] || { echo "build-guest-kernel: no /usr/src/linux-source-*.tar.xz (apt-get install linux-source)" >&2; exit 1; }
+series=$(basename "$tarball" .tar.xz)                       # linux-source-6.1
+version=$(dpkg-query -W -f='${Version}' "$series" 2>/dev/null || stat -c %Y "$tarball")
+fraghash=$(sha256sum "$FRAG" | cut -c1-16)
+key=${series#linux-source-}-$version-$fraghash
+dest=$OUT/kernel-$key
+if [ -s "$dest/vmlinux" ]; then
+  ln -sfn "kernel-$key/vmlinux" "$OUT/vmlinux"
+  exit 0
+fi
+
+for t in make gcc flex bison bc; do command -v $t >/dev/null || { echo "build-guest-kernel: missing $t" >&2; exit 1; }; done
+
+src=$OUT/src-${series#linux-source-}-$version
+if [ ! -f "$src/.extracted" ]; then
+  say "extracting $tarball"
+  rm -rf "$src" "$src.tmp"; mkdir -p "$src.tmp"
+  tar -xJf "$tarball" -C "$src.tmp" --strip-components=1
+  touch "$src.tmp/.extracted"
+  mv "$src.tmp" "$src"
+fi
+
+obj=$OUT/obj-$key
+rm -rf "$obj"; mkdir -p "$obj"
+say "configuring (tinyconfig + guest/kernel.config)"
+make -s -C "$src" O="$obj" tinyconfig >/dev/null
+(cd "$obj" && "$src/scripts/kconfig/merge_config.sh" -m .config "$FRAG" >/dev/null)
+make -s -C "$src" O="$obj" olddefconfig >/dev/null
+lost=0
+while IFS= read -r line; do
+  case $line in
+    CONFIG_*=*) grep -qx "$line" "$obj/.config" || { echo "build-guest-kernel: option lost after olddefconfig: $line" >&2; lost=1; } ;;
+    "# CONFIG_"*" is not set") o=${line#\# }; o=${o%% *}; ! grep -q "^$o=" "$obj/.config" || { echo "build-guest-kernel: option should be off: $o" >&2; lost=1; } ;;
+  esac
+done < "$FRAG"
+[ $lost = 0 ] || exit 1
+say "building vmlinux ($key); a few minutes"
+nice -n 5 make -s -C "$src" O="$obj" -j"${HULL_KERNEL_JOBS:-$(nproc)}" vmlinux >/dev/null
+mkdir -p "$dest.tmp"
+strip -o "$dest.tmp/vmlinux" "$obj/vmlinux"
+cp "$obj/.config" "$dest.tmp/config"
+make -s -C "$src" O="$obj" kernelrelease > "$dest.tmp/release"
+rm -rf "$dest"; mv "$dest.tmp" "$dest"
+ln -sfn "kernel-$key/vmlinux" "$OUT/vmlinux"
+rm -rf "$obj"
+say "guest kernel ready: $dest/vmlinux ($(cat "$dest/release"))"

@@ -1,0 +1,111 @@
+/**
+ * Foreground runs: QEMU is a child of this process, its ports wired to inherited sockets.
+ *   fd 7: hull.main (frames both ways: stdin, signals, resize in; the exit out)
+ *   fd 8: hull.stdout, fd 9: hull.stderr (raw bytes of the main process)
+ * The exit code is read from the status file once QEMU is gone: everything the guest wrote is
+ * then flushed. QEMU dies with this process (parent-death signal), and the guest ends the run
+ * when hull.main loses its host.
+ */
+import fs from 'node:fs';
+import type { Duplex, Readable, Writable } from 'node:stream';
+import { HullError } from '../../errors.js';
+import type { ExitInfo, InstanceSpec, Stdio } from '../types.js';
+import { readVmCgroup } from './cgroup.js';
+import { prepare, procStartTime, type Monitor } from './launch.js';
+import { decodeStatus, encodeData, encodeFrame, T } from './protocol.js';
+
+/** A start the guest refused (command not found: 127, not executable: 126, other: 125). */
+export class VmStartError extends HullError {
+  constructor(message: string, readonly exitCode: number) {
+    super('INVALID_ARGUMENT', message);
+  }
+}
+
+/** Pure: the ExitInfo for what the status file says (or does not say) once QEMU is gone. */
+export function exitFromStatus(status: Buffer, facts: { killedByHull: boolean; oomKilled: boolean; qemuErr: string }): ExitInfo {
+  let st;
+  try {
+    st = decodeStatus(status);
+  } catch (e) {
+    return { exitCode: 255, oomKilled: facts.oomKilled, error: `unreadable guest status: ${(e as Error).message}` };
+  }
+  if (st.exit && !st.ready && st.exit.reason) throw new VmStartError(st.exit.reason, st.exit.code);
+  if (st.exit) return { exitCode: st.exit.code, oomKilled: facts.oomKilled };
+  if (facts.killedByHull) return { exitCode: 137, oomKilled: facts.oomKilled };
+  if (facts.oomKilled) return { exitCode: 137, oomKilled: true, error: 'QEMU was killed by the VM cgroup memory limit' };
+  const why = facts.qemuErr.trim().split('\n').slice(-3).join(' ').slice(0, 500);
+  return {
+    exitCode: 255, oomKilled: false,
+    error: st.ready ? `the VM stopped without an exit code (guest kernel panic or QEMU killed)${why ? `: ${why}` : ''}` : `the VM failed to boot${why ? `: ${why}` : ''}`,
+  };
+}
+
+export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void, onMonitor?: (m: Monitor) => void): Promise<ExitInfo> {
+  const out = stdio.stdout as Writable & { columns?: number; rows?: number };
+  const prep = await prepare(root, spec, { attached: true, rows: out.rows, cols: out.columns });
+  let killedByHull = false;
+  try {
+    const child = prep.spawn(
+      { main: { kind: 'fd', fd: 7 }, stdout: { kind: 'fd', fd: 8 }, stderr: { kind: 'fd', fd: 9 } },
+      { base: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'], detached: false, pdeathsig: true },
+    );
+    const pipes = child.stdio as unknown as (Duplex | null)[];
+    const main = pipes[7] as Duplex;
+    const gout = pipes[8] as Readable;
+    const gerr = pipes[9] as Readable;
+    let qemuErr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (qemuErr = (qemuErr + d).slice(-8000)));
+    const closed = new Promise<number | null>((resolve, reject) => {
+      child.on('error', (e) => reject(new HullError('UNAVAILABLE', `cannot start QEMU: ${e.message}`, { cause: e, hint: 'apt-get install qemu-system-x86' })));
+      child.on('close', (code) => resolve(code));
+    });
+    const pid = child.pid ?? 0;
+    onMonitor?.({ pid, startTime: procStartTime(pid) ?? 0, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease });
+    onStarted?.(pid);
+    gout.on('data', (d: Buffer) => out.write(d));
+    gerr.on('data', (d: Buffer) => stdio.stderr.write(d));
+    main.on('error', () => undefined);
+    main.on('data', () => undefined); // EXIT is read from the status file; drain the port
+    const stdin = spec.process.stdin ? stdio.stdin : null;
+    const onIn = (d: Buffer | string) => {
+      for (const f of encodeData(T.STDIN, 0, Buffer.isBuffer(d) ? d : Buffer.from(d))) main.write(f);
+    };
+    const onEnd = () => {
+      if (!spec.process.terminal) main.write(encodeFrame(T.STDIN_EOF, 0));
+    };
+    stdin?.on('data', onIn);
+    stdin?.on('end', onEnd);
+    const onResize = () => {
+      const w = Buffer.alloc(4);
+      w.writeUInt16LE(out.rows ?? 24, 0);
+      w.writeUInt16LE(out.columns ?? 80, 2);
+      main.write(encodeFrame(T.RESIZE, 0, w));
+    };
+    if (spec.process.terminal) out.on('resize', onResize);
+    const fwd = (sig: NodeJS.Signals) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15, 0);
+      if (!main.destroyed) main.write(encodeFrame(T.SIGNAL, 0, b));
+    };
+    // docker's sig-proxy: only while nobody else handles the signal (a library caller may)
+    const proxied: NodeJS.Signals[] = (['SIGTERM', 'SIGHUP'] as NodeJS.Signals[]).filter((s) => process.listenerCount(s) === 0);
+    for (const s of proxied) process.on(s, fwd);
+    let code: number | null;
+    try {
+      code = await closed;
+    } finally {
+      for (const s of proxied) process.off(s, fwd);
+      stdin?.off('data', onIn);
+      stdin?.off('end', onEnd);
+      if (spec.process.terminal) out.off('resize', onResize);
+      main.destroy();
+    }
+    const status = fs.existsSync(prep.files.status) ? fs.readFileSync(prep.files.status) : Buffer.alloc(0);
+    const oom = prep.cgroup ? readVmCgroup(prep.cgroup).oomKilled : false;
+    if (code === 125 && !status.length && !qemuErr) qemuErr = 'could not join the VM cgroup';
+    return exitFromStatus(status, { killedByHull, oomKilled: oom, qemuErr });
+  } finally {
+    killedByHull = false;
+    prep.release();
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The VM's cgroup, like Firecracker's jailer: QEMU runs in its own memory cgroup limited to the
+ * guest RAM plus QEMU's overhead, so a runaway VMM cannot take the host's memory. No systemd:
+ * plain cgroupfs. cgroup v2 (unified) at /sys/fs/cgroup/hull-vm/<id>, or the v1 memory
+ * controller at /sys/fs/cgroup/memory/hull-vm/<id> (hybrid hosts like this one).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+const CG = '/sys/fs/cgroup';
+
+export interface VmCgroup {
+  version: 1 | 2;
+  dir: string;
+}
+
+/** QEMU's memory beyond guest RAM: its own heap, the TCG code cache (32 MiB), device buffers. */
+export const QEMU_OVERHEAD_BYTES = 160 * 1024 * 1024;
+
+/** Pure: the cgroup directory of a VM for a cgroup version. */
+export function vmCgroupDir(version: 1 | 2, id: string): string {
+  return version === 2 ? path.join(CG, 'hull-vm', id) : path.join(CG, 'memory', 'hull-vm', id);
+}
+
+export function cgroupVersion(): 1 | 2 | undefined {
+  if (fs.existsSync(path.join(CG, 'cgroup.controllers'))) return 2;
+  if (fs.existsSync(path.join(CG, 'memory', 'memory.limit_in_bytes'))) return 1;
+  return undefined;
+}
+
+/** Creates the cgroup with its memory limit; undefined when the host has no memory controller. */
+export function createVmCgroup(id: string, limitBytes: number): VmCgroup | undefined {
+  const version = cgroupVersion();
+  if (!version) return undefined;
+  const dir = vmCgroupDir(version, id);
+  if (version === 2) {
+    const parent = path.dirname(dir);
+    fs.mkdirSync(parent, { recursive: true });
+    try {
+      fs.writeFileSync(path.join(CG, 'cgroup.subtree_control'), '+memory');
+      fs.writeFileSync(path.join(parent, 'cgroup.subtree_control'), '+memory');
+    } catch {
+      // controller already delegated, or not available: the limit write below tells
+    }
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.writeFileSync(path.join(dir, version === 2 ? 'memory.max' : 'memory.limit_in_bytes'), String(limitBytes));
+    if (version === 2) fs.writeFileSync(path.join(dir, 'memory.swap.max'), '0');
+  } catch (e) {
+    if (version === 1 || !String(e).includes('memory.swap.max')) {
+      removeVmCgroup({ version, dir });
+      throw e;
+    }
+  }
+  return { version, dir };
+}
+
+export function procsFile(cg: VmCgroup): string {
+  return path.join(cg.dir, 'cgroup.procs');
+}
+
+/** Memory charged to the VM (bytes), its limit, and whether the kernel OOM-killed in it. */
+export function readVmCgroup(cg: VmCgroup): { usage: number; limit: number; oomKilled: boolean; pids: number } {
+  const rd = (f: string) => {
+    try {
+      return fs.readFileSync(path.join(cg.dir, f), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const num = (s: string) => (/^\d+/.test(s.trim()) ? Number(s.trim()) : 0);
+  const pids = rd('cgroup.procs').split('\n').filter(Boolean).length;
+  if (cg.version === 2) {
+    const ev = /^oom_kill (\d+)/m.exec(rd('memory.events'));
+    return { usage: num(rd('memory.current')), limit: num(rd('memory.max')), oomKilled: !!ev && Number(ev[1]) > 0, pids };
+  }
+  const oc = /^oom_kill (\d+)/m.exec(rd('memory.oom_control'));
+  return { usage: num(rd('memory.usage_in_bytes')), limit: num(rd('memory.limit_in_bytes')), oomKilled: !!oc && Number(oc[1]) > 0, pids };
+}
+
+/** Removes the cgroup (it must be empty: QEMU gone). Idempotent; retries briefly while the
+ * kernel finishes tearing the last process down. */
+export function removeVmCgroup(cg: VmCgroup): boolean {
+  for (let i = 0; i < 50; i++) {
+    try {
+      fs.rmdirSync(cg.dir);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return true;
+      if (code !== 'EBUSY') return false;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
+  return false;
+}

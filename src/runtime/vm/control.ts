@@ -1,0 +1,93 @@
+/**
+ * Talking to a running VM's agent over its hull.ctl port (a unix socket QEMU listens on):
+ * exec, signals, shutdown. QEMU serves one connection at a time; a second caller waits in the
+ * socket's backlog until the first is done.
+ */
+import net from 'node:net';
+import { HullError } from '../../errors.js';
+import type { Stdio } from '../types.js';
+import { encodeData, encodeFrame, encodeProcessRecords, FrameDecoder, T, decodeExit, type GuestProcessSpec } from './protocol.js';
+
+/** sun_path holds 107 bytes: longer paths are reached through QEMU's cwd in /proc. */
+export function ctlAddress(ctlPath: string, qemuPid: number): string {
+  return Buffer.byteLength(ctlPath) <= 107 ? ctlPath : `/proc/${qemuPid}/cwd/ctl.sock`;
+}
+
+export function connectCtl(address: string, timeoutMs = 5000): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(address);
+    const t = setTimeout(() => {
+      s.destroy();
+      reject(new HullError('UNAVAILABLE', 'the VM agent did not answer on its control port'));
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(t);
+      resolve(s);
+    });
+    s.once('error', (e) => {
+      clearTimeout(t);
+      reject(new HullError('UNAVAILABLE', `cannot reach the VM's control port: ${e.message}`, { cause: e }));
+    });
+  });
+}
+
+/** Sends one frame and closes (signals, shutdown). */
+export async function sendControl(address: string, type: number, channel: number, payload?: Buffer): Promise<void> {
+  const s = await connectCtl(address);
+  await new Promise<void>((resolve) => s.end(encodeFrame(type, channel, payload), () => resolve()));
+  // give QEMU a moment to pass the bytes on before the disconnect reaches the guest
+  await new Promise((r) => setTimeout(r, 50));
+  s.destroy();
+}
+
+/** Runs a process in the VM; resolves with its exit code (126/127 when it cannot start). */
+export async function execInVm(address: string, proc: GuestProcessSpec, stdio: Stdio): Promise<number> {
+  const payload = encodeProcessRecords(proc);
+  const s = await connectCtl(address);
+  const ch = 1;
+  const dec = new FrameDecoder();
+  return new Promise<number>((resolve, reject) => {
+    let done = false;
+    const finish = (err: Error | null, code?: number) => {
+      if (done) return;
+      done = true;
+      stdio.stdin?.off('data', onIn);
+      stdio.stdin?.off('end', onEnd);
+      s.destroy();
+      if (err) reject(err);
+      else resolve(code!);
+    };
+    const onIn = (d: Buffer | string) => {
+      for (const f of encodeData(T.STDIN, ch, Buffer.isBuffer(d) ? d : Buffer.from(d))) s.write(f);
+    };
+    const onEnd = () => s.write(encodeFrame(T.STDIN_EOF, ch));
+    s.on('data', (chunk: Buffer) => {
+      let frames;
+      try {
+        frames = dec.push(chunk);
+      } catch (e) {
+        return finish(e as Error);
+      }
+      for (const f of frames) {
+        if (f.channel !== ch && f.type !== T.ERROR) continue;
+        if (f.type === T.STDOUT) stdio.stdout.write(f.payload);
+        else if (f.type === T.STDERR) stdio.stderr.write(f.payload);
+        else if (f.type === T.ERROR) return finish(new HullError('FAILED_PRECONDITION', `VM agent: ${f.payload.toString('utf8')}`));
+        else if (f.type === T.EXIT) {
+          const x = decodeExit(f.payload);
+          if (x.reason) stdio.stderr.write(`${x.reason}\n`);
+          return finish(null, x.code);
+        }
+      }
+    });
+    s.on('close', () => finish(new HullError('UNAVAILABLE', 'the VM went away during exec')));
+    s.on('error', () => undefined);
+    s.write(encodeFrame(T.EXEC, ch, payload));
+    if (proc.stdin && stdio.stdin) {
+      stdio.stdin.on('data', onIn);
+      stdio.stdin.on('end', onEnd);
+    } else if (!proc.tty) {
+      s.write(encodeFrame(T.STDIN_EOF, ch));
+    }
+  });
+}

@@ -1,0 +1,235 @@
+/**
+ * The VM wall: hull's Isolation over QEMU microvm. createVmIsolation(root) is what
+ * src/runtime/index.ts loads for `--isolation vm`. Detached VMs need no hull process: QEMU is
+ * the monitor (or, when the engine gives an exit command, a one-line sh that waits for QEMU and
+ * then runs it), the guest writes the log and the exit code through QEMU file chardevs, and any
+ * later call reads them from <instance dir>/vm/.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { HullError } from '../../errors.js';
+import type { ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Stdio, Usage } from '../types.js';
+import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
+import { readVmCgroup, removeVmCgroup } from './cgroup.js';
+import { ctlAddress, execInVm, sendControl } from './control.js';
+import { prepare, procStartTime, vmFiles, type Monitor } from './launch.js';
+import { decodeStatus, T } from './protocol.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function readMonitor(spec: InstanceSpec): Monitor | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(vmFiles(spec).monitor, 'utf8')) as Monitor;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeMonitor(spec: InstanceSpec, m: Monitor): void {
+  const f = vmFiles(spec).monitor;
+  fs.writeFileSync(`${f}.tmp`, JSON.stringify(m));
+  fs.renameSync(`${f}.tmp`, f);
+}
+
+function alive(m: Monitor | undefined): boolean {
+  return !!m && m.pid > 0 && procStartTime(m.pid) === m.startTime;
+}
+
+function readStatus(spec: InstanceSpec): Buffer {
+  try {
+    return fs.readFileSync(vmFiles(spec).status);
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
+
+function signalNumber(signal: string): number {
+  const s = signal.trim().toUpperCase();
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const n = (os.constants.signals as Record<string, number>)[s.startsWith('SIG') ? s : `SIG${s}`];
+    if (n) return n;
+  }
+  throw new HullError('INVALID_ARGUMENT', `invalid signal: ${signal}`);
+}
+
+async function waitGone(m: Monitor, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (alive(m)) {
+    if (Date.now() > end) return false;
+    await sleep(20);
+  }
+  return true;
+}
+
+class VmIsolation implements Isolation {
+  readonly wall = 'vm' as const;
+
+  constructor(private readonly root: string, private readonly opts: IsolationOptions) {}
+
+  runAttached(spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void): Promise<ExitInfo> {
+    return runVmAttached(this.root, spec, stdio, onStarted, (m) => writeMonitor(spec, m));
+  }
+
+  async startDetached(spec: InstanceSpec): Promise<{ pid: number; facts?: Record<string, unknown> }> {
+    const prep = await prepare(this.root, spec, { attached: false });
+    const f = prep.files;
+    let m: Monitor | undefined;
+    try {
+      const errFd = fs.openSync(f.qemuErr, 'w');
+      let child;
+      try {
+        child = prep.spawn(
+          { log: true, stdout: { kind: 'null' }, stderr: { kind: 'null' } },
+          { base: ['ignore', errFd, errFd], detached: true, pdeathsig: false, exitCommand: this.opts.exitCommand ? [...this.opts.exitCommand, spec.id] : undefined },
+        );
+      } finally {
+        fs.closeSync(errFd);
+      }
+      child.on('error', () => undefined);
+      child.unref();
+      const wrapped = !!this.opts.exitCommand;
+      const deadline = Date.now() + 120_000;
+      let pid = wrapped ? 0 : child.pid ?? 0;
+      while (Date.now() < deadline) {
+        if (!pid) {
+          const t = fs.existsSync(`${f.dir}/qemu.pid`) ? fs.readFileSync(`${f.dir}/qemu.pid`, 'utf8').trim() : '';
+          if (/^\d+$/.test(t)) pid = Number(t);
+        }
+        if (pid && !m) {
+          const st = procStartTime(pid);
+          if (st !== undefined) {
+            m = { pid, startTime: st, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease };
+            writeMonitor(spec, m);
+          }
+        }
+        const status = readStatus(spec);
+        const s = decodeStatus(status);
+        if (s.ready && m) return { pid, facts: { accel: prep.accel.accel, accelReason: prep.accel.reason, kernelRelease: s.ready.release, logPath: f.log, cgroup: prep.cgroup?.dir } };
+        const gone = child.exitCode !== null || child.signalCode !== null || (m !== undefined && !alive(m));
+        if (s.exit || gone) {
+          await sleep(50);
+          const err = fs.existsSync(f.qemuErr) ? fs.readFileSync(f.qemuErr, 'utf8') : '';
+          const x = exitFromStatus(readStatus(spec), { killedByHull: false, oomKilled: false, qemuErr: err });
+          throw new HullError('FAILED_PRECONDITION', x.error ?? `the VM exited with ${x.exitCode} before its process started`);
+        }
+        await sleep(10);
+      }
+      throw new HullError('UNAVAILABLE', 'the VM did not start within 120 s');
+    } catch (e) {
+      if (m && alive(m)) {
+        process.kill(m.pid, 'SIGKILL');
+        await waitGone(m, 5000);
+      }
+      prep.release();
+      throw e;
+    }
+  }
+
+  async state(spec: InstanceSpec): Promise<InstanceState> {
+    const m = readMonitor(spec);
+    let status = readStatus(spec);
+    if (alive(m)) {
+      // the guest reported its exit: QEMU is about to end; let it, so the answer is final
+      if (!decodeStatus(status).exit || !(await waitGone(m!, 3000))) return { running: true, pid: m!.pid };
+      status = readStatus(spec);
+    }
+    const f = vmFiles(spec);
+    const oom = m?.cgroup ? readVmCgroup(m.cgroup).oomKilled : false;
+    const err = fs.existsSync(f.qemuErr) ? fs.readFileSync(f.qemuErr, 'utf8') : '';
+    try {
+      return { running: false, exit: exitFromStatus(status, { killedByHull: fs.existsSync(f.killed), oomKilled: oom, qemuErr: err }) };
+    } catch (e) {
+      if (e instanceof VmStartError) return { running: false, exit: { exitCode: e.exitCode, oomKilled: false, error: e.message } };
+      throw e;
+    }
+  }
+
+  private address(spec: InstanceSpec, m: Monitor): string {
+    return ctlAddress(vmFiles(spec).ctl, m.pid);
+  }
+
+  private async hardKill(spec: InstanceSpec, m: Monitor): Promise<void> {
+    if (!alive(m)) return;
+    fs.writeFileSync(vmFiles(spec).killed, 'SIGKILL\n');
+    process.kill(m.pid, 'SIGKILL');
+    if (!(await waitGone(m, 10_000))) throw new HullError('UNAVAILABLE', `QEMU (pid ${m.pid}) did not exit after SIGKILL`);
+  }
+
+  async kill(spec: InstanceSpec, signal: string): Promise<void> {
+    const n = signalNumber(signal);
+    const m = readMonitor(spec);
+    if (!alive(m)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running`);
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(n, 0);
+    try {
+      await sendControl(this.address(spec, m!), T.SIGNAL, 0, b);
+    } catch (e) {
+      if (n !== 9) throw e;
+      await this.hardKill(spec, m!);
+    }
+  }
+
+  async stop(spec: InstanceSpec, timeoutSec: number): Promise<void> {
+    const m = readMonitor(spec);
+    if (!alive(m)) return;
+    try {
+      await sendControl(this.address(spec, m!), T.SHUTDOWN, 0);
+      if (await waitGone(m!, Math.max(0, timeoutSec) * 1000)) return;
+    } catch {
+      // agent unreachable: stop the hard way
+    }
+    await this.hardKill(spec, m!);
+  }
+
+  async exec(spec: InstanceSpec, proc: { args: string[]; env: string[]; cwd?: string; user?: string; terminal: boolean; stdin: boolean }, stdio: Stdio): Promise<number> {
+    const m = readMonitor(spec);
+    if (!alive(m)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running`);
+    const out = stdio.stdout as { rows?: number; columns?: number };
+    return execInVm(this.address(spec, m!), { args: proc.args, env: proc.env, cwd: proc.cwd ?? spec.process.cwd, user: proc.user ?? spec.process.user, tty: proc.terminal, stdin: proc.stdin, rows: out.rows, cols: out.columns }, stdio);
+  }
+
+  async usage(spec: InstanceSpec): Promise<Usage> {
+    const m = readMonitor(spec);
+    if (!alive(m)) return { memoryBytes: 0, memoryLimitBytes: 0, cpuNs: 0, pids: 0 };
+    const stat = fs.readFileSync(`/proc/${m!.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    const cpuNs = Math.round((ticks / 100) * 1e9);
+    if (m!.cgroup) {
+      const c = readVmCgroup(m!.cgroup);
+      return { memoryBytes: c.usage, memoryLimitBytes: c.limit, cpuNs, pids: c.pids };
+    }
+    const rss = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${m!.pid}/status`, 'utf8'));
+    return { memoryBytes: rss ? Number(rss[1]) * 1024 : 0, memoryLimitBytes: 0, cpuNs, pids: 1 };
+  }
+
+  async release(spec: InstanceSpec): Promise<ExitInfo | undefined> {
+    const st = await this.state(spec);
+    if (st.running) return undefined;
+    const m = readMonitor(spec);
+    if (m?.cgroup) removeVmCgroup(m.cgroup);
+    const f = vmFiles(spec);
+    for (const x of [f.initrd, f.ctl]) fs.rmSync(x, { force: true });
+    return st.exit;
+  }
+
+  async cleanup(spec: InstanceSpec): Promise<void> {
+    const m = readMonitor(spec);
+    if (m) {
+      await this.hardKill(spec, m);
+      if (m.cgroup) removeVmCgroup(m.cgroup);
+    }
+    fs.rmSync(vmFiles(spec).dir, { recursive: true, force: true });
+  }
+}
+
+/** The VM wall for a hull root. */
+export function createVmIsolation(root: string, opts: IsolationOptions = {}): Isolation {
+  return new VmIsolation(root, opts);
+}
+
+export { buildQemuArgs, kernelCmdline } from './qemu-args.js';
+export { chooseAccel, accelFromFacts } from './accel.js';

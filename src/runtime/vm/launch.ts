@@ -1,0 +1,208 @@
+/**
+ * Preparing and spawning one VM. Everything a VM needs on the host lives in <instance dir>/vm/:
+ *   initrd.cpio  base initramfs + this run's spec      status   the hull.status port (file)
+ *   ctl.sock     the hull.ctl port (QEMU listens)       qemu.err QEMU's own stderr (detached)
+ *   monitor.json pid, start time, accelerator, cgroup   killed   written when hull killed QEMU
+ * and the detached log is <instance dir>/ctr.log (k8s-file lines written by the guest agent).
+ *
+ * Confinement (like Firecracker's jailer): QEMU joins its own memory cgroup before it starts
+ * (a one-line sh wrapper writes its pid into cgroup.procs, then execs), runs as nobody when no
+ * host directory is shared (setpriv; its files are passed as inherited descriptors, so it
+ * needs no access to the hull root), with -sandbox on, no network and -nodefaults.
+ */
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { HullError } from '../../errors.js';
+import type { InstanceSpec } from '../types.js';
+import { chooseAccel, type AccelChoice } from './accel.js';
+import { guestAssets, hostTscKhz, qemuBinary } from './assets.js';
+import { createVmCgroup, procsFile, QEMU_OVERHEAD_BYTES, removeVmCgroup, type VmCgroup } from './cgroup.js';
+import { newcArchive } from './cpio.js';
+import { encodeSpecFile, type GuestRunSpec } from './protocol.js';
+import { buildQemuArgs, type Chardev } from './qemu-args.js';
+import { ensureVmDisk } from '../../snapshots/vmdisk.js';
+
+export const NOBODY = 65534;
+export const DEFAULT_VM_MEMORY = 128 * 1024 * 1024;
+
+export interface VmFiles {
+  dir: string;
+  initrd: string;
+  status: string;
+  ctl: string;
+  qemuErr: string;
+  monitor: string;
+  killed: string;
+  log: string;
+}
+
+export function vmFiles(spec: InstanceSpec): VmFiles {
+  const dir = path.join(spec.dir, 'vm');
+  return {
+    dir,
+    initrd: path.join(dir, 'initrd.cpio'),
+    status: path.join(dir, 'status'),
+    ctl: path.join(dir, 'ctl.sock'),
+    qemuErr: path.join(dir, 'qemu.err'),
+    monitor: path.join(dir, 'monitor.json'),
+    killed: path.join(dir, 'killed'),
+    log: path.join(spec.dir, 'ctr.log'),
+  };
+}
+
+export interface Monitor {
+  pid: number;
+  /** /proc/<pid>/stat start time (clock ticks after boot): tells a reused pid apart. */
+  startTime: number;
+  accel: AccelChoice;
+  cgroup?: VmCgroup;
+  kernelRelease?: string;
+}
+
+/** Pure: what of an InstanceSpec a VM cannot honour, as messages (empty = fine). */
+export function unsupported(spec: InstanceSpec): string[] {
+  const out: string[] = [];
+  if (spec.network === 'host') out.push('--network host: a VM has its own kernel and no access to the host network (use --network none)');
+  for (const m of spec.mounts) {
+    if (m.type === 'bind' && m.source && fs.existsSync(m.source) && !fs.statSync(m.source).isDirectory()) {
+      out.push(`-v ${m.source}:${m.destination}: a VM can share directories only, not single files`);
+    }
+  }
+  if (spec.runtime && !['crun', 'runc', 'runsc', ''].includes(spec.runtime)) out.push(`--runtime ${spec.runtime} has no meaning for a VM`);
+  return out;
+}
+
+/** Pure: the guest's view of an InstanceSpec. */
+export function guestRunSpec(spec: InstanceSpec, mode: { attached: boolean; rows?: number; cols?: number }): GuestRunSpec {
+  const binds = spec.mounts.filter((m) => m.type === 'bind');
+  return {
+    args: spec.process.args,
+    env: spec.process.env,
+    cwd: spec.process.cwd || '/',
+    user: spec.process.user,
+    tty: spec.process.terminal,
+    stdin: spec.process.stdin,
+    rows: mode.rows,
+    cols: mode.cols,
+    hostname: spec.hostname,
+    readOnly: spec.readOnlyRootfs,
+    tmpfs: spec.mounts.filter((m) => m.type === 'tmpfs').map((m) => ({ destination: m.destination, options: (m.options ?? []).join(',') })),
+    shares: binds.map((m, i) => ({ tag: `v${i}`, destination: m.destination, readOnly: m.readOnly })),
+    mainPort: mode.attached,
+    logFormat: !mode.attached,
+    clockNs: BigInt(Date.now()) * 1_000_000n,
+  };
+}
+
+export interface Prepared {
+  files: VmFiles;
+  accel: AccelChoice;
+  cgroup?: VmCgroup;
+  kernelRelease?: string;
+  /** Spawns QEMU; `ports` name this run's chardevs, `extraStdio` fills fds from 9 up. */
+  spawn(ports: { stdout: Chardev; stderr: Chardev; main?: Chardev; log?: boolean }, stdio: { base: StdioOptions; detached: boolean; pdeathsig: boolean; exitCommand?: string[] }): ChildProcess;
+  /** Removes the cgroup and the per-run files (not the log). */
+  release(): void;
+}
+
+function guestMemoryMiB(spec: InstanceSpec): number {
+  const b = spec.resources.memoryBytes ?? DEFAULT_VM_MEMORY;
+  const mib = Math.ceil(b / (1024 * 1024));
+  if (mib < 64) throw new HullError('INVALID_ARGUMENT', `-m ${mib}m is too small for a VM: the guest needs at least 64m`);
+  return mib;
+}
+
+function guestCpus(spec: InstanceSpec): number {
+  const n = spec.resources.nanoCpus ? Math.ceil(spec.resources.nanoCpus / 1e9) : 1;
+  if (n > 8) throw new HullError('INVALID_ARGUMENT', `--cpus ${n}: a hull VM has at most 8 vCPUs`);
+  return n;
+}
+
+/** Everything before the spawn: disk, initramfs, accelerator, cgroup. Undoes itself on failure. */
+export async function prepare(root: string, spec: InstanceSpec, mode: { attached: boolean; rows?: number; cols?: number }): Promise<Prepared> {
+  const bad = unsupported(spec);
+  if (bad.length) throw new HullError('INVALID_ARGUMENT', bad.join('; '));
+  const memMiB = guestMemoryMiB(spec);
+  const cpus = guestCpus(spec);
+  const assets = guestAssets();
+  const qemu = qemuBinary();
+  const disk = await ensureVmDisk(root, spec.image.id, spec.image.lowerDirs);
+  const accel = await chooseAccel(spec.vm?.accel ?? 'auto', qemu, assets.kernel, assets.initramfs);
+  const files = vmFiles(spec);
+  fs.rmSync(files.dir, { recursive: true, force: true });
+  fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+  let cgroup: VmCgroup | undefined;
+  const release = () => {
+    if (cgroup) removeVmCgroup(cgroup);
+    fs.rmSync(files.dir, { recursive: true, force: true });
+  };
+  try {
+    const specFile = encodeSpecFile(guestRunSpec(spec, mode));
+    fs.writeFileSync(files.initrd, Buffer.concat([fs.readFileSync(assets.initramfs), newcArchive([{ name: 'hull' }, { name: 'hull/spec', data: specFile }])]), { mode: 0o644 });
+    const shares = spec.mounts.filter((m) => m.type === 'bind').map((m, i) => ({ tag: `v${i}`, hostPath: m.source ?? '', readOnly: m.readOnly }));
+    for (const s of shares) if (!fs.statSync(s.hostPath, { throwIfNoEntry: false })?.isDirectory()) throw new HullError('NOT_FOUND', `volume source ${s.hostPath} is not a directory`);
+    const asNobody = shares.length === 0 && process.getuid?.() === 0;
+    if (asNobody) fs.chownSync(files.dir, NOBODY, NOBODY);
+    cgroup = createVmCgroup(spec.id, memMiB * 1024 * 1024 + QEMU_OVERHEAD_BYTES);
+    const p: Prepared = {
+      files, accel, cgroup, kernelRelease: assets.release, release,
+      spawn(ports, io) {
+        // fds 3..5: kernel, initrd, disk (QEMU reopens them through /proc/self/fd)
+        const fdKernel = fs.openSync(assets.kernel, 'r');
+        const fdInitrd = fs.openSync(files.initrd, 'r');
+        const fdDisk = fs.openSync(disk, 'r');
+        let fdLog: number | undefined;
+        if (ports.log) {
+          fdLog = fs.openSync(files.log, 'a', 0o640);
+          if (asNobody) fs.fchownSync(fdLog, NOBODY, NOBODY);
+        }
+        try {
+          const args = buildQemuArgs({
+            kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', disk: '/proc/self/fd/5',
+            memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(),
+            ports: { status: { kind: 'file', path: 'status' }, stdout: ports.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : ports.stdout, stderr: ports.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: ports.main },
+            shares,
+            consoleLog: process.env.HULL_VM_CONSOLE_LOG ? path.join(files.dir, 'console.log') : undefined,
+          });
+          const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : ['setpriv'];
+          if (io.pdeathsig) priv.push('--pdeathsig', 'KILL');
+          const join = cgroup ? `echo $$ > '${procsFile(cgroup)}' || exit 125; ` : '';
+          const base = io.base as (string | number | null)[];
+          const stdio = [...base.slice(0, 3), fdKernel, fdInitrd, fdDisk, fdLog ?? 'ignore', ...base.slice(3)];
+          // With an exit command the shell stays as a tiny monitor: it records QEMU's pid, waits
+          // for it, then runs the command (the engine's exit hook).
+          const script = io.exitCommand?.length
+            ? `${join}"$@" & echo $! > qemu.pid; wait $!; exec ${io.exitCommand.map(shq).join(' ')}`
+            : `${join}exec "$@"`;
+          return spawn('sh', ['-c', script, 'hull-vm', ...priv, qemu, ...args], {
+            cwd: files.dir, stdio: stdio as StdioOptions, detached: io.detached,
+          });
+        } finally {
+          for (const fd of [fdKernel, fdInitrd, fdDisk, fdLog]) if (fd !== undefined) fs.closeSync(fd);
+        }
+      },
+    };
+    return p;
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+/** Single-quotes a word for sh. */
+export function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Start time of a process from /proc (undefined when it is gone). */
+export function procStartTime(pid: number): number | undefined {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    if (f[0] === 'Z') return undefined;
+    return Number(f[19]);
+  } catch {
+    return undefined;
+  }
+}

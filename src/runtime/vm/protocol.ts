@@ -1,0 +1,194 @@
+/**
+ * The host side of hull's guest protocol, version 1 (guest/PROTOCOL.md): spec records, frames,
+ * and the status stream. Pure: buffers in, buffers or values out. Everything decoded from the
+ * guest is bounded and validated before use.
+ */
+import { HullError } from '../../errors.js';
+
+export const PROTO_VERSION = 1;
+export const FRAME_HEADER = 8;
+/** Largest payload either side accepts, bytes. */
+export const FRAME_MAX_PAYLOAD = 65536;
+
+export const T = {
+  EXEC: 0x10,
+  STDIN: 0x11,
+  STDIN_EOF: 0x12,
+  SIGNAL: 0x13,
+  RESIZE: 0x14,
+  SHUTDOWN: 0x15,
+  READY: 0x20,
+  STDOUT: 0x21,
+  STDERR: 0x22,
+  EXIT: 0x23,
+  ERROR: 0x24,
+} as const;
+
+const R = {
+  ARG: 1, ENV: 2, CWD: 3, USER: 4, HOSTNAME: 5, TTY: 6, STDIN: 7, READONLY: 8, TMPFS: 9, SHARE: 10,
+  WINSIZE: 11, MAINPORT: 12, CLOCK: 13, LOGFMT: 14,
+} as const;
+
+/** What the guest agent runs and how (the main process, or an exec'd one). */
+export interface GuestProcessSpec {
+  args: string[];
+  env: string[];
+  /** Absolute; default '/'. */
+  cwd?: string;
+  /** docker -u syntax; '' = root. */
+  user?: string;
+  tty?: boolean;
+  /** Keep stdin open, fed by STDIN frames. */
+  stdin?: boolean;
+  rows?: number;
+  cols?: number;
+}
+
+export interface GuestRunSpec extends GuestProcessSpec {
+  hostname: string;
+  readOnly?: boolean;
+  tmpfs?: { destination: string; options: string }[];
+  /** 9p shares QEMU exports (tag = the device's mount_tag). */
+  shares?: { tag: string; destination: string; readOnly: boolean }[];
+  /** The host attaches port hull.main (a foreground run). */
+  mainPort?: boolean;
+  /** Main output as k8s-file log lines on hull.stdout (detached runs). */
+  logFormat?: boolean;
+  /** Host wall clock, ns since the epoch, for the guest's clock. */
+  clockNs?: bigint;
+}
+
+function rec(tag: number, data: Buffer | string): Buffer {
+  const b = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const h = Buffer.alloc(6);
+  h.writeUInt16LE(tag, 0);
+  h.writeUInt32LE(b.length, 2);
+  return Buffer.concat([h, b]);
+}
+
+const flag = (v: boolean | undefined) => Buffer.from([v ? 1 : 0]);
+
+function noNul(what: string, s: string): string {
+  if (s.includes('\0')) throw new HullError('INVALID_ARGUMENT', `${what} contains a NUL byte`);
+  return s;
+}
+
+/** Records of a process spec (the payload of an EXEC frame). */
+export function encodeProcessRecords(p: GuestProcessSpec): Buffer {
+  if (p.args.length === 0) throw new HullError('INVALID_ARGUMENT', 'no command to run: give one, or use an image with a default command');
+  const parts: Buffer[] = [];
+  for (const a of p.args) parts.push(rec(R.ARG, noNul('an argument', a)));
+  for (const e of p.env) parts.push(rec(R.ENV, noNul('an environment variable', e)));
+  if (p.cwd) parts.push(rec(R.CWD, noNul('the working directory', p.cwd)));
+  if (p.user) parts.push(rec(R.USER, noNul('the user', p.user)));
+  if (p.tty) parts.push(rec(R.TTY, flag(true)));
+  if (p.stdin) parts.push(rec(R.STDIN, flag(true)));
+  if (p.rows && p.cols) {
+    const w = Buffer.alloc(4);
+    w.writeUInt16LE(Math.min(p.rows, 65535), 0);
+    w.writeUInt16LE(Math.min(p.cols, 65535), 2);
+    parts.push(rec(R.WINSIZE, w));
+  }
+  return Buffer.concat(parts);
+}
+
+/** The spec file the guest reads from its initramfs (/hull/spec). */
+export function encodeSpecFile(s: GuestRunSpec): Buffer {
+  const parts: Buffer[] = [Buffer.from('HULLSPEC'), Buffer.alloc(4)];
+  parts[1]!.writeUInt32LE(PROTO_VERSION, 0);
+  parts.push(encodeProcessRecords(s));
+  parts.push(rec(R.HOSTNAME, noNul('the hostname', s.hostname)));
+  if (s.readOnly) parts.push(rec(R.READONLY, flag(true)));
+  if (s.mainPort) parts.push(rec(R.MAINPORT, flag(true)));
+  if (s.logFormat) parts.push(rec(R.LOGFMT, flag(true)));
+  if (s.clockNs !== undefined) {
+    const c = Buffer.alloc(8);
+    c.writeBigUInt64LE(s.clockNs, 0);
+    parts.push(rec(R.CLOCK, c));
+  }
+  for (const t of s.tmpfs ?? []) parts.push(rec(R.TMPFS, `${noNul('a tmpfs path', t.destination)}\0${noNul('tmpfs options', t.options)}`));
+  for (const m of s.shares ?? []) parts.push(rec(R.SHARE, `${m.tag}\0${noNul('a volume path', m.destination)}\0${m.readOnly ? 'ro' : 'rw'}`));
+  if ((s.tmpfs?.length ?? 0) > 32 || (s.shares?.length ?? 0) > 32) throw new HullError('INVALID_ARGUMENT', 'a VM takes at most 32 tmpfs mounts and 32 volumes');
+  const out = Buffer.concat(parts);
+  if (out.length > 1 << 20) throw new HullError('INVALID_ARGUMENT', 'the command, environment and mounts exceed 1 MiB');
+  return out;
+}
+
+export function encodeFrame(type: number, channel: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  if (payload.length > FRAME_MAX_PAYLOAD) throw new HullError('INVALID_ARGUMENT', `frame payload of ${payload.length} bytes exceeds ${FRAME_MAX_PAYLOAD}`);
+  const h = Buffer.alloc(FRAME_HEADER);
+  h[0] = PROTO_VERSION;
+  h[1] = type;
+  h.writeUInt16LE(channel, 2);
+  h.writeUInt32LE(payload.length, 4);
+  return Buffer.concat([h, payload]);
+}
+
+/** Splits data into frames of at most FRAME_MAX_PAYLOAD bytes each. */
+export function encodeData(type: number, channel: number, data: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let o = 0; o < data.length; o += FRAME_MAX_PAYLOAD) out.push(encodeFrame(type, channel, data.subarray(o, o + FRAME_MAX_PAYLOAD)));
+  return out;
+}
+
+export interface Frame {
+  type: number;
+  channel: number;
+  payload: Buffer;
+}
+
+/** Incremental decoder: push bytes as they arrive, get whole frames. Throws on a bad header. */
+export class FrameDecoder {
+  private buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Frame[] {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    const out: Frame[] = [];
+    while (this.buf.length >= FRAME_HEADER) {
+      const version = this.buf[0];
+      const len = this.buf.readUInt32LE(4);
+      if (version !== PROTO_VERSION) throw new HullError('INTERNAL', `guest protocol: version ${version}, expected ${PROTO_VERSION}`);
+      if (len > FRAME_MAX_PAYLOAD) throw new HullError('INTERNAL', `guest protocol: frame of ${len} bytes exceeds ${FRAME_MAX_PAYLOAD}`);
+      if (this.buf.length < FRAME_HEADER + len) break;
+      out.push({ type: this.buf[1]!, channel: this.buf.readUInt16LE(2), payload: Buffer.from(this.buf.subarray(FRAME_HEADER, FRAME_HEADER + len)) });
+      this.buf = this.buf.subarray(FRAME_HEADER + len);
+    }
+    return out;
+  }
+
+  /** Bytes of an incomplete frame still held. */
+  get pending(): number {
+    return this.buf.length;
+  }
+}
+
+export interface ExitFrame {
+  code: number;
+  reason?: string;
+}
+
+export function decodeExit(payload: Buffer): ExitFrame {
+  if (payload.length < 4) throw new HullError('INTERNAL', 'guest protocol: EXIT frame shorter than 4 bytes');
+  const code = payload.readInt32LE(0);
+  const reason = payload.length > 4 ? payload.subarray(4).toString('utf8') : undefined;
+  return { code, reason };
+}
+
+export interface GuestStatus {
+  /** The main process started: its guest pid and the guest kernel release. */
+  ready?: { pid: number; release: string };
+  exit?: ExitFrame;
+}
+
+/**
+ * The status stream (the hull.status port, written to a file by QEMU). A torn last frame
+ * (QEMU killed mid-write) is ignored; a bad header throws.
+ */
+export function decodeStatus(data: Buffer): GuestStatus {
+  const st: GuestStatus = {};
+  for (const f of new FrameDecoder().push(data)) {
+    if (f.type === T.READY && f.payload.length >= 4) st.ready = { pid: f.payload.readUInt32LE(0), release: f.payload.subarray(4).toString('utf8') };
+    else if (f.type === T.EXIT && f.channel === 0) st.exit = decodeExit(f.payload);
+  }
+  return st;
+}

@@ -1,0 +1,98 @@
+/**
+ * buildQemuArgs: the QEMU command line of one hull VM, as data. Pure; unit-tested.
+ *
+ * Machine: `-M microvm,acpi=off` (no firmware: the uncompressed vmlinux is entered through its
+ * PVH note; no ACPI, no PCI: devices are virtio-mmio, which QEMU announces by appending
+ * `virtio_mmio.device=...` to the kernel command line, so hull never puts anything after `--`).
+ * The legacy PIT/PIC/RTC stay on: under TCG the guest needs them while calibrating.
+ * Devices: the image disk (virtio-blk, read-only), one virtio-serial bus with hull's ports, and
+ * a 9p device per volume. No network, no display, no default devices, `-sandbox on`.
+ */
+
+/** Where a port's host end goes. */
+export type Chardev =
+  | { kind: 'file'; path: string; append?: boolean }
+  /** An inherited, already-connected socket (fd number in QEMU). */
+  | { kind: 'fd'; fd: number }
+  /** A unix socket QEMU listens on (path relative to QEMU's working directory or absolute). */
+  | { kind: 'listen'; path: string }
+  | { kind: 'null' };
+
+export interface QemuOptions {
+  /** Uncompressed guest kernel (ELF vmlinux with a PVH note). */
+  kernel: string;
+  /** The initramfs: base archive + the per-run spec. */
+  initrd: string;
+  /** The image's erofs disk, attached read-only as /dev/vda. */
+  disk: string;
+  /** Guest RAM, MiB (default 128). */
+  memoryMiB?: number;
+  /** vCPUs (default 1). */
+  cpus?: number;
+  accel: 'kvm' | 'tcg';
+  /** Host TSC rate, kHz: lets the guest skip timer calibration (tsc_early_khz). */
+  tscKhz?: number;
+  /** TCG translation cache, MiB (default 32; QEMU's own default is 1 GiB of address space). */
+  tbSizeMiB?: number;
+  ports: { status: Chardev; stdout: Chardev; stderr: Chardev; ctl: Chardev; main?: Chardev };
+  /** Host directories shared over 9p; tag names the device in the guest. */
+  shares?: { tag: string; hostPath: string; readOnly: boolean }[];
+  /** Send the guest's kernel log to this file through a UART (debugging; slower boot). */
+  consoleLog?: string;
+  /** QEMU seccomp sandbox (default true). */
+  sandbox?: boolean;
+}
+
+/** The guest kernel command line. Never contains `--`: QEMU appends to it. */
+export function kernelCmdline(o: Pick<QemuOptions, 'tscKhz' | 'consoleLog' | 'accel'>): string {
+  const a = ['panic=-1', 'reboot=t'];
+  if (o.tscKhz && o.tscKhz > 0) a.push(`tsc_early_khz=${Math.round(o.tscKhz)}`);
+  a.push(o.consoleLog ? 'console=ttyS0' : 'quiet', 'noapictimer', 'cryptomgr.notests', 'random.trust_cpu=on');
+  return a.join(' ');
+}
+
+function chardevArg(id: string, c: Chardev): string {
+  const esc = (p: string) => p.replace(/,/g, ',,');
+  switch (c.kind) {
+    case 'file': return `file,id=${id},path=${esc(c.path)}${c.append ? ',append=on' : ''}`;
+    case 'fd': return `socket,id=${id},fd=${c.fd}`;
+    case 'listen': return `socket,id=${id},path=${esc(c.path)},server=on,wait=off`;
+    case 'null': return `null,id=${id}`;
+  }
+}
+
+export function buildQemuArgs(o: QemuOptions): string[] {
+  const mem = o.memoryMiB ?? 128;
+  const cpus = o.cpus ?? 1;
+  if (!Number.isInteger(mem) || mem < 32) throw new Error(`memoryMiB must be an integer >= 32, got ${mem}`);
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > 8) throw new Error(`cpus must be an integer in 1..8, got ${cpus}`);
+  const esc = (p: string) => p.replace(/,/g, ',,');
+  const machine = ['microvm', 'acpi=off', 'pit=on', 'pic=on', 'rtc=on', ...(o.consoleLog ? [] : ['isa-serial=off'])].join(',');
+  const a: string[] = [
+    '-M', machine,
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-m', String(mem), '-smp', String(cpus),
+  ];
+  if (o.accel === 'kvm') a.push('-accel', 'kvm', '-cpu', 'host');
+  else a.push('-accel', `tcg,tb-size=${o.tbSizeMiB ?? 32}`, '-cpu', 'max');
+  if (o.sandbox !== false) a.push('-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');
+  a.push('-kernel', o.kernel, '-initrd', o.initrd, '-append', kernelCmdline(o));
+  a.push('-global', 'virtio-mmio.force-legacy=false');
+  if (o.consoleLog) a.push('-serial', `file:${o.consoleLog}`);
+  a.push('-drive', `if=none,id=root,file=${esc(o.disk)},format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=root');
+  const ports: [string, Chardev | undefined][] = [
+    ['hull.status', o.ports.status], ['hull.stdout', o.ports.stdout], ['hull.stderr', o.ports.stderr],
+    ['hull.ctl', o.ports.ctl], ['hull.main', o.ports.main],
+  ];
+  a.push('-device', 'virtio-serial-device,max_ports=8');
+  ports.forEach(([name, c], i) => {
+    if (!c) return;
+    a.push('-chardev', chardevArg(`p${i}`, c), '-device', `virtserialport,chardev=p${i},name=${name}`);
+  });
+  (o.shares ?? []).forEach((s, i) => {
+    if (!/^[A-Za-z0-9_]{1,31}$/.test(s.tag)) throw new Error(`bad 9p tag "${s.tag}"`);
+    a.push('-fsdev', `local,id=fs${i},path=${esc(s.hostPath)},security_model=none${s.readOnly ? ',readonly=on' : ''}`,
+      '-device', `virtio-9p-device,fsdev=fs${i},mount_tag=${s.tag}`);
+  });
+  return a;
+}
