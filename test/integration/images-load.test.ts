@@ -250,3 +250,35 @@ test('images, tag, rmi (refused while a container uses it), image prune', async 
     r.cleanup();
   }
 });
+
+test('kill -9 in the middle of a load leaves no image, no partial blob or layer, and a retry works', async () => {
+  const r = makeTempRoot();
+  try {
+    const layers = [];
+    for (let i = 0; i < 2; i++) layers.push(await layerOf([{ name: `big${i}`, data: Buffer.alloc(8 << 20, i + 1) }]));
+    const archive = await makeOciArchive({ layers, name: 'killed:1' });
+    const { spawn } = await import('node:child_process');
+    const { HULL_BIN } = await import('../helpers/hull.js');
+    const child = spawn(HULL_BIN, ['--root', r.root, 'load'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    child.stdin.on('error', () => undefined); // EPIPE once it is killed
+    // Feed most of the first layer, wait until its temp file exists, then kill.
+    child.stdin.write(archive.subarray(0, 6 << 20));
+    const tmp = path.join(r.root, 'tmp');
+    for (let i = 0; i < 200 && files(tmp).length === 0; i++) await new Promise((res) => setTimeout(res, 25));
+    assert.ok(files(tmp).length > 0, 'the load had started writing');
+    child.kill('SIGKILL');
+    await new Promise((res) => child.on('close', res));
+    assert.equal(hull(r.root, ['images', '-q']).stdout, '');
+    const blobs = path.join(r.root, 'blobs', 'sha256');
+    const { createHash } = await import('node:crypto');
+    for (const b of files(blobs)) {
+      assert.equal(createHash('sha256').update(fs.readFileSync(path.join(blobs, b))).digest('hex'), b, 'every blob that reads as complete is complete');
+    }
+    assert.deepEqual(files(path.join(r.root, 'layers')), []);
+    const again = hull(r.root, ['load'], { input: archive });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, 'Loaded image: killed:1\n');
+  } finally {
+    r.cleanup();
+  }
+});
