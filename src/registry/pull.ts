@@ -4,7 +4,8 @@ import { familiarString, formatReference, parseReference, repository } from '../
 import { isDigest, shortId, type Digest } from '../oci/digest.js';
 import { RegistryClient } from './client.js';
 import type { ProgressEvent, ProgressListener } from './events.js';
-import { fetchImage } from './fetch-image.js';
+import { fetchImage, type FetchedImage } from './fetch-image.js';
+import { LayerUnpacker } from './unpack-worker.js';
 import { hostPlatform, parsePlatform } from './platform.js';
 import { renderProgress } from './progress.js';
 
@@ -58,25 +59,28 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
       onRetry: (i) => emit({ type: 'retry', what: i.url, attempt: i.attempt, delayMs: i.delayMs, reason: i.reason }),
     });
     const before = store.tryResolve(formatReference(r));
-    // Unpack layers in order, one at a time, while the rest download.
-    let unpacking: Promise<unknown> = Promise.resolve();
-    let unpackError: unknown;
-    const fetched = await fetchImage(client, r, store.content, {
-      platform,
-      platformExplicit: opts.platform !== undefined,
-      concurrency: opts.concurrency,
-      onEvent: emit,
-      onLayer: (l, diffId, i) => {
-        if (!isDigest(diffId)) return; // commitImage reports it
-        unpacking = unpacking
-          .then(() => store.ensureLayer({ diffId, blobDigest: l.digest, mediaType: l.mediaType, blobSize: l.size }, `layer ${i + 1} (${diffId}) of ${familiarString(r)}`))
-          .catch((e) => {
-            unpackError ??= e;
-          });
-      },
-    });
-    await unpacking;
-    if (unpackError) throw unpackError;
+    // Unpack each layer on a worker thread as soon as it is in the store, while the rest download.
+    const unpacker = new LayerUnpacker(root);
+    const unpacks: Promise<void>[] = [];
+    let fetched: FetchedImage;
+    try {
+      fetched = await fetchImage(client, r, store.content, {
+        platform,
+        platformExplicit: opts.platform !== undefined,
+        concurrency: opts.concurrency,
+        onEvent: emit,
+        onLayer: (l, diffId, i) => {
+          if (!isDigest(diffId)) return; // commitImage reports it
+          const p = unpacker.unpack({ diffId, blobDigest: l.digest, mediaType: l.mediaType, blobSize: l.size }, `layer ${i + 1} (${diffId}) of ${familiarString(r)}`);
+          p.catch(() => undefined); // awaited below
+          unpacks.push(p);
+        },
+      });
+      await Promise.all(unpacks);
+    } finally {
+      await Promise.allSettled(unpacks);
+      await unpacker.close();
+    }
     const image = await store.commitImage({
       manifestDigest: fetched.manifestDigest,
       tags: r.tag && !r.digest ? [formatReference({ ...r, digest: undefined })] : [],
