@@ -22,6 +22,7 @@ import { createRequire } from 'node:module';
 import type * as TarStream from 'tar-stream';
 import { HullError, invalid } from '../errors.js';
 import { cleanEntryName, escapeAttrPath, permBits, symlinkTargetInside, whiteoutOf } from './unpack-paths.js';
+import { RAW_XATTRS, installRawXattrs } from './unpack-pax.js';
 
 const require = createRequire(import.meta.url);
 const C = fs.constants;
@@ -48,6 +49,7 @@ interface Pending {
 /** Unpack `src` (an uncompressed tar stream) into the existing empty directory `dest`. */
 export async function unpackTar(src: Readable | AsyncIterable<Buffer>, dest: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
   const tar = require('tar-stream') as typeof TarStream;
+  installRawXattrs();
   const what = opts.what ?? 'layer';
   const u = new Unpacker(dest, what);
   const ex = tar.extract();
@@ -275,11 +277,17 @@ class Unpacker {
 
   private collectXattrs(pax: Record<string, string> | null | undefined, rel: string, entry: string): void {
     if (!pax) return;
+    const raw = (pax as Record<symbol, unknown>)[RAW_XATTRS] as Map<string, Buffer> | undefined;
     for (const [k, v] of Object.entries(pax)) {
       if (!k.startsWith('SCHILY.xattr.')) continue;
       const name = k.slice('SCHILY.xattr.'.length);
+      const bytes = raw?.get(name);
+      if (bytes) {
+        this.pending.xattrs.push({ rel, name, value: bytes, entry });
+        continue;
+      }
       if (v.includes('\uFFFD')) {
-        // tar-stream decodes pax values as UTF-8; a binary value cannot be recovered exactly.
+        // Without the raw bytes (unpack-pax.ts not in effect) a binary value cannot be recovered.
         this.warnings.push(`${entry}: xattr ${name} has a binary value that could not be decoded; not set`);
         continue;
       }

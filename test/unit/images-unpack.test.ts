@@ -74,6 +74,34 @@ test('owners, modes, mtimes, symlinks, hardlinks, fifos and xattrs survive', asy
   fs.rmSync(dir, { recursive: true });
 });
 
+test('binary xattr values (file capabilities) survive byte for byte', async () => {
+  // A real security.capability value (cap_net_raw+ep, VFS_CAP_REVISION_2): not valid UTF-8.
+  const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex');
+  const bin = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x41]);
+  // tar-stream's pack writes pax values as strings: build the pax record by hand, as bytes.
+  const rec = (k: string, v: Buffer) => {
+    const body = Buffer.concat([Buffer.from(` ${k}=`), v, Buffer.from('\n')]);
+    let len = body.length + 1;
+    while (String(len).length + body.length !== len) len = String(len).length + body.length;
+    return Buffer.concat([Buffer.from(String(len)), body]);
+  };
+  const pax = Buffer.concat([rec('SCHILY.xattr.security.capability', cap), rec('SCHILY.xattr.user.bin', bin)]);
+  const tar = await makeTar([{ name: 'PaxHeader', type: 'file', data: pax }, { name: 'ping', data: 'p', mode: 0o755 }]);
+  // Turn the first entry into a pax header ('x') and fix its checksum.
+  tar[156] = 'x'.charCodeAt(0);
+  tar.fill(0x20, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += tar[i]!;
+  tar.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  const { dir, layer, err } = await tryUnpack(tar);
+  assert.equal(err, undefined, err?.message);
+  const r1 = spawnSync('getfattr', ['-e', 'hex', '-n', 'security.capability', path.join(layer, 'ping')], { encoding: 'utf8' });
+  assert.match(r1.stdout, new RegExp(`security.capability=0x${cap.toString('hex')}`));
+  const r2 = spawnSync('getfattr', ['-e', 'hex', '-n', 'user.bin', path.join(layer, 'ping')], { encoding: 'utf8' });
+  assert.match(r2.stdout, new RegExp(`user.bin=0x${bin.toString('hex')}`));
+  fs.rmSync(dir, { recursive: true });
+});
+
 test('OCI whiteouts become overlay whiteouts', async () => {
   const tar = await makeTar([
     { name: 'etc/', type: 'directory' },
