@@ -162,3 +162,36 @@ test('Bearer token flow: tokens from the realm, scoped, reused until they expire
     dst.cleanup();
   }
 });
+
+test('Bearer tokens are fetched again once they expire', async (t) => {
+  if (!haveRegistry()) return t.skip('docker-registry is not installed');
+  // Tokens live 2 s here; hull renews at 90% of the lifetime.
+  const ts = await startTokenServer({ user: 'bob', password: 'pw', anonymousPull: true, expiresIn: 2 });
+  const reg = await startRegistry({ token: ts.config });
+  const src = tempStore();
+  try {
+    clearTokenCache();
+    const img = await buildTestImage(src.cs, { layers: [{ files: { a: 'a' } }] });
+    const bob = new RegistryClient({ domain: reg.host, credentials: { username: 'bob', password: 'pw', source: 'test' } });
+    await pushImage(bob, 'exp/img', 'latest', src.cs, img.manifestDigest as Digest);
+    const pullTokens = () => ts.requests.filter((r) => r.status === 200 && r.scopes.includes('repository:exp/img:pull')).length;
+    const anon = new RegistryClient({ domain: reg.host, credentials: null });
+    const pullOnce = async () => {
+      const d = tempStore();
+      await fetchImage(anon, parseReference(`${reg.host}/exp/img`), d.cs, { platform: amd64 });
+      d.cleanup();
+    };
+    await pullOnce();
+    const n1 = pullTokens();
+    assert.equal(n1, 1, 'one token for the whole pull');
+    await pullOnce();
+    assert.equal(pullTokens(), 1, 'reused while valid');
+    await new Promise((r) => setTimeout(r, 2100));
+    await pullOnce();
+    assert.equal(pullTokens(), 2, 'a fresh token after expiry');
+  } finally {
+    await reg.stop();
+    await ts.close();
+    src.cleanup();
+  }
+});
