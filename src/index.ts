@@ -20,3 +20,10 @@ export type { ContainerInspect, ContainerSummary } from './engine/inspect.js';
 export { parseBytes, parseCpus } from './engine/units.js';
 export type { Wall, MountSpec, Ulimit, Isolation, InstanceSpec, ExitInfo } from './runtime/types.js';
 export { createIsolation } from './runtime/index.js';
+
+// The registry client: pull, push, credentials (progress as events; the CLI renders them).
+export { pull, pullImage, type PullOptions, type PullResult } from './registry/pull.js';
+export { push, type PushOptions, type PushResult } from './registry/push.js';
+export type { ProgressEvent, ProgressListener, BlobStatus } from './registry/events.js';
+export { renderProgress } from './registry/progress.js';
+export { lookupCredentials, saveCredentials, removeCredentials, type Credentials } from './registry/credentials.js';
