@@ -69,7 +69,6 @@ export function unsupported(spec: InstanceSpec): string[] {
       out.push(`-v ${m.source}:${m.destination}: a VM can share directories only, not single files`);
     }
   }
-  if (spec.runtime && !['crun', 'runc', 'runsc', ''].includes(spec.runtime)) out.push(`--runtime ${spec.runtime} has no meaning for a VM`);
   return out;
 }
 
