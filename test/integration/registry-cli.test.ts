@@ -265,3 +265,29 @@ test('two hull processes pull the same image at once: both succeed, one image, i
     auth.cleanup();
   }
 });
+
+test('hull run pulls a missing image first, like docker', async (t) => {
+  if (!have) return t.skip('docker-registry is not installed');
+  if (spawnSync('sh', ['-c', 'command -v crun || command -v runc']).status !== 0) return t.skip('no OCI runtime (crun or runc) installed');
+  const reg = await startRegistry();
+  const a = makeTempRoot();
+  const b = makeTempRoot();
+  const auth = noAuthEnv();
+  try {
+    importBusybox(a.root);
+    const name = `${reg.host}/run/bb:1`;
+    hull(a.root, ['tag', 'busybox', name]);
+    assert.equal(hull(a.root, ['push', '-q', name], { env: auth.env }).code, 0);
+    const r = hull(b.root, ['run', '--rm', name, 'echo', 'hello from the registry'], { env: auth.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'hello from the registry\n');
+    assert.match(r.stderr, new RegExp(`Unable to find image '${name.replace(/\./g, '\\.')}' locally`));
+    assert.match(r.stderr, /Status: Downloaded newer image for/);
+    assert.equal(inspect(b.root, name).Id, inspect(a.root, 'busybox').Id);
+  } finally {
+    await reg.stop();
+    a.cleanup();
+    b.cleanup();
+    auth.cleanup();
+  }
+});
