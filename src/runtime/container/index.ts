@@ -141,6 +141,10 @@ class ContainerIsolation implements Isolation {
     }
     for (const d of [spec.dir, f.rootfs, f.upper, f.work, f.etc, f.exitDir]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
     fs.chmodSync(spec.dir, 0o711);
+    // The overlay's "/" takes the upper dir's owner and mode: give it the image's.
+    const top = spec.image.lowerDirs.length ? fs.statSync(spec.image.lowerDirs[spec.image.lowerDirs.length - 1]!) : undefined;
+    fs.chmodSync(f.upper, top ? top.mode & 0o7777 : 0o755);
+    if (top) fs.chownSync(f.upper, top.uid, top.gid);
     const hostsText =
       spec.network === 'host'
         ? safeRead('/etc/hosts')
