@@ -20,7 +20,8 @@ export const PROBE_SCRIPT = [
   't userns unshare -U true',
   't mount sh -c "mkdir -p /tmp/.hull-probe && mount -t tmpfs hullprobe /tmp/.hull-probe && umount /tmp/.hull-probe; r=\\$?; rmdir /tmp/.hull-probe 2>/dev/null; exit \\$r"',
   't mknod sh -c "mknod /tmp/.hull-probe-null c 1 3 && rm -f /tmp/.hull-probe-null"',
-  't syslog sh -c "dmesg | head -n 1"',
+  // dmesg reads the kernel log with syslog(2); its own exit status says whether that was allowed
+  't syslog sh -c "dmesg >/tmp/.hull-probe-dmesg 2>&1; r=\\$?; head -n 1 /tmp/.hull-probe-dmesg; rm -f /tmp/.hull-probe-dmesg; exit \\$r"',
   'if [ -e /dev/kmsg ]; then t kmsg sh -c "timeout 2 head -c 80 /dev/kmsg"; else p kmsg absent "/dev/kmsg not present"; fi',
   'if [ -e /proc/kcore ]; then t kcore sh -c "head -c 1 /proc/kcore | wc -c | grep -qx 1"; else p kcore absent "/proc/kcore not present"; fi',
   't rawsocket ping -c 1 -W 1 127.0.0.1',

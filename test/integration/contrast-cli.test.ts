@@ -1,0 +1,162 @@
+/**
+ * `hull contrast` end to end on real containers (and VMs once `hull run --isolation vm` works
+ * here): table, JSON, HTML, nothing left behind, and Ctrl-C in the middle.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { HULL_BIN, hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
+import { COLUMNS } from '../../src/contrast/report-table.js';
+import { CONTRAST_FORMAT, type ContrastReport } from '../../src/contrast/types.js';
+import { leftovers } from './contrast-helpers.js';
+
+describe('hull contrast', { timeout: 900_000 }, () => {
+  let tr: TempRoot;
+  let out: string;
+  let vmError = '';
+  before(() => {
+    tr = makeTempRoot('hullct-cli-root-');
+    importBusybox(tr.root);
+    out = fs.mkdtempSync(path.join(os.tmpdir(), 'hullct-out-'));
+    const v = hull(tr.root, ['run', '--rm', '--isolation', 'vm', 'busybox', 'true'], { timeoutMs: 120_000 });
+    if (v.code !== 0) vmError = v.stderr.trim().split('\n').pop() ?? `exit ${v.code}`;
+  });
+  after(() => {
+    tr.cleanup();
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+
+  function checkReport(rep: ContrastReport, walls: string[]): void {
+    assert.equal(rep.format, CONTRAST_FORMAT);
+    assert.equal(rep.image, 'busybox');
+    assert.ok(rep.machine.cores >= 1 && rep.machine.memTotalBytes > 0 && rep.machine.kernel === os.release());
+    assert.equal(typeof rep.machine.kvm.usable, 'boolean');
+    assert.ok(rep.machine.versions.hull);
+    for (const name of walls) {
+      const w = rep.walls.find((x) => x.name === name);
+      assert.ok(w, `wall ${name} in the report (skipped: ${JSON.stringify(rep.skipped)})`);
+      assert.equal(w.kind, 'hull');
+      assert.equal(w.startup!.samplesMs.length, 2, `${name}: ${w.startup!.firstError}`);
+      assert.ok(w.startup!.samplesMs.every((s) => s > 0));
+      const s = w.startup!.summary!;
+      assert.ok(s.min > 0 && s.min <= s.median && s.median <= s.p95 && s.p95 <= s.max);
+      assert.ok(w.startup!.how.includes('hrtime'));
+      const m = w.memory!;
+      assert.ok(m, `${name} memory: ${w.memoryError}`);
+      assert.equal(m.givenBytes, 128 * 1048576);
+      assert.ok(m.processes.length >= 1 && m.processes.every((p) => p.pss > 0), JSON.stringify(m.processes));
+      assert.ok(m.totalBytes > 0 && m.totalBytes >= m.workloadBytes);
+      assert.ok(m.how.includes('smaps_rollup'));
+      if (name === 'container') {
+        assert.ok(m.processes.some((p) => p.role === 'monitor'), 'conmon measured');
+        assert.ok(m.processes.some((p) => p.role === 'workload'), 'container process measured');
+        assert.ok(m.cgroup && m.cgroup.charge.chargeBytes > 0, 'memory cgroup charge read');
+      } else {
+        assert.ok(m.processes.some((p) => p.role === 'vmm'), 'QEMU measured');
+      }
+      const d = w.density!;
+      assert.equal(d.started, 2, d.firstError);
+      assert.equal(d.curve.length, 2);
+      assert.ok(d.startMs > 0 && d.totalBytes > 0 && d.curve[1]!.bytes >= d.curve[0]!.bytes);
+      const iso = w.isolation!;
+      assert.ok(!iso.error, iso.error);
+      const kernel = iso.rows.find((r) => r.probe === 'kernel')!;
+      assert.equal(kernel.verdict, name === 'vm' ? 'own' : 'exposed');
+      assert.ok(iso.rows.find((r) => r.probe === 'caps')!.inside.length > 0);
+    }
+  }
+
+  test('container wall (with the peers installed as reference rows): table, JSON, HTML, nothing left', () => {
+    const json = path.join(out, 'c.json');
+    const html = path.join(out, 'c.html');
+    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--isolation', 'container', '--json', json, '--html', html], { timeoutMs: 600_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const header = r.stdout.split('\n').find((l) => l.startsWith('WALL'))!;
+    for (const [c] of COLUMNS) assert.ok(header.includes(c), `column ${c}`);
+    assert.match(r.stdout, /^container\s+\d/m);
+    assert.match(r.stderr, /\[contrast\] start-up 2\/2 container/);
+    const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
+    checkReport(rep, ['container']);
+    for (const ref of rep.walls.filter((w) => w.kind === 'reference')) {
+      assert.ok(ref.startup!.samplesMs.length > 0, `${ref.name}: ${ref.startup!.firstError}`);
+    }
+    const html0 = fs.readFileSync(html, 'utf8');
+    assert.match(html0, /id="chart-startup"/);
+    assert.deepEqual(leftovers(tr.root, rep), []);
+    // advise quotes the stored figures
+    const a = hull(tr.root, ['advise', '--untrusted', '--startup-budget', '5s']);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /container: start-up median \d/);
+  });
+
+  test('container and vm walls interleaved', (t) => {
+    if (vmError) return t.skip(`hull run --isolation vm does not work on this machine yet: ${vmError}`);
+    const json = path.join(out, 'cv.json');
+    const html = path.join(out, 'cv.html');
+    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--peers', 'none', '--json', json, '--html', html], { timeoutMs: 600_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^vm\s+\d/m);
+    // interleaved: container, vm, container, vm
+    const order = [...r.stderr.matchAll(/start-up (\d)\/2 (\w+)/g)].map((m) => `${m[1]}${m[2]}`);
+    assert.deepEqual(order, ['1container', '1vm', '2container', '2vm']);
+    const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
+    checkReport(rep, ['container', 'vm']);
+    assert.ok(rep.ratios.some((x) => x.of === 'vm / container' && x.value !== null && x.value > 0));
+    assert.deepEqual(leftovers(tr.root, rep), []);
+  });
+
+  test('Ctrl-C during the density run stops it and leaves nothing behind', async () => {
+    const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--runs', '1', '--density', '6', '--isolation', 'container', '--peers', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (!sent && /density container: starting/.test(stderr)) {
+        sent = true;
+        setTimeout(() => child.kill('SIGINT'), 300);
+      }
+    });
+    const code = await new Promise<number>((resolve) => child.on('close', (c, sig) => resolve(c ?? (sig === 'SIGINT' ? 130 : 1))));
+    assert.ok(sent, `never reached the density run: ${stderr}`);
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /SIGINT: stopping/);
+    assert.match(stderr, /interrupted; every instance it started was removed/);
+    assert.deepEqual(leftovers(tr.root), []);
+  });
+
+  test('Ctrl-C during the start-up runs', async () => {
+    const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--runs', '50', '--isolation', 'container', '--peers', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (!sent && /start-up 2\/50/.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+    assert.equal(code, 130, stderr);
+    assert.deepEqual(leftovers(tr.root), []);
+  });
+
+  test('bad flags are refused before anything starts', () => {
+    for (const [args, msg] of [
+      [['--runs', '0'], /--runs/],
+      [['--isolation', 'lxc'], /lxc/],
+      [['--density-budget', 'lots'], /--density-budget/],
+      [['--peers', 'docker'], /docker/],
+    ] as Array<[string[], RegExp]>) {
+      const r = hull(tr.root, ['contrast', 'busybox', ...args]);
+      assert.equal(r.code, 125, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, msg);
+    }
+    const missing = hull(tr.root, ['contrast', 'no-such-image', '--runs', '1', '--peers', 'none', '--isolation', 'container']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /no-such-image/);
+    assert.deepEqual(leftovers(tr.root), []);
+  });
+});

@@ -1,0 +1,34 @@
+/** Shared checks of the contrast integration tests: what may be left after a contrast. */
+import fs from 'node:fs';
+import { hull, mountsUnder } from '../helpers/hull.js';
+import type { ContrastReport } from '../../src/contrast/types.js';
+
+/** Host processes whose command line names `root` (conmon, QEMU, runtimes of that root). */
+export function processesUnder(root: string): string[] {
+  const out: string[] = [];
+  for (const n of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(n) || Number(n) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmd.includes(root) && !cmd.includes('contrast')) out.push(`${n}: ${cmd.slice(0, 200)}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** Everything a contrast may have left: listed instances, mounts, processes, cgroups it measured. */
+export function leftovers(root: string, rep?: ContrastReport): string[] {
+  const left: string[] = [];
+  const ps = hull(root, ['ps', '-a', '-q']);
+  if (ps.stdout.trim()) left.push(`instances: ${ps.stdout.trim().split('\n').join(' ')}`);
+  left.push(...mountsUnder(root).map((m) => `mount: ${m}`));
+  left.push(...processesUnder(root).map((p) => `process ${p}`));
+  left.push(...fs.readdirSync('/tmp').filter((d) => d.startsWith('hull-contrast-trace-') || d.startsWith('hull-contrast-peer-')).map((d) => `temp dir /tmp/${d}`));
+  for (const w of rep?.walls ?? []) {
+    const dir = w.memory?.cgroup?.dir;
+    if (dir && w.kind === 'hull' && fs.existsSync(dir)) left.push(`cgroup ${dir}`);
+  }
+  return left;
+}
