@@ -180,7 +180,9 @@ test('hull login / logout with Basic auth: refused without or with wrong credent
     assert.equal(pulled.code, 0, pulled.stderr);
     const out = hull(a.root, ['logout', reg.host], { env: auth.env });
     assert.match(out.stdout, new RegExp(`Removing login credentials for ${reg.host.replace(/\./g, '\\.')}`));
-    const after = hull(makeTempRoot().root, ['pull', name], { env: auth.env });
+    const fresh = makeTempRoot();
+    const after = hull(fresh.root, ['pull', name], { env: auth.env });
+    fresh.cleanup();
     assert.equal(after.code, 1);
     assert.match(after.stderr, /authentication required/);
     // A docker user's existing ~/.docker/config.json is honoured.

@@ -59,7 +59,9 @@ test('push (monolithic and chunked) then pull gives the same digests; a second p
     const ev3: ProgressEvent[] = [];
     await pushImage(client, 'other/app', 'v1', src.cs, img.manifestDigest as Digest, { mountFrom: ['test/app'], onEvent: (e) => ev3.push(e) });
     assert.equal(ev3.filter((e) => e.type === 'blob' && e.status === 'mounted').length, 3);
-    const viaMount = await fetchImage(new RegistryClient({ domain: reg.host, credentials: null }), parseReference(`${reg.host}/other/app:v1`), tempStore().cs, { platform: amd64 });
+    const third = tempStore();
+    const viaMount = await fetchImage(new RegistryClient({ domain: reg.host, credentials: null }), parseReference(`${reg.host}/other/app:v1`), third.cs, { platform: amd64 });
+    third.cleanup();
     assert.equal(viaMount.manifestDigest, img.manifestDigest);
   } finally {
     await reg.stop();
@@ -118,10 +120,12 @@ test('Basic auth: anonymous access is refused, a wrong password is refused, the 
     const got = await fetchImage(right, parseReference(`${reg.host}/sec/img`), dst.cs, { platform: amd64 });
     assert.equal(got.manifestDigest, img.manifestDigest);
     dst.cleanup();
+    const anonDst = tempStore();
     await assert.rejects(
-      fetchImage(new RegistryClient({ domain: reg.host, credentials: null }), parseReference(`${reg.host}/sec/img`), tempStore().cs, { platform: amd64 }),
+      fetchImage(new RegistryClient({ domain: reg.host, credentials: null }), parseReference(`${reg.host}/sec/img`), anonDst.cs, { platform: amd64 }),
       (e: Error & { code?: string }) => e.code === 'PERMISSION_DENIED',
     );
+    anonDst.cleanup();
   } finally {
     await reg.stop();
     src.cleanup();
