@@ -3,6 +3,10 @@
  * tars mixing incompressible and compressible files) and pushes it to a registry with hull's
  * push code. Usage: node dist/bench/pull-image.js HOST:PORT REPO:TAG LAYER_MIB...
  * Prints the manifest digest and the total compressed size.
+ *
+ * With `fetch` first (node dist/bench/pull-image.js fetch HOST:PORT REPO:TAG DIR) it instead
+ * runs only the download phase of a pull (fetchImage: every blob verified into a content store
+ * under DIR, no unpacking, no image record): the part of `hull pull` comparable to skopeo copy.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -13,6 +17,8 @@ import tarStream from 'tar-stream';
 import { ContentStore } from '../src/content/store.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { pushImage } from '../src/registry/push-image.js';
+import { fetchImage } from '../src/registry/fetch-image.js';
+import { parseReference } from '../src/images/reference.js';
 import type { Digest } from '../src/oci/digest.js';
 
 async function layerTar(mib: number, seed: number): Promise<Buffer> {
@@ -38,7 +44,17 @@ async function layerTar(mib: number, seed: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+async function fetchOnly(host: string, repoTag: string, dir: string): Promise<void> {
+  const cs = new ContentStore(path.join(dir, 'blobs'), path.join(dir, 'tmp'));
+  await fetchImage(new RegistryClient({ domain: host, credentials: null }), parseReference(`${host}/${repoTag}`), cs, { platform: { os: 'linux', architecture: 'amd64' } });
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'fetch') {
+    const [host, repoTag, dir] = process.argv.slice(3);
+    if (!host || !repoTag || !dir) throw new Error('usage: pull-image.js fetch HOST:PORT REPO:TAG DIR');
+    return fetchOnly(host, repoTag, dir);
+  }
   const [host, repoTag, ...sizes] = process.argv.slice(2);
   if (!host || !repoTag || sizes.length === 0) throw new Error('usage: pull-image.js HOST:PORT REPO:TAG LAYER_MIB...');
   const [repo, tag] = repoTag.split(':') as [string, string];

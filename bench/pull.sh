@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Pull the same multi-layer image (>= 100 MiB compressed, several gzip layers) from a local
 # docker-registry with hull, skopeo (copy to an OCI layout: download + verify, no unpacking)
-# and podman (download + unpack into its store, like hull), in one hyperfine run.
+# and podman (download + unpack into its store, like hull), in one hyperfine run. The row
+# "hull-fetch" is only the download phase of hull's pull (every blob verified into a content
+# store; no unpacking, no image record), the part that does what skopeo copy does.
 # Prints medians and ratios. Needs: docker-registry skopeo podman hyperfine (scripts/setup.sh).
 # Usage: bench/pull.sh [RUNS]   (default 5)
 set -euo pipefail
@@ -47,6 +49,7 @@ if [ "$BYTES" -lt $((100 * 1048576)) ]; then echo "bench/pull.sh: image smaller 
 
 cmds=(
   -n hull --prepare "rm -rf $W/hull" "$REPO_DIR/bin/hull --root $W/hull pull -q $HOST/$IMG"
+  -n hull-fetch --prepare "rm -rf $W/fetch" "node $REPO_DIR/dist/bench/pull-image.js fetch $HOST $IMG $W/fetch"
   -n skopeo --prepare "rm -rf $W/oci" "skopeo copy -q --src-tls-verify=false docker://$HOST/$IMG oci:$W/oci:latest"
 )
 if command -v podman >/dev/null; then
@@ -60,6 +63,6 @@ const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).result
 const med = Object.fromEntries(r.map((x) => [x.command, x.median]));
 const bytes = Number(process.argv[2]);
 console.log("pull of " + (bytes / 1048576).toFixed(0) + " MiB, " + process.argv[3] + " layers (median of " + r[0].times.length + " runs):");
-for (const x of r) console.log("  " + x.command.padEnd(8) + (x.median * 1000).toFixed(0).padStart(6) + " ms   " + (bytes / 1048576 / x.median).toFixed(0).padStart(5) + " MiB/s");
-console.log("  ratio hull/skopeo: " + (med.hull / med.skopeo).toFixed(2) + (med.podman ? "   hull/podman: " + (med.hull / med.podman).toFixed(2) : ""));
+for (const x of r) console.log("  " + x.command.padEnd(11) + (x.median * 1000).toFixed(0).padStart(6) + " ms   " + (bytes / 1048576 / x.median).toFixed(0).padStart(5) + " MiB/s");
+console.log("  ratio hull/skopeo: " + (med.hull / med.skopeo).toFixed(2) + "   hull-fetch/skopeo: " + (med["hull-fetch"] / med.skopeo).toFixed(2) + (med.podman ? "   hull/podman: " + (med.hull / med.podman).toFixed(2) : ""));
 ' "$W/result.json" "$BYTES" "$NLAYERS"
