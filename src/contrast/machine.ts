@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { version as hullVersion } from '../version.js';
+import { accelFromFacts, hostFacts } from '../runtime/vm/accel.js';
 
 export interface KvmFacts {
   /** /dev/kvm exists. */
@@ -82,6 +83,26 @@ export function toolVersions(): Record<string, string> {
   return v;
 }
 
+/**
+ * The VM wall's own accelerator verdict (src/runtime/vm/accel.ts): the host facts decide, or
+ * the result of its probe boot, cached per host boot (HULL_ACCEL_CACHE, /run/hull/accel.json).
+ * undefined when only a probe boot could tell and none has run yet.
+ */
+export function vmWallAccel(): { usable: boolean; reason: string } | undefined {
+  const d = accelFromFacts(hostFacts());
+  if (d !== 'probe') return { usable: d.accel === 'kvm', reason: d.reason };
+  try {
+    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const c = JSON.parse(fs.readFileSync(process.env.HULL_ACCEL_CACHE ?? '/run/hull/accel.json', 'utf8')) as { key?: string; choice?: { accel?: string; reason?: string } };
+    if (typeof c.key === 'string' && c.key.startsWith(`${boot} `) && (c.choice?.accel === 'kvm' || c.choice?.accel === 'tcg')) {
+      return { usable: c.choice.accel === 'kvm', reason: `${c.choice.reason ?? c.choice.accel} (the VM wall's probe)` };
+    }
+  } catch {
+    /* no probe result yet */
+  }
+  return undefined;
+}
+
 function loadedKvmModules(): string[] {
   try {
     return fs.readdirSync('/sys/module').filter((m) => /^kvm(_|$)/.test(m)).sort();
@@ -90,7 +111,7 @@ function loadedKvmModules(): string[] {
   }
 }
 
-export function describeMachine(kvmProbe?: { usable: boolean; reason: string }): MachineInfo {
+export function describeMachine(kvmProbe: { usable: boolean; reason: string } | undefined = vmWallAccel()): MachineInfo {
   const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
   const memTotal = Number(/^MemTotal:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) * 1024;

@@ -7,6 +7,8 @@
  *  - what the instance's own memory cgroup charges (page cache not mapped by any process is
  *    added, since PSS cannot see it).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { guestRamMapping, instanceProcesses, listProcesses, readPss, readSmaps, type ProcInfo } from './proc.js';
 import { locateMemcg, readCharge, type MemcgCharge } from './memcg.js';
 
@@ -105,20 +107,28 @@ export function measureInstance(id: string, mainPid: number, givenBytes: number,
       if (g) guestRamPss = (guestRamPss ?? 0) + g.pss;
     }
   }
-  // The instance's own memory cgroup: the main process's, unless that is the caller's own (no cgroup of its own).
+  // The instance's own memory cgroup: the one of its main process (container init, QEMU), when
+  // every process in it belongs to the instance (else it is shared, e.g. the caller's own).
   let cgroup: InstanceMemory['cgroup'] = null;
   const anchor = processes.find((p) => p.role === 'workload' || p.role === 'vmm');
-  if (anchor) {
-    const loc = locateMemcg(anchor.pid);
-    const mine = locateMemcg(process.pid);
-    const monitor = processes.find((p) => p.role === 'monitor');
-    const monitorLoc = monitor ? locateMemcg(monitor.pid) : undefined;
-    if (loc && loc.dir !== mine?.dir && loc.dir !== monitorLoc?.dir && loc.cgPath !== '/') {
-      const charge = readCharge(loc);
-      if (charge) cgroup = { dir: loc.dir, charge };
-    }
+  const loc = anchor && locateMemcg(anchor.pid);
+  if (loc && loc.cgPath !== '/' && ownedBy(loc.dir, new Set(members.map((p) => p.pid)))) {
+    const charge = readCharge(loc);
+    if (charge) cgroup = { dir: loc.dir, charge };
   }
   return combineMemory({ givenBytes, processes, guestRamPss, cgroup });
+}
+
+/** Whether every process of the cgroup at `dir` (cgroup.procs, this level only) is in `pids`. */
+function ownedBy(dir: string, pids: ReadonlySet<number>): boolean {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8');
+  } catch {
+    return false;
+  }
+  const list = text.split('\n').filter(Boolean).map(Number);
+  return list.length > 0 && list.every((p) => pids.has(p));
 }
 
 function isBelow(procs: readonly ProcInfo[], pid: number, ancestor: number): boolean {

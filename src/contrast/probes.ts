@@ -103,8 +103,17 @@ export function interpretProbes(raw: RawProbe[], host: HostView): IsolationRow[]
   const tried = (probe: string, label: string) => {
     const r = get(probe);
     if (!r) return rows.push({ probe, label, inside: 'not run', host: '', verdict: 'unknown' });
-    const inside = r.status === 'allowed' ? 'allowed' : r.status === 'absent' ? `absent (${r.detail})` : `denied${r.detail ? ` (${r.detail})` : ''}`;
-    const verdict = r.status !== 'allowed' ? 'contained' : ownKernel ? 'own' : 'exposed';
+    // A failure that is not a refusal: the action got past every check and failed later (ping
+    // with no route), or the kernel lacks the feature (a minimal guest kernel).
+    const refused = /permission|not permitted|operation not permitted|EPERM|EACCES/i.test(r.detail);
+    const gotThrough = r.status === 'denied' && !refused && /unreachable|sendto|timed out/i.test(r.detail);
+    const unsupported = r.status === 'denied' && !refused && /invalid argument|not implemented|not supported/i.test(r.detail);
+    const inside = r.status === 'allowed' ? 'allowed'
+      : gotThrough ? `allowed (then: ${r.detail})`
+      : unsupported ? `unsupported by the kernel (${r.detail})`
+      : r.status === 'absent' ? `absent (${r.detail})` : `denied${r.detail ? ` (${r.detail})` : ''}`;
+    const allowed = r.status === 'allowed' || gotThrough;
+    const verdict = !allowed ? (unsupported && ownKernel ? 'own' : 'contained') : ownKernel ? 'own' : 'exposed';
     return rows.push({ probe, label, inside, host: '', verdict });
   };
   rows.push({
@@ -145,9 +154,9 @@ export function interpretProbes(raw: RawProbe[], host: HostView): IsolationRow[]
   rows.push({
     probe: 'seccomp',
     label: 'seccomp filter',
-    inside: sec === '2' ? 'filtered (mode 2)' : sec === '1' ? 'strict (mode 1)' : sec === '0' ? 'none' : 'unknown',
+    inside: sec === '2' ? 'filtered (mode 2)' : sec === '1' ? 'strict (mode 1)' : sec === '0' ? 'none' : ownKernel && get('done') ? 'none (no seccomp in the guest kernel)' : 'unknown',
     host: '',
-    verdict: sec === '2' || sec === '1' ? 'contained' : sec === '0' ? (ownKernel ? 'own' : 'exposed') : 'unknown',
+    verdict: sec === '2' || sec === '1' ? 'contained' : sec === '0' || (ownKernel && get('done')) ? (ownKernel ? 'own' : 'exposed') : 'unknown',
   });
   tried('userns', 'create a user namespace (unshare -U)');
   tried('mount', 'mount a filesystem (mount -t tmpfs)');

@@ -47,7 +47,7 @@ export function row(w: WallResult): string[] {
   const kernel = !kernelRow ? '-' : own ? `own ${kernelRow.inside}` : 'host';
   const pids = w.isolation?.rows.find((x) => x.probe === 'pids');
   const tried = (w.isolation?.rows ?? []).filter((x) => TRIED.includes(x.probe));
-  const allowed = tried.filter((x) => x.inside === 'allowed').length;
+  const allowed = tried.filter((x) => x.inside.startsWith('allowed')).length;
   const escape = !tried.length ? '-' : own ? `${allowed}/${tried.length} (guest kernel)` : `${allowed}/${tried.length}`;
   const d = w.density;
   const density = d ? `${d.started}${d.mode === 'budget' ? ` fit ${fmtBytes(d.budgetBytes)}` : ''} in ${fmtMs(d.startMs)}, ${fmtBytes(d.totalBytes)}` : '-';
@@ -63,7 +63,7 @@ export function row(w: WallResult): string[] {
     kernel,
     pids ? `${pids.inside.split(' ')[0]}/${pids.host}` : '-',
     w.isolation ? isoCell(w, 'caps').split(':')[0]! : '-',
-    w.isolation ? (isoCell(w, 'seccomp').startsWith('filtered') ? 'yes' : isoCell(w, 'seccomp') === 'none' ? 'no' : isoCell(w, 'seccomp')) : '-',
+    w.isolation ? (isoCell(w, 'seccomp').startsWith('filtered') ? 'yes' : isoCell(w, 'seccomp').startsWith('none') ? 'no' : isoCell(w, 'seccomp')) : '-',
     escape,
   ];
 }

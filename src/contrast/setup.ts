@@ -9,7 +9,7 @@ import type { Driver } from './driver.js';
 import { hullDriver } from './driver-hull.js';
 import { exportImage, ociDriver, podmanDriver, removePeerImage, type PeerImage } from './driver-peers.js';
 import { findExecutable } from './hostfacts.js';
-import type { MachineInfo } from './machine.js';
+import { vmWallAccel, type MachineInfo } from './machine.js';
 import { renderHtml } from './report-html.js';
 import { runContrast, type ContrastOptions } from './runner.js';
 import { saveLastContrast } from './store.js';
@@ -53,6 +53,9 @@ export async function contrast(req: ContrastRequest): Promise<ContrastReport> {
     }
     if (!findExecutable('runsc')) skipped.push({ name: 'runsc', reason: 'gVisor (runsc) is not installed' });
     const rep = await runContrast({ options: req, drivers, skipped, progress: req.progress, signal: req.signal, machine: req.machine });
+    // The VM wall may have decided its accelerator (probe boot) during the run.
+    const acc = vmWallAccel();
+    if (acc) rep.machine.kvm = { ...rep.machine.kvm, ...acc };
     saveLastContrast(req.root, rep);
     return rep;
   } finally {

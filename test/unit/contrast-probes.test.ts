@@ -52,8 +52,22 @@ test('vm: own kernel, everything allowed reaches only the guest', () => {
   assert.equal(by('mount').verdict, 'own');
   assert.equal(by('caps').verdict, 'own');
   assert.equal(by('seccomp').verdict, 'own');
+  assert.match(by('seccomp').inside, /no seccomp in the guest kernel/);
+  // a minimal guest kernel without user namespaces: unsupported, not refused by a wall
+  assert.match(by('userns').inside, /^unsupported by the kernel/);
+  assert.equal(by('userns').verdict, 'own');
+  // ping opened its socket and only found no route: the action itself was allowed
+  assert.match(by('rawsocket').inside, /^allowed \(then: ping: sendto: Network is unreachable\)/);
+  assert.equal(by('rawsocket').verdict, 'own');
   assert.equal(by('devices').verdict, 'own');
   assert.equal(probeUptimeMs(parseProbeOutput(VM_PROBE)), 430);
+});
+
+test('a refusal stays a refusal even when the message also names the errno', () => {
+  const rows = interpretProbes(parseProbeOutput('P|kernel|info|6.18.44\nP|rawsocket|denied|ping: permission denied (are you root?)\nP|userns|denied|unshare: Operation not permitted\nP|done|info|ok\n'), HOST);
+  assert.equal(rows.find((r) => r.probe === 'rawsocket')!.verdict, 'contained');
+  assert.equal(rows.find((r) => r.probe === 'userns')!.verdict, 'contained');
+  assert.equal(rows.find((r) => r.probe === 'seccomp')!.verdict, 'unknown');
 });
 
 test('a probe that did not run is unknown, not contained', () => {
