@@ -263,7 +263,10 @@ export class RegistryClient {
         res = await send(req);
       } catch (e) {
         if (!idempotent || attempt >= this.retries || !isTransientNetworkError(e)) {
-          throw new HullError('UNAVAILABLE', `${req.method} ${req.url.host}${req.url.pathname}: ${(e as Error).message}`, { cause: e });
+          throw new HullError('UNAVAILABLE', `cannot reach registry ${req.url.host} (${req.method} ${req.url.origin}${req.url.pathname}): ${(e as Error).message}`, {
+            cause: e,
+            hint: /ENOTFOUND|EAI_AGAIN/.test(String((e as NodeJS.ErrnoException).code)) ? 'check the registry name and the network (DNS)' : undefined,
+          });
         }
         const d = this.backoff(attempt + 1);
         this.noteRetry(req.url.toString(), attempt + 1, d, (e as Error).message);
