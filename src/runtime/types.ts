@@ -117,7 +117,12 @@ export interface Isolation {
    * ended and everything the wall set up is gone again.
    */
   runAttached(spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void): Promise<ExitInfo>;
-  /** Detached start under a monitor that outlives the caller; output goes to the instance log. */
+  /**
+   * Detached start under a monitor that outlives the caller; output goes to the instance log,
+   * `<spec.dir>/ctr.log` in the CRI "k8s-file" format (`<RFC3339Nano> <stdout|stderr> <F|P> <text>`
+   * per line), which engine/logs.ts reads for `logs`, `logs -f` and attached runs without --rm.
+   * When IsolationOptions.exitCommand is set, the monitor runs it (id appended) after the exit.
+   */
   startDetached(spec: InstanceSpec): Promise<{ pid: number; facts?: Record<string, unknown> }>;
   /** Current state, from the monitor's files; never blocks on the instance. */
   state(spec: InstanceSpec): Promise<InstanceState>;

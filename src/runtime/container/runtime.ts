@@ -22,7 +22,17 @@ export type RuntimeName = (typeof RUNTIMES)[number];
 const SEARCH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
 /** Absolute path of an executable on PATH (plus the usual sbin dirs), or undefined. */
+const whichCache = new Map<string, string | undefined>();
+
 export function which(name: string): string | undefined {
+  if (whichCache.has(name)) return whichCache.get(name);
+  const found = search(name);
+  whichCache.set(name, found);
+  return found;
+}
+
+function search(name: string): string | undefined {
+  if (name.startsWith('/')) return fs.existsSync(name) ? name : undefined;
   const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...SEARCH];
   for (const d of dirs) {
     const p = path.join(d, name);
