@@ -43,15 +43,40 @@ async function gatherInfo(root: string): Promise<Record<string, unknown>> {
     NCPU: os.cpus().length,
     MemTotal: os.totalmem(),
   };
-  // The VM wall adds its facts (accelerator, guest kernel) when it provides them.
-  try {
-    const spec = '../runtime/vm/info.js';
-    const vm = (await import(spec)) as { vmHostInfo?: () => Promise<Record<string, unknown>> | Record<string, unknown> };
-    if (vm.vmHostInfo) info.VM = await vm.vmHostInfo();
-  } catch {
-    /* the VM wall does not report host facts (yet) */
-  }
+  info.VM = await vmInfo();
   return info;
+}
+
+/** The VM wall's host facts: QEMU, guest assets, and the accelerator the host facts decide. */
+async function vmInfo(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  try {
+    const accel = await import('../runtime/vm/accel.js');
+    const facts = accel.hostFacts();
+    const choice = accel.accelFromFacts(facts);
+    out.DevKvm = facts.devKvm;
+    out.KvmModules = facts.modules;
+    out.Accelerator = choice === 'probe' ? 'decided by a probe boot at first use (/dev/kvm present without kvm_intel/kvm_amd)' : `${choice.accel}: ${choice.reason}`;
+  } catch (e) {
+    out.Accelerator = `unknown (${e instanceof Error ? e.message : String(e)})`;
+  }
+  try {
+    const assets = await import('../runtime/vm/assets.js');
+    try {
+      out.Qemu = assets.qemuBinary();
+    } catch (e) {
+      out.Qemu = `missing (${e instanceof Error ? e.message : String(e)})`;
+    }
+    try {
+      const g = assets.guestAssets();
+      out.GuestKernel = g.release ? `${g.kernel} (${g.release})` : g.kernel;
+    } catch (e) {
+      out.GuestKernel = `missing (${e instanceof Error ? e.message : String(e)})`;
+    }
+  } catch {
+    /* the VM wall is not in this build */
+  }
+  return out;
 }
 
 function readOsName(): string {
