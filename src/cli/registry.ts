@@ -23,7 +23,8 @@ const pullDef: CommandDef = {
     const { pullImage } = await import('../registry/pull.js');
     const ref = p.args[0]!;
     const quiet = flagBool(p, 'quiet');
-    await pullImage(ctx.root, ref, { platform: flagStr(p, 'platform'), quiet, out: ctx.stdout, insecure: insecure(p.flags.get('insecure-registry')) });
+    const cancelled = await cancellable(ctx, (signal) => pullImage(ctx.root, ref, { platform: flagStr(p, 'platform'), quiet, out: ctx.stdout, insecure: insecure(p.flags.get('insecure-registry')), signal }));
+    if (cancelled !== undefined) return cancelled;
     const r = parseReference(ref);
     ctx.stdout.write(`${formatReference(r)}\n`);
     return 0;
@@ -42,11 +43,38 @@ const pushDef: CommandDef = {
     const { push } = await import('../registry/push.js');
     const ref = p.args[0]!;
     const quiet = flagBool(p, 'quiet');
-    await push(ctx.root, ref, { quiet, out: ctx.stdout, insecure: insecure(p.flags.get('insecure-registry')) });
+    const cancelled = await cancellable(ctx, (signal) => push(ctx.root, ref, { quiet, out: ctx.stdout, insecure: insecure(p.flags.get('insecure-registry')), signal }));
+    if (cancelled !== undefined) return cancelled;
     if (quiet) ctx.stdout.write(`${formatReference(parseReference(ref))}\n`);
     return 0;
   },
 };
+
+/**
+ * Run `fn` with an AbortSignal fired by SIGINT/SIGTERM, so an interrupted pull or push removes
+ * what it half made before the process exits (130 after SIGINT, like a shell).
+ */
+async function cancellable(ctx: CliContext, fn: (signal: AbortSignal) => Promise<unknown>): Promise<number | undefined> {
+  const ac = new AbortController();
+  let sig: NodeJS.Signals | undefined;
+  const on = (s: NodeJS.Signals) => {
+    sig = s;
+    ac.abort();
+  };
+  process.once('SIGINT', on);
+  process.once('SIGTERM', on);
+  try {
+    await fn(ac.signal);
+    return undefined;
+  } catch (e) {
+    if (!sig) throw e;
+    ctx.stderr.write(`hull: ${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return sig === 'SIGINT' ? 130 : 143;
+  } finally {
+    process.removeListener('SIGINT', on);
+    process.removeListener('SIGTERM', on);
+  }
+}
 
 function insecure(v: unknown): string[] | undefined {
   if (!Array.isArray(v) || v.length === 0) return undefined;

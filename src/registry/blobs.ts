@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { ContentStore } from '../content/store.js';
 import { HullError, invalid } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import { type RegistryClient, sleep } from './client.js';
+import type { RegistryClient } from './client.js';
 import { drain, isTransientNetworkError, type HttpResponse } from './http.js';
 
 /**
@@ -58,6 +58,7 @@ export async function downloadBlob(client: RegistryClient, content: ContentStore
       } catch (e) {
         const got = (e as { written?: unknown }).written;
         if (typeof got === 'number') written = got;
+        client.checkCancelled();
         if (e instanceof HullError || !isTransientNetworkError(e) || failures >= client.retries) {
           if (e instanceof HullError) throw e;
           throw new HullError('UNAVAILABLE', `${t.what}: download failed after ${written} of ${t.size} bytes: ${(e as Error).message}`, { cause: e });
@@ -65,7 +66,7 @@ export async function downloadBlob(client: RegistryClient, content: ContentStore
         failures++;
         const d = client.backoff(failures);
         client.noteRetry(`blob ${t.digest}`, failures, d, (e as Error).message);
-        await sleep(d);
+        await client.pause(d);
       }
     }
     if (written !== t.size) throw invalid(`${t.what}: size mismatch: got ${written} bytes, expected ${t.size}`);

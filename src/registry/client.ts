@@ -24,6 +24,8 @@ export interface ClientOptions {
   backoffMs?: number;
   /** Socket idle timeout in milliseconds. Default 60000 ($HULL_REGISTRY_TIMEOUT_MS). */
   timeoutMs?: number;
+  /** Cancels every request of this client (pull/push interrupted by the user). */
+  signal?: AbortSignal;
   /** Called before a retry, for progress output. */
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
 }
@@ -73,6 +75,7 @@ export class RegistryClient {
   private readonly insecure: string[];
   private readonly creds: Credentials | undefined;
   private readonly onRetry?: ClientOptions['onRetry'];
+  readonly signal?: AbortSignal;
   /** undefined: not probed yet; null: the registry let us in without auth. */
   private challenge: Challenge | null | undefined;
 
@@ -84,6 +87,26 @@ export class RegistryClient {
     this.backoffMs = opts.backoffMs ?? 250;
     this.timeoutMs = opts.timeoutMs ?? envInt('HULL_REGISTRY_TIMEOUT_MS', 60_000);
     this.onRetry = opts.onRetry;
+    this.signal = opts.signal;
+  }
+
+  /** Throw when the operation was cancelled. */
+  checkCancelled(): void {
+    if (this.signal?.aborted) throw new HullError('UNAVAILABLE', 'cancelled');
+  }
+
+  /** Wait `ms` before a retry; cut short (and failing) when cancelled. */
+  async pause(ms: number): Promise<void> {
+    this.checkCancelled();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.signal?.addEventListener('abort', done, { once: true });
+    });
+    this.checkCancelled();
   }
 
   get username(): string | undefined {
@@ -258,10 +281,12 @@ export class RegistryClient {
   /** Send with retries on broken connections and 5xx (idempotent requests only). */
   async sendWithRetry(req: HttpRequest, idempotent: boolean): Promise<HttpResponse> {
     for (let attempt = 0; ; attempt++) {
+      this.checkCancelled();
       let res: HttpResponse;
       try {
-        res = await send(req);
+        res = await send({ ...req, signal: this.signal });
       } catch (e) {
+        this.checkCancelled();
         if (!idempotent || attempt >= this.retries || !isTransientNetworkError(e)) {
           throw new HullError('UNAVAILABLE', `cannot reach registry ${req.url.host} (${req.method} ${req.url.origin}${req.url.pathname}): ${(e as Error).message}`, {
             cause: e,
@@ -270,14 +295,14 @@ export class RegistryClient {
         }
         const d = this.backoff(attempt + 1);
         this.noteRetry(req.url.toString(), attempt + 1, d, (e as Error).message);
-        await sleep(d);
+        await this.pause(d);
         continue;
       }
       if (res.status >= 500 && idempotent && attempt < this.retries) {
         drain(res);
         const d = this.backoff(attempt + 1);
         this.noteRetry(req.url.toString(), attempt + 1, d, `HTTP ${res.status}`);
-        await sleep(d);
+        await this.pause(d);
         continue;
       }
       return res;

@@ -18,6 +18,8 @@ export interface HttpRequest {
   body?: Buffer | (() => Readable);
   /** Milliseconds a socket may stay silent (connecting, awaiting headers or body) before the request fails. */
   idleTimeoutMs: number;
+  /** Cancels the request and its body stream. */
+  signal?: AbortSignal;
 }
 
 export interface HttpResponse {
@@ -31,6 +33,7 @@ export interface HttpResponse {
 const TRANSIENT = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ENOTCONN', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
 
 export function isTransientNetworkError(e: unknown): boolean {
+  if ((e as Error | undefined)?.name === 'AbortError') return false;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   if (code && TRANSIENT.has(code)) return true;
   const msg = (e as Error | undefined)?.message ?? '';
@@ -104,7 +107,13 @@ export function send(req: HttpRequest): Promise<HttpResponse> {
     const mod = req.url.protocol === 'https:' ? https : http;
     const headers: Record<string, string> = { ...(req.headers ?? {}) };
     if (Buffer.isBuffer(req.body)) headers['Content-Length'] = String(req.body.length);
-    const r = mod.request(req.url, { method: req.method, headers, agent: agentFor(req.url), servername: req.url.protocol === 'https:' ? hostOf(req.url.host) : undefined });
+    const r = mod.request(req.url, {
+      method: req.method,
+      headers,
+      agent: agentFor(req.url),
+      servername: req.url.protocol === 'https:' ? hostOf(req.url.host) : undefined,
+      signal: req.signal,
+    });
     let settled = false;
     r.setTimeout(req.idleTimeoutMs, () => {
       const err = Object.assign(new Error(`no data from ${req.url.host} for ${req.idleTimeoutMs} ms`), { code: 'ETIMEDOUT' });

@@ -28,6 +28,8 @@ export interface PullOptions {
   credentials?: Credentials | null;
   /** Layer downloads at once. Default 3. */
   concurrency?: number;
+  /** Cancels the operation; what was half done is removed (finished, verified blobs stay). */
+  signal?: AbortSignal;
 }
 
 export interface PullResult {
@@ -56,6 +58,7 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
       domain: r.domain,
       insecure: opts.insecure,
       credentials: opts.credentials,
+      signal: opts.signal,
       onRetry: (i) => emit({ type: 'retry', what: i.url, attempt: i.attempt, delayMs: i.delayMs, reason: i.reason }),
     });
     const before = store.tryResolve(formatReference(r));

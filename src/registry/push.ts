@@ -24,6 +24,8 @@ export interface PushOptions extends UploadOptions {
   credentials?: Credentials | null;
   /** Layer uploads at once. Default 3. */
   concurrency?: number;
+  /** Cancels the operation. */
+  signal?: AbortSignal;
 }
 
 export interface PushResult {
@@ -63,6 +65,7 @@ export async function push(root: string, ref: string, opts: PushOptions = {}): P
       domain: r.domain,
       insecure: opts.insecure,
       credentials: opts.credentials,
+      signal: opts.signal,
       onRetry: (i) => emit({ type: 'retry', what: i.url, attempt: i.attempt, delayMs: i.delayMs, reason: i.reason }),
     });
     const pushed = await pushImage(client, r.path, r.tag, store.content, image.manifestDigest, {

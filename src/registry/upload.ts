@@ -3,7 +3,7 @@ import { Transform, type Readable } from 'node:stream';
 import type { ContentStore } from '../content/store.js';
 import { HullError, isHullError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import { type RegistryClient, sleep } from './client.js';
+import type { RegistryClient } from './client.js';
 import { drain } from './http.js';
 
 /**
@@ -74,10 +74,11 @@ export async function uploadBlob(
       return await uploadOnce(client, repo, content, blob, mountFrom, opts, onBytes, scopes);
     } catch (e) {
       // Upload sessions cannot be resumed reliably after a failure: start a new one.
+      client.checkCancelled();
       if (!isHullError(e, 'UNAVAILABLE') || attempt >= client.retries) throw e;
       const d = client.backoff(attempt + 1);
       client.noteRetry(`upload ${blob.digest}`, attempt + 1, d, (e as Error).message);
-      await sleep(d);
+      await client.pause(d);
     }
   }
 }

@@ -12,7 +12,8 @@ import { ContentStore } from '../../src/content/store.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { pushImage } from '../../src/registry/push-image.js';
 import { sha256, type Digest } from '../../src/oci/digest.js';
-import { hull, hullAsync, makeTempRoot } from '../helpers/hull.js';
+import { spawn } from 'node:child_process';
+import { HULL_BIN, hull, hullAsync, makeTempRoot } from '../helpers/hull.js';
 import { buildTestImage, haveRegistry, startRegistry, startThrottle, type TestRegistry } from '../helpers/registry.js';
 
 const BIG = 64 * 1024 * 1024;
@@ -108,6 +109,33 @@ test('registry killed and restarted during a pull: the same pull continues the l
     const file = path.join(dst.root, 'blobs', 'sha256', big.slice(7));
     assert.equal(sha256(fs.readFileSync(file)), big, 'the resumed blob is whole and verified');
     assert.equal(hull(dst.root, ['image', 'inspect', name]).code, 0);
+  } finally {
+    await proxy.close();
+    await reg.stop();
+    dst.cleanup();
+  }
+});
+
+test('Ctrl-C (SIGINT) during a pull: exit 130, no temp files, no image, finished layers kept', async (t) => {
+  if (!haveRegistry()) return t.skip('docker-registry is not installed');
+  const { reg, img, proxy, name } = await setup();
+  const dst = makeTempRoot();
+  try {
+    const [small1, big, small2] = img.layerDigests as [string, string, string];
+    const child = spawn(HULL_BIN, ['--root', dst.root, 'pull', name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout.resume();
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    await waitMidDownload(dst.root, [small1, small2]);
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /interrupted: cancelled/);
+    assert.deepEqual(fs.readdirSync(path.join(dst.root, 'tmp')), [], 'no temp files or directories left');
+    assert.ok(!fs.existsSync(path.join(dst.root, 'blobs', 'sha256', big.slice(7))));
+    assert.ok(fs.existsSync(path.join(dst.root, 'blobs', 'sha256', small1.slice(7))), 'a finished layer stays for the next pull');
+    assert.equal(hull(dst.root, ['image', 'inspect', name]).code, 1, 'no image recorded');
   } finally {
     await proxy.close();
     await reg.stop();
