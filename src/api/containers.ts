@@ -12,6 +12,7 @@ import { openStreamReply, type StreamReply } from './hijack.js';
 import { jsonBody } from './params.js';
 import type { Router } from './router.js';
 import type { ExitResult } from './state.js';
+import { forwardStdin } from './stdin.js';
 import { statsBody, systemCpuNs, type Sample } from './stats.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -160,11 +161,11 @@ async function attach(c: Ctx): Promise<void> {
   const stderr = c.query.bool('stderr');
   const logs = c.query.bool('logs');
   const stream = c.query.bool('stream');
-  if (stdin && i.Config.OpenStdin !== true) {
-    // docker accepts and ignores stdin for containers without -i
-  }
+  // docker accepts and ignores stdin for containers without -i.
+  const withStdin = stdin && i.Config.OpenStdin === true && stream;
   const done = c.state.attachBegin(id);
-  const out = openStreamReply(c, { multiplexed: !tty, wantInput: false });
+  const out = openStreamReply(c, { multiplexed: !tty, wantInput: withStdin });
+  let forwarding: Promise<void> | undefined;
   try {
     const write = recordWriter(out, { stdout, stderr, timestamps: false });
     let offset = fileSize(i.LogPath);
@@ -176,11 +177,13 @@ async function attach(c: Ctx): Promise<void> {
     if (stream) {
       const until = c.state.nextExit(id, out.signal);
       until.catch(() => undefined);
+      if (withStdin && out.input) forwarding = forwardStdin(i.LogPath, out.input, until, out.signal);
       await follow(i.LogPath, { offset, until, signal: out.signal, onRecords: write });
     }
   } finally {
     done();
     out.end();
+    await forwarding;
   }
 }
 
