@@ -85,7 +85,7 @@ function mknodWhiteout(p: string): void {
   if (spawnSync('mknod', [p, 'c', '0', '0']).status !== 0) throw new Error('mknod failed');
 }
 
-const driver: RuntimeDriver = { name: 'crun', bin: '/usr/bin/crun', stateDir: '/h/run/crun', globalArgs: ['--root', '/h/run/crun'], unmountUnified: '/sys/fs/cgroup/unified', unshare: '/usr/bin/unshare', mountTool: [] };
+const driver: RuntimeDriver = { name: 'crun', bin: '/usr/bin/crun', stateDir: '/h/run/crun', globalArgs: ['--root', '/h/run/crun'], unmountUnified: '/sys/fs/cgroup/unified', unshare: '/usr/bin/unshare', shell: ['/bin/sh'] };
 
 test('runtime argv: private mount namespace wrapper, overlay options top layer first', () => {
   const ov = { lower: ['/l/1', '/l/2'], upper: '/c/upper', work: '/c/work', target: '/c/rootfs' };
