@@ -192,6 +192,22 @@ test('hull login / logout with Basic auth: refused without or with wrong credent
     const viaDocker = hull(c.root, ['pull', name], { env: auth.env });
     assert.equal(viaDocker.code, 0, viaDocker.stderr);
     c.cleanup();
+    // ... and so is a docker credential helper named in credHelpers (docker's helper protocol:
+    // `docker-credential-NAME get` reads the server on stdin, prints {Username, Secret}).
+    const bin = path.join(path.dirname(auth.env.HULL_AUTH_FILE), 'bin');
+    fs.mkdirSync(bin);
+    const asked = path.join(bin, 'asked');
+    fs.writeFileSync(
+      path.join(bin, 'docker-credential-hulltest'),
+      `#!/bin/sh\n[ "$1" = get ] || exit 1\ncat > ${asked}\nprintf '{"ServerURL":"%s","Username":"carol","Secret":"open sesame"}' "$(cat ${asked})"\n`,
+      { mode: 0o755 },
+    );
+    fs.writeFileSync(path.join(auth.env.DOCKER_CONFIG, 'config.json'), JSON.stringify({ credHelpers: { [reg.host]: 'hulltest' } }), { mode: 0o600 });
+    const d = makeTempRoot();
+    const viaHelper = hull(d.root, ['pull', name], { env: { ...auth.env, PATH: `${bin}:${process.env.PATH}` } });
+    assert.equal(viaHelper.code, 0, viaHelper.stderr);
+    assert.equal(fs.readFileSync(asked, 'utf8'), reg.host, 'the helper was asked for this registry');
+    d.cleanup();
   } finally {
     await reg.stop();
     a.cleanup();
