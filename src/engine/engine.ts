@@ -62,6 +62,15 @@ export interface StatsEntry {
   usage: Usage;
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const HOOK = fileURLToPath(new URL('./exit-hook.js', import.meta.url));
 
@@ -217,7 +226,8 @@ export class Engine {
     let exit;
     try {
       exit = await iso.runAttached(spec, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr }, (pid) => {
-        this.rows.markRunning(row.id, pid, nowIso(), '{}');
+        // This process records the exit itself (no monitor): others must not guess it.
+        this.rows.markRunning(row.id, pid, nowIso(), JSON.stringify({ attached: true, ownerPid: process.pid }));
         io.onStarted?.(row.id);
       });
     } catch (e) {
@@ -243,6 +253,8 @@ export class Engine {
   async finalizeExit(id: string): Promise<ContainerRow | undefined> {
     const row = this.rows.get(id);
     if (!row || row.status !== 'running') return row;
+    const facts = JSON.parse(row.runtime_json || '{}') as { attached?: boolean; ownerPid?: number };
+    if (facts.attached && facts.ownerPid && facts.ownerPid !== process.pid && processAlive(facts.ownerPid)) return row;
     const iso = await this.wall(row.isolation);
     const { spec } = this.stored(row);
     const st = await iso.state(spec);

@@ -103,6 +103,8 @@ describe('container state and cleanup', { timeout: 600_000 }, () => {
     assert.deepEqual(await eventually(() => hullCgroups(seen)), []);
     assert.deepEqual(mountsUnder(tr.root), []);
     assert.deepEqual(await eventually(() => fs.readdirSync(path.join(tr.root, 'containers')).filter((x) => !before.has(x))), []);
+    const conmonLinks = path.join(tr.root, 'run', 'conmon');
+    assert.deepEqual(fs.existsSync(conmonLinks) ? fs.readdirSync(conmonLinks) : [], [], 'conmon socket links left');
     const crunState = path.join(tr.root, 'run', 'crun');
     assert.deepEqual(fs.existsSync(crunState) ? fs.readdirSync(crunState) : [], [], 'runtime state left');
   });

@@ -403,6 +403,8 @@ class ContainerIsolation implements Isolation {
     for (let i = 0; i < 100 && pidAlive(monitor); i++) await sleep(20);
     if (pidAlive(monitor)) process.kill(monitor, 'SIGKILL');
     await this.teardownRuntime(spec, driver);
+    // conmon's link from its socket directory to the bundle
+    fs.rmSync(path.join(this.root, 'run', 'conmon', spec.id), { force: true });
     fs.rmSync(spec.dir, { recursive: true, force: true });
   }
 
