@@ -134,6 +134,11 @@ describe('hull run flags', { timeout: 600_000 }, () => {
     assert.equal(r.status, 3, r.stdout + r.stderr);
     assert.match(r.stdout, /\/dev\/pts\/\d+/);
     assert.match(r.stdout, /\b42\b/);
+    const id = hull(tr.root, ['run', '-d', 'busybox', 'sleep', '300']).stdout.trim();
+    const ex = spawnSync('script', ['-qec', `${HULL_BIN} --root ${tr.root} exec -it ${id} sh`, '/dev/null'], { input: 'tty; exit 4\n', encoding: 'utf8', timeout: 60_000 });
+    assert.equal(ex.status, 4, ex.stdout + ex.stderr);
+    assert.match(ex.stdout, /\/dev\/pts\/\d+/);
+    hull(tr.root, ['rm', '-f', id]);
     const noTty = hull(tr.root, ['run', '-it', '--rm', 'busybox', 'true']);
     assert.equal(noTty.code, 125);
     assert.match(noTty.stderr, /not a TTY/);
