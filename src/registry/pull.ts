@@ -2,6 +2,7 @@ import type { Credentials } from './credentials.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { familiarString, formatReference, parseReference, repository } from '../images/reference.js';
 import { isDigest, shortId, type Digest } from '../oci/digest.js';
+import { isHullError } from '../errors.js';
 import { RegistryClient } from './client.js';
 import type { ProgressEvent, ProgressListener } from './events.js';
 import { fetchImage, type FetchedImage } from './fetch-image.js';
@@ -65,7 +66,9 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
     // Unpack each layer on a worker thread as soon as it is in the store, while the rest download.
     const unpacker = new LayerUnpacker(root);
     const unpacks: Promise<void>[] = [];
-    let fetched: FetchedImage;
+    const badLayers: Digest[] = [];
+    let fetched: FetchedImage | undefined;
+    let image: ImageRecord;
     try {
       fetched = await fetchImage(client, r, store.content, {
         platform,
@@ -75,27 +78,36 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
         onLayer: (l, diffId, i) => {
           if (!isDigest(diffId)) return; // commitImage reports it
           const p = unpacker.unpack({ diffId, blobDigest: l.digest, mediaType: l.mediaType, blobSize: l.size }, `layer ${i + 1} (${diffId}) of ${familiarString(r)}`);
-          p.catch(() => undefined); // awaited below
+          p.catch((e) => {
+            if (isHullError(e, 'INVALID_ARGUMENT')) badLayers.push(l.digest);
+          }); // awaited below
           unpacks.push(p);
         },
       });
       await Promise.all(unpacks);
+      image = await store.commitImage({
+        manifestDigest: fetched.manifestDigest,
+        tags: r.tag && !r.digest ? [formatReference({ ...r, digest: undefined })] : [],
+        repoDigest: `${repository(r)}@${fetched.repoDigest}`,
+        action: 'pull',
+      });
+    } catch (e) {
+      // The image is broken as published (e.g. a layer that does not unpack to its diff id):
+      // keep none of it that no other image uses. (Failures of the network or a cancel keep the
+      // verified blobs, so the next pull resumes.)
+      if (fetched && isHullError(e, 'INVALID_ARGUMENT')) store.dropUnreferencedBlobs([fetched.manifestDigest, fetched.repoDigest, ...badLayers]);
+      throw e;
     } finally {
       await Promise.allSettled(unpacks);
       await unpacker.close();
     }
-    const image = await store.commitImage({
-      manifestDigest: fetched.manifestDigest,
-      tags: r.tag && !r.digest ? [formatReference({ ...r, digest: undefined })] : [],
-      repoDigest: `${repository(r)}@${fetched.repoDigest}`,
-      action: 'pull',
-    });
-    for (const l of fetched.manifest.layers) {
-      if (fetched.fetchedLayers.has(l.digest as Digest)) emit({ type: 'blob', id: shortId(l.digest), digest: l.digest, size: l.size, status: 'complete' });
+    const done = fetched!;
+    for (const l of done.manifest.layers) {
+      if (done.fetchedLayers.has(l.digest as Digest)) emit({ type: 'blob', id: shortId(l.digest), digest: l.digest, size: l.size, status: 'complete' });
     }
-    const upToDate = before !== undefined && before.manifestDigest === fetched.manifestDigest && fetched.bytesFetched === 0;
-    emit({ type: 'done', op: 'pull', reference: familiarString(r), digest: fetched.repoDigest, upToDate });
-    return { image, digest: fetched.repoDigest, upToDate };
+    const upToDate = before !== undefined && before.manifestDigest === done.manifestDigest && done.bytesFetched === 0;
+    emit({ type: 'done', op: 'pull', reference: familiarString(r), digest: done.repoDigest, upToDate });
+    return { image, digest: done.repoDigest, upToDate };
   } finally {
     renderer?.finish();
   }

@@ -264,7 +264,7 @@ export interface TestLayer {
 
 export async function buildTestImage(
   content: import('../../src/content/store.js').ContentStore,
-  opts: { layers: TestLayer[]; architecture?: string; os?: string; variant?: string },
+  opts: { layers: TestLayer[]; architecture?: string; os?: string; variant?: string; /** Give this layer a wrong diff id in the config (a broken image). */ badDiffId?: number },
 ): Promise<{ manifestDigest: string; manifestSize: number; configDigest: string; layerDigests: string[]; layerSizes: number[] }> {
   const tarStream = await import('tar-stream');
   const zlib = await import('node:zlib');
@@ -295,7 +295,7 @@ export async function buildTestImage(
       os: opts.os ?? 'linux',
       ...(opts.variant ? { variant: opts.variant } : {}),
       config: { Cmd: ['sh'] },
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+      rootfs: { type: 'layers', diff_ids: layers.map((l, i) => (i === opts.badDiffId ? `sha256:${'0'.repeat(64)}` : l.diffId)) },
     }),
   );
   const cfg = content.putBuffer(config);

@@ -309,3 +309,30 @@ test('hull run pulls a missing image first, like docker', async (t) => {
     auth.cleanup();
   }
 });
+
+test('a layer that does not unpack to the diff id its config names: the pull fails and keeps none of the image', async (t) => {
+  if (!have) return t.skip('docker-registry is not installed');
+  const reg = await startRegistry();
+  const a = makeTempRoot();
+  const b = makeTempRoot();
+  try {
+    const cs = new ContentStore(path.join(a.root, 'blobs'), path.join(a.root, 'tmp'));
+    const img = await buildTestImage(cs, { layers: [{ files: { good: 'g' } }, { files: { bad: 'b' } }], badDiffId: 1 });
+    const { RegistryClient } = await import('../../src/registry/client.js');
+    const { pushImage } = await import('../../src/registry/push-image.js');
+    await pushImage(new RegistryClient({ domain: reg.host, credentials: null }), 'broken/img', 'latest', cs, img.manifestDigest as `sha256:${string}`);
+    const name = `${reg.host}/broken/img:latest`;
+    const r = hull(b.root, ['pull', name]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /diff id mismatch/);
+    const blobs = path.join(b.root, 'blobs', 'sha256');
+    assert.ok(!fs.existsSync(path.join(blobs, img.manifestDigest.slice(7))), 'manifest not kept');
+    assert.ok(!fs.existsSync(path.join(blobs, img.layerDigests[1]!.slice(7))), 'the bad layer not kept');
+    assert.deepEqual(fs.readdirSync(path.join(b.root, 'tmp')), [], 'no temp files');
+    assert.equal(hull(b.root, ['image', 'inspect', name]).code, 1, 'no image recorded');
+  } finally {
+    await reg.stop();
+    a.cleanup();
+    b.cleanup();
+  }
+});
