@@ -70,16 +70,24 @@ async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
 }
 
 async function ask(ctx: CliContext): Promise<AdviseInput> {
-  const rl = readline.createInterface({ input: ctx.stdin, output: ctx.stderr });
+  const rl = readline.createInterface({ input: ctx.stdin, output: ctx.stderr, terminal: false });
+  // Lines are buffered by the iterator, so answers typed ahead (or pasted) are not lost.
+  const lines = rl[Symbol.asyncIterator]();
+  const question = async (q: string) => {
+    ctx.stderr.write(q);
+    const r = await lines.next();
+    if (r.done) throw new HullError('INVALID_ARGUMENT', 'advise: the input ended before every question was answered');
+    return String(r.value).trim();
+  };
   try {
-    const yes = async (q: string) => /^y/i.test((await rl.question(`${q} [y/N] `)).trim());
+    const yes = async (q: string) => /^y/i.test(await question(`${q} [y/N] `));
     const untrusted = await yes('Does the workload run code you do not trust?');
-    const tenantsS = (await rl.question('How many tenants share this host? [1] ')).trim() || '1';
+    const tenantsS = (await question('How many tenants share this host? [1] ')) || '1';
     const kernel = await yes('Does it need something from its kernel the host does not give (a version, a module, sysctls)?');
-    const needsKernel = kernel ? (await rl.question('What does it need? ')).trim() || 'an own kernel' : '';
-    const sb = (await rl.question('Start-up budget (e.g. 200ms; empty for none): ')).trim();
-    const mb = (await rl.question('Host memory budget for all instances (e.g. 2g; empty for none): ')).trim();
-    const inst = (await rl.question('How many instances at once? [1] ')).trim() || '1';
+    const needsKernel = kernel ? (await question('What does it need? ')) || 'an own kernel' : '';
+    const sb = await question('Start-up budget (e.g. 200ms; empty for none): ');
+    const mb = await question('Host memory budget for all instances (e.g. 2g; empty for none): ');
+    const inst = (await question('How many instances at once? [1] ')) || '1';
     return {
       untrusted,
       tenants: parseCount(tenantsS, 'tenants', 1, 1_000_000),

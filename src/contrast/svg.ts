@@ -93,7 +93,7 @@ export function stackedBars(bars: StackedBar[], segments: string[], opts: { titl
   const x = (v: number) => left + (v / max) * (W - left - right);
   const parts: string[] = [`<text x="${left}" y="18" class="title">${esc(opts.title)}</text>`];
   segments.forEach((s, i) => {
-    parts.push(`<rect x="${left + i * 150}" y="26" width="12" height="12" fill="${PALETTE[i % PALETTE.length]}"/><text x="${left + i * 150 + 16}" y="36" class="tick">${esc(s)}</text>`);
+    parts.push(`<rect x="${left + i * 190}" y="26" width="12" height="12" fill="${PALETTE[i % PALETTE.length]}"/><text x="${left + i * 190 + 16}" y="36" class="tick">${esc(s)}</text>`);
   });
   for (const t of ticks) {
     parts.push(`<line x1="${n2(x(t))}" y1="${top - 4}" x2="${n2(x(t))}" y2="${H - 30}" class="grid"/>`);

@@ -3,7 +3,7 @@
  * here): table, JSON, HTML, nothing left behind, and Ctrl-C in the middle.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -141,6 +141,34 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
     assert.equal(code, 130, stderr);
     assert.deepEqual(leftovers(tr.root), []);
+  });
+
+  test('--density-budget: instances are started until their host memory reaches the budget', () => {
+    const json = path.join(out, 'b.json');
+    const budget = 6 * 1048576;
+    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '1', '--density-budget', '6m', '--isolation', 'container', '--peers', 'none', '--json', json], { timeoutMs: 600_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
+    const d = rep.walls.find((w) => w.name === 'container')!.density!;
+    assert.equal(d.mode, 'budget');
+    assert.equal(d.budgetBytes, budget);
+    assert.ok(d.started >= 1, JSON.stringify(d));
+    assert.ok(d.totalBytes > 0 && d.totalBytes <= budget);
+    for (let i = 1; i < d.curve.length; i++) assert.ok(d.curve[i]!.n > d.curve[i - 1]!.n);
+    assert.match(r.stdout, /fit 6\.0MiB/);
+    assert.deepEqual(leftovers(tr.root, rep), []);
+  });
+
+  test('advise on a terminal asks its questions', (t) => {
+    const script = spawnSync('script', ['--version'], { encoding: 'utf8' });
+    if (script.status !== 0) return t.skip('script(1) from util-linux is not installed: no way to give advise a terminal');
+    const answers = 'y\n3\nn\n300ms\n\n4\n';
+    const r = spawnSync('script', ['-qec', `${HULL_BIN} --root ${tr.root} advise`, '/dev/null'], { input: answers, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /code you do not trust/);
+    assert.match(r.stdout, /How many tenants/);
+    assert.match(r.stdout, /advice: /);
+    assert.match(r.stdout, /the code is untrusted/);
   });
 
   test('bad flags are refused before anything starts', () => {
