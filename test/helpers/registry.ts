@@ -43,6 +43,8 @@ export interface RegistryOptions {
   basic?: { user: string; password: string };
   /** Require Bearer tokens from a token server. */
   token?: TokenAuthConfig;
+  /** Serve TLS with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
 }
 
 export interface TestRegistry {
@@ -97,7 +99,7 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: hull-test-secret-${crypto.randomBytes(8).toString('hex')}
-${auth}`;
+${opts.tls ? `  tls:\n    certificate: ${opts.tls.cert}\n    key: ${opts.tls.key}\n` : ''}${auth}`;
 }
 
 async function waitReady(port: number, proc: ChildProcess, logFile: string): Promise<void> {
