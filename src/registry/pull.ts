@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { Credentials } from './credentials.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { familiarString, formatReference, parseReference, repository } from '../images/reference.js';
@@ -77,6 +78,7 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
         onEvent: emit,
         onLayer: (l, diffId, i) => {
           if (!isDigest(diffId)) return; // commitImage reports it
+          if (store.t.layer(diffId) && fs.existsSync(store.layerDir(diffId))) return; // unpacked already
           const p = unpacker.unpack({ diffId, blobDigest: l.digest, mediaType: l.mediaType, blobSize: l.size }, `layer ${i + 1} (${diffId}) of ${familiarString(r)}`);
           p.catch((e) => {
             if (isHullError(e, 'INVALID_ARGUMENT')) badLayers.push(l.digest);
