@@ -194,7 +194,7 @@ async function save(c: Ctx, names: string[]): Promise<void> {
 }
 
 async function load(c: Ctx): Promise<void> {
-  const quiet = c.query.bool('quiet');
+  c.query.bool('quiet'); // validated; docker's quiet only drops progress bars
   const { loadArchive } = await import('../images/load.js');
   let loaded;
   try {
@@ -205,11 +205,9 @@ async function load(c: Ctx): Promise<void> {
     throw e;
   }
   const res = startJsonStream(c);
-  if (!quiet) {
-    for (const l of loaded) {
-      if (l.tags.length === 0) res.write(`${JSON.stringify({ stream: `Loaded image ID: ${l.image.id}\n` })}\n`);
-      for (const t of l.tags) res.write(`${JSON.stringify({ stream: `Loaded image: ${t}\n` })}\n`);
-    }
+  for (const l of loaded) {
+    if (l.tags.length === 0) res.write(`${JSON.stringify({ stream: `Loaded image ID: ${l.image.id}\n` })}\n`);
+    for (const t of l.tags) res.write(`${JSON.stringify({ stream: `Loaded image: ${t}\n` })}\n`);
   }
   res.end();
 }

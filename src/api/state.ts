@@ -27,6 +27,8 @@ export class ApiState {
   private attached = new Map<string, number>();
   private readonly arDir: string;
   private closed = false;
+  /** Aborted by close(): ends every wait loop, so the server process can exit. */
+  private readonly life = new AbortController();
 
   constructor(readonly engine: Engine, root: string) {
     this.events.setMaxListeners(0);
@@ -113,7 +115,7 @@ export class ApiState {
     if (p) return p;
     p = (async (): Promise<ExitResult> => {
       try {
-        const r = await this.engine.wait(id);
+        const r = await this.engine.wait(id, this.life.signal);
         return { StatusCode: r.StatusCode, OOMKilled: r.OOMKilled };
       } catch (e) {
         if (isHullError(e, 'NOT_FOUND')) return { StatusCode: 0, OOMKilled: false, Error: (e as Error).message };
@@ -123,6 +125,7 @@ export class ApiState {
     this.exits.set(id, p);
     void p.then(async (r) => {
       this.exits.delete(id);
+      if (this.closed) return;
       this.events.emit(`exit:${id}`, r);
       if (this.autoRemove(id) && !this.closed) {
         await this.attachDrained(id);
@@ -159,7 +162,7 @@ export class ApiState {
     if (first.State.Running) return this.watchExit(id);
     const startedAt = first.State.StartedAt;
     for (;;) {
-      if (signal.aborted) throw new Error('aborted');
+      if (signal.aborted || this.closed) throw new Error('aborted');
       const got = await new Promise<boolean>((resolve) => {
         const on = () => (clearTimeout(t), resolve(true));
         const t = setTimeout(() => (this.events.off(`start:${id}`, on), resolve(false)), 1000);
@@ -174,7 +177,7 @@ export class ApiState {
   /** Resolves once the container no longer exists. */
   async gone(id: string, signal: AbortSignal): Promise<void> {
     for (;;) {
-      if (signal.aborted) throw new Error('aborted');
+      if (signal.aborted || this.closed) throw new Error('aborted');
       try {
         await this.engine.inspect(id);
       } catch (e) {
@@ -192,6 +195,7 @@ export class ApiState {
   /** Stop auto-removing (the server is shutting down; running containers keep running). */
   close(): void {
     this.closed = true;
+    this.life.abort();
   }
 }
 

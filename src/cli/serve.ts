@@ -35,6 +35,8 @@ const serveCmd: CommandDef = {
     });
     await server.close();
     ctx.stderr.write('hull serve: stopped (containers keep running)\n');
+    // Anything still pending (a pull in flight) must not keep a stopped server alive.
+    setTimeout(() => process.exit(0), 2000).unref();
     return 0;
   },
 };
