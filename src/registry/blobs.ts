@@ -96,13 +96,15 @@ async function receive(res: HttpResponse, fh: fs.promises.FileHandle, hash: cryp
   let pendingBytes = 0;
   const flush = async () => {
     if (pendingBytes === 0) return;
-    const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    const bufs = pending;
+    const total = pendingBytes;
     pending = [];
     pendingBytes = 0;
-    let off = 0;
-    while (off < buf.length) {
-      const { bytesWritten } = await fh.write(buf, off, buf.length - off, null);
-      off += bytesWritten;
+    // One writev for the batch (no copy); finish a short write with plain writes.
+    let off = (await fh.writev(bufs)).bytesWritten;
+    if (off < total) {
+      const rest = Buffer.concat(bufs, total);
+      while (off < total) off += (await fh.write(rest, off, total - off, null)).bytesWritten;
     }
   };
   try {
