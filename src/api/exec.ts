@@ -33,6 +33,13 @@ export interface ExecInstance {
 
 const execs = new Map<string, ExecInstance>();
 
+/** Exec instances held: running ones, and finished ones kept for inspection. */
+export function execCounts(): { running: number; kept: number } {
+  let running = 0;
+  for (const e of execs.values()) if (e.running) running++;
+  return { running, kept: execs.size - running };
+}
+
 function strList(v: unknown, field: string): string[] | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new HttpError(400, `invalid ${field}: expected a list of strings`);

@@ -192,6 +192,11 @@ export class ApiState {
     }
   }
 
+  /** How many watchers and attach streams are in flight (for /_hull/state and leak checks). */
+  counts(): { exitWatchers: number; attachedContainers: number; listeners: number } {
+    return { exitWatchers: this.exits.size, attachedContainers: this.attached.size, listeners: this.events.eventNames().length };
+  }
+
   /** Stop auto-removing (the server is shutting down; running containers keep running). */
   close(): void {
     this.closed = true;

@@ -145,7 +145,22 @@ async function auth(c: Ctx): Promise<void> {
   sendJson(c, 200, { Status: 'Login Succeeded', IdentityToken: '' });
 }
 
+/**
+ * hull's own diagnostic route: the server's memory (after a GC when node runs with
+ * --expose-gc) and what it holds in flight. Used by the leak test; not part of docker's API.
+ */
+async function hullState(c: Ctx): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    gc();
+    gc();
+  }
+  const { execCounts } = await import('./exec.js');
+  sendJson(c, 200, { memory: process.memoryUsage(), gcRan: gc !== undefined, state: c.state.counts(), execs: execCounts() });
+}
+
 export function register(r: Router<Handler>): void {
+  r.add('GET', '/_hull/state', hullState);
   r.add('GET', '/_ping', ping);
   r.add('HEAD', '/_ping', ping);
   r.add('GET', '/version', async (c) => sendJson(c, 200, versionBody()));

@@ -40,7 +40,7 @@ export function ping(socket: string, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
-export async function startServe(root: string): Promise<Serve> {
+export async function startServe(root: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Serve> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-api-'));
   const socket = path.join(dir, 'docker.sock');
   const cfg = path.join(dir, 'docker-config');
@@ -48,7 +48,7 @@ export async function startServe(root: string): Promise<Serve> {
   let proc: ChildProcess;
   let out = '';
   const launch = async () => {
-    proc = spawn(HULL_BIN, ['--root', root, 'serve', '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = spawn(HULL_BIN, ['--root', root, 'serve', '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
     const deadline = Date.now() + 20_000;
@@ -133,4 +133,23 @@ export function monitorsOf(root: string): number[] {
 export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
+}
+
+export interface RawReply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One HTTP request to the server's socket, collected. */
+export function request(socket: string, method: string, p: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<RawReply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: socket, method, path: p, headers: { ...(body !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
+      let data = '';
+      res.setEncoding('utf8').on('data', (d: string) => (data += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
