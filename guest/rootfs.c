@@ -107,6 +107,10 @@ int enter_root(const struct spec *s, char *msg, size_t msglen) {
     if (mount(s->shares[i].a, p, "9p", s->shares[i].ro ? MS_RDONLY : 0, "trans=virtio,version=9p2000.L,msize=262144,cache=none"))
       return fail(msg, msglen, "mount volume", s->shares[i].b);
   }
+  if (s->cwd && *s->cwd) { /* like docker, the working directory exists even on a read-only root */
+    snprintf(p, sizeof p, NEWROOT "%s", s->cwd);
+    mkdir_p(p, 0755);
+  }
   if (s->readonly && mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_RDONLY, NULL)) return fail(msg, msglen, "remount read-only", "/");
   if (chdir(NEWROOT) || mount(".", "/", NULL, MS_MOVE, NULL) || chroot(".") || chdir("/"))
     return fail(msg, msglen, "switch root to", NEWROOT);

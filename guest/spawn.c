@@ -48,6 +48,7 @@ static void mkdir_p(const char *path) {
 
 /* In the child: never returns. Reports an errno on errfd when it cannot exec. */
 static void child(const struct spawnreq *r, const struct ident *id, char **env, int errfd) {
+  int stage = 1; /* what failed: 1 stdio or chdir, 2 credentials, 0 exec */
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -59,18 +60,20 @@ static void child(const struct spawnreq *r, const struct ident *id, char **env, 
   for (int i = 0; i < 3; i++) fcntl(i, F_SETFD, 0);
   if (r->tty) ioctl(0, TIOCSCTTY, 0);
   if (chdir(r->cwd && *r->cwd ? r->cwd : "/")) goto fail;
+  stage = 2;
   if (setgroups(id->ngroups, id->groups) || setgid(id->gid) || setuid(id->uid)) goto fail;
+  stage = 0;
   environ = env;
   execvp(r->argv[0], r->argv);
 fail:;
-  int e = errno;
-  (void)!write(errfd, &e, sizeof e);
+  int e[2] = {errno, stage};
+  (void)!write(errfd, e, sizeof e);
   _exit(127);
 }
 
 pid_t spawn_process(const struct spawnreq *r, int *code, char *msg, size_t msglen) {
   struct ident id;
-  int p[2], e = 0;
+  int p[2], e[2] = {0, 0};
   if (resolve_user(r->user, &id, msg, msglen)) { *code = 126; return -1; }
   if (r->cwd && *r->cwd) mkdir_p(r->cwd);
   char **env = full_env(r, &id);
@@ -80,19 +83,24 @@ pid_t spawn_process(const struct spawnreq *r, int *code, char *msg, size_t msgle
   close(p[1]);
   free(env);
   if (pid < 0) { close(p[0]); *code = 125; snprintf(msg, msglen, "fork: %s", strerror(errno)); return -1; }
-  ssize_t n = read(p[0], &e, sizeof e); /* EOF (0) = exec succeeded */
+  ssize_t n = read(p[0], e, sizeof e); /* EOF (0) = exec succeeded */
   close(p[0]);
   if (n != sizeof e) return pid;
   waitpid(pid, NULL, 0);
-  if (e == ENOENT && !strchr(r->argv[0], '/')) {
+  if (e[1]) {
+    *code = 125;
+    snprintf(msg, msglen, "%s: %s", e[1] == 1 ? "chdir to the working directory" : "switching to the user", strerror(e[0]));
+    return -1;
+  }
+  if (e[0] == ENOENT && !strchr(r->argv[0], '/')) {
     *code = 127;
     snprintf(msg, msglen, "exec: \"%s\": executable file not found in $PATH", r->argv[0]);
-  } else if (e == ENOENT) {
+  } else if (e[0] == ENOENT) {
     *code = 127;
     snprintf(msg, msglen, "exec: \"%s\": no such file or directory", r->argv[0]);
   } else {
-    *code = (e == EACCES || e == ENOEXEC || e == EPERM || e == EISDIR) ? 126 : 125;
-    snprintf(msg, msglen, "exec: \"%s\": %s", r->argv[0], strerror(e));
+    *code = (e[0] == EACCES || e[0] == ENOEXEC || e[0] == EPERM || e[0] == EISDIR) ? 126 : 125;
+    snprintf(msg, msglen, "exec: \"%s\": %s", r->argv[0], strerror(e[0]));
   }
   return -1;
 }

@@ -222,7 +222,7 @@ class VmIsolation implements Isolation {
       await this.hardKill(spec, m);
       if (m.cgroup) removeVmCgroup(m.cgroup);
     }
-    fs.rmSync(vmFiles(spec).dir, { recursive: true, force: true });
+    fs.rmSync(spec.dir, { recursive: true, force: true });
   }
 }
 
