@@ -280,6 +280,8 @@ class ContainerIsolation implements Isolation {
     if (code !== undefined) return { running: false, exit: { exitCode: code, oomKilled: readOomKilled(this.layout, containerCgroupPath(spec.id)) } };
     const pid = readInt(f.pid) ?? 0;
     if (pidAlive(pid)) return { running: true, pid };
+    // Neither the process nor its monitor has written a pid yet: the start is under way.
+    if (pid === 0 && !fs.existsSync(f.conmonPid)) return { running: true, pid: 0 };
     // The process is gone; conmon writes the exit file right after. Give it a moment.
     const monitor = readInt(f.conmonPid) ?? 0;
     for (let i = 0; i < 50 && pidAlive(monitor); i++) {
