@@ -58,6 +58,34 @@ export function hullDriver(o: HullDriverOptions): Driver {
       if (r.code === 0) names.delete(name);
       return { ms: r.ms, ok: r.code === 0, error: r.code === 0 ? undefined : lastLine(r.stderr) || `exit ${r.code}`, phases: phases && Object.keys(phases).length ? phases : undefined };
     },
+    async splitOnce() {
+      const name = nextName();
+      names.add(name);
+      const phases: Record<string, number> = {};
+      const step = async (phase: string, args: string[]) => {
+        const r = await runHull(o.root, args, { timeoutMs: 180_000 });
+        if (r.code !== 0) throw new Error(`${args[0]}: ${lastLine(r.stderr) || `exit ${r.code}`}`);
+        phases[phase] = r.ms;
+        return r;
+      };
+      try {
+        await step('cli', ['version']);
+        await step('create', ['create', '--name', name, ...wallArgs, o.image, 'cat', '/proc/uptime']);
+        await step('start', ['start', name]);
+        const w = await step('wait', ['wait', name]);
+        if (w.stdout.trim() !== '0') throw new Error(`the workload exited with ${w.stdout.trim()}`);
+        if (o.wall === 'vm') {
+          const logs = await runHull(o.root, ['logs', name]);
+          const up = Number(logs.stdout.trim().split(/\s+/)[0]);
+          if (logs.code === 0 && Number.isFinite(up) && up > 0) phases['guest-uptime'] = up * 1000;
+        }
+        await step('rm', ['rm', name]);
+        names.delete(name);
+        return { ok: true, phases };
+      } catch (e) {
+        return { ok: false, phases, error: (e as Error).message };
+      }
+    },
     async startIdle(count, memoryBytes) {
       const want = Array.from({ length: count }, () => nextName());
       for (const n of want) names.add(n);

@@ -29,6 +29,11 @@ export interface Driver {
   prepare(): Promise<void>;
   /** One `run --rm IMAGE true`, timed from the caller's side. */
   startupOnce(): Promise<StartupSample>;
+  /**
+   * One run of the workload split into separately timed CLI calls (create, start, wait, rm),
+   * each timed from the caller's side; undefined when unsupported.
+   */
+  splitOnce?(): Promise<{ ok: boolean; phases: Record<string, number>; error?: string }>;
   /** Start `count` idle `sleep` instances with `memoryBytes` each, in parallel; undefined when unsupported. */
   startIdle?(count: number, memoryBytes: number): Promise<{ instances: IdleInstance[]; ms: number; failures: string[] }>;
   /** Remove the given idle instances (all of them when omitted). */

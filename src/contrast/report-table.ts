@@ -83,10 +83,10 @@ export function renderTable(rep: ContrastReport): string {
   const splits = rep.walls.filter((w) => w.startup?.split.some((p) => p.ms !== null) || w.isolation?.guestUptimeMs !== undefined);
   if (splits.length) {
     out.push('');
-    out.push('start-up split (medians):');
+    out.push('start-up split (medians; create/start/wait/rm are separate CLI calls, each includes one CLI start):');
     for (const w of splits) {
       const parts = (w.startup?.split ?? []).filter((p) => p.ms !== null).map((p) => `${p.phase} ${fmtMs(p.ms)}`);
-      if (w.isolation?.guestUptimeMs !== undefined) parts.push(`guest kernel start to workload ${fmtMs(w.isolation.guestUptimeMs)} (guest /proc/uptime, 1 sample)`);
+      if (w.isolation?.guestUptimeMs !== undefined) parts.push(`guest uptime at the probe ${fmtMs(w.isolation.guestUptimeMs)}`);
       out.push(`  ${w.name}: ${parts.join(', ')}`);
     }
   }

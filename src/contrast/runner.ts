@@ -50,7 +50,6 @@ export interface RunnerInput {
   machine?: MachineInfo;
 }
 
-const PHASE_HOW = 'median of the phase times the wall reported through HULL_TRACE';
 
 function checkAbort(signal?: AbortSignal): void {
   if (signal?.aborted) throw new HullError('UNAVAILABLE', 'interrupted');
@@ -109,9 +108,24 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
       }
     }
     if (!active.some((d) => d.kind === 'hull')) throw new HullError('FAILED_PRECONDITION', `no wall of hull could run ${o.image}: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
+    // ---- the split: the same workload as separately timed CLI calls, a few runs, interleaved.
+    const splitRuns = Math.min(SPLIT_RUNS, o.runs);
+    const splits = new Map<string, { phases: Record<string, number[]>; error?: string }>();
+    for (let i = 1; i <= splitRuns; i++) {
+      for (const d of active) {
+        if (!d.splitOnce) continue;
+        checkAbort(signal);
+        const rec = splits.get(d.name) ?? { phases: {} };
+        splits.set(d.name, rec);
+        const s = await d.splitOnce();
+        if (s.ok) for (const [k, v] of Object.entries(s.phases)) (rec.phases[k] ??= []).push(v);
+        else rec.error ??= s.error;
+        progress(`start-up split ${i}/${splitRuns} ${d.name}: ${s.ok ? Object.entries(s.phases).map(([k, v]) => `${k} ${fmtMs(v)}`).join(', ') : `failed: ${s.error}`}`);
+      }
+    }
     for (const d of active) {
       const rec = samples.get(d.name)!;
-      results.get(d.name)!.startup = startupResult(d, rec);
+      results.get(d.name)!.startup = startupResult(d, rec, splits.get(d.name));
     }
 
     // ---- isolation probes
@@ -181,18 +195,42 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
   };
 }
 
-function startupResult(d: Driver, rec: { ms: number[]; fails: number; firstError?: string; phases: Record<string, number[]> }): StartupResult {
-  const split: PhaseFigure[] = [];
-  const known = ['prepare', 'runtime', 'qemu', 'kernel-boot', 'process', 'teardown'];
-  const phases = [...new Set([...known.filter((k) => rec.phases[k]), ...Object.keys(rec.phases)])];
-  for (const p of phases) split.push({ phase: p, ms: summarize(rec.phases[p]!).median, how: PHASE_HOW });
-  if (!phases.length) split.push({ phase: 'split', ms: null, how: d.kind === 'hull' ? 'not measured: the wall reported no phase times (HULL_TRACE)' : 'not measured for this reference' });
+/** Split runs per wall (bounded by --runs). */
+const SPLIT_RUNS = 5;
+
+/** What each phase of the split is, as measured. */
+export const PHASE_HOW: Record<string, string> = {
+  cli: "'hull version': one start of the hull CLI (node and hull's modules); every CLI phase below includes one",
+  create: "'hull create': image resolved, root file system and instance state prepared",
+  start: "'hull start': the runtime (container) or QEMU (vm) started, until the command returns",
+  wait: "'hull wait': until the workload (cat /proc/uptime) has exited",
+  'guest-uptime': "guest /proc/uptime printed by the workload: guest kernel start to the workload's start, on the guest's clock",
+  rm: "'hull rm': teardown (runtime state, mounts, cgroup, directories)",
+};
+
+const TRACE_HOW = 'median of the phase times the wall reported through HULL_TRACE during the start-up runs';
+
+function startupResult(
+  d: Driver,
+  rec: { ms: number[]; fails: number; firstError?: string; phases: Record<string, number[]> },
+  split?: { phases: Record<string, number[]>; error?: string },
+): StartupResult {
+  const out: PhaseFigure[] = [];
+  for (const [p, v] of Object.entries(split?.phases ?? {})) {
+    out.push({ phase: p, ms: summarize(v).median, how: `median of ${v.length} split runs: ${PHASE_HOW[p] ?? p}` });
+  }
+  for (const [p, v] of Object.entries(rec.phases)) out.push({ phase: `trace:${p}`, ms: summarize(v).median, how: TRACE_HOW });
+  if (split?.error) out.push({ phase: 'split', ms: null, how: `not measured: ${split.error}` });
+  if (!Object.keys(rec.phases).length && d.kind === 'hull') {
+    out.push({ phase: 'in-run phases', ms: null, how: "not measured: the wall reports no phase times inside one 'run --rm' (HULL_TRACE)" });
+  }
+  if (!out.length) out.push({ phase: 'split', ms: null, how: 'not measured for this reference' });
   return {
     samplesMs: rec.ms,
     summary: rec.ms.length ? summarize(rec.ms) : null,
     failures: rec.fails,
     firstError: rec.firstError,
-    split,
+    split: out,
     how: `wall clock from the caller's side (process.hrtime), spawn of '${d.command}' to its exit; ${rec.ms.length} runs after 1 warm-up, interleaved with the other walls`,
   };
 }

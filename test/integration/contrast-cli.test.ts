@@ -44,6 +44,12 @@ describe('hull contrast', { timeout: 900_000 }, () => {
       const s = w.startup!.summary!;
       assert.ok(s.min > 0 && s.min <= s.median && s.median <= s.p95 && s.p95 <= s.max);
       assert.ok(w.startup!.how.includes('hrtime'));
+      // the split: create / start / wait / rm timed as separate CLI calls
+      for (const ph of ['cli', 'create', 'start', 'wait', 'rm']) {
+        const f = w.startup!.split.find((x) => x.phase === ph);
+        assert.ok(f && f.ms !== null && f.ms > 0, `${name} split ${ph}: ${JSON.stringify(w.startup!.split)}`);
+      }
+      if (name === 'vm') assert.ok(w.startup!.split.some((x) => x.phase === 'guest-uptime' && x.ms! > 0));
       const m = w.memory!;
       assert.ok(m, `${name} memory: ${w.memoryError}`);
       assert.equal(m.givenBytes, 128 * 1048576);

@@ -23,7 +23,8 @@ test('table: every column, one row per wall, ratios and notes', () => {
   assert.match(row('vm'), /\(guest kernel\)/);
   assert.match(row('crun (ref)'), /7\.5ms|8\.0ms/);
   assert.match(t, /vm \/ container\s+15\.08x/);
-  assert.match(t, /guest kernel start to workload 430ms/);
+  assert.match(t, /guest uptime at the probe 430ms/);
+  assert.match(t, /^  container: create 120ms, rm 96ms$/m);
   assert.match(t, /note: runsc: not measured: gVisor/);
 });
 
