@@ -29,7 +29,8 @@ if (!isMainThread && parentPort && (workerData as { hullUnpackWorker?: boolean }
 }
 
 /**
- * Unpacks layers on up to `threads` worker threads (default: 2, or 1 on a single CPU), each
+ * Unpacks layers on up to `threads` worker threads (default: $HULL_UNPACK_THREADS, else 2, or 1
+ * on a single CPU), each
  * taking the next queued layer when idle. Different layers are independent directories, so
  * their order does not matter.
  */
@@ -43,7 +44,7 @@ export class LayerUnpacker {
 
   constructor(
     private readonly root: string,
-    threads = Math.max(1, Math.min(2, os.availableParallelism())),
+    threads = Number(process.env.HULL_UNPACK_THREADS) > 0 ? Math.floor(Number(process.env.HULL_UNPACK_THREADS)) : Math.max(1, Math.min(2, os.availableParallelism())),
   ) {
     this.threads = threads;
   }
