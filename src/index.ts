@@ -25,5 +25,5 @@ export { createIsolation } from './runtime/index.js';
 export { pull, pullImage, type PullOptions, type PullResult } from './registry/pull.js';
 export { push, type PushOptions, type PushResult } from './registry/push.js';
 export type { ProgressEvent, ProgressListener, BlobStatus } from './registry/events.js';
-export { renderProgress } from './registry/progress.js';
+export { renderProgress, dockerJsonMessages, type DockerJsonMessage } from './registry/progress.js';
 export { lookupCredentials, saveCredentials, removeCredentials, type Credentials } from './registry/credentials.js';

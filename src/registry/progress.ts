@@ -121,3 +121,44 @@ export function renderProgress(out: NodeJS.WritableStream, opts: { tty?: boolean
     },
   };
 }
+
+/** One line of docker's JSON progress stream (POST /images/create, /images/{name}/push). */
+export interface DockerJsonMessage {
+  status?: string;
+  id?: string;
+  progressDetail?: { current?: number; total?: number };
+  progress?: string;
+  aux?: { Tag: string; Digest: string; Size: number };
+}
+
+/**
+ * The Docker Engine API's JSON messages for one progress event, so the API server streams what
+ * the docker CLI expects. `op` says whether a 'waiting' blob is pulled or pushed. Pure.
+ */
+export function dockerJsonMessages(e: ProgressEvent, op: 'pull' | 'push' = 'pull'): DockerJsonMessage[] {
+  switch (e.type) {
+    case 'start':
+      if (e.op === 'push') return [{ status: `The push refers to repository [${e.repository}]` }];
+      return [{ status: `Pulling from ${e.repository}`, id: e.tagOrDigest }];
+    case 'resolved':
+      return [];
+    case 'retry':
+      return eventLines(e).map((status) => ({ status }));
+    case 'done':
+      if (e.op === 'push') {
+        return [
+          { status: `${e.tag ?? 'latest'}: digest: ${e.digest} size: ${e.size ?? 0}` },
+          { progressDetail: {}, aux: { Tag: e.tag ?? 'latest', Digest: e.digest, Size: e.size ?? 0 } },
+        ];
+      }
+      return eventLines(e).map((status) => ({ status }));
+    case 'blob': {
+      if (e.status === 'downloading' || e.status === 'pushing') {
+        const current = e.current ?? 0;
+        return [{ status: WORDS[e.status], progressDetail: { current, total: e.size }, progress: progressBar(current, e.size), id: e.id }];
+      }
+      const status = e.status === 'waiting' && op === 'push' ? 'Waiting' : e.status === 'mounted' ? `Mounted from ${e.from ?? ''}`.trimEnd() : WORDS[e.status];
+      return [{ status, progressDetail: {}, id: e.id }];
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { blobLine, eventLines, humanBytes, progressBar, renderProgress } from '../../src/registry/progress.js';
+import { blobLine, dockerJsonMessages, eventLines, humanBytes, progressBar, renderProgress } from '../../src/registry/progress.js';
 import type { ProgressEvent } from '../../src/registry/events.js';
 
 function sink() {
@@ -75,4 +75,18 @@ test('push lines and pure helpers', () => {
   assert.equal(progressBar(0, 100, 10), `[${' '.repeat(10)}]      0B/100B`);
   assert.equal(progressBar(50, 100, 10), '[====>     ]     50B/100B');
   assert.equal(progressBar(100, 100, 10), '[==========]    100B/100B');
+});
+
+test('Docker Engine API JSON messages for pull and push events', () => {
+  const msgs = pullEvents.flatMap((e) => dockerJsonMessages(e));
+  assert.deepEqual(msgs[0], { status: 'Pulling from library/busybox', id: 'latest' });
+  assert.deepEqual(msgs[1], { status: 'Pulling fs layer', progressDetail: {}, id: 'abababababab' });
+  assert.deepEqual(msgs[2]!.progressDetail, { current: 500_000, total: 2_000_000 });
+  assert.equal(msgs[2]!.status, 'Downloading');
+  assert.match(msgs[2]!.progress!, /^\[=+>\s+\]\s+500kB\/2MB$/);
+  assert.deepEqual(msgs.slice(-2), [{ status: `Digest: ${D}` }, { status: 'Status: Downloaded newer image for busybox:latest' }]);
+  const push = dockerJsonMessages({ type: 'done', op: 'push', reference: 'x', digest: D, upToDate: false, tag: 'v1', size: 527 }, 'push');
+  assert.deepEqual(push[1], { progressDetail: {}, aux: { Tag: 'v1', Digest: D, Size: 527 } });
+  assert.deepEqual(dockerJsonMessages({ type: 'blob', id: 'i', digest: D, size: 1, status: 'waiting' }, 'push'), [{ status: 'Waiting', progressDetail: {}, id: 'i' }]);
+  assert.deepEqual(dockerJsonMessages({ type: 'blob', id: 'i', digest: D, size: 1, status: 'mounted', from: 'a/b' }, 'push'), [{ status: 'Mounted from a/b', progressDetail: {}, id: 'i' }]);
 });
