@@ -22,6 +22,8 @@ cleanup() {
     else $P rm -af -t 0 >/dev/null 2>&1 || true; fi
     $P system reset -f >/dev/null 2>&1 || true
   fi
+  # exit hooks (hull) and cleanup processes (podman) may still run: wait for them first
+  for _ in $(seq 1 100); do pgrep -f "$W" >/dev/null || break; sleep 0.2; done
   [ "${KEEP:-0}" = 1 ] || rm -rf "$W"
 }
 trap cleanup EXIT

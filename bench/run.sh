@@ -26,6 +26,7 @@ cleanup() {
   done
   [ -d "$W/podman" ] && podman --root "$W/podman/root" --runroot "$W/podman/run" rm -af >/dev/null 2>&1 || true
   [ -d "$W/podman" ] && podman --root "$W/podman/root" --runroot "$W/podman/run" system reset -f >/dev/null 2>&1 || true
+  for _ in $(seq 1 100); do pgrep -f "$W" >/dev/null || break; sleep 0.2; done
   if [ "${KEEP:-0}" != 1 ]; then
     umount -R "$W/podman/root/overlay" >/dev/null 2>&1 || true
     rm -rf "$W"
