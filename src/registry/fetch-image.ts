@@ -7,7 +7,7 @@ import { type RegistryClient } from './client.js';
 import { downloadBlob } from './blobs.js';
 import type { ProgressListener } from './events.js';
 import { readBody } from './http.js';
-import { decodeManifest, type Fetched, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
+import { checkRunnableImage, decodeManifest, type Fetched, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
 import { choosePlatform, formatPlatform, normalisePlatform, type PlatformSpec } from './platform.js';
 
 /**
@@ -95,6 +95,7 @@ export async function fetchImage(client: RegistryClient, ref: Reference, content
   }
   if (man.fetched.kind !== 'manifest') throw invalid(`${name}: not an image manifest`);
   const manifest = man.fetched.manifest;
+  checkRunnableImage(manifest, name);
   emit({ type: 'resolved', digest: top.digest, mediaType: top.fetched.mediaType, platform });
 
   let bytesFetched = 0;
@@ -136,7 +137,7 @@ export async function fetchImage(client: RegistryClient, ref: Reference, content
   // The same blob may be listed twice (empty layers): fetch each digest once.
   const fetchedLayers = new Set<Digest>();
   const unique = [...new Map(layers.map((l) => [l.digest, l])).values()];
-  await pool(unique, opts.concurrency ?? 3, async (l, i) => {
+  await pool(unique, opts.concurrency ?? 3, async (l) => {
     const id = shortId(l.digest);
     let last = 0;
     const fetched = await fetchBlob(l, `layer ${layers.indexOf(l) + 1} of ${name}`, (n) => {
@@ -152,7 +153,6 @@ export async function fetchImage(client: RegistryClient, ref: Reference, content
     }
     const idx = layers.indexOf(l);
     opts.onLayer?.(l as Descriptor & { digest: Digest }, config.rootfs.diff_ids[idx] as Digest, idx);
-    void i;
   });
 
   // Manifests last: the child before the index, each verified against its digest again.

@@ -1,6 +1,6 @@
 import { invalid } from '../errors.js';
 import { type Digest, parseDigest } from '../oci/digest.js';
-import { INDEX_TYPES, MANIFEST_TYPES, MT } from '../oci/media.js';
+import { INDEX_TYPES, MANIFEST_TYPES, MT, layerCompression } from '../oci/media.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
 
 /**
@@ -66,4 +66,19 @@ export function decodeManifest(body: Buffer, contentType: string | undefined, wh
     return { kind: 'manifest', mediaType, manifest: { ...(o as unknown as ImageManifest), config, layers } };
   }
   throw invalid(`${what}: unsupported manifest media type ${mediaType}`);
+}
+
+/**
+ * Refuse manifests that are not runnable container images (OCI artifacts such as Helm charts
+ * or signatures) before anything is downloaded: the config must be an image config and every
+ * layer a tar (plain, gzip or zstd).
+ */
+export function checkRunnableImage(m: ImageManifest, what: string): void {
+  const ct = m.config.mediaType;
+  if (ct !== MT.ociConfig && ct !== MT.dockerConfig) {
+    throw invalid(`${what} is not a container image: its config has media type ${ct}`);
+  }
+  m.layers.forEach((l, i) => {
+    if (layerCompression(l.mediaType) === undefined) throw invalid(`${what}: layer ${i + 1} has unsupported media type ${l.mediaType}`);
+  });
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parseChallenges, repositoryScope } from '../../src/registry/challenge.js';
 import { allowsPlainHttp, authKeys, endpointFor, insecureList, normaliseRegistryArg } from '../../src/registry/hosts.js';
 import { choosePlatform, hostPlatform, isAttestation, parsePlatform } from '../../src/registry/platform.js';
-import { decodeManifest } from '../../src/registry/manifest.js';
+import { checkRunnableImage, decodeManifest } from '../../src/registry/manifest.js';
 import { chunkRanges } from '../../src/registry/upload.js';
 import { registryMessage } from '../../src/registry/client.js';
 import { MT } from '../../src/oci/media.js';
@@ -95,4 +95,11 @@ test('chunk ranges cover a blob exactly; registry error bodies become messages',
   assert.equal(registryMessage(Buffer.from('{"details":"incorrect username or password"}')), 'incorrect username or password');
   assert.equal(registryMessage(Buffer.from('<html> bad   gateway </html>')), '<html> bad gateway </html>');
   assert.equal(registryMessage(Buffer.alloc(0)), '');
+});
+
+test('only runnable images are pulled: artifacts and unknown layer types are refused up front', () => {
+  const ok = { schemaVersion: 2 as const, config: { mediaType: MT.ociConfig, digest: D(1), size: 1 }, layers: [{ mediaType: MT.ociLayerGzip, digest: D(2), size: 1 }, { mediaType: MT.dockerLayer, digest: D(3), size: 1 }] };
+  checkRunnableImage(ok, 'x');
+  assert.throws(() => checkRunnableImage({ ...ok, config: { ...ok.config, mediaType: 'application/vnd.cncf.helm.config.v1+json' } }, 'chart'), /chart is not a container image: its config has media type application\/vnd.cncf.helm.config.v1\+json/);
+  assert.throws(() => checkRunnableImage({ ...ok, layers: [{ mediaType: 'application/octet-stream', digest: D(2), size: 1 }] }, 'x'), /layer 1 has unsupported media type application\/octet-stream/);
 });
