@@ -6,7 +6,8 @@ import type { ImageRecord } from '../images/store.js';
 import type { Credentials } from '../registry/credentials.js';
 import { type Ctx, type Handler, commonHeaders, resOf, sendJson, startJsonStream } from './context.js';
 import { HttpError } from './errors.js';
-import { type JsonMessage, errorMessageLine, eventMessages, parseRegistryAuth } from './progress.js';
+import { dockerJsonMessages } from '../registry/progress.js';
+import { type JsonMessage, errorMessageLine, parseRegistryAuth } from './progress.js';
 import type { Router } from './router.js';
 
 function summary(img: ImageRecord, addedAt: string | undefined, containers: number): Record<string, unknown> {
@@ -114,7 +115,7 @@ async function create(c: Ctx): Promise<void> {
   }
   const { pullImage } = await import('../registry/pull.js');
   await progressStream(c, async (emit) => {
-    await pullImage(c.root, ref, { platform, credentials: creds, onEvent: (e) => eventMessages(e).forEach(emit) });
+    await pullImage(c.root, ref, { platform, credentials: creds, onEvent: (e) => dockerJsonMessages(e, 'pull').forEach(emit) });
   });
 }
 
@@ -145,7 +146,7 @@ async function push(c: Ctx): Promise<void> {
   // A missing local image is a plain 404, before any progress.
   if (!c.images.tryResolve(ref)) throw new HullError('NOT_FOUND', `An image does not exist locally with the tag: ${ref}`);
   await progressStream(c, async (emit) => {
-    await pushImage(c.root, ref, { credentials: creds, onEvent: (e) => eventMessages(e).forEach(emit) });
+    await pushImage(c.root, ref, { credentials: creds, onEvent: (e) => dockerJsonMessages(e, 'push').forEach(emit) });
   });
 }
 

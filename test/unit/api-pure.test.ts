@@ -9,7 +9,7 @@ import { API_VERSION, compareVersions, splitVersion } from '../../src/api/versio
 import { HttpError, statusOf, errorBody } from '../../src/api/errors.js';
 import { HullError } from '../../src/errors.js';
 import { Query, parseJsonBody, readBody } from '../../src/api/params.js';
-import { eventMessages, errorMessageLine, parseRegistryAuth } from '../../src/api/progress.js';
+import { errorMessageLine, parseRegistryAuth } from '../../src/api/progress.js';
 import { statsBody, systemCpuNs } from '../../src/api/stats.js';
 
 test('frame: 8-byte header with stream id and big-endian size', () => {
@@ -101,17 +101,7 @@ test('JSON bodies: empty, malformed, non-object, oversized', async () => {
   await assert.rejects(readBody(req([Buffer.alloc(8), Buffer.alloc(8)]), 10), (e: HttpError) => e.status === 413, 'chunked bodies are counted too');
 });
 
-test('progress events become docker JSON messages', () => {
-  assert.deepEqual(eventMessages({ type: 'start', op: 'pull', reference: 'busybox:latest', repository: 'library/busybox', tagOrDigest: 'latest', defaultTag: true }), [{ status: 'Pulling from library/busybox', id: 'latest' }]);
-  const dl = eventMessages({ type: 'blob', id: 'abc123', digest: 'sha256:x', size: 2000, status: 'downloading', current: 1000 })[0]!;
-  assert.equal(dl.status, 'Downloading');
-  assert.deepEqual(dl.progressDetail, { current: 1000, total: 2000 });
-  assert.match(dl.progress!, /^\[=+>\s+\]/);
-  assert.deepEqual(eventMessages({ type: 'blob', id: 'abc123', digest: 'sha256:x', size: 1, status: 'complete' }), [{ status: 'Pull complete', progressDetail: {}, id: 'abc123' }]);
-  const done = eventMessages({ type: 'done', op: 'pull', reference: 'busybox:latest', digest: 'sha256:d', upToDate: false });
-  assert.deepEqual(done.map((m) => m.status), ['Digest: sha256:d', 'Status: Downloaded newer image for busybox:latest']);
-  const pushed = eventMessages({ type: 'done', op: 'push', reference: 'r/x:1', digest: 'sha256:d', upToDate: false, tag: '1', size: 527 });
-  assert.deepEqual(pushed[1]!.aux, { Tag: '1', Digest: 'sha256:d', Size: 527 });
+test('the error line of a progress stream', () => {
   assert.deepEqual(errorMessageLine('nope'), { errorDetail: { message: 'nope' }, error: 'nope' });
 });
 
