@@ -133,6 +133,24 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     assert.deepEqual(leftovers(tr.root), []);
   });
 
+  test('Ctrl-C while VMs start for the density run: no QEMU left', async (t) => {
+    if (vmError) return t.skip(`hull run --isolation vm does not work on this machine yet: ${vmError}`);
+    const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--runs', '1', '--density', '3', '--isolation', 'vm', '--peers', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (!sent && /density vm: starting/.test(stderr)) {
+        sent = true;
+        setTimeout(() => child.kill('SIGINT'), 500);
+      }
+    });
+    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+    assert.ok(sent, `never reached the density run: ${stderr}`);
+    assert.equal(code, 130, stderr);
+    assert.deepEqual(leftovers(tr.root), []);
+  });
+
   test('Ctrl-C during the start-up runs', async () => {
     const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--runs', '50', '--isolation', 'container', '--peers', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';

@@ -10,7 +10,14 @@ export function processesUnder(root: string): string[] {
     if (!/^\d+$/.test(n) || Number(n) === process.pid) continue;
     try {
       const cmd = fs.readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmd.includes(root) && !cmd.includes('contrast')) out.push(`${n}: ${cmd.slice(0, 200)}`);
+      let cwd = '';
+      try {
+        cwd = fs.readlinkSync(`/proc/${n}/cwd`);
+      } catch {
+        /* kernel thread or gone */
+      }
+      // QEMU names its files relative to its working directory, the instance's directory
+      if ((cmd.includes(root) || cwd.startsWith(`${root}/`)) && !cmd.includes('contrast')) out.push(`${n} (cwd ${cwd}): ${cmd.slice(0, 200)}`);
     } catch {
       /* gone */
     }
