@@ -55,17 +55,30 @@ static void power_off(void) {
   for (;;) pause();
 }
 
-/* Reports the main process's exit (code + optional reason) and powers off. */
-static void finish(int code, const char *reason) {
-  uint8_t buf[4 + 1024];
+/* The kernel's count of OOM kills so far (/proc/vmstat), or 0. */
+static long oom_kills(void) {
+  char line[128];
+  long n = 0;
+  FILE *f = fopen("/proc/vmstat", "re");
+  if (!f) return 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "oom_kill %ld", &n) == 1) break;
+  fclose(f);
+  return n;
+}
+
+/* Reports the main process's exit (code, OOM flag, optional reason) and powers off. */
+static void finish(int code, int oom, const char *reason) {
+  uint8_t buf[5 + 1024];
   size_t rl = reason ? strlen(reason) : 0;
   if (rl > 1024) rl = 1024;
   int32_t c = code;
   memcpy(buf, &c, 4);
-  memcpy(buf + 4, reason, rl);
+  buf[4] = oom ? EXIT_OOM : 0;
+  memcpy(buf + 5, reason, rl);
   kill(-1, SIGKILL); /* like a container: when the main process ends, everything ends */
-  send_frame(P_STATUS, T_EXIT, 0, buf, 4 + rl);
-  if (ports[P_MAIN].fd >= 0) send_frame(P_MAIN, T_EXIT, 0, buf, 4 + rl);
+  send_frame(P_STATUS, T_EXIT, 0, buf, 5 + rl);
+  if (ports[P_MAIN].fd >= 0) send_frame(P_MAIN, T_EXIT, 0, buf, 5 + rl);
   if (reason) klog(reason);
   power_off();
 }
@@ -121,12 +134,12 @@ static void start_exec(int port, uint16_t ch, const uint8_t *data, uint32_t len)
   else { close(r.stdio[0]); close(out[1]); close(er[1]); }
   spec_free(&x);
   if (pid < 0) {
-    uint8_t buf[4 + 512];
+    uint8_t buf[5 + 512] = {0};
     int32_t c = code;
     memcpy(buf, &c, 4);
-    memcpy(buf + 4, msg, strlen(msg));
+    memcpy(buf + 5, msg, strlen(msg));
     close_fd(&master); close_fd(&in[1]); close_fd(&out[0]); close_fd(&er[0]);
-    send_frame(port, T_EXIT, ch, buf, 4 + strlen(msg));
+    send_frame(port, T_EXIT, ch, buf, 5 + strlen(msg));
     return;
   }
   struct session *s = &S[slot];
@@ -207,13 +220,18 @@ static void retire(void) {
   for (int i = 1; i < MAXS; i++) {
     struct session *s = &S[i];
     if (!s->used || !s->reaped || s->out >= 0 || s->err >= 0) continue;
+    uint8_t b[5] = {0};
     int32_t c = code_of(s->status);
-    send_frame(s->port, T_EXIT, s->ch, &c, 4);
+    memcpy(b, &c, 4);
+    send_frame(s->port, T_EXIT, s->ch, b, 5);
     if (s->in >= 0 && s->in != s->out) close(s->in);
     free(s->inbuf);
     memset(s, 0, sizeof *s);
   }
-  if (S[0].used && S[0].reaped && S[0].out < 0 && S[0].err < 0) finish(code_of(S[0].status), NULL);
+  if (S[0].used && S[0].reaped && S[0].out < 0 && S[0].err < 0) {
+    int st = S[0].status;
+    finish(code_of(st), WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && oom_kills() > 0, NULL);
+  }
 }
 
 /* A control port lost its host: its exec sessions lose their streams, so they are killed. A
@@ -232,19 +250,19 @@ static void start_main(void) {
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (spec.tty) {
     struct winsize ws = {.ws_row = spec.rows ? spec.rows : 24, .ws_col = spec.cols ? spec.cols : 80};
-    if (openpty(&master, &slave, NULL, NULL, &ws)) finish(125, "cannot allocate a pty");
+    if (openpty(&master, &slave, NULL, NULL, &ws)) finish(125, 0, "cannot allocate a pty");
     fcntl(master, F_SETFD, FD_CLOEXEC);
     fcntl(slave, F_SETFD, FD_CLOEXEC);
     r.stdio[0] = r.stdio[1] = r.stdio[2] = slave;
   } else {
-    if (spec.stdin_open && pipe2(in, O_CLOEXEC)) finish(125, "cannot create the stdin pipe");
+    if (spec.stdin_open && pipe2(in, O_CLOEXEC)) finish(125, 0, "cannot create the stdin pipe");
     r.stdio[0] = spec.stdin_open ? in[0] : devnull;
-    if (spec.logfmt && (pipe2(out, O_CLOEXEC) || pipe2(er, O_CLOEXEC))) finish(125, "cannot create output pipes");
+    if (spec.logfmt && (pipe2(out, O_CLOEXEC) || pipe2(er, O_CLOEXEC))) finish(125, 0, "cannot create output pipes");
     r.stdio[1] = spec.logfmt ? out[1] : ports[P_STDOUT].fd; /* attached: straight to the port */
     r.stdio[2] = spec.logfmt ? er[1] : ports[P_STDERR].fd;
   }
   pid_t pid = spawn_process(&r, &code, msg, sizeof msg);
-  if (pid < 0) finish(code, msg);
+  if (pid < 0) finish(code, 0, msg);
   if (slave >= 0) close(slave);
   if (in[0] >= 0) close(in[0]);
   if (out[1] >= 0) { close(out[1]); close(er[1]); }
@@ -331,7 +349,7 @@ int main(void) {
   }
   unsigned need = 1u << P_STATUS | 1u << P_STDOUT | 1u << P_STDERR | 1u << P_CTL | (spec.mainport ? 1u << P_MAIN : 0);
   if (ports_open(need, msg, sizeof msg)) { klog(msg); power_off(); }
-  if (enter_root(&spec, msg, sizeof msg)) finish(125, msg);
+  if (enter_root(&spec, msg, sizeof msg)) finish(125, 0, msg);
   if (spec.hostname) sethostname(spec.hostname, strlen(spec.hostname));
   start_main();
   loop(sfd);

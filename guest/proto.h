@@ -22,7 +22,8 @@
 #define T_READY 0x20     /* status port: main process started; payload: u32 guest pid + kernel release */
 #define T_STDOUT 0x21    /* payload: output of the channel's process */
 #define T_STDERR 0x22
-#define T_EXIT 0x23      /* payload: i32 exit code, then an optional UTF-8 reason */
+#define T_EXIT 0x23      /* payload: i32 exit code, u8 flags (EXIT_OOM), then an optional UTF-8 reason */
+#define EXIT_OOM 1
 #define T_ERROR 0x24     /* payload: UTF-8 message; a request was refused */
 
 /* spec records (a spec file is "HULLSPEC", u32 version, then records; an EXEC payload is records) */

@@ -14,6 +14,14 @@
 #include <unistd.h>
 
 extern char **environ;
+/* strerror in Go's style, as docker prints it: "permission denied" */
+static const char *errstr(int e) {
+  static char b[128];
+  snprintf(b, sizeof b, "%s", strerror(e));
+  if (b[0] >= 'A' && b[0] <= 'Z' && !(b[1] >= 'A' && b[1] <= 'Z')) b[0] += 'a' - 'A';
+  return b;
+}
+
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static int has_key(char **env, const char *key) {
@@ -82,14 +90,14 @@ pid_t spawn_process(const struct spawnreq *r, int *code, char *msg, size_t msgle
   if (pid == 0) child(r, &id, env, p[1]);
   close(p[1]);
   free(env);
-  if (pid < 0) { close(p[0]); *code = 125; snprintf(msg, msglen, "fork: %s", strerror(errno)); return -1; }
+  if (pid < 0) { close(p[0]); *code = 125; snprintf(msg, msglen, "fork: %s", errstr(errno)); return -1; }
   ssize_t n = read(p[0], e, sizeof e); /* EOF (0) = exec succeeded */
   close(p[0]);
   if (n != sizeof e) return pid;
   waitpid(pid, NULL, 0);
   if (e[1]) {
     *code = 125;
-    snprintf(msg, msglen, "%s: %s", e[1] == 1 ? "chdir to the working directory" : "switching to the user", strerror(e[0]));
+    snprintf(msg, msglen, "%s: %s", e[1] == 1 ? "chdir to the working directory" : "switching to the user", errstr(e[0]));
     return -1;
   }
   if (e[0] == ENOENT && !strchr(r->argv[0], '/')) {
@@ -100,7 +108,7 @@ pid_t spawn_process(const struct spawnreq *r, int *code, char *msg, size_t msgle
     snprintf(msg, msglen, "exec: \"%s\": no such file or directory", r->argv[0]);
   } else {
     *code = (e[0] == EACCES || e[0] == ENOEXEC || e[0] == EPERM || e[0] == EISDIR) ? 126 : 125;
-    snprintf(msg, msglen, "exec: \"%s\": %s", r->argv[0], strerror(e[0]));
+    snprintf(msg, msglen, "exec: \"%s\": %s", r->argv[0], errstr(e[0]));
   }
   return -1;
 }

@@ -39,8 +39,9 @@ if [ ! -f "$src/.extracted" ]; then
   mv "$src.tmp" "$src"
 fi
 
-obj=$OUT/obj-$key
-rm -rf "$obj"; mkdir -p "$obj"
+# one object tree per source version, kept: a changed fragment rebuilds only what it touches
+obj=$OUT/obj-${series#linux-source-}-$version
+mkdir -p "$obj"
 say "configuring (tinyconfig + guest/kernel.config)"
 make -s -C "$src" O="$obj" tinyconfig >/dev/null
 (cd "$obj" && "$src/scripts/kconfig/merge_config.sh" -m .config "$FRAG" >/dev/null)
@@ -61,5 +62,4 @@ cp "$obj/.config" "$dest.tmp/config"
 make -s -C "$src" O="$obj" kernelrelease > "$dest.tmp/release"
 rm -rf "$dest"; mv "$dest.tmp" "$dest"
 ln -sfn "kernel-$key/vmlinux" "$OUT/vmlinux"
-rm -rf "$obj"
 say "guest kernel ready: $dest/vmlinux ($(cat "$dest/release"))"

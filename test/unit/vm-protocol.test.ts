@@ -73,16 +73,17 @@ test('decoder rejects another version and oversized frames', () => {
 test('status stream: READY, EXIT with and without reason, torn tail ignored', () => {
   const ready = Buffer.alloc(4);
   ready.writeUInt32LE(11, 0);
-  const exit = Buffer.alloc(4);
+  const exit = Buffer.alloc(5);
   exit.writeInt32LE(7, 0);
   const s = Buffer.concat([encodeFrame(T.READY, 0, Buffer.concat([ready, Buffer.from('6.1.192')])), encodeFrame(T.EXIT, 0, exit)]);
-  assert.deepEqual(decodeStatus(s), { ready: { pid: 11, release: '6.1.192' }, exit: { code: 7, reason: undefined } });
+  assert.deepEqual(decodeStatus(s), { ready: { pid: 11, release: '6.1.192' }, exit: { code: 7, oomKilled: false, reason: undefined } });
   assert.deepEqual(decodeStatus(s.subarray(0, s.length - 2)), { ready: { pid: 11, release: '6.1.192' } });
   assert.deepEqual(decodeStatus(Buffer.alloc(0)), {});
   const r = Buffer.concat([exit, Buffer.from('exec: "nosuch": executable file not found in $PATH')]);
   r.writeInt32LE(127, 0);
-  assert.deepEqual(decodeExit(r), { code: 127, reason: 'exec: "nosuch": executable file not found in $PATH' });
-  assert.throws(() => decodeExit(Buffer.alloc(2)), /shorter/);
+  assert.deepEqual(decodeExit(r), { code: 127, oomKilled: false, reason: 'exec: "nosuch": executable file not found in $PATH' });
+  assert.deepEqual(decodeExit(Buffer.from([137, 0, 0, 0, 1])), { code: 137, oomKilled: true, reason: undefined });
+  assert.throws(() => decodeExit(Buffer.alloc(4)), /shorter/);
 });
 
 test('cpio newc: header fields, 4-byte alignment, trailer', () => {

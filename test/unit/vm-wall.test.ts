@@ -26,8 +26,9 @@ test('accelerator from host facts: KVM only with kvm_intel/kvm_amd, a probe for 
   assert.equal(accelFromFacts({ devKvm: true, modules: ['kvm', 'kvm_pvm'] }), 'probe');
 });
 
-const exitFrame = (code: number, reason = '') => {
-  const b = Buffer.alloc(4);
+const exitFrame = (code: number, reason = '', oom = false) => {
+  const b = Buffer.alloc(5);
+  b[4] = oom ? 1 : 0;
   b.writeInt32LE(code, 0);
   return encodeFrame(T.EXIT, 0, Buffer.concat([b, Buffer.from(reason)]));
 };
@@ -44,6 +45,7 @@ test('exit from the status file: code, start failures, kills, panics, boot failu
   const boot = exitFromStatus(Buffer.alloc(0), { ...none, qemuErr: 'qemu: could not load kernel' });
   assert.match(boot.error!, /failed to boot: qemu: could not load kernel/);
   assert.equal(exitFromStatus(ready, { ...none, oomKilled: true }).oomKilled, true);
+  assert.deepEqual(exitFromStatus(Buffer.concat([ready, exitFrame(137, '', true)]), none), { exitCode: 137, oomKilled: true });
 });
 
 test('what a VM refuses: host network, single-file volumes', () => {

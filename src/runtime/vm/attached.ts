@@ -30,7 +30,7 @@ export function exitFromStatus(status: Buffer, facts: { killedByHull: boolean; o
     return { exitCode: 255, oomKilled: facts.oomKilled, error: `unreadable guest status: ${(e as Error).message}` };
   }
   if (st.exit && !st.ready && st.exit.reason) throw new VmStartError(st.exit.reason, st.exit.code);
-  if (st.exit) return { exitCode: st.exit.code, oomKilled: facts.oomKilled };
+  if (st.exit) return { exitCode: st.exit.code, oomKilled: facts.oomKilled || st.exit.oomKilled };
   if (facts.killedByHull) return { exitCode: 137, oomKilled: facts.oomKilled };
   if (facts.oomKilled) return { exitCode: 137, oomKilled: true, error: 'QEMU was killed by the VM cgroup memory limit' };
   const why = facts.qemuErr.trim().split('\n').slice(-3).join(' ').slice(0, 500);

@@ -164,14 +164,16 @@ export class FrameDecoder {
 
 export interface ExitFrame {
   code: number;
+  /** The guest kernel's OOM killer ended the process. */
+  oomKilled: boolean;
   reason?: string;
 }
 
 export function decodeExit(payload: Buffer): ExitFrame {
-  if (payload.length < 4) throw new HullError('INTERNAL', 'guest protocol: EXIT frame shorter than 4 bytes');
+  if (payload.length < 5) throw new HullError('INTERNAL', 'guest protocol: EXIT frame shorter than 5 bytes');
   const code = payload.readInt32LE(0);
-  const reason = payload.length > 4 ? payload.subarray(4).toString('utf8') : undefined;
-  return { code, reason };
+  const reason = payload.length > 5 ? payload.subarray(5).toString('utf8') : undefined;
+  return { code, oomKilled: (payload[4]! & 1) === 1, reason };
 }
 
 export interface GuestStatus {

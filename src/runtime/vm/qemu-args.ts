@@ -47,7 +47,9 @@ export interface QemuOptions {
 export function kernelCmdline(o: Pick<QemuOptions, 'tscKhz' | 'consoleLog' | 'accel'>): string {
   const a = ['panic=-1', 'reboot=t'];
   if (o.tscKhz && o.tscKhz > 0) a.push(`tsc_early_khz=${Math.round(o.tscKhz)}`);
-  a.push(o.consoleLog ? 'console=ttyS0' : 'quiet', 'noapictimer', 'cryptomgr.notests', 'random.trust_cpu=on');
+  // tsc=reliable: under TCG the jiffies watchdog misjudges the TSC on a loaded host and would
+  // switch the guest to the jiffies clocksource (coarse time)
+  a.push(o.consoleLog ? 'console=ttyS0' : 'quiet', 'noapictimer', 'tsc=reliable', 'cryptomgr.notests', 'random.trust_cpu=on');
   return a.join(' ');
 }
 

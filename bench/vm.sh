@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The VM wall, side by side in one hyperfine run (TCG here; KVM where usable):
+#   hull-vm         hull run --rm --vm busybox echo hello      (hull's start-up included)
+#   hull-container  hull run --rm busybox echo hello
+#   debian-cloud    a plain QEMU microvm boot of Debian's linux-image-cloud-amd64 kernel with a
+#                   busybox initramfs that prints hello and powers off (no hull at all)
+# then the host memory of idle VMs: N (default 10) `hull run -d --vm -m 128m busybox sleep`,
+# PSS of each QEMU from /proc/PID/smaps_rollup once all are up.
+#   RUNS=10 IDLE_VMS=10 bash bench/vm.sh
+# Needs: scripts/setup.sh done (guest kernel, busybox image), hyperfine, apt-get (the Debian
+# kernel is downloaded once with `apt-get download` and cached under build/bench-vm/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+RUNS=${RUNS:-10}
+IDLE_VMS=${IDLE_VMS:-10}
+C=$REPO/build/bench-vm
+mkdir -p "$C"
+for t in hyperfine qemu-system-x86_64 cpio busybox; do command -v $t >/dev/null || { echo "bench/vm.sh: missing $t" >&2; exit 1; }; done
+
+# ---------------------------------------------------------------- Debian cloud kernel + hello initramfs
+if ! ls "$C"/cloud/boot/vmlinuz-* >/dev/null 2>&1; then
+  pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  [ -n "$pkg" ] || { echo "bench/vm.sh: cannot resolve linux-image-cloud-amd64 (apt-get update?)" >&2; exit 1; }
+  (cd "$C" && apt-get download -q "$pkg" >/dev/null && dpkg -x "$pkg"_*.deb cloud && rm -f "$pkg"_*.deb)
+fi
+VMLINUZ=$(ls "$C"/cloud/boot/vmlinuz-* | head -n1)
+if [ ! -s "$C/hello.cpio" ]; then
+  s=$(mktemp -d); mkdir -p "$s"/{bin,dev,proc}
+  cp "$(command -v busybox)" "$s/bin/busybox"; ln -s busybox "$s/bin/sh"
+  printf '#!/bin/sh\n/bin/busybox echo hello\n/bin/busybox reboot -f\n' > "$s/init"; chmod +x "$s/init"
+  (cd "$s" && find . | cpio -o -H newc --quiet -R 0:0) > "$C/hello.cpio"; rm -rf "$s"
+fi
+TSC=$(awk '/^cpu MHz/{printf "%d", $4*1000; exit}' /proc/cpuinfo)
+cat > "$C/debian-cloud.sh" <<EOS
+#!/bin/sh
+exec qemu-system-x86_64 -M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max -m 128 -smp 1 -nodefaults -no-user-config \
+  -display none -no-reboot -kernel $VMLINUZ -initrd $C/hello.cpio -serial stdio \
+  -append "console=ttyS0 panic=-1 reboot=t quiet tsc_early_khz=$TSC" </dev/null
+EOS
+chmod +x "$C/debian-cloud.sh"
+
+# ---------------------------------------------------------------- a hull root with busybox
+ROOT=$(mktemp -d /tmp/hull-bench-vm-XXXXXX)
+cleanup() {
+  "$REPO/bin/hull" --root "$ROOT" ps -aq 2>/dev/null | xargs -r "$REPO/bin/hull" --root "$ROOT" rm -f >/dev/null 2>&1 || true
+  rm -rf "$ROOT"
+}
+trap cleanup EXIT
+bash scripts/import-busybox.sh "$ROOT" >/dev/null
+H="$REPO/bin/hull --root $ROOT"
+[ "$($H run --rm --vm busybox echo hello)" = hello ] || { echo "bench/vm.sh: hull --vm does not print hello" >&2; exit 1; }
+[ "$("$C/debian-cloud.sh" | tr -d '\r' | grep -x hello)" = hello ] || { echo "bench/vm.sh: the Debian kernel boot does not print hello" >&2; exit 1; }
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(qemu-system-x86_64 --version | head -n1)"
+echo "# accelerator: $($H run --rm --vm busybox true >/dev/null; cat /run/hull/accel.json 2>/dev/null | sed -n 's/.*"reason":"\([^"]*\)".*/\1/p' || echo unknown)"
+hyperfine -N -w 1 -r "$RUNS" --export-json "$C/startup.json" \
+  -n hull-vm "$H run --rm --vm busybox echo hello" \
+  -n hull-container "$H run --rm busybox echo hello" \
+  -n debian-cloud "$C/debian-cloud.sh" >/dev/null
+node -e '
+  const r = require(process.argv[1]).results;
+  const m = Object.fromEntries(r.map((x) => [x.command, x.median]));
+  console.log("startup (median of " + r[0].times.length + " runs, s):");
+  for (const x of r) console.log("  " + x.command.padEnd(16) + x.median.toFixed(3) + "  (min " + x.min.toFixed(3) + ", max " + x.max.toFixed(3) + ")");
+  console.log("  ratio hull-vm / hull-container: " + (m["hull-vm"] / m["hull-container"]).toFixed(2));
+  console.log("  ratio hull-vm / debian-cloud:   " + (m["hull-vm"] / m["debian-cloud"]).toFixed(2));
+  console.log("  target: hull-vm median <= 0.600 s -> " + (m["hull-vm"] <= 0.6 ? "met" : "NOT met"));
+' "$C/startup.json"
+
+# ---------------------------------------------------------------- memory of idle VMs
+ids=()
+for i in $(seq "$IDLE_VMS"); do ids+=("$($H run -d --vm -m 128m busybox sleep 3600)"); done
+sleep 3
+pss=0; rss=0; n=0
+for id in "${ids[@]}"; do
+  pid=$(cat "$ROOT/containers/$id/vm/monitor.json" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+  p=$(awk '/^Pss:/{print $2}' "/proc/$pid/smaps_rollup"); r=$(awk '/^Rss:/{print $2}' "/proc/$pid/smaps_rollup")
+  pss=$((pss + p)); rss=$((rss + r)); n=$((n + 1))
+done
+$H rm -f "${ids[@]}" >/dev/null
+awk -v p=$pss -v r=$rss -v n=$n 'BEGIN { printf "idle VMs: %d x 128 MiB, QEMU per VM: PSS %.1f MiB, RSS %.1f MiB; target PSS <= 48 MiB -> %s\n", n, p/1024/n, r/1024/n, (p/1024/n <= 48 ? "met" : "NOT met") }'
