@@ -9,6 +9,7 @@ import type { Driver } from './driver.js';
 import { hullDriver } from './driver-hull.js';
 import { exportImage, ociDriver, podmanDriver, removePeerImage, type PeerImage } from './driver-peers.js';
 import { findExecutable } from './hostfacts.js';
+import { lastLine, runHull } from './spawn.js';
 import { vmWallAccel, type MachineInfo } from './machine.js';
 import { renderHtml } from './report-html.js';
 import { runContrast, type ContrastOptions } from './runner.js';
@@ -27,7 +28,17 @@ export interface ContrastRequest extends ContrastOptions {
 }
 
 /** Run a whole contrast: drivers, runner, and the stored copy for `hull advise`. */
+/** Make sure `image` is in the root: pull it (as `hull run` would) when it is missing. */
+export async function ensureImage(root: string, image: string, progress: (l: string) => void): Promise<void> {
+  const have = await runHull(root, ['image', 'inspect', image]);
+  if (have.code === 0) return;
+  progress(`${image} is not in ${root}: pulling it`);
+  const pull = await runHull(root, ['pull', '-q', image], { timeoutMs: 1_800_000 });
+  if (pull.code !== 0) throw new HullError('NOT_FOUND', `image ${image} is not in ${root} and could not be pulled: ${lastLine(pull.stderr) || `exit ${pull.code}`}`);
+}
+
 export async function contrast(req: ContrastRequest): Promise<ContrastReport> {
+  await ensureImage(req.root, req.image, req.progress);
   const tag = `hc${Date.now().toString(36)}${process.pid.toString(36)}`;
   const drivers: Driver[] = req.walls.map((w) => hullDriver({ root: req.root, image: req.image, wall: w, tag }));
   const skipped: Array<{ name: string; reason: string }> = [];

@@ -82,7 +82,7 @@ export function runHull(root: string, args: string[], opts: { env?: NodeJS.Proce
   return timedRun(process.execPath, [hullBin(), '--root', root, ...args], opts);
 }
 
-/** The last non-empty line of a program's stderr, for error messages. */
+/** The last non-empty line of a program's stderr (hull's own `hint:` lines aside), for error messages. */
 export function lastLine(text: string): string {
-  return text.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? '';
+  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('hint:')).pop() ?? '';
 }

@@ -59,3 +59,9 @@ test('flag values: sizes, durations, counts, walls, peers', () => {
   assert.deepEqual(parsePeers('podman,crun'), ['podman', 'crun']);
   assert.throws(() => parsePeers('docker'), /docker.*--peers/);
 });
+
+test('lastLine skips hint lines and blanks', async () => {
+  const { lastLine } = await import('../../src/contrast/spawn.js');
+  assert.equal(lastLine('a\nhull: failed\nhint: do this\n\n'), 'hull: failed');
+  assert.equal(lastLine(''), '');
+});
