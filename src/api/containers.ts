@@ -12,6 +12,7 @@ import { openStreamReply, type StreamReply } from './hijack.js';
 import { jsonBody } from './params.js';
 import type { Router } from './router.js';
 import type { ExitResult } from './state.js';
+import { resizeTty } from './resize.js';
 import { forwardStdin } from './stdin.js';
 import { statsBody, systemCpuNs, type Sample } from './stats.js';
 
@@ -30,6 +31,7 @@ async function create(c: Ctx): Promise<void> {
   if (!c.images.tryResolve(req.opts.image)) throw new HullError('NOT_FOUND', `No such image: ${req.opts.image}`);
   const { id } = await c.engine.create(req.opts);
   if (req.autoRemove) c.state.setAutoRemove(id);
+  if (req.consoleSize && req.opts.tty) c.state.consoleSizes.set(id, req.consoleSize);
   sendJson(c, 201, { Id: id, Warnings: req.warnings });
 }
 
@@ -65,6 +67,10 @@ async function start(c: Ctx): Promise<void> {
   if (before.State.Running) return sendStatus(c, 304);
   try {
     await c.engine.start(before.Id);
+    // The terminal size the client asked for at create (docker sends it again with resize).
+    const size = c.state.consoleSizes.get(before.Id);
+    c.state.consoleSizes.delete(before.Id);
+    if (size) resizeTty(before.LogPath, size[0], size[1]);
   } finally {
     // Waiters for the next exit learn of the start (or of the failed start's exit).
     c.state.started(before.Id);
@@ -252,8 +258,9 @@ async function resize(c: Ctx): Promise<void> {
   const h = c.query.int('h');
   const w = c.query.int('w');
   if (h === undefined || w === undefined || h < 0 || w < 0) throw new HttpError(400, 'h and w (non-negative integers) are required');
-  await c.engine.inspect(c.params.id!);
-  // The terminal's size is set when the container starts; a later resize is accepted without effect.
+  const i = await c.engine.inspect(c.params.id!);
+  // Applied to a running container with a TTY under conmon; otherwise accepted without effect.
+  if (i.State.Running && i.Config.Tty === true && h > 0 && w > 0) resizeTty(i.LogPath, h, w);
   sendStatus(c, 200);
 }
 

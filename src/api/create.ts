@@ -19,6 +19,8 @@ export interface CreateRequest {
   /** What a later attach defaults to, and whether stdin is kept open. */
   attachStdin: boolean;
   stdinOnce: boolean;
+  /** HostConfig.ConsoleSize [rows, cols] when given and non-zero. */
+  consoleSize?: [number, number];
   /** Warnings docker returns with the id. */
   warnings: string[];
 }
@@ -225,8 +227,15 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     platform: q.platform || undefined,
   };
   for (const k of Object.keys(opts) as (keyof RunOptions)[]) if (opts[k] === undefined) delete opts[k];
+  let consoleSize: [number, number] | undefined;
+  if (hc.ConsoleSize !== undefined && hc.ConsoleSize !== null) {
+    const cs = hc.ConsoleSize;
+    if (!Array.isArray(cs) || cs.length !== 2 || cs.some((x) => typeof x !== 'number' || !Number.isInteger(x) || x < 0)) throw bad('HostConfig.ConsoleSize', 'expected [rows, cols]');
+    if (cs[0] > 0 && cs[1] > 0) consoleSize = [cs[0], cs[1]];
+  }
   return {
     opts,
+    consoleSize,
     autoRemove: bool(hc.AutoRemove, 'HostConfig.AutoRemove'),
     attachStdin: bool(body.AttachStdin, 'AttachStdin'),
     stdinOnce: bool(body.StdinOnce, 'StdinOnce'),

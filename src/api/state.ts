@@ -27,6 +27,8 @@ export class ApiState {
   private attached = new Map<string, number>();
   private readonly arDir: string;
   private closed = false;
+  /** HostConfig.ConsoleSize [rows, cols] of created TTY containers, applied at their start. */
+  readonly consoleSizes = new Map<string, [number, number]>();
   /** Aborted by close(): ends every wait loop, so the server process can exit. */
   private readonly life = new AbortController();
 
@@ -149,6 +151,7 @@ export class ApiState {
 
   /** Removal by a client (DELETE /containers/{id}). */
   removed(id: string): void {
+    this.consoleSizes.delete(id);
     this.clearAutoRemove(id);
     this.events.emit(`removed:${id}`);
   }

@@ -99,6 +99,24 @@ test('run -d --memory=128m, ps, inspect, stats, exec [-i], logs, stop, wait, rm'
   assert.equal(docker(s, ['inspect', 'sleeper']).code, 1);
 });
 
+test('run without --rm (wait next-exit), start -a, create, container prune', (t) => {
+  if (!have) return skip(t);
+  const r = docker(s, ['run', '--name', 'kept', 'busybox', 'sh', '-c', 'echo kept-out; exit 3']);
+  assert.equal(r.code, 3);
+  assert.equal(r.stdout, 'kept-out\n');
+  const again = docker(s, ['start', '-a', 'kept']);
+  assert.equal(again.code, 3);
+  assert.equal(again.stdout, 'kept-out\n', 'start -a streams only the new run');
+  const cr = docker(s, ['create', '--name', 'fresh', 'busybox', 'echo', 'created-then-started']);
+  assert.equal(cr.code, 0, cr.stderr);
+  assert.match(docker(s, ['ps', '-a', '--format', '{{.Names}} {{.Status}}']).stdout, /^fresh Created$/m);
+  const st = docker(s, ['start', '-a', 'fresh']);
+  assert.equal(st.stdout, 'created-then-started\n');
+  const pr = docker(s, ['container', 'prune', '-f']);
+  assert.equal(pr.code, 0, pr.stderr);
+  assert.equal(docker(s, ['ps', '-aq']).stdout, '');
+});
+
 test('logs -f follows to the end; wait returns the exit code', (t) => {
   if (!have) return skip(t);
   const r = docker(s, ['run', '-d', '--name', 'counter', 'busybox', 'sh', '-c', 'for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done; exit 7']);
@@ -140,7 +158,9 @@ test('run -i passes stdin; run -it from a pty gets a terminal', (t) => {
     'import os, pty, sys, select',
     'pid, fd = pty.fork()',
     'if pid == 0:',
-    '    os.execvp("docker", ["docker", "run", "--rm", "-it", "busybox", "sh", "-c", "tty; read x; echo got-$x; exit 4"])',
+    '    import fcntl, termios, struct',
+    '    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 31, 97, 0, 0))',
+    '    os.execvp("docker", ["docker", "run", "--rm", "-it", "busybox", "sh", "-c", "tty; read x; echo got-$x; stty size; exit 4"])',
     'out = b""; sent = False',
     'while True:',
     '    r, _, _ = select.select([fd], [], [], 30)',
@@ -159,6 +179,7 @@ test('run -i passes stdin; run -it from a pty gets a terminal', (t) => {
   assert.equal(pty.status, 4, pty.stdout + pty.stderr);
   assert.match(pty.stdout, /\/dev\/pts\/\d+/);
   assert.match(pty.stdout, /got-abc/);
+  assert.match(pty.stdout, /^31 97\r?$/m, 'the terminal has the size of the client\'s');
 });
 
 test('images, tag, rmi, save and load', (t) => {
@@ -201,6 +222,12 @@ test('push to and pull from a local registry, then run the pulled image', async 
     assert.equal(p.code, 0, p.stderr);
     assert.match(p.stdout, /The push refers to repository/);
     assert.match(p.stdout, /1: digest: sha256:[0-9a-f]{64} size: \d+/);
+    assert.equal(docker(s, ['rmi', name]).code, 0);
+    // docker run of an image that is not here: the CLI pulls it through the API, then runs it.
+    const auto = docker(s, ['run', '--rm', name, 'echo', 'auto-pulled']);
+    assert.equal(auto.code, 0, auto.stderr);
+    assert.match(auto.stderr, /Unable to find image/);
+    assert.equal(auto.stdout, 'auto-pulled\n');
     assert.equal(docker(s, ['rmi', name]).code, 0);
     const q = docker(s, ['pull', name]);
     assert.equal(q.code, 0, q.stderr);

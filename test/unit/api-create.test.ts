@@ -23,6 +23,7 @@ const cliBody = {
 test("the docker CLI's zero-valued create body maps to plain run options", () => {
   const r = parseCreate(cliBody, { name: 'web' });
   assert.equal(r.autoRemove, true);
+  assert.deepEqual(r.consoleSize, [40, 120]);
   assert.deepEqual(r.opts, { image: 'busybox', cmd: ['echo', 'hello'], name: 'web', env: [], network: 'none', ulimits: [], isolation: 'container' });
 });
 

@@ -11,6 +11,7 @@ import { HullError } from '../../src/errors.js';
 import { Query, parseJsonBody, readBody } from '../../src/api/params.js';
 import { errorMessageLine, parseRegistryAuth } from '../../src/api/progress.js';
 import { statsBody, systemCpuNs } from '../../src/api/stats.js';
+import { resizeLine, resizeTty } from '../../src/api/resize.js';
 
 test('frame: 8-byte header with stream id and big-endian size', () => {
   const f = frame(1, Buffer.from('hello'));
@@ -132,4 +133,9 @@ test('stats body: docker fields from two samples; /proc/stat totals in ns', () =
   assert.equal(b.pids_stats.current, 2);
   const none = statsBody('id1', 'web', undefined, undefined, 2) as Record<string, any>;
   assert.equal(none.read, '0001-01-01T00:00:00Z');
+});
+
+test("resize: conmon's control line; no monitor means no resize, not a hang", () => {
+  assert.equal(resizeLine(24, 80), '1 24 80\n');
+  assert.equal(resizeTty('/nonexistent/dir/ctr.log', 24, 80), false);
 });
