@@ -244,6 +244,32 @@ test('push to and pull from a local registry, then run the pulled image', async 
   }
 });
 
+test('login checks credentials through /auth; push and pull carry them in X-Registry-Auth', async (t) => {
+  if (!have) return skip(t);
+  if (!haveRegistry()) return t.skip('docker-registry is not installed (apt-get install docker-registry)');
+  const reg = await startRegistry({ basic: { user: 'ann', password: 's3cret' } });
+  try {
+    const wrong = docker(s, ['login', '-u', 'ann', '--password-stdin', reg.host], { input: 'nope\n' });
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /401|unauthorized|denied|incorrect/i);
+    const ok = docker(s, ['login', '-u', 'ann', '--password-stdin', reg.host], { input: 's3cret\n' });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /Login Succeeded/);
+    const name = `${reg.host}/private/busybox:1`;
+    assert.equal(docker(s, ['tag', 'busybox', name]).code, 0);
+    const p = docker(s, ['push', name]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.equal(docker(s, ['rmi', name]).code, 0);
+    assert.equal(docker(s, ['pull', name]).code, 0);
+    assert.equal(docker(s, ['logout', reg.host]).code, 0);
+    assert.equal(docker(s, ['rmi', name]).code, 0);
+    const anon = docker(s, ['pull', name]);
+    assert.equal(anon.code, 1, 'without credentials the registry refuses');
+  } finally {
+    await reg.stop();
+  }
+});
+
 test('detached containers outlive the server; a restarted server finds them', async (t) => {
   if (!have) return skip(t);
   assert.equal(docker(s, ['run', '-d', '--name', 'survivor', 'busybox', 'sleep', '60']).code, 0);
