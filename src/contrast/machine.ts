@@ -27,6 +27,8 @@ export interface MachineInfo {
   os: string;
   cgroup: 'v1' | 'v2' | 'hybrid' | 'none';
   kvm: KvmFacts;
+  /** 1-minute load average when the description was taken (other work on the host skews figures). */
+  loadAvg1: number;
   /** Tool -> first line of its version output; absent tools are left out. */
   versions: Record<string, string>;
 }
@@ -138,6 +140,7 @@ export function describeMachine(kvmProbe: { usable: boolean; reason: string } | 
     os: osName,
     cgroup: cgroupMode(mountinfo, unifiedCtl),
     kvm: kvmVerdict(fs.existsSync('/dev/kvm'), loadedKvmModules(), kvmProbe),
+    loadAvg1: Math.round(os.loadavg()[0]! * 100) / 100,
     versions: toolVersions(),
   };
 }

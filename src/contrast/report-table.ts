@@ -77,7 +77,7 @@ export function renderTable(rep: ContrastReport): string {
   const out: string[] = [];
   const m = rep.machine;
   out.push(`hull contrast ${rep.image}: ${m.cpuModel}, ${m.cores} cores, ${fmtBytes(m.memTotalBytes)}, kernel ${m.kernel}, cgroup ${m.cgroup}, ${m.kvm.usable ? 'KVM' : 'no KVM (TCG)'}`);
-  out.push(`${rep.options.runs} runs per wall, idle instances given ${fmtBytes(rep.options.memoryBytes)}`);
+  out.push(`${rep.options.runs} runs per wall, idle instances given ${fmtBytes(rep.options.memoryBytes)}; load average ${m.loadAvg1} at the start${m.loadAvg1 > m.cores ? ' (busy host: figures are noisy)' : ''}`);
   out.push('');
   out.push(grid([COLUMNS.map((c) => c[0]), ...rep.walls.map(row)]));
   const splits = rep.walls.filter((w) => w.startup?.split.some((p) => p.ms !== null) || w.isolation?.guestUptimeMs !== undefined);

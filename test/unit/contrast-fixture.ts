@@ -59,6 +59,7 @@ export function fixtureReport(): ContrastReport {
       os: 'Debian GNU/Linux 12 (bookworm)',
       cgroup: 'hybrid',
       kvm: { present: true, modules: ['kvm', 'kvm_pvm'], usable: false, reason: '/dev/kvm is backed by kvm_pvm' },
+      loadAvg1: 0.4,
       versions: { hull: '0.1.0', crun: 'crun version 1.8.1' },
     },
     walls,
