@@ -11,6 +11,7 @@ import { version as hullVersion } from '../version.js';
 import type { Query } from './params.js';
 import type { ApiState } from './state.js';
 import { API_VERSION } from './version.js';
+import { HttpError } from './errors.js';
 
 export interface Hijack {
   socket: Duplex;
@@ -49,7 +50,7 @@ export function commonHeaders(): Record<string, string> {
 
 /** The plain response of a request, or a 400 for a hijack request on a route that cannot hijack. */
 export function resOf(c: Ctx): ServerResponse {
-  if (!c.res) throw new Error('this route does not support connection upgrade');
+  if (!c.res) throw new HttpError(400, `${c.method} ${c.path} does not support a connection upgrade`);
   return c.res;
 }
 

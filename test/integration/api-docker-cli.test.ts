@@ -288,4 +288,10 @@ test('docker run --runtime hull-vm runs the image in a microVM', (t) => {
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stdout, /^in-vm\n/);
   assert.notEqual(r.stdout.split('\n')[1], os.release(), 'the guest has its own kernel');
+  const iso = docker(s, ['run', '--name', 'vm-iso', '--isolation', 'vm', 'busybox', 'echo', 'isolated'], { timeoutMs: 180_000 });
+  assert.equal(iso.code, 0, iso.stderr);
+  assert.equal(iso.stdout, 'isolated\n');
+  const ins = JSON.parse(docker(s, ['inspect', 'vm-iso']).stdout)[0];
+  assert.equal(ins.HostConfig.Isolation, 'vm');
+  assert.equal(docker(s, ['rm', 'vm-iso']).code, 0);
 });

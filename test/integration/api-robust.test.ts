@@ -6,6 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
 import { importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
 import { haveRegistry, startRegistry } from '../helpers/registry.js';
@@ -55,6 +56,9 @@ test('ping, versions, unknown routes, methods', async (t) => {
   assert.equal(typeof json(nf.body).message, 'string');
   const m = await request(s.socket, 'PUT', '/_ping');
   assert.equal(m.status, 405);
+  assert.equal(fs.statSync(s.socket).mode & 0o777, 0o660, 'the socket is mode 0660');
+  const up = await request(s.socket, 'GET', '/containers/json', undefined, { Connection: 'Upgrade', Upgrade: 'tcp' });
+  assert.equal(up.status, 400, 'a route that cannot hijack refuses an upgrade');
 });
 
 test('malformed JSON is 400, oversized bodies 413, bad ids 404, bad parameters 400', async (t) => {
