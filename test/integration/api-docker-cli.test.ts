@@ -279,6 +279,22 @@ test('detached containers outlive the server; a restarted server finds them', as
   const ps = docker(s, ['ps', '--format', '{{.Names}}']);
   assert.match(ps.stdout, /^survivor$/m);
   assert.equal(docker(s, ['rm', '-f', 'survivor']).code, 0);
+  // An --rm container that exits while no server runs is removed by the next one.
+  assert.equal(docker(s, ['run', '-d', '--rm', '--name', 'ephemeral', 'busybox', 'sleep', '1']).code, 0);
+  await s.stop();
+  await new Promise((r) => setTimeout(r, 2000));
+  const s2 = await startServe(tmp.root);
+  try {
+    let left = 'ephemeral';
+    for (let i = 0; i < 100 && left !== ''; i++) {
+      left = docker(s2, ['ps', '-aq', '--filter', 'name=ephemeral']).stdout.trim();
+      if (left) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(left, '', 'the restarted server removed the exited --rm container');
+  } finally {
+    await s2.stop();
+  }
+  s = await startServe(tmp.root);
 });
 
 test('docker run --runtime hull-vm runs the image in a microVM', (t) => {
