@@ -301,7 +301,8 @@ export class Engine {
     const { spec } = this.stored(row);
     for (;;) {
       if (signal?.aborted) throw new HullError('UNAVAILABLE', 'wait aborted');
-      if (row.status !== 'running' && row.status !== 'removing') return { StatusCode: row.exit_code ?? 0, OOMKilled: row.oom_killed === 1 };
+      // docker waits for a created container to run and stop, too
+      if (row.status === 'exited' || row.status === 'dead') return { StatusCode: row.exit_code ?? 0, OOMKilled: row.oom_killed === 1 };
       if (row.pid !== 0) {
         const st = await iso.state(spec);
         if (!st.running) {
