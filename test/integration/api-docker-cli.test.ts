@@ -64,6 +64,16 @@ test('exit codes and separate stdout/stderr come through', (t) => {
   assert.match(missing.stderr, /no-such-command/);
 });
 
+test('large outputs arrive whole and in order; partial lines keep their bytes', (t) => {
+  if (!have) return skip(t);
+  const expected = Array.from({ length: 200000 }, (_, i) => `${i + 1}\n`).join('');
+  const big = docker(s, ['run', '--rm', 'busybox', 'seq', '1', '200000']);
+  assert.equal(big.code, 0, big.stderr);
+  assert.ok(big.stdout === expected, `stdout differs (length ${big.stdout.length} vs ${expected.length})`);
+  const partial = docker(s, ['run', '--rm', '-i', 'busybox', 'sh', '-c', 'cat; printf "|no-newline"'], { input: 'abc' });
+  assert.equal(partial.stdout, 'abc|no-newline');
+});
+
 test('run -d --memory=128m, ps, inspect, stats, exec [-i], logs, stop, wait, rm', (t) => {
   if (!have) return skip(t);
   const r = docker(s, ['run', '-d', '--memory=128m', '--name', 'sleeper', 'busybox', 'sh', '-c', 'echo started; sleep 60']);
