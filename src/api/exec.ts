@@ -51,6 +51,9 @@ async function create(c: Ctx): Promise<void> {
   const cmd = strList(b.Cmd, 'Cmd');
   if (!cmd || cmd.length === 0) throw new HttpError(400, 'No exec command specified');
   if (b.Privileged === true) throw new HttpError(400, 'Privileged is not supported by hull');
+  // The runtime's exec allocates a TTY only on a terminal of its own caller (or through a
+  // console socket the engine does not offer yet); over the API there is none.
+  if (b.Tty === true) throw new HttpError(400, 'exec with a TTY (-t) is not supported by hull serve yet; use exec -i without -t');
   const i = await c.engine.inspect(c.params.id!);
   if (!i.State.Running) throw new HullError('CONFLICT', `Container ${i.Id} is not running`);
   const wd = typeof b.WorkingDir === 'string' && b.WorkingDir ? b.WorkingDir : undefined;
