@@ -43,7 +43,7 @@ export function stripPlot(series: StripSeries[], opts: { title: string; unit: st
   const all = series.flatMap((s) => s.values).filter((v) => v > 0);
   const W = 720;
   const left = 130;
-  const right = 20;
+  const right = 36;
   const rowH = 36;
   const top = 30;
   const H = top + rowH * Math.max(1, series.length) + 40;
@@ -55,7 +55,7 @@ export function stripPlot(series: StripSeries[], opts: { title: string; unit: st
   parts.push(`<text x="${left}" y="18" class="title">${esc(opts.title)}</text>`);
   for (const t of logTicks(lo, hi)) {
     parts.push(`<line x1="${n2(x(t))}" y1="${top - 4}" x2="${n2(x(t))}" y2="${H - 34}" class="grid"/>`);
-    parts.push(`<text x="${n2(x(t))}" y="${H - 20}" text-anchor="middle" class="tick">${t}${esc(opts.unit)}</text>`);
+    parts.push(`<text x="${n2(x(t))}" y="${H - 20}" text-anchor="middle" class="tick">${esc(opts.unit === 'ms' && t >= 1000 ? `${t / 1000}s` : `${t}${opts.unit}`)}</text>`);
   }
   series.forEach((s, i) => {
     const cy = top + rowH * i + rowH / 2;
@@ -83,7 +83,7 @@ export interface StackedBar {
 export function stackedBars(bars: StackedBar[], segments: string[], opts: { title: string; unit: string; id: string; markLabel?: string }): string {
   const W = 720;
   const left = 130;
-  const right = 20;
+  const right = 40;
   const rowH = 34;
   const top = 48;
   const H = top + rowH * Math.max(1, bars.length) + 34;
