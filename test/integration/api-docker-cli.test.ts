@@ -117,6 +117,8 @@ test('run without --rm (wait next-exit), start -a, create, container prune', (t)
   const r = docker(s, ['run', '--name', 'kept', 'busybox', 'sh', '-c', 'echo kept-out; exit 3']);
   assert.equal(r.code, 3);
   assert.equal(r.stdout, 'kept-out\n');
+  assert.equal(docker(s, ['ps', '-a', '--filter', 'status=exited', '--filter', 'name=kept', '--format', '{{.Names}}']).stdout, 'kept\n');
+  assert.equal(docker(s, ['ps', '--filter', 'name=kept', '-q']).stdout, '', 'not among the running');
   const again = docker(s, ['start', '-a', 'kept']);
   assert.equal(again.code, 3);
   assert.equal(again.stdout, 'kept-out\n', 'start -a streams only the new run');

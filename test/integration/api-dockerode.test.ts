@@ -115,6 +115,26 @@ test('detached container: list, logs, exec with stdin, stats, stop, kill, remove
   const st = (await c.stats({ stream: false })) as unknown as { memory_stats: { limit: number; usage: number }; pids_stats: { current: number } };
   assert.equal(st.memory_stats.limit, 64 * 1024 * 1024);
   assert.ok(st.pids_stats.current >= 1);
+  // The stats stream: one object per second, each with the previous sample as precpu.
+  const live = (await c.stats({ stream: true })) as unknown as Readable;
+  const objs: Array<{ cpu_stats: { cpu_usage: { total_usage: number } }; precpu_stats: { cpu_usage: { total_usage: number } } }> = [];
+  let buf = '';
+  await new Promise<void>((resolve, reject) => {
+    live.on('data', (chunk: Buffer) => {
+      buf += chunk.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        objs.push(JSON.parse(buf.slice(0, nl)));
+        buf = buf.slice(nl + 1);
+      }
+      if (objs.length >= 2) {
+        live.destroy();
+        resolve();
+      }
+    });
+    live.on('error', reject);
+  });
+  assert.equal(objs[1]!.precpu_stats.cpu_usage.total_usage, objs[0]!.cpu_stats.cpu_usage.total_usage);
   await c.stop({ t: 1 });
   assert.equal((await c.inspect()).State.Running, false);
   await c.start();
