@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds hull's guest kernel: Debian's linux-source, `make tinyconfig`, merged with
-# guest/kernel.config, no modules, uncompressed vmlinux (booted by QEMU microvm via PVH).
+# Builds hull's guest kernel: Debian's linux-source plus guest/kernel-patches/*.patch,
+# `make tinyconfig` merged with guest/kernel.config, no modules, uncompressed vmlinux (booted by
+# QEMU microvm via PVH).
 #
 # Idempotent and cached: the result lives in build/guest/kernel-<key>/vmlinux where <key> is
-# the linux-source package version plus the hash of the fragment; build/guest/vmlinux points at
+# the linux-source package version plus the hash of the fragment and the patches; build/guest/vmlinux points at
 # the current one. A rerun with the same source and fragment does nothing.
 #   HULL_KERNEL_JOBS=N   parallel make jobs (default: nproc)
 set -euo pipefail
@@ -20,7 +21,8 @@ tarball=$(ls /usr/src/linux-source-*.tar.xz 2>/dev/null | sort -V | tail -n1 || 
 [ -n "$tarball" ] || { echo "build-guest-kernel: no /usr/src/linux-source-*.tar.xz (apt-get install linux-source)" >&2; exit 1; }
 series=$(basename "$tarball" .tar.xz)                       # linux-source-6.1
 version=$(dpkg-query -W -f='${Version}' "$series" 2>/dev/null || stat -c %Y "$tarball")
-fraghash=$(sha256sum "$FRAG" | cut -c1-16)
+fraghash=$(cat "$FRAG" "$REPO"/guest/kernel-patches/*.patch 2>/dev/null | sha256sum | cut -c1-16)
+patchhash=$(cat "$REPO"/guest/kernel-patches/*.patch 2>/dev/null | sha256sum | cut -c1-16)
 key=${series#linux-source-}-$version-$fraghash
 dest=$OUT/kernel-$key
 if [ -s "$dest/vmlinux" ]; then
@@ -31,10 +33,19 @@ fi
 for t in make gcc flex bison bc; do command -v $t >/dev/null || { echo "build-guest-kernel: missing $t" >&2; exit 1; }; done
 
 src=$OUT/src-${series#linux-source-}-$version
+if [ -f "$src/.extracted" ] && [ "$(cat "$src/.patches" 2>/dev/null)" != "$patchhash" ]; then
+  rm -rf "$src"   # other patches applied: start again from the pristine tarball
+fi
 if [ ! -f "$src/.extracted" ]; then
   say "extracting $tarball"
   rm -rf "$src" "$src.tmp"; mkdir -p "$src.tmp"
   tar -xJf "$tarball" -C "$src.tmp" --strip-components=1
+  for p in "$REPO"/guest/kernel-patches/*.patch; do
+    [ -e "$p" ] || continue
+    say "applying $(basename "$p")"
+    patch -s -p1 -d "$src.tmp" < "$p"
+  done
+  echo "$patchhash" > "$src.tmp/.patches"
   touch "$src.tmp/.extracted"
   mv "$src.tmp" "$src"
 fi

@@ -105,6 +105,14 @@ export interface Prepared {
   release(): void;
 }
 
+/** TCG translation cache, MiB: HULL_VM_TB_MIB (default 32 in buildQemuArgs). */
+function tbSizeMiB(): number | undefined {
+  const v = process.env.HULL_VM_TB_MIB;
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 4) throw new HullError('INVALID_ARGUMENT', `HULL_VM_TB_MIB=${v}: want an integer >= 4 (MiB)`);
+  return Number(v);
+}
+
 function guestMemoryMiB(spec: InstanceSpec): number {
   const b = spec.resources.memoryBytes ?? DEFAULT_VM_MEMORY;
   const mib = Math.ceil(b / (1024 * 1024));
@@ -159,7 +167,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
         try {
           const args = buildQemuArgs({
             kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', disk: '/proc/self/fd/5',
-            memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(),
+            memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(), tbSizeMiB: tbSizeMiB(),
             ports: { status: { kind: 'file', path: 'status' }, stdout: ports.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : ports.stdout, stderr: ports.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: ports.main },
             shares,
             consoleLog: process.env.HULL_VM_CONSOLE_LOG ? path.join(files.dir, 'console.log') : undefined,
