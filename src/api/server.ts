@@ -142,6 +142,8 @@ export async function startApiServer(o: ServeOptions): Promise<ApiServer> {
   // Headers of a few KiB at most; bodies are limited per route.
   server.maxHeadersCount = 200;
 
+  const gid = groupId(o.group ?? 'hull');
+  if (gid === undefined && o.group !== undefined) throw new HullError('INVALID_ARGUMENT', `group ${o.group} does not exist`);
   fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
   await clearStaleSocket(socket);
   await new Promise<void>((resolve, reject) => {
@@ -152,9 +154,7 @@ export async function startApiServer(o: ServeOptions): Promise<ApiServer> {
     });
   });
   fs.chmodSync(socket, o.mode ?? 0o660);
-  const gid = groupId(o.group ?? 'hull');
   if (gid !== undefined) fs.chownSync(socket, process.getuid?.() ?? 0, gid);
-  else if (o.group !== undefined) throw new HullError('INVALID_ARGUMENT', `group ${o.group} does not exist`);
   void state.recover();
 
   return {
