@@ -21,6 +21,11 @@ export interface ExitResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How long after a start exits are looked for more often than the engine's wait does, ms. */
+const EARLY_MS = 500;
+/** The interval of that closer look, ms. */
+const EARLY_POLL_MS = 20;
+
 export class ApiState {
   readonly events = new EventEmitter();
   private exits = new Map<string, Promise<ExitResult>>();
@@ -117,7 +122,9 @@ export class ApiState {
     if (p) return p;
     p = (async (): Promise<ExitResult> => {
       try {
-        const r = await this.engine.wait(id, this.life.signal);
+        // The engine's wait polls every 100 ms; a short process (`echo hello`) is noticed
+        // sooner by looking more often during its first half second.
+        const r = await Promise.race([this.engine.wait(id, this.life.signal), this.earlyExit(id)]);
         return { StatusCode: r.StatusCode, OOMKilled: r.OOMKilled };
       } catch (e) {
         if (isHullError(e, 'NOT_FOUND')) return { StatusCode: 0, OOMKilled: false, Error: (e as Error).message };
@@ -135,6 +142,17 @@ export class ApiState {
       }
     });
     return p;
+  }
+
+  /** Resolves if the container's run ends within EARLY_MS (polled every EARLY_POLL_MS); else never. */
+  private async earlyExit(id: string): Promise<ExitResult> {
+    const t0 = Date.now();
+    while (Date.now() - t0 < EARLY_MS && !this.closed) {
+      await sleep(EARLY_POLL_MS);
+      const i = await this.engine.inspect(id);
+      if (!i.State.Running) return { StatusCode: i.State.ExitCode, OOMKilled: i.State.OOMKilled };
+    }
+    return new Promise<never>(() => undefined);
   }
 
   private async removeNow(id: string): Promise<void> {
