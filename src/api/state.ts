@@ -149,7 +149,8 @@ export class ApiState {
     const t0 = Date.now();
     while (Date.now() - t0 < EARLY_MS && !this.closed) {
       await sleep(EARLY_POLL_MS);
-      const i = await this.engine.inspect(id);
+      const i = await this.engine.inspect(id).catch(() => undefined);
+      if (!i) break; // gone: the engine's wait says how it ended
       if (!i.State.Running) return { StatusCode: i.State.ExitCode, OOMKilled: i.State.OOMKilled };
     }
     return new Promise<never>(() => undefined);
