@@ -27,6 +27,10 @@ async function inspectOf(c: Ctx, ref: string) {
 async function create(c: Ctx): Promise<void> {
   const body = await jsonBody<Record<string, unknown>>(c.req, {});
   const req = parseCreate(body, { name: c.query.str('name'), platform: c.query.str('platform') });
+  if (req.opts.isolation === 'vm' && req.opts.interactive) {
+    // A detached microVM takes no stdin after its start (only exec sessions do).
+    throw new HttpError(400, 'OpenStdin (-i) is not supported for VM containers through hull serve yet; use docker exec -i in a running VM');
+  }
   // docker answers 404 for a missing image, and the client pulls it and tries again.
   if (!c.images.tryResolve(req.opts.image)) throw new HullError('NOT_FOUND', `No such image: ${req.opts.image}`);
   const { id } = await c.engine.create(req.opts);

@@ -325,4 +325,7 @@ test('docker run --runtime hull-vm runs the image in a microVM', (t) => {
   const ins = JSON.parse(docker(s, ['inspect', 'vm-iso']).stdout)[0];
   assert.equal(ins.HostConfig.Isolation, 'vm');
   assert.equal(docker(s, ['rm', 'vm-iso']).code, 0);
+  const withStdin = docker(s, ['run', '--rm', '-i', '--runtime', 'hull-vm', 'busybox', 'cat'], { input: 'x\n' });
+  assert.equal(withStdin.code, 125);
+  assert.match(withStdin.stderr, /OpenStdin \(-i\) is not supported for VM containers/);
 });
