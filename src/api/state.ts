@@ -140,6 +140,8 @@ export class ApiState {
         await this.attachDrained(id);
         await this.removeNow(id);
       }
+    }).catch((e: unknown) => {
+      process.stderr.write(`hull serve: after the exit of ${id.slice(0, 12)}: ${(e as Error).message}\n`);
     });
     return p;
   }
@@ -226,4 +228,3 @@ export class ApiState {
   }
 }
 
-export { sleep };

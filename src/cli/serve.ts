@@ -24,6 +24,9 @@ const serveCmd: CommandDef = {
       onRequest: debug ? (m, path, status) => ctx.stderr.write(`${new Date().toISOString()} ${m} ${path} ${status}\n`) : undefined,
     });
     ctx.stderr.write(`hull serve: API listening on unix://${server.socket} (root ${ctx.root})\n`);
+    // One failed request must not take the server (and every attached client) down.
+    const onUnhandled = (e: unknown) => ctx.stderr.write(`hull serve: unhandled error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.on('unhandledRejection', onUnhandled);
     await new Promise<void>((resolve) => {
       const stop = () => {
         process.off('SIGINT', stop);
@@ -34,6 +37,7 @@ const serveCmd: CommandDef = {
       process.on('SIGTERM', stop);
     });
     await server.close();
+    process.off('unhandledRejection', onUnhandled);
     ctx.stderr.write('hull serve: stopped (containers keep running)\n');
     // Anything still pending (a pull in flight) must not keep a stopped server alive.
     setTimeout(() => process.exit(0), 2000).unref();
