@@ -9,6 +9,7 @@ import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import type { Ctx } from './context.js';
 import { commonHeaders } from './context.js';
 import { HttpError } from './errors.js';
+import { API_VERSION } from './version.js';
 import { frame, hijackHead, MULTIPLEXED_STREAM, RAW_STREAM, type StreamId } from './stream.js';
 
 export interface StreamReply {
@@ -66,7 +67,7 @@ export function openStreamReply(c: Ctx, opts: { multiplexed: boolean; rest?: Buf
   if (c.hijack) {
     const s = c.hijack.socket;
     (s as Duplex & { hijacked?: boolean }).hijacked = true;
-    s.write(hijackHead(c.req.headers.upgrade !== undefined, opts.multiplexed, c.version));
+    s.write(hijackHead(c.req.headers.upgrade !== undefined, opts.multiplexed, API_VERSION));
     if (opts.wantInput) {
       const pt = new PassThrough();
       const rest = opts.rest ?? c.hijack.head;
