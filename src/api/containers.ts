@@ -48,7 +48,16 @@ async function list(c: Ctx): Promise<void> {
   let rows = await c.engine.ps({ all });
   const f = (k: string) => filters.get(k) ?? [];
   if (filters.has('id')) rows = rows.filter((r) => f('id').some((v) => r.Id.startsWith(v)));
-  if (filters.has('name')) rows = rows.filter((r) => f('name').some((v) => r.Names.some((n) => new RegExp(v).test(n.slice(1)))));
+  if (filters.has('name')) {
+    const res = f('name').map((v) => {
+      try {
+        return new RegExp(v);
+      } catch {
+        throw new HttpError(400, `invalid filter 'name=${v}': not a regular expression`);
+      }
+    });
+    rows = rows.filter((r) => res.some((re) => r.Names.some((n) => re.test(n.slice(1)))));
+  }
   if (filters.has('status')) rows = rows.filter((r) => f('status').includes(r.State));
   if (filters.has('exited')) rows = rows.filter((r) => r.State === 'exited' && f('exited').some((v) => r.Status.startsWith(`Exited (${v})`)));
   if (filters.has('ancestor')) rows = rows.filter((r) => f('ancestor').some((v) => r.Image === v || r.ImageID === v || r.ImageID.startsWith(`sha256:${v}`) || r.Image === `${v}:latest`));

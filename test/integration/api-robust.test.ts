@@ -104,6 +104,8 @@ test('malformed JSON is 400, oversized bodies 413, bad ids 404, bad parameters 4
   assert.equal(cond.status, 400);
   const filt = await request(s.socket, 'GET', '/containers/json?filters=notjson');
   assert.equal(filt.status, 400);
+  const re = await request(s.socket, 'GET', `/containers/json?filters=${encodeURIComponent(JSON.stringify({ name: ['(['] }))}`);
+  assert.equal(re.status, 400);
   const boolp = await request(s.socket, 'GET', '/containers/json?all=maybe');
   assert.equal(boolp.status, 400);
   assert.ok(await ping(s.socket), 'the server is still healthy');
