@@ -1,4 +1,5 @@
 /** /_ping, /version, /info, /auth: what a client asks before anything else. */
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import fs from 'node:fs';
 import { HullError } from '../errors.js';
@@ -66,7 +67,7 @@ async function info(c: Ctx): Promise<void> {
   if (qemu) runtimes[VM_RUNTIME] = { path: qemu };
   const cgroupV2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
   sendJson(c, 200, {
-    ID: `hull-${os.hostname()}`,
+    ID: createHash('sha256').update(`${os.hostname()}:${c.root}`).digest('hex').slice(0, 32),
     Containers: all.length,
     ContainersRunning: running,
     ContainersPaused: 0,
