@@ -10,7 +10,7 @@ import { hull, importBusybox, makeTempRoot, mountsUnder, type TempRoot } from '.
 import { containerCgroupPath, detectCgroupLayout, existingCgroupDirs } from '../../src/runtime/container/cgroups.js';
 import type { Wall } from '../../src/runtime/types.js';
 
-const WALLS: Wall[] = ['container'];
+const WALLS: Wall[] = ['container', 'vm'];
 
 /** Processes whose command line mentions `needle` (conmon, runtime, QEMU of this root). */
 function processesMentioning(needle: string): string[] {

@@ -105,10 +105,14 @@ export interface Prepared {
   release(): void;
 }
 
-/** TCG translation cache, MiB: HULL_VM_TB_MIB (default 32 in buildQemuArgs). */
-function tbSizeMiB(): number | undefined {
+/**
+ * TCG translation cache, MiB: HULL_VM_TB_MIB, else 32 for attached runs (short: speed first;
+ * measured ~6% less CPU per boot than 8) and 8 for detached VMs (long-lived: density first; the
+ * touched cache is most of QEMU's own memory, 8 instead of 32 saves ~19 MiB per idle VM).
+ */
+function tbSizeMiB(attached: boolean): number {
   const v = process.env.HULL_VM_TB_MIB;
-  if (v === undefined || v === '') return undefined;
+  if (v === undefined || v === '') return attached ? 32 : 8;
   if (!/^\d+$/.test(v) || Number(v) < 4) throw new HullError('INVALID_ARGUMENT', `HULL_VM_TB_MIB=${v}: want an integer >= 4 (MiB)`);
   return Number(v);
 }
@@ -167,7 +171,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
         try {
           const args = buildQemuArgs({
             kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', disk: '/proc/self/fd/5',
-            memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(), tbSizeMiB: tbSizeMiB(),
+            memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(), tbSizeMiB: tbSizeMiB(mode.attached),
             ports: { status: { kind: 'file', path: 'status' }, stdout: ports.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : ports.stdout, stderr: ports.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: ports.main },
             shares,
             consoleLog: process.env.HULL_VM_CONSOLE_LOG ? path.join(files.dir, 'console.log') : undefined,
