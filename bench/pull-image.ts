@@ -2,7 +2,9 @@
  * Benchmark fixture for bench/pull.sh: builds a multi-layer image of realistic content (gzip'd
  * tars mixing incompressible and compressible files) and pushes it to a registry with hull's
  * push code. Usage: node dist/bench/pull-image.js HOST:PORT REPO:TAG LAYER_MIB...
- * Prints the manifest digest and the total compressed size.
+ * The bottom layer is the host's static busybox (/bin/busybox, with sh and true linked to it)
+ * so that the image runs (`hull run --rm IMAGE true`); the others are LAYER_MIB each.
+ * Prints the manifest digest, the total compressed size and the number of layers.
  *
  * With `fetch` first (node dist/bench/pull-image.js fetch HOST:PORT REPO:TAG DIR) it instead
  * runs only the download phase of a pull (fetchImage: every blob verified into a content store
@@ -44,6 +46,23 @@ async function layerTar(mib: number, seed: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** A layer with the static busybox as /bin/busybox and /bin/sh, /bin/true linking to it. */
+async function busyboxTar(): Promise<Buffer> {
+  const bin = fs.readFileSync('/bin/busybox');
+  const pack = tarStream.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
+  const ended = new Promise<void>((r) => pack.on('end', () => r()));
+  pack.entry({ name: 'bin/', type: 'directory', mode: 0o755, mtime: new Date(0) });
+  pack.entry({ name: 'bin/busybox', size: bin.length, mode: 0o755, mtime: new Date(0) }, bin);
+  for (const n of ['sh', 'true']) pack.entry({ name: `bin/${n}`, type: 'symlink', linkname: 'busybox', mode: 0o777, mtime: new Date(0) });
+  pack.finalize();
+  await ended;
+  return Buffer.concat(chunks);
+}
+
 async function fetchOnly(host: string, repoTag: string, dir: string): Promise<void> {
   const cs = new ContentStore(path.join(dir, 'blobs'), path.join(dir, 'tmp'));
   await fetchImage(new RegistryClient({ domain: host, credentials: null }), parseReference(`${host}/${repoTag}`), cs, { platform: { os: 'linux', architecture: 'amd64' } });
@@ -62,13 +81,14 @@ async function main(): Promise<void> {
   try {
     const cs = new ContentStore(path.join(dir, 'blobs'), path.join(dir, 'tmp'));
     const layers: Array<{ digest: string; size: number; diffId: string }> = [];
-    for (const [i, s] of sizes.entries()) {
-      const tar = await layerTar(Number(s), i);
+    const tars: Array<() => Promise<Buffer>> = [busyboxTar, ...sizes.map((s, i) => () => layerTar(Number(s), i))];
+    for (const make of tars) {
+      const tar = await make();
       const diffId = `sha256:${crypto.createHash('sha256').update(tar).digest('hex')}`;
       const { digest, size } = cs.putBuffer(zlib.gzipSync(tar, { level: 6 }));
       layers.push({ digest, size, diffId });
     }
-    const config = cs.putBuffer(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } })));
+    const config = cs.putBuffer(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'], Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } })));
     const manifest = cs.putBuffer(
       Buffer.from(
         JSON.stringify({

@@ -14,6 +14,7 @@ const pullDef: CommandDef = {
   flags: [
     { name: 'platform', type: 'string', value: 'os/arch[/variant]', help: 'Platform to pull from a multi-platform image (default: the host, e.g. linux/amd64)' },
     { name: 'quiet', short: 'q', type: 'bool', help: 'Suppress verbose output' },
+    { name: 'unpack', type: 'bool', help: 'Unpack the layers now, as docker does (default: at first run; also $HULL_PULL_UNPACK=1); --unpack=false defers' },
     insecureFlag,
   ],
   minArgs: 1,
@@ -21,9 +22,10 @@ const pullDef: CommandDef = {
   failureExit: 1,
   async run(ctx, p) {
     const { pullImage } = await import('../registry/pull.js');
+    const unpack = p.flags.has('unpack') ? flagBool(p, 'unpack') : undefined;
     const ref = p.args[0]!;
     const quiet = flagBool(p, 'quiet');
-    const cancelled = await cancellable(ctx, (signal) => pullImage(ctx.root, ref, { platform: flagStr(p, 'platform'), quiet, out: ctx.stdout, insecure: insecure(p.flags.get('insecure-registry')), signal }));
+    const cancelled = await cancellable(ctx, (signal) => pullImage(ctx.root, ref, { platform: flagStr(p, 'platform'), quiet, out: ctx.stdout, insecure: insecure(p.flags.get('insecure-registry')), signal, unpack }));
     if (cancelled !== undefined) return cancelled;
     const r = parseReference(ref);
     ctx.stdout.write(`${formatReference(r)}\n`);

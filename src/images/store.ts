@@ -2,6 +2,11 @@
  * The image store: image metadata in SQLite (state/images.ts), blobs in the content store,
  * unpacked layers under layers/<diff id hex>, each unpacked once and shared read-only.
  *
+ * An image may be recorded before its layers are unpacked (a pull defers unpacking, see
+ * registry/pull.ts): lowerDirs() unpacks what is missing at first use, checking each layer
+ * against its diff id then, and removes an image whose layer fails that check, so a broken
+ * image never runs and does not stay listed as if it could.
+ *
  * open() + resolve() are on the `hull run` path: they prepare a few statements and read a
  * handful of rows; no directory scans, and the tar/zlib code loads only when a layer must be
  * unpacked.
@@ -9,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ContentStore } from '../content/store.js';
-import { conflict, invalid, notFound } from '../errors.js';
+import { conflict, HullError, invalid, isHullError, notFound } from '../errors.js';
 import { type Digest, hex, isDigest, sha256, shortId } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 import { layout, type RootLayout } from '../paths.js';
@@ -45,6 +50,12 @@ export interface ImageRecord {
   size: number;
   /** The config's `created`, RFC 3339. */
   created?: string;
+  /**
+   * Whether every layer is unpacked (and so checked against its diff id). A pulled image is
+   * recorded before, and unpacked at first use; until then `size` counts the compressed blob
+   * of each layer not unpacked yet (what it takes on disk, like `ctr images ls`).
+   */
+  unpacked?: boolean;
 }
 
 /** One line of an rmi / prune result, docker-shaped. */
@@ -58,6 +69,12 @@ export interface CommitOptions {
   repoDigest?: string;
   /** Event action recorded: 'load', 'import', 'pull' (default 'load'). */
   action?: string;
+  /**
+   * Unpack the layers now (checking each against its diff id) before recording the image.
+   * false records it with its layer blobs only; lowerDirs() unpacks and checks them at first
+   * use. Default true.
+   */
+  unpack?: boolean;
 }
 
 const MAX_JSON = 4 * 1024 * 1024;
@@ -141,17 +158,19 @@ export class ImageStore {
 
   private fromRow(row: ImageRow, tags?: string[], repoDigests?: string[]): ImageRecord {
     const config = JSON.parse(row.config_json) as ImageConfig;
+    const layerRows = this.t.layersOf(row.id);
     return {
       id: row.id as Digest,
       manifestDigest: row.manifest_digest as Digest,
       mediaType: row.manifest_media_type,
       config,
-      layers: this.t.layersOf(row.id).map((l) => ({
+      layers: layerRows.map((l) => ({
         diffId: l.diff_id as Digest,
         blobDigest: l.blob_digest as Digest,
         mediaType: l.media_type,
         blobSize: l.blob_size,
       })),
+      unpacked: layerRows.every((l) => this.t.layer(l.diff_id) !== undefined),
       tags: (tags ?? this.t.tagsOf(row.id)).map(familiarKey),
       repoDigests: (repoDigests ?? this.t.repoDigestsOf(row.id)).map(familiarKey),
       size: row.size,
@@ -179,24 +198,66 @@ export class ImageStore {
 
   /**
    * The unpacked layer directories of an image, bottom layer first (overlay wants the top
-   * first: reverse them for lowerdir=). Unpacks any layer not yet unpacked.
+   * first: reverse them for lowerdir=). Unpacks any layer not yet unpacked (an image pulled
+   * without unpacking: its first use), up to $HULL_UNPACK_THREADS (default 2) at once, each
+   * checked against its blob size and diff id before its directory appears.
+   *
+   * Safe when several processes start the same image at once: each unpacks into its own temp
+   * dir, the first rename into layers/<hex> wins and the others drop their copies (unpack-
+   * layer.ts); the layer row is INSERT OR IGNORE. In one process (the API server) concurrent
+   * callers share one unpack per layer.
+   *
+   * A layer that fails its checks (INVALID_ARGUMENT: diff id or size mismatch, a corrupt
+   * stream, a refused tar entry, a damaged blob) means the image cannot run: it is removed
+   * (names, record, blobs no other image uses) unless a container uses it, exactly as a pull
+   * that unpacked would have kept none of it, and the error says so. Nothing of the failed
+   * layer is kept (its temp dir is removed). Other errors (no space, no zstd) leave the image.
    */
   async lowerDirs(img: ImageRecord): Promise<string[]> {
-    const out: string[] = [];
-    for (const [i, l] of img.layers.entries()) {
-      const dir = this.layerDir(l.diffId);
-      if (!this.t.layer(l.diffId) || !fs.existsSync(dir)) await this.ensureLayer(l, `layer ${i + 1}/${img.layers.length} (${l.diffId}) of image ${shortId(img.id)}`);
-      out.push(dir);
+    const missing = img.layers
+      .map((l, i) => ({ l, i }))
+      .filter(({ l }) => !this.t.layer(l.diffId) || !fs.existsSync(this.layerDir(l.diffId)));
+    if (missing.length > 0) {
+      const threads = Number(process.env.HULL_UNPACK_THREADS) > 0 ? Math.floor(Number(process.env.HULL_UNPACK_THREADS)) : 2;
+      let next = 0;
+      let failed: { e: unknown } | undefined;
+      const worker = async () => {
+        while (!failed && next < missing.length) {
+          const { l, i } = missing[next++]!;
+          try {
+            await this.ensureLayer(l, `layer ${i + 1}/${img.layers.length} (${l.diffId}) of image ${shortId(img.id)}`);
+          } catch (e) {
+            failed ??= { e };
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(threads, missing.length) }, worker));
+      if (failed) {
+        if (isHullError(failed.e, 'INVALID_ARGUMENT')) throw this.discardBroken(img, failed.e);
+        throw failed.e;
+      }
+      this.refreshSize(img.id);
     }
-    return out;
+    return img.layers.map((l) => this.layerDir(l.diffId));
   }
+
+  /** Unpacks running in this process, by diff id (concurrent callers share one). */
+  private readonly unpacking = new Map<string, Promise<number>>();
 
   /** Unpack one layer from its blob if its directory is not complete yet; returns its size. */
   async ensureLayer(l: ImageLayer, what: string): Promise<number> {
     const dir = this.layerDir(l.diffId);
     const row = this.t.layer(l.diffId);
     if (row && fs.existsSync(dir)) return row.size;
-    if (row) this.t.deleteLayer(l.diffId); // directory vanished: unpack again
+    const running = this.unpacking.get(l.diffId);
+    if (running) return running;
+    const p = this.unpackLayer(l, what, row !== undefined).finally(() => this.unpacking.delete(l.diffId));
+    this.unpacking.set(l.diffId, p);
+    return p;
+  }
+
+  private async unpackLayer(l: ImageLayer, what: string, staleRow: boolean): Promise<number> {
+    if (staleRow) this.t.deleteLayer(l.diffId); // directory vanished: unpack again
     const { unpackLayerBlob } = await import('../snapshots/unpack-layer.js');
     fs.mkdirSync(this.layout.layers, { recursive: true, mode: 0o755 });
     const res = await unpackLayerBlob(this.content, l, { layers: this.layout.layers, tmp: this.layout.tmp }, what);
@@ -208,6 +269,36 @@ export class ImageStore {
     this.t.addLayer(l.diffId, size, nowIso());
     for (const w of res.warnings) process.emitWarning(`${what}: ${w}`);
     return size;
+  }
+
+  /** Once every layer of an image is unpacked, record its real size (file data in its layers). */
+  private refreshSize(id: Digest): void {
+    const sizes = this.t.layersOf(id).map((l) => this.t.layer(l.diff_id)?.size);
+    if (sizes.some((x) => x === undefined)) return;
+    this.db.prepare('UPDATE images SET size = ? WHERE id = ?').run(sizes.reduce((a: number, b) => a + b!, 0), id);
+  }
+
+  /**
+   * An image whose layer failed its checks at first use: remove it (as `rmi` would, blobs no
+   * other image uses included) unless a container uses it, and return the error to throw.
+   */
+  private discardBroken(img: ImageRecord, e: HullError): HullError {
+    const gone: { layers: string[]; blobs: string[] } = { layers: [], blobs: [] };
+    let removed = false;
+    this.db
+      .transaction(() => {
+        if (!this.t.image(img.id) || this.t.containersUsing(img.id).length > 0) return;
+        this.deleteImageTx(img.id, [], gone);
+        removed = true;
+      })
+      .immediate();
+    this.removeGarbage(gone);
+    const name = img.tags[0] ?? img.repoDigests[0] ?? shortId(img.id);
+    if (!removed) return e;
+    return new HullError('INVALID_ARGUMENT', `${e.message}; image ${name} cannot run and was removed`, {
+      cause: e,
+      hint: / hashes to .* \(damaged on this host\)/.test(e.message) ? 'pull or load the image again' : 'the image is broken as published: ask its publisher for a fixed one',
+    });
   }
 
   // ------------------------------------------------------------------ commit
@@ -255,14 +346,22 @@ export class ImageStore {
     const id = cdigest;
     const action = opts.action ?? 'load';
     let replaced: Digest[] = [];
+    const unpack = opts.unpack ?? true;
     for (let attempt = 0; ; attempt++) {
       const sizes: number[] = [];
-      for (const [i, l] of layers.entries()) sizes.push(await this.ensureLayer(l, `layer ${i + 1}/${layers.length} (${l.diffId}) of image ${shortId(id)}`));
+      for (const [i, l] of layers.entries()) {
+        // Not unpacked yet (unpack: false): the compressed size stands in until lowerDirs unpacks it.
+        if (!unpack) sizes.push(this.t.layer(l.diffId)?.size ?? l.blobSize);
+        else sizes.push(await this.ensureLayer(l, `layer ${i + 1}/${layers.length} (${l.diffId}) of image ${shortId(id)}`));
+      }
       const moved: string[] = [];
       const ok = this.db
         .transaction(() => {
           // A concurrent rmi may have removed a layer between unpacking and now.
-          if (layers.some((l) => !this.t.layer(l.diffId))) return false;
+          if (unpack && layers.some((l) => !this.t.layer(l.diffId))) return false;
+          // Deferred: each layer needs its blob (removeGarbage deletes unreferenced blobs under this same lock).
+          const lost = unpack ? undefined : layers.find((l) => !this.t.layer(l.diffId) && !this.content.has(l.blobDigest));
+          if (lost) throw invalid(`${what}: layer blob ${lost.blobDigest} was removed by another process meanwhile; try again`);
           const prev = this.t.image(id);
           if (prev && prev.manifest_digest !== opts.manifestDigest) {
             // Loaded again from another manifest: the old manifest and blobs may become garbage.
@@ -447,6 +546,11 @@ export class ImageStore {
         for (const d of digests) if (!used.has(d)) this.content.delete(d);
       })
       .immediate();
+  }
+
+  /** Remove layer directories (unpacked by a failed pull) that no image references. */
+  dropUnreferencedLayers(diffIds: Digest[]): void {
+    this.removeGarbage({ layers: diffIds.filter((d) => this.t.layer(d) !== undefined), blobs: [] });
   }
 
   /**

@@ -9,7 +9,7 @@ export type BlobStatus =
   | 'downloading' // Downloading, with current/total bytes
   | 'verifying' // Verifying Checksum
   | 'downloaded' // Download complete
-  | 'complete' // Pull complete (recorded and unpacked)
+  | 'complete' // Pull complete (recorded; also unpacked when the pull unpacks)
   // push
   | 'preparing' // Preparing
   | 'remote-exists' // Layer already exists

@@ -60,21 +60,50 @@ export async function getManifest(client: RegistryClient, repo: string, ref: str
   return { body, digest, fetched: decodeManifest(body, res.headers['content-type'], `manifest of ${what}`) };
 }
 
-/** Run `fn` over `items`, at most `limit` at once; the first failure is thrown after running ones settle. */
-export async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+/**
+ * Run `fn` over `items`, at most `limit` at once; the first failure is thrown after running
+ * ones settle (and no new one starts after it). A task frees its slot when it settles or,
+ * earlier, when it calls `release` (a download whose bytes are in, still syncing to disk).
+ */
+export async function pool<T>(items: T[], limit: number, fn: (item: T, i: number, release: () => void) => Promise<void>): Promise<void> {
+  const max = Math.max(1, limit);
   let next = 0;
+  let active = 0;
+  let settled = 0;
   let failed: { e: unknown } | undefined;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        await fn(items[i]!, i);
-      } catch (e) {
-        failed ??= { e };
+  await new Promise<void>((resolve) => {
+    const check = () => {
+      if (settled === next && (failed || next === items.length)) resolve();
+    };
+    const pump = () => {
+      while (!failed && active < max && next < items.length) {
+        const i = next++;
+        active++;
+        let freed = false;
+        const release = () => {
+          if (freed) return;
+          freed = true;
+          active--;
+          pump();
+        };
+        let p: Promise<void>;
+        try {
+          p = fn(items[i]!, i, release);
+        } catch (e) {
+          p = Promise.reject(e);
+        }
+        p.catch((e: unknown) => {
+          failed ??= { e };
+        }).finally(() => {
+          settled++;
+          release();
+          check();
+        });
       }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+      check();
+    };
+    pump();
+  });
   if (failed) throw failed.e;
 }
 
@@ -99,10 +128,10 @@ export async function fetchImage(client: RegistryClient, ref: Reference, content
   emit({ type: 'resolved', digest: top.digest, mediaType: top.fetched.mediaType, platform });
 
   let bytesFetched = 0;
-  const fetchBlob = async (d: Descriptor, what: string, onBytes?: (n: number) => void): Promise<boolean> => {
+  const fetchBlob = async (d: Descriptor, what: string, onBytes?: (n: number) => void, onVerified?: () => void): Promise<boolean> => {
     const digest = d.digest as Digest;
     if (content.has(digest) && content.size(digest) === d.size) return false;
-    await downloadBlob(client, content, { repo: ref.path, digest, size: d.size, what }, onBytes);
+    await downloadBlob(client, content, { repo: ref.path, digest, size: d.size, what }, onBytes, onVerified);
     bytesFetched += d.size;
     return true;
   };
@@ -137,15 +166,20 @@ export async function fetchImage(client: RegistryClient, ref: Reference, content
   // The same blob may be listed twice (empty layers): fetch each digest once.
   const fetchedLayers = new Set<Digest>();
   const unique = [...new Map(layers.map((l) => [l.digest, l])).values()];
-  await pool(unique, opts.concurrency ?? 3, async (l) => {
+  await pool(unique, opts.concurrency ?? 3, async (l, _i, release) => {
     const id = shortId(l.digest);
     let last = 0;
-    const fetched = await fetchBlob(l, `layer ${layers.indexOf(l) + 1} of ${name}`, (n) => {
-      if (n === l.size || n - last >= Math.max(256 * 1024, l.size / 100)) {
-        last = n;
-        emit({ type: 'blob', id, digest: l.digest, size: l.size, status: 'downloading', current: n });
-      }
-    });
+    const fetched = await fetchBlob(
+      l,
+      `layer ${layers.indexOf(l) + 1} of ${name}`,
+      (n) => {
+        if (n === l.size || n - last >= Math.max(256 * 1024, l.size / 100)) {
+          last = n;
+          emit({ type: 'blob', id, digest: l.digest, size: l.size, status: 'downloading', current: n });
+        }
+      },
+      release, // the next download starts while this blob syncs to disk
+    );
     if (fetched) {
       fetchedLayers.add(l.digest as Digest);
       emit({ type: 'blob', id, digest: l.digest, size: l.size, status: 'verifying' });

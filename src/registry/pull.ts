@@ -3,7 +3,7 @@ import type { Credentials } from './credentials.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { familiarString, formatReference, parseReference, repository } from '../images/reference.js';
 import { isDigest, shortId, type Digest } from '../oci/digest.js';
-import { isHullError } from '../errors.js';
+import { invalid, isHullError } from '../errors.js';
 import { RegistryClient } from './client.js';
 import type { ProgressEvent, ProgressListener } from './events.js';
 import { fetchImage, type FetchedImage } from './fetch-image.js';
@@ -12,8 +12,23 @@ import { hostPlatform, parsePlatform } from './platform.js';
 import { renderProgress } from './progress.js';
 
 /**
- * `hull pull`: fetch an image from its registry into the hull root and record it, as docker
- * does. Layers are unpacked one after another while the others still download.
+ * `hull pull`: fetch an image from its registry into the hull root and record it.
+ *
+ * By default the pull does what `ctr content fetch` / `skopeo copy` do: every blob is
+ * downloaded and verified (digest and size) into the content store, and the image is recorded
+ * with its layers still packed; they are unpacked on first use (ImageStore.lowerDirs, when a
+ * container or VM is created), where each is checked against the config's diff id. A layer
+ * that fails that check fails the run and removes the image, so a broken image never runs.
+ *
+ * Why deferred by default: a pull then costs what the download costs (the unpack, CPU-bound
+ * gunzip + hashing + file writes, about half of an unpacking pull on 2 cores, is paid once by
+ * the first run, and never for an image that is only pushed, saved or inspected), and hull
+ * reuses one unpacked directory per diff id, so there is no per-image snapshot to prepare
+ * ahead. The price: a diff-id mismatch (an image broken as published) shows at the first run
+ * instead of at the pull. docker and podman unpack at pull, and so does containerd's
+ * snapshotter by default; `unpack: true` (`hull pull --unpack`, or HULL_PULL_UNPACK=1) does
+ * that: layers are unpacked on worker threads while the others still download, and a diff-id
+ * mismatch fails the pull and keeps none of the image.
  */
 export interface PullOptions {
   /** os/arch[/variant] to choose from a multi-platform index. Default: the host's (linux/amd64 here). */
@@ -32,6 +47,19 @@ export interface PullOptions {
   concurrency?: number;
   /** Cancels the operation; what was half done is removed (finished, verified blobs stay). */
   signal?: AbortSignal;
+  /**
+   * Unpack the layers during the pull (docker's behaviour) instead of at first use. Default:
+   * $HULL_PULL_UNPACK (1/true/yes or 0/false/no), else false. See the comment above.
+   */
+  unpack?: boolean;
+}
+
+/** The default of PullOptions.unpack from $HULL_PULL_UNPACK; a value that is not a boolean is an error. */
+export function pullUnpackDefault(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env.HULL_PULL_UNPACK ?? '').trim().toLowerCase();
+  if (v === '' || v === '0' || v === 'false' || v === 'no') return false;
+  if (v === '1' || v === 'true' || v === 'yes') return true;
+  throw invalid(`HULL_PULL_UNPACK=${JSON.stringify(env.HULL_PULL_UNPACK)}: expected 1/true/yes or 0/false/no`);
 }
 
 export interface PullResult {
@@ -46,6 +74,7 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
   const explicitTag = parseReference(ref, { defaultTag: false });
   const r = parseReference(ref);
   const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
+  const unpack = opts.unpack ?? pullUnpackDefault();
   const listeners: ProgressListener[] = [];
   if (opts.onEvent) listeners.push(opts.onEvent);
   const renderer = opts.out && !opts.quiet ? renderProgress(opts.out) : undefined;
@@ -64,8 +93,8 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
       onRetry: (i) => emit({ type: 'retry', what: i.url, attempt: i.attempt, delayMs: i.delayMs, reason: i.reason }),
     });
     const before = store.tryResolve(formatReference(r));
-    // Unpack each layer on a worker thread as soon as it is in the store, while the rest download.
-    const unpacker = new LayerUnpacker(root);
+    // With `unpack`: each layer on a worker thread as soon as it is in the store, while the rest download.
+    const unpacker = unpack ? new LayerUnpacker(root) : undefined;
     const unpacks: Promise<void>[] = [];
     const badLayers: Digest[] = [];
     let fetched: FetchedImage | undefined;
@@ -77,7 +106,7 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
         concurrency: opts.concurrency,
         onEvent: emit,
         onLayer: (l, diffId, i) => {
-          if (!isDigest(diffId)) return; // commitImage reports it
+          if (!unpacker || !isDigest(diffId)) return; // commitImage reports it
           if (store.t.layer(diffId) && fs.existsSync(store.layerDir(diffId))) return; // unpacked already
           const p = unpacker.unpack({ diffId, blobDigest: l.digest, mediaType: l.mediaType, blobSize: l.size }, `layer ${i + 1} (${diffId}) of ${familiarString(r)}`);
           p.catch((e) => {
@@ -92,16 +121,21 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
         tags: r.tag && !r.digest ? [formatReference({ ...r, digest: undefined })] : [],
         repoDigest: `${repository(r)}@${fetched.repoDigest}`,
         action: 'pull',
+        unpack,
       });
     } catch (e) {
       // The image is broken as published (e.g. a layer that does not unpack to its diff id):
       // keep none of it that no other image uses. (Failures of the network or a cancel keep the
       // verified blobs, so the next pull resumes.)
-      if (fetched && isHullError(e, 'INVALID_ARGUMENT')) store.dropUnreferencedBlobs([fetched.manifestDigest, fetched.repoDigest, ...badLayers]);
+      if (fetched && isHullError(e, 'INVALID_ARGUMENT')) {
+        await Promise.allSettled(unpacks); // no unpack may still be placing a directory
+        store.dropUnreferencedBlobs([fetched.manifestDigest, fetched.repoDigest, ...badLayers]);
+        store.dropUnreferencedLayers(fetched.config.rootfs.diff_ids.filter(isDigest));
+      }
       throw e;
     } finally {
       await Promise.allSettled(unpacks);
-      await unpacker.close();
+      await unpacker?.close();
     }
     const done = fetched!;
     for (const l of done.manifest.layers) {

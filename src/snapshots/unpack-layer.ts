@@ -1,10 +1,15 @@
 /**
  * Turn a layer blob of the content store into its read-only directory layers/<diff id hex>:
- * the blob is re-hashed while read (digest and size), decompressed by sniffing its magic
- * (gzip, zstd or plain, whatever the media type claims), the uncompressed stream hashed
- * against the diff id, unpacked into a temp dir and renamed into place only when all three
- * check out. Two processes unpacking the same layer both succeed: the first rename wins and
- * the other removes its copy.
+ * the blob is counted while read (size), decompressed by sniffing its magic (gzip, zstd or
+ * plain, whatever the media type claims), the uncompressed stream hashed against the diff id,
+ * unpacked into a temp dir and renamed into place only when both check out. Two processes
+ * unpacking the same layer both succeed: the first rename wins and the other removes its copy.
+ *
+ * The blob is not re-hashed on the way: it was verified against its digest when it entered
+ * the content store, and the diff id check covers what is unpacked (a changed blob either
+ * fails to decompress or decompresses to other bytes). Only when the unpack fails is the
+ * blob hashed, to say whether the stored blob is damaged (a local fault: pull it again) or
+ * the image is wrong as published.
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -45,6 +50,15 @@ export class HashTap extends Transform {
   }
   digest(): Digest {
     return `sha256:${this.hash.digest('hex')}`;
+  }
+}
+
+/** Counts what flows through. */
+export class CountTap extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null, d?: Buffer) => void): void {
+    this.bytes += chunk.length;
+    cb(null, chunk);
   }
 }
 
@@ -91,11 +105,12 @@ export async function unpackToTemp(
   compression: Compression,
   tmpDir: string,
   what: string,
-): Promise<{ tmp: string; blob: { digest: Digest; size: number }; diffId: Digest; result: UnpackResult }> {
+  opts: { hashBlob?: boolean } = {},
+): Promise<{ tmp: string; blob: { digest?: Digest; size: number }; diffId: Digest; result: UnpackResult }> {
   const tmp = path.join(tmpDir, `layer-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
   fs.mkdirSync(tmp, { mode: 0o755 });
   try {
-    const blobTap = new HashTap();
+    const blobTap = opts.hashBlob === false ? new CountTap() : new HashTap();
     const tarTap = new HashTap();
     const dec = await decompressor(compression, what);
     const onErr = (e: Error) => tarTap.destroy(e);
@@ -104,7 +119,7 @@ export async function unpackToTemp(
     dec.on('error', onErr);
     src.pipe(blobTap).pipe(dec).pipe(tarTap);
     const result = await unpackTar(tarTap, tmp, { what });
-    return { tmp, blob: { digest: blobTap.digest(), size: blobTap.bytes }, diffId: tarTap.digest(), result };
+    return { tmp, blob: { digest: blobTap instanceof HashTap ? blobTap.digest() : undefined, size: blobTap.bytes }, diffId: tarTap.digest(), result };
   } catch (e) {
     src.destroy();
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -149,14 +164,34 @@ export async function unpackLayerBlob(
     fs.closeSync(fd);
   }
   const src = fs.createReadStream(blobPath, { highWaterMark: 1 << 20 });
-  const { tmp, blob, diffId, result } = await unpackToTemp(src, sniffCompression(head.subarray(0, n)), dirs.tmp, what);
-  const fail = (msg: string) => {
+  let out: Awaited<ReturnType<typeof unpackToTemp>>;
+  try {
+    out = await unpackToTemp(src, sniffCompression(head.subarray(0, n)), dirs.tmp, what, { hashBlob: false });
+  } catch (e) {
+    // A corrupt stream or a refused entry: is the stored blob itself damaged?
+    if (e instanceof HullError && e.code === 'INVALID_ARGUMENT') await checkStoredBlob(blobPath, layer, what);
+    throw e;
+  }
+  const { tmp, blob, diffId, result } = out;
+  const fail = async (msg: string) => {
     fs.rmSync(tmp, { recursive: true, force: true });
+    await checkStoredBlob(blobPath, layer, what);
     return invalid(`${what}: ${msg}`);
   };
-  if (blob.size !== layer.blobSize) throw fail(`size mismatch: blob ${layer.blobDigest} is ${blob.size} bytes, the manifest says ${layer.blobSize}`);
-  if (blob.digest !== layer.blobDigest) throw fail(`digest mismatch: blob hashes to ${blob.digest}, the manifest says ${layer.blobDigest}`);
-  if (diffId !== layer.diffId) throw fail(`diff id mismatch: uncompressed layer hashes to ${diffId}, the config says ${layer.diffId}`);
+  if (blob.size !== layer.blobSize) throw await fail(`size mismatch: blob ${layer.blobDigest} is ${blob.size} bytes, the manifest says ${layer.blobSize}`);
+  if (diffId !== layer.diffId) throw await fail(`diff id mismatch: uncompressed layer hashes to ${diffId}, the config says ${layer.diffId}`);
   const created = placeLayer(tmp, dir);
   return { dir, size: result.size, created, warnings: result.warnings };
+}
+
+/** Throw a digest mismatch naming the stored blob when it no longer hashes to its digest. */
+async function checkStoredBlob(blobPath: string, layer: LayerBlob, what: string): Promise<void> {
+  const hash = crypto.createHash('sha256');
+  try {
+    for await (const c of fs.createReadStream(blobPath, { highWaterMark: 1 << 20 })) hash.update(c as Buffer);
+  } catch {
+    return; // unreadable: the unpack error stands
+  }
+  const got = `sha256:${hash.digest('hex')}`;
+  if (got !== layer.blobDigest) throw invalid(`${what}: digest mismatch: the stored blob ${layer.blobDigest} hashes to ${got} (damaged on this host)`);
 }

@@ -310,11 +310,24 @@ test('hull run pulls a missing image first, like docker', async (t) => {
   }
 });
 
-test('a layer that does not unpack to the diff id its config names: the pull fails and keeps none of the image', async (t) => {
+/** Assert that nothing of the broken test image is left in `root` and nothing runs from it. */
+function assertNoneKept(root: string, name: string, img: { manifestDigest: string; layerDigests: string[] }): void {
+  const blobs = path.join(root, 'blobs', 'sha256');
+  assert.ok(!fs.existsSync(path.join(blobs, img.manifestDigest.slice(7))), 'manifest not kept');
+  assert.ok(!fs.existsSync(path.join(blobs, img.layerDigests[1]!.slice(7))), 'the bad layer not kept');
+  assert.deepEqual(fs.readdirSync(path.join(root, 'tmp')), [], 'no temp files');
+  const layers = path.join(root, 'layers');
+  assert.deepEqual(fs.existsSync(layers) ? fs.readdirSync(layers) : [], [], 'no layer directory (not even of the good layer)');
+  assert.equal(hull(root, ['image', 'inspect', name]).code, 1, 'no image recorded');
+  assert.equal(hull(root, ['images', '-q']).stdout.trim(), '', 'no image listed');
+}
+
+test('a layer that does not unpack to the diff id its config names: no run, and none of the image is kept', async (t) => {
   if (!have) return t.skip('docker-registry is not installed');
   const reg = await startRegistry();
   const a = makeTempRoot();
   const b = makeTempRoot();
+  const c = makeTempRoot();
   try {
     const cs = new ContentStore(path.join(a.root, 'blobs'), path.join(a.root, 'tmp'));
     const img = await buildTestImage(cs, { layers: [{ files: { good: 'g' } }, { files: { bad: 'b' } }], badDiffId: 1 });
@@ -322,17 +335,73 @@ test('a layer that does not unpack to the diff id its config names: the pull fai
     const { pushImage } = await import('../../src/registry/push-image.js');
     await pushImage(new RegistryClient({ domain: reg.host, credentials: null }), 'broken/img', 'latest', cs, img.manifestDigest as `sha256:${string}`);
     const name = `${reg.host}/broken/img:latest`;
-    const r = hull(b.root, ['pull', name]);
+
+    // Unpacking at pull (--unpack, or HULL_PULL_UNPACK=1): the pull itself fails.
+    const r = hull(b.root, ['pull', '--unpack', name]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /diff id mismatch/);
-    const blobs = path.join(b.root, 'blobs', 'sha256');
-    assert.ok(!fs.existsSync(path.join(blobs, img.manifestDigest.slice(7))), 'manifest not kept');
-    assert.ok(!fs.existsSync(path.join(blobs, img.layerDigests[1]!.slice(7))), 'the bad layer not kept');
-    assert.deepEqual(fs.readdirSync(path.join(b.root, 'tmp')), [], 'no temp files');
-    assert.equal(hull(b.root, ['image', 'inspect', name]).code, 1, 'no image recorded');
+    assertNoneKept(b.root, name, img);
+    const e = hull(b.root, ['pull', name], { env: { HULL_PULL_UNPACK: '1' } });
+    assert.equal(e.code, 1);
+    assert.match(e.stderr, /diff id mismatch/);
+    assertNoneKept(b.root, name, img);
+
+    // Deferred (the default): the blobs verify, so the pull records the image, not unpacked yet;
+    // its first use checks the diff ids, fails, and removes the image.
+    const p = hull(c.root, ['pull', name]);
+    assert.equal(p.code, 0, p.stderr);
+    const rec = JSON.parse(hull(c.root, ['image', 'inspect', name]).stdout)[0] as { GraphDriver: { Data: { LowerDir?: string } } };
+    assert.equal(rec.GraphDriver.Data.LowerDir, undefined, 'no layer unpacked by the pull');
+    const run = hull(c.root, ['run', '--rm', name, 'true']);
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /layer 2\/2 .*diff id mismatch: uncompressed layer hashes to sha256:[0-9a-f]{64}, the config says sha256:0{64}; image .*broken\/img:latest cannot run and was removed/);
+    assertNoneKept(c.root, name, img);
+    const again = hull(c.root, ['run', '--rm', name, 'true']);
+    assert.notEqual(again.code, 0, 'a second run pulls it again and fails again');
+    assert.match(again.stderr, /diff id mismatch/);
+    assertNoneKept(c.root, name, img);
   } finally {
     await reg.stop();
     a.cleanup();
     b.cleanup();
+    c.cleanup();
+  }
+});
+
+test('two hull run of a freshly pulled (not yet unpacked) image at once: both run, each layer unpacked once', async (t) => {
+  if (!have) return t.skip('docker-registry is not installed');
+  if (spawnSync('sh', ['-c', 'command -v crun || command -v runc']).status !== 0) return t.skip('no OCI runtime (crun or runc) installed');
+  const reg = await startRegistry();
+  const a = makeTempRoot();
+  const b = makeTempRoot();
+  const auth = noAuthEnv();
+  try {
+    importBusybox(a.root);
+    const name = `${reg.host}/race/bb:1`;
+    hull(a.root, ['tag', 'busybox', name]);
+    assert.equal(hull(a.root, ['push', '-q', name], { env: auth.env }).code, 0);
+    assert.equal(hull(b.root, ['pull', '-q', name], { env: auth.env }).code, 0);
+    const layersDir = path.join(b.root, 'layers');
+    assert.deepEqual(fs.existsSync(layersDir) ? fs.readdirSync(layersDir) : [], [], 'the pull unpacked nothing');
+    const [r1, r2] = await Promise.all([
+      hullAsync(b.root, ['run', '--rm', name, 'sh', '-c', 'echo one; test -x /bin/busybox']),
+      hullAsync(b.root, ['run', '--rm', name, 'sh', '-c', 'echo two; test -x /bin/busybox']),
+    ]);
+    assert.equal(r1.code, 0, r1.stderr);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(r1.stdout, 'one\n');
+    assert.equal(r2.stdout, 'two\n');
+    const want = (JSON.parse(hull(b.root, ['image', 'inspect', name]).stdout)[0] as { RootFS: { Layers: string[] } }).RootFS.Layers.map((d) => d.slice(7));
+    assert.deepEqual(fs.readdirSync(layersDir).sort(), [...new Set(want)].sort(), 'one directory per diff id');
+    assert.deepEqual(fs.readdirSync(path.join(b.root, 'tmp')).filter((n) => n.startsWith('layer-')), [], 'the losing copies are removed');
+    const lower = (JSON.parse(hull(b.root, ['image', 'inspect', name]).stdout)[0] as { GraphDriver: { Data: { LowerDir?: string } } }).GraphDriver.Data.LowerDir;
+    assert.equal(lower?.split(':').length, want.length, 'every layer recorded as unpacked');
+    const third = hull(b.root, ['run', '--rm', name, 'true']);
+    assert.equal(third.code, 0, third.stderr);
+  } finally {
+    await reg.stop();
+    a.cleanup();
+    b.cleanup();
+    auth.cleanup();
   }
 });
