@@ -44,13 +44,14 @@ export function row(w: WallResult): string[] {
   const s = w.startup?.summary;
   const kernelRow = w.isolation?.rows.find((x) => x.probe === 'kernel');
   const own = kernelRow?.verdict === 'own';
-  const kernel = !kernelRow ? '-' : own ? `own ${kernelRow.inside}` : 'host';
+  const kernel = !kernelRow || kernelRow.verdict === 'unknown' ? '-' : own ? `own ${kernelRow.inside}` : 'host';
   const pids = w.isolation?.rows.find((x) => x.probe === 'pids');
   const tried = (w.isolation?.rows ?? []).filter((x) => TRIED.includes(x.probe));
   const allowed = tried.filter((x) => x.inside.startsWith('allowed')).length;
-  const escape = !tried.length ? '-' : own ? `${allowed}/${tried.length} (guest kernel)` : `${allowed}/${tried.length}`;
+  const ran = tried.filter((x) => x.verdict !== 'unknown');
+  const escape = !ran.length ? '-' : own ? `${allowed}/${ran.length} (guest kernel)` : `${allowed}/${ran.length}`;
   const d = w.density;
-  const density = d ? `${d.started}${d.mode === 'budget' ? ` fit ${fmtBytes(d.budgetBytes)}` : ''} in ${fmtMs(d.startMs)}, ${fmtBytes(d.totalBytes)}` : '-';
+  const density = !d ? '-' : d.started === 0 ? 'failed' : `${d.started}${d.mode === 'budget' ? ` fit ${fmtBytes(d.budgetBytes)}` : d.started < d.requested ? `/${d.requested}` : ''} in ${fmtMs(d.startMs)}, ${fmtBytes(d.totalBytes)}`;
   return [
     w.kind === 'hull' ? w.name : `${w.name} (ref)`,
     fmtMs(s?.median),
@@ -61,9 +62,9 @@ export function row(w: WallResult): string[] {
     w.memory ? fmtBytes(w.memory.overheadBytes) : '-',
     density,
     kernel,
-    pids ? `${pids.inside.split(' ')[0]}/${pids.host}` : '-',
-    w.isolation ? isoCell(w, 'caps').split(':')[0]! : '-',
-    w.isolation ? (isoCell(w, 'seccomp').startsWith('filtered') ? 'yes' : isoCell(w, 'seccomp').startsWith('none') ? 'no' : isoCell(w, 'seccomp')) : '-',
+    pids && pids.verdict !== 'unknown' ? `${pids.inside.split(' ')[0]}/${pids.host}` : '-',
+    w.isolation && isoCell(w, 'caps') !== 'unknown' ? isoCell(w, 'caps').split(':')[0]! : '-',
+    !w.isolation ? '-' : isoCell(w, 'seccomp').startsWith('filtered') ? 'yes' : isoCell(w, 'seccomp').startsWith('none') ? 'no' : '-',
     escape,
   ];
 }

@@ -28,6 +28,21 @@ test('table: every column, one row per wall, ratios and notes', () => {
   assert.match(t, /note: runsc: not measured: gVisor/);
 });
 
+test('table: a wall whose runs failed shows dashes and failed, not zeros', () => {
+  const rep = fixtureReport();
+  const c = rep.walls[0]!;
+  c.startup = { samplesMs: [], summary: null, failures: 3, firstError: 'boom', split: [], how: 'x' };
+  c.memory = null;
+  c.memoryError = 'could not start';
+  c.density = { ...c.density!, started: 0, totalBytes: 0, curve: [], failures: 4, firstError: 'boom' };
+  c.isolation = { rows: [], error: 'boom', how: 'x' };
+  const t = renderTable(rep);
+  const line = t.split('\n').find((l) => l.startsWith('container'))!;
+  assert.match(line, /^container\s+-\s+-\s+-\s+-\s+-\s+-\s+failed\s+-\s+-\s+-\s+-\s+-$/);
+  assert.match(t, /note: container: 3 start-up runs failed \(boom\)/);
+  assert.match(t, /note: container: memory not measured: could not start/);
+});
+
 test('JSON: format, machine, walls with raw samples and how each figure was measured', () => {
   const rep = JSON.parse(reportJson(fixtureReport())) as ContrastReport;
   assert.equal(rep.format, CONTRAST_FORMAT);
