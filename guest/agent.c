@@ -130,9 +130,10 @@ static void start_exec(int port, uint16_t ch, const uint8_t *data, uint32_t len)
     r.stdio[2] = er[1];
   }
   pid_t pid = spawn_process(&r, &code, msg, sizeof msg);
-  if (x.tty) close(slave);
+  int tty = x.tty;
+  if (tty) close(slave);
   else { close(r.stdio[0]); close(out[1]); close(er[1]); }
-  spec_free(&x);
+  spec_free(&x); /* x is zeroed from here on */
   if (pid < 0) {
     uint8_t buf[5 + 512] = {0};
     int32_t c = code;
@@ -144,8 +145,8 @@ static void start_exec(int port, uint16_t ch, const uint8_t *data, uint32_t len)
   }
   struct session *s = &S[slot];
   memset(s, 0, sizeof *s);
-  *s = (struct session){.used = 1, .ch = ch, .port = port, .pid = pid, .tty = x.tty,
-                        .out = x.tty ? master : out[0], .err = x.tty ? -1 : er[0], .in = x.tty ? dup(master) : in[1]};
+  *s = (struct session){.used = 1, .ch = ch, .port = port, .pid = pid, .tty = tty,
+                        .out = tty ? master : out[0], .err = tty ? -1 : er[0], .in = tty ? dup(master) : in[1]};
   if (s->in >= 0) fcntl(s->in, F_SETFL, O_NONBLOCK | fcntl(s->in, F_GETFL));
 }
 

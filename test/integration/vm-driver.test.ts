@@ -125,7 +125,7 @@ test('stdin reaches the process, EOF included', async (t) => {
   await iso.cleanup(s);
 });
 
-test('detached: state, exec, log, stop; nothing left after cleanup', async (t) => {
+test('detached: state, exec (pipes and tty), log, stop; nothing left after cleanup', async (t) => {
   if (missing) return t.skip(missing);
   const s = mkspec(['sh', '-c', 'echo started; echo warn >&2; exec sleep 1000']);
   const { pid, facts } = await iso.startDetached(s);
@@ -143,6 +143,9 @@ test('detached: state, exec, log, stop; nothing left after cleanup', async (t) =
   assert.equal(out.text(), 'piped\n');
   assert.equal(err.text(), 'e\n');
   assert.equal(await iso.exec(s, { args: ['nosuch'], env: [], terminal: false, stdin: false }, { stdout: sink(), stderr: sink() }), 127);
+  const tout = sink();
+  assert.equal(await iso.exec(s, { args: ['sh', '-c', 'tty; exit 2'], env: ['PATH=/bin'], terminal: true, stdin: false }, { stdout: tout, stderr: sink() }), 2);
+  assert.match(tout.text(), /^\/dev\/pts\/\d+\r?\n/);
   const u = await iso.usage(s);
   assert.ok(u.memoryBytes > 0);
   await iso.stop(s, 5);
