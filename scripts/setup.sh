@@ -31,7 +31,9 @@ fi
 # ---------------------------------------------------------------- npm packages and the build
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  # `npm install` honours package-lock.json; `npm ci` refuses this lock file because
+  # node-unix-socket lists optional per-platform packages that do not all exist in the registry.
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
 stamp=dist/.build-stamp
 if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -newer "$stamp" -type f 2>/dev/null | head -n1)" ]; then
