@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Pull the same multi-layer image (>= 100 MiB compressed, several gzip layers) from a local
-# docker-registry with hull, skopeo (copy to an OCI layout: download + verify, no unpacking)
-# and podman (download + unpack into its store, like hull), in one hyperfine run. The row
-# "hull-fetch" is only the download phase of hull's pull (every blob verified into a content
-# store; no unpacking, no image record), the part that does what skopeo copy does.
-# Prints medians and ratios. Needs: docker-registry skopeo podman hyperfine (scripts/setup.sh).
+# Pull the same multi-layer image (>= 100 MiB compressed, several gzip layers, the bottom one
+# a static busybox so it runs) from a local docker-registry, in one hyperfine run:
+#   hull          `hull pull` as by default: every blob verified into the content store and the
+#                 image recorded; layers unpacked at first use (like skopeo copy / ctr content fetch)
+#   hull-unpack   `hull pull --unpack`: also unpacks every layer, checked against its diff id
+#                 (what docker and podman pull do)
+#   hull+run      `hull pull` then the first `hull run --rm IMAGE true`, which pays the deferred
+#                 unpack (and starts a container): the deferred cost made visible
+#   skopeo        `skopeo copy docker://... oci:DIR`: download + verify, no unpacking
+#   podman        `podman pull`: download + unpack into its overlay store
+# Prints medians and ratios. Needs: docker-registry skopeo hyperfine (scripts/setup.sh); podman
+# and an OCI runtime (crun or runc) for their rows.
 # Usage: bench/pull.sh [RUNS]   (default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,16 +48,22 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 &&
 
 HOST=127.0.0.1:$PORT
 IMG=bench/big:latest
-echo "building and pushing the image (layers of 48, 40, 24, 16, 8 MiB uncompressed) ..." >&2
+echo "building and pushing the image (busybox, then layers of 48, 40, 24, 16, 8 MiB uncompressed) ..." >&2
 read -r DIGEST BYTES NLAYERS < <(node dist/bench/pull-image.js "$HOST" "$IMG" 48 40 24 16 8)
 echo "image $HOST/$IMG: $NLAYERS layers, $((BYTES / 1048576)) MiB compressed, $DIGEST" >&2
 if [ "$BYTES" -lt $((100 * 1048576)) ]; then echo "bench/pull.sh: image smaller than 100 MiB" >&2; exit 1; fi
 
+HULL="$REPO_DIR/bin/hull"
 cmds=(
-  -n hull --prepare "rm -rf $W/hull" "$REPO_DIR/bin/hull --root $W/hull pull -q $HOST/$IMG"
-  -n hull-fetch --prepare "rm -rf $W/fetch" "node $REPO_DIR/dist/bench/pull-image.js fetch $HOST $IMG $W/fetch"
-  -n skopeo --prepare "rm -rf $W/oci" "skopeo copy -q --src-tls-verify=false docker://$HOST/$IMG oci:$W/oci:latest"
+  -n hull --prepare "rm -rf $W/hull" "$HULL --root $W/hull pull -q $HOST/$IMG"
+  -n hull-unpack --prepare "rm -rf $W/hullu" "$HULL --root $W/hullu pull -q --unpack $HOST/$IMG"
 )
+if command -v crun >/dev/null || command -v runc >/dev/null; then
+  cmds+=(-n hull+run --prepare "rm -rf $W/hullr" "$HULL --root $W/hullr pull -q $HOST/$IMG && $HULL --root $W/hullr run --rm $HOST/$IMG true")
+else
+  echo "bench/pull.sh: no crun or runc: the hull+run row is left out" >&2
+fi
+cmds+=(-n skopeo --prepare "rm -rf $W/oci" "skopeo copy -q --src-tls-verify=false docker://$HOST/$IMG oci:$W/oci:latest")
 if command -v podman >/dev/null; then
   PODMAN="podman --root $W/podman/root --runroot $W/podman/run --storage-driver overlay"
   cmds+=(-n podman --prepare "$PODMAN rmi -a -f >/dev/null 2>&1; rm -rf $W/podman" "$PODMAN pull -q --tls-verify=false $HOST/$IMG")
@@ -62,7 +74,13 @@ node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).results;
 const med = Object.fromEntries(r.map((x) => [x.command, x.median]));
 const bytes = Number(process.argv[2]);
-console.log("pull of " + (bytes / 1048576).toFixed(0) + " MiB, " + process.argv[3] + " layers (median of " + r[0].times.length + " runs):");
-for (const x of r) console.log("  " + x.command.padEnd(11) + (x.median * 1000).toFixed(0).padStart(6) + " ms   " + (bytes / 1048576 / x.median).toFixed(0).padStart(5) + " MiB/s");
-console.log("  ratio hull/skopeo: " + (med.hull / med.skopeo).toFixed(2) + "   hull-fetch/skopeo: " + (med["hull-fetch"] / med.skopeo).toFixed(2) + (med.podman ? "   hull/podman: " + (med.hull / med.podman).toFixed(2) : ""));
+console.log("pull of " + (bytes / 1048576).toFixed(0) + " MiB, " + process.argv[3] + " layers (median of " + r[0].times.length + " runs; load average " + require("os").loadavg()[0].toFixed(1) + " on " + require("os").availableParallelism() + " CPUs):");
+for (const x of r) console.log("  " + x.command.padEnd(12) + (x.median * 1000).toFixed(0).padStart(6) + " ms   " + (bytes / 1048576 / x.median).toFixed(0).padStart(5) + " MiB/s");
+const ratio = (a, b, label) => { if (med[a] !== undefined && med[b] !== undefined) console.log("  " + label.padEnd(34) + (med[a] / med[b]).toFixed(2)); };
+console.log("ratios:");
+ratio("hull", "skopeo", "hull pull / skopeo copy");
+ratio("hull-unpack", "skopeo", "hull pull --unpack / skopeo copy");
+ratio("hull-unpack", "podman", "hull pull --unpack / podman pull");
+ratio("hull+run", "hull-unpack", "hull pull + first run / --unpack");
+ratio("hull+run", "hull", "hull pull + first run / hull pull");
 ' "$W/result.json" "$BYTES" "$NLAYERS"
