@@ -75,7 +75,7 @@ test('echo, exit code, stdout and stderr apart, the guest kernel', async (t) => 
   if (missing) return t.skip(missing);
   const s = mkspec(['sh', '-c', 'echo hello; echo oops >&2; uname -r; hostname; exit 7']);
   const r = await run(s);
-  assert.equal(r.exit.exitCode, 7);
+  assert.equal(r.exit.exitCode, 7, r.exit.error);
   const [hello, release, host] = r.out.split('\n');
   assert.equal(hello, 'hello');
   assert.notEqual(release, os.release(), 'uname -r is the guest kernel, not the host');

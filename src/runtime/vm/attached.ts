@@ -106,6 +106,6 @@ export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Std
     return exitFromStatus(status, { killedByHull, oomKilled: oom, qemuErr });
   } finally {
     killedByHull = false;
-    prep.release();
+    await prep.release();
   }
 }

@@ -49,7 +49,11 @@ export function createVmCgroup(id: string, limitBytes: number): VmCgroup | undef
     if (version === 2) fs.writeFileSync(path.join(dir, 'memory.swap.max'), '0');
   } catch (e) {
     if (version === 1 || !String(e).includes('memory.swap.max')) {
-      removeVmCgroup({ version, dir });
+      try {
+        fs.rmdirSync(dir);
+      } catch {
+        // nothing in it yet; a failure here leaves an empty directory at worst
+      }
       throw e;
     }
   }
@@ -79,19 +83,36 @@ export function readVmCgroup(cg: VmCgroup): { usage: number; limit: number; oomK
   return { usage: num(rd('memory.usage_in_bytes')), limit: num(rd('memory.limit_in_bytes')), oomKilled: !!oc && Number(oc[1]) > 0, pids };
 }
 
-/** Removes the cgroup (it must be empty: QEMU gone). Idempotent; retries briefly while the
- * kernel finishes tearing the last process down. */
-export function removeVmCgroup(cg: VmCgroup): boolean {
-  for (let i = 0; i < 50; i++) {
+/**
+ * Removes the cgroup. Idempotent. Whatever still runs in it (a QEMU hull gave up on) is killed
+ * first; an exited QEMU that its parent has not reaped yet still holds the cgroup on v1, so this
+ * waits (asynchronously, letting this process reap its own children) up to `timeoutMs`.
+ */
+export async function removeVmCgroup(cg: VmCgroup, timeoutMs = 5000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
     try {
       fs.rmdirSync(cg.dir);
       return true;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return true;
-      if (code !== 'EBUSY') return false;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      if (code !== 'EBUSY' || Date.now() > end) return false;
     }
+    let pids: number[] = [];
+    try {
+      pids = fs.readFileSync(path.join(cg.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+    } catch {
+      pids = [];
+    }
+    for (const p of pids) {
+      if (p === process.pid) continue;
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // already gone (a zombie waiting for its parent)
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
   }
-  return false;
 }

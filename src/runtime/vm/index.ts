@@ -123,7 +123,7 @@ class VmIsolation implements Isolation {
         process.kill(m.pid, 'SIGKILL');
         await waitGone(m, 5000);
       }
-      prep.release();
+      await prep.release().catch(() => undefined);
       throw e;
     }
   }
@@ -210,7 +210,7 @@ class VmIsolation implements Isolation {
     const st = await this.state(spec);
     if (st.running) return undefined;
     const m = readMonitor(spec);
-    if (m?.cgroup) removeVmCgroup(m.cgroup);
+    if (m?.cgroup && !(await removeVmCgroup(m.cgroup))) throw new HullError('INTERNAL', `cannot remove the VM cgroup ${m.cgroup.dir}`);
     const f = vmFiles(spec);
     for (const x of [f.initrd, f.ctl]) fs.rmSync(x, { force: true });
     return st.exit;
@@ -220,7 +220,7 @@ class VmIsolation implements Isolation {
     const m = readMonitor(spec);
     if (m) {
       await this.hardKill(spec, m);
-      if (m.cgroup) removeVmCgroup(m.cgroup);
+      if (m.cgroup && !(await removeVmCgroup(m.cgroup))) throw new HullError('INTERNAL', `cannot remove the VM cgroup ${m.cgroup.dir}`);
     }
     fs.rmSync(spec.dir, { recursive: true, force: true });
   }

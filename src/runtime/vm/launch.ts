@@ -102,7 +102,7 @@ export interface Prepared {
   /** Spawns QEMU; `ports` name this run's chardevs, `extraStdio` fills fds from 9 up. */
   spawn(ports: { stdout: Chardev; stderr: Chardev; main?: Chardev; log?: boolean }, stdio: { base: StdioOptions; detached: boolean; pdeathsig: boolean; exitCommand?: string[] }): ChildProcess;
   /** Removes the cgroup and the per-run files (not the log). */
-  release(): void;
+  release(): Promise<void>;
 }
 
 /**
@@ -144,8 +144,8 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
   fs.rmSync(files.dir, { recursive: true, force: true });
   fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
   let cgroup: VmCgroup | undefined;
-  const release = () => {
-    if (cgroup) removeVmCgroup(cgroup);
+  const release = async () => {
+    if (cgroup && !(await removeVmCgroup(cgroup))) throw new HullError('INTERNAL', `cannot remove the VM cgroup ${cgroup.dir}`);
     fs.rmSync(files.dir, { recursive: true, force: true });
   };
   try {
@@ -178,13 +178,15 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           });
           const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : ['setpriv'];
           if (io.pdeathsig) priv.push('--pdeathsig', 'KILL');
-          const join = cgroup ? `echo $$ > '${procsFile(cgroup)}' || exit 125; ` : '';
+          const join = cgroup ? `echo $$ > ${shq(procsFile(cgroup))} || exit 125; ` : '';
           const base = io.base as (string | number | null)[];
           const stdio = [...base.slice(0, 3), fdKernel, fdInitrd, fdDisk, fdLog ?? 'ignore', ...base.slice(3)];
           // With an exit command the shell stays as a tiny monitor: it records QEMU's pid, waits
           // for it, then runs the command (the engine's exit hook).
+          // Only QEMU joins the cgroup (an inner sh joins, then execs it): the waiting shell and
+          // the exit command stay outside, so releasing the cgroup never touches them.
           const script = io.exitCommand?.length
-            ? `${join}"$@" & echo $! > qemu.pid; wait $!; exec ${io.exitCommand.map(shq).join(' ')}`
+            ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > qemu.pid; wait $!; exec ${io.exitCommand.map(shq).join(' ')}`
             : `${join}exec "$@"`;
           return spawn('sh', ['-c', script, 'hull-vm', ...priv, qemu, ...args], {
             cwd: files.dir, stdio: stdio as StdioOptions, detached: io.detached,
@@ -196,7 +198,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
     };
     return p;
   } catch (e) {
-    release();
+    await release().catch(() => undefined);
     throw e;
   }
 }
