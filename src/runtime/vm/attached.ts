@@ -55,9 +55,13 @@ export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Std
     const gerr = pipes[9] as Readable;
     let qemuErr = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (qemuErr = (qemuErr + d).slice(-8000)));
+    let how = '';
     const closed = new Promise<number | null>((resolve, reject) => {
       child.on('error', (e) => reject(new HullError('UNAVAILABLE', `cannot start QEMU: ${e.message}`, { cause: e, hint: 'apt-get install qemu-system-x86' })));
-      child.on('close', (code) => resolve(code));
+      child.on('close', (code, sig) => {
+        how = sig ? `QEMU killed by ${sig}` : `QEMU exit code ${code}`;
+        resolve(code);
+      });
     });
     const pid = child.pid ?? 0;
     onMonitor?.({ pid, startTime: procStartTime(pid) ?? 0, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease });
@@ -103,7 +107,7 @@ export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Std
     const status = fs.existsSync(prep.files.status) ? fs.readFileSync(prep.files.status) : Buffer.alloc(0);
     const oom = prep.cgroup ? readVmCgroup(prep.cgroup).oomKilled : false;
     if (code === 125 && !status.length && !qemuErr) qemuErr = 'could not join the VM cgroup';
-    return exitFromStatus(status, { killedByHull, oomKilled: oom, qemuErr });
+    return exitFromStatus(status, { killedByHull, oomKilled: oom, qemuErr: qemuErr.trim() ? qemuErr : how });
   } finally {
     killedByHull = false;
     await prep.release();
