@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { ContentStore } from '../content/store.js';
 import { invalid } from '../errors.js';
 import { type Digest, sha256, shortId } from '../oci/digest.js';
@@ -191,5 +192,14 @@ export async function fetchImage(client: RegistryClient, ref: Reference, content
 
   // Manifests last: the child before the index, each verified against its digest again.
   for (const m of keep.reverse()) content.putBuffer(m.body, { digest: m.digest, what: `manifest ${m.digest}` });
+  // The renames into blobs/sha256 durable before the caller records the image (which may now
+  // be run from these blobs later, when its layers are unpacked on first use): one fsync of
+  // the directory, not one per blob.
+  const d = await fs.promises.open(content.dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
   return { repoDigest: top.digest, manifestDigest: man.digest, manifestMediaType: man.fetched.mediaType, manifest, config, bytesFetched, fetchedLayers };
 }
