@@ -29,7 +29,11 @@ export function hullDriver(o: HullDriverOptions): Driver {
       const chunk = list.slice(i, i + 32);
       const r = await runHull(o.root, ['rm', '-f', ...chunk], { timeoutMs: 300_000 });
       // A name that is already gone is fine; keep tracking names whose removal failed otherwise.
-      for (const n of chunk) if (r.code === 0 || /no such (container|object)|not found/i.test(r.stderr) || !r.stderr.includes(n)) names.delete(n);
+      const lines = r.stderr.split('\n');
+      for (const n of chunk) {
+        const mine = lines.filter((l) => l.includes(n));
+        if (r.code === 0 || mine.every((l) => /no such (container|object)|not found/i.test(l))) names.delete(n);
+      }
     }
   };
 
