@@ -111,7 +111,11 @@ class VmIsolation implements Isolation {
         const gone = child.exitCode !== null || child.signalCode !== null || (m !== undefined && !alive(m));
         if (s.exit || gone) {
           await sleep(50);
-          const err = fs.existsSync(f.qemuErr) ? fs.readFileSync(f.qemuErr, 'utf8') : '';
+          let err = fs.existsSync(f.qemuErr) ? fs.readFileSync(f.qemuErr, 'utf8') : '';
+          if (!err.trim()) {
+            const rc = fs.existsSync(`${f.dir}/qemu.rc`) ? fs.readFileSync(`${f.dir}/qemu.rc`, 'utf8').trim() : child.exitCode ?? child.signalCode;
+            err = `QEMU exit status ${rc ?? 'unknown'}${process.env.HULL_VM_KEEP_FAILED ? ` (kept ${f.dir})` : ''}`;
+          }
           const x = exitFromStatus(readStatus(spec), { killedByHull: false, oomKilled: false, qemuErr: err });
           throw new HullError('FAILED_PRECONDITION', x.error ?? `the VM exited with ${x.exitCode} before its process started`);
         }
@@ -123,7 +127,7 @@ class VmIsolation implements Isolation {
         process.kill(m.pid, 'SIGKILL');
         await waitGone(m, 5000);
       }
-      await prep.release().catch(() => undefined);
+      if (!process.env.HULL_VM_KEEP_FAILED) await prep.release().catch(() => undefined);
       throw e;
     }
   }

@@ -186,7 +186,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           // Only QEMU joins the cgroup (an inner sh joins, then execs it): the waiting shell and
           // the exit command stay outside, so releasing the cgroup never touches them.
           const script = io.exitCommand?.length
-            ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > qemu.pid; wait $!; exec ${io.exitCommand.map(shq).join(' ')}`
+            ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > qemu.pid; wait $!; echo $? > qemu.rc; exec ${io.exitCommand.map(shq).join(' ')}`
             : `${join}exec "$@"`;
           return spawn('sh', ['-c', script, 'hull-vm', ...priv, qemu, ...args], {
             cwd: files.dir, stdio: stdio as StdioOptions, detached: io.detached,
