@@ -49,6 +49,7 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'runtime', type: 'string', help: 'OCI runtime for the container wall: crun (default), runc, runsc' },
   { name: 'isolation', type: 'string', help: 'The wall: container (default) or vm' },
   { name: 'vm', type: 'bool', help: 'Short for --isolation vm' },
+  { name: 'vm-accel', type: 'string', value: 'string', help: 'VM accelerator: auto (default: KVM where a probe boot works, else TCG), kvm or tcg' },
   { name: 'platform', type: 'string', help: 'Platform to pull if the image is missing (os/arch)' },
 ];
 
@@ -104,6 +105,8 @@ export function runOptionsFromFlags(p: Parsed, env: NodeJS.ProcessEnv = process.
     if (iso !== 'container' && iso !== 'vm') throw invalid(`invalid --isolation "${iso}": container or vm`);
     o.isolation = iso;
   }
+  const accel = str('vm-accel');
+  if (accel !== undefined) o.vmAccel = accel as RunOptions['vmAccel'];
   if (str('platform') !== undefined) o.platform = str('platform');
   return o;
 }

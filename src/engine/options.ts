@@ -59,6 +59,8 @@ export interface RunOptions {
   runtime?: string;
   /** Which wall: 'container' (default) or 'vm'. */
   isolation?: Wall;
+  /** VM accelerator: 'auto' (default: KVM when a probe boot shows it works, else TCG), 'kvm' or 'tcg'. VM wall only. */
+  vmAccel?: 'auto' | 'kvm' | 'tcg';
   /** Platform to pull when the image is missing, os/arch. Default: the host's. */
   platform?: string;
 }
@@ -119,6 +121,8 @@ export function validateRunOptions(o: RunOptions): void {
   for (const u of o.ulimits ?? []) if (!ULIMIT_NAMES.includes(u.name)) throw invalid(`unknown ulimit name ${u.name}`);
   for (const m of o.mounts ?? []) if (!m.destination.startsWith('/')) throw invalid(`invalid mount destination ${m.destination}: must be absolute`);
   if (o.isolation !== undefined && o.isolation !== 'container' && o.isolation !== 'vm') throw invalid(`invalid --isolation ${String(o.isolation)}: container or vm`);
+  if (o.vmAccel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.vmAccel)) throw invalid(`invalid --vm-accel "${String(o.vmAccel)}": auto, kvm or tcg`);
+  if (o.vmAccel !== undefined && o.vmAccel !== 'auto' && (o.isolation ?? 'container') !== 'vm') throw invalid('--vm-accel applies to the VM wall only: add --vm');
   if (o.runtime !== undefined && !['crun', 'runc', 'runsc'].includes(o.runtime)) throw invalid(`unknown runtime "${o.runtime}": choose crun, runc or runsc`);
 }
 
@@ -183,5 +187,6 @@ export function buildInstanceSpec(
     ulimits: o.ulimits ?? [],
     init: o.init ?? false,
     runtime: (o.isolation ?? 'container') === 'vm' ? 'qemu' : (o.runtime ?? 'crun'),
+    ...((o.isolation ?? 'container') === 'vm' ? { vm: { accel: o.vmAccel ?? 'auto' } } : {}),
   };
 }

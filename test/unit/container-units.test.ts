@@ -105,3 +105,16 @@ test('--format templates', () => {
   assert.equal(formatTemplate('{{json .HostConfig}}', d), '{"Memory":5}');
   assert.equal(formatTemplate('{{.Nope}}', d), '<no value>');
 });
+
+test('--vm-accel reaches the VM spec and is refused where it cannot apply', () => {
+  const flags = (argv: string[]) => runOptionsFromFlags(parseArgs(argv, RUN_FLAGS, { stopAtPositional: true }), { HOME: '/root' });
+  const o = flags(['--vm', '--vm-accel', 'tcg', 'busybox']);
+  assert.equal(o.vmAccel, 'tcg');
+  const img = { id: 'sha256:' + '0'.repeat(64), config: cfg, lowerDirs: [] };
+  const ids = { id: 'f'.repeat(64), name: 'n1', dir: '/tmp/x' };
+  assert.deepEqual(buildInstanceSpec(o, img, ids).vm, { accel: 'tcg' });
+  assert.deepEqual(buildInstanceSpec(flags(['--vm', 'busybox']), img, ids).vm, { accel: 'auto' });
+  assert.equal(buildInstanceSpec(flags(['busybox']), img, ids).vm, undefined);
+  assert.throws(() => validateRunOptions({ image: 'x', isolation: 'vm', vmAccel: 'xen' as never }), /invalid --vm-accel "xen"/);
+  assert.throws(() => validateRunOptions({ image: 'x', vmAccel: 'kvm' }), /VM wall only/);
+});
