@@ -7,7 +7,6 @@ import { invalid, isHullError } from '../errors.js';
 import { RegistryClient } from './client.js';
 import type { ProgressEvent, ProgressListener } from './events.js';
 import { fetchImage, type FetchedImage } from './fetch-image.js';
-import { LayerUnpacker } from './unpack-worker.js';
 import { hostPlatform, parsePlatform } from './platform.js';
 import { renderProgress } from './progress.js';
 
@@ -94,7 +93,7 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
     });
     const before = store.tryResolve(formatReference(r));
     // With `unpack`: each layer on a worker thread as soon as it is in the store, while the rest download.
-    const unpacker = unpack ? new LayerUnpacker(root) : undefined;
+    const unpacker = unpack ? new (await import('./unpack-worker.js')).LayerUnpacker(root) : undefined;
     const unpacks: Promise<void>[] = [];
     const badLayers: Digest[] = [];
     let fetched: FetchedImage | undefined;
