@@ -44,6 +44,8 @@ chmod +x "$C/debian-cloud.sh"
 ROOT=$(mktemp -d /tmp/hull-bench-vm-XXXXXX)
 cleanup() {
   "$REPO/bin/hull" --root "$ROOT" ps -aq 2>/dev/null | xargs -r "$REPO/bin/hull" --root "$ROOT" rm -f >/dev/null 2>&1 || true
+  # exit hooks of removed VMs may still be running against the root: let them finish first
+  for _ in $(seq 100); do pgrep -f "$ROOT" >/dev/null || break; sleep 0.1; done
   rm -rf "$ROOT"
 }
 trap cleanup EXIT
