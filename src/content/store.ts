@@ -74,14 +74,18 @@ export class ContentStore {
         cb(null, chunk);
       },
     });
+    // Open before streaming: a write stream that opens lazily could create the temp file
+    // after a failed pipeline has already removed it, leaving a stray file behind.
+    const fh = await fs.promises.open(tmp, 'wx', 0o600);
     try {
-      const out = fs.createWriteStream(tmp, { mode: 0o600, flags: 'wx' });
+      const out = fh.createWriteStream({ autoClose: true });
       await pipeline(src, counter, out);
       const digest: Digest = `sha256:${hash.digest('hex')}`;
       this.check(digest, size, expect, what);
       await this.commit(tmp, digest);
       return { digest, size };
     } catch (e) {
+      await fh.close().catch(() => {});
       fs.rmSync(tmp, { force: true });
       throw e;
     }
