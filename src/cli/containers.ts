@@ -348,7 +348,7 @@ export const commands: CommandDef[] = [
       } else if (fmt && fmt !== 'table') {
         for (const r of rows) ctx.stdout.write(`${formatTemplate(fmt, r)}\n`);
       } else {
-        ctx.stdout.write(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], rows.map((r) => [r.ID, r.Image, r.Command, r.RunningFor, r.Status, r.Ports, r.Names])));
+        ctx.stdout.write(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'WALL', 'PORTS', 'NAMES'], rows.map((r) => [r.ID, r.Image, r.Command, r.RunningFor, r.Status, r.Isolation, r.Ports, r.Names])));
       }
       return 0;
     },

@@ -96,6 +96,9 @@ for (const wall of WALLS) {
       const listed = ps.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { ID: string; Names: string; State: string });
       assert.ok(listed.some((c) => c.ID === id.slice(0, 12) && c.Names === `life-${wall}` && c.State === 'running'));
       assert.deepEqual(h('ps', '-q').stdout.trim().split('\n'), [id.slice(0, 12)]);
+      const tableLines = h('ps').stdout.split('\n');
+      assert.match(tableLines[0]!, /\bSTATUS\s+WALL\s+PORTS\s+NAMES$/);
+      assert.match(tableLines.find((l) => l.startsWith(id.slice(0, 12)))!, new RegExp(`\\s${wall}\\s+life-${wall}$`), 'ps shows the wall');
       for (let i = 0; i < 50 && !h('logs', id).stdout.includes('started'); i++) await new Promise((r) => setTimeout(r, 100));
       assert.equal(h('logs', id).stdout, 'started\n');
       assert.match(h('logs', '-t', id).stdout, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z started\n$/);
