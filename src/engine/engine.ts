@@ -120,7 +120,7 @@ export class Engine {
     const found = this.images.tryResolve(ref);
     if (found) return found;
     out?.write(`Unable to find image '${ref}' locally\n`);
-    let mod: { pull(root: string, ref: string, opts?: { platform?: string; quiet?: boolean; out?: NodeJS.WritableStream }): Promise<ImageRecord> };
+    let mod: { pull(root: string, ref: string, opts?: { platform?: string; quiet?: boolean; out?: NodeJS.WritableStream; unpack?: boolean }): Promise<ImageRecord> };
     try {
       const spec = '../registry/pull.js';
       mod = (await import(spec)) as typeof mod;
@@ -128,7 +128,7 @@ export class Engine {
       if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw notFound(`No such image: ${ref}`, e);
       throw e;
     }
-    return mod.pull(this.root, ref, { platform, out });
+    return mod.pull(this.root, ref, { platform, out, unpack: true });
   }
 
   // ---------------------------------------------------------------- create / start / run
