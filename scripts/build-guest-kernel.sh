@@ -3,18 +3,21 @@
 # `make tinyconfig` merged with guest/kernel.config, no modules, uncompressed vmlinux (booted by
 # QEMU microvm via PVH).
 #
-# Idempotent and cached: the result lives in build/guest/kernel-<key>/vmlinux where <key> is
-# the linux-source package version plus the hash of the fragment and the patches; build/guest/vmlinux points at
-# the current one. A rerun with the same source and fragment does nothing.
+# Idempotent and cached per machine: the result lives in $HULL_CACHE_DIR/guest/kernel-<key>/vmlinux
+# (default /var/cache/hull), where <key> is the linux-source package version plus the hash of the
+# fragment and the patches, so every checkout on the machine (a fresh CI clone too) shares one
+# build; build/guest/vmlinux points at the current one. A rerun with the same key does nothing.
 #   HULL_KERNEL_JOBS=N   parallel make jobs (default: nproc)
+#   HULL_CACHE_DIR=DIR   machine-wide build cache (default /var/cache/hull)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 OUT=$REPO/build/guest
 FRAG=$REPO/guest/kernel.config
 say() { [ "${HULL_SETUP_QUIET:-}" = 1 ] || printf '[guest-kernel] %s\n' "$*" >&2; }
-mkdir -p "$OUT"
-exec 8>"$OUT/.kernel.lock"
+CACHE=${HULL_CACHE_DIR:-/var/cache/hull}/guest
+mkdir -p "$OUT" "$CACHE"
+exec 8>"$CACHE/.kernel.lock"
 flock 8
 
 tarball=$(ls /usr/src/linux-source-*.tar.xz 2>/dev/null | sort -V | tail -n1 || true)
@@ -24,15 +27,15 @@ version=$(dpkg-query -W -f='${Version}' "$series" 2>/dev/null || stat -c %Y "$ta
 fraghash=$(cat "$FRAG" "$REPO"/guest/kernel-patches/*.patch 2>/dev/null | sha256sum | cut -c1-16)
 patchhash=$(cat "$REPO"/guest/kernel-patches/*.patch 2>/dev/null | sha256sum | cut -c1-16)
 key=${series#linux-source-}-$version-$fraghash
-dest=$OUT/kernel-$key
+dest=$CACHE/kernel-$key
 if [ -s "$dest/vmlinux" ]; then
-  ln -sfn "kernel-$key/vmlinux" "$OUT/vmlinux"
+  ln -sfn "$dest/vmlinux" "$OUT/vmlinux"
   exit 0
 fi
 
 for t in make gcc flex bison bc; do command -v $t >/dev/null || { echo "build-guest-kernel: missing $t" >&2; exit 1; }; done
 
-src=$OUT/src-${series#linux-source-}-$version
+src=$CACHE/src-${series#linux-source-}-$version
 if [ -f "$src/.extracted" ] && [ "$(cat "$src/.patches" 2>/dev/null)" != "$patchhash" ]; then
   rm -rf "$src"   # other patches applied: start again from the pristine tarball
 fi
@@ -51,7 +54,7 @@ if [ ! -f "$src/.extracted" ]; then
 fi
 
 # one object tree per source version, kept: a changed fragment rebuilds only what it touches
-obj=$OUT/obj-${series#linux-source-}-$version
+obj=$CACHE/obj-${series#linux-source-}-$version
 mkdir -p "$obj"
 say "configuring (tinyconfig + guest/kernel.config)"
 make -s -C "$src" O="$obj" tinyconfig >/dev/null
@@ -72,5 +75,5 @@ strip -o "$dest.tmp/vmlinux" "$obj/vmlinux"
 cp "$obj/.config" "$dest.tmp/config"
 make -s -C "$src" O="$obj" kernelrelease > "$dest.tmp/release"
 rm -rf "$dest"; mv "$dest.tmp" "$dest"
-ln -sfn "kernel-$key/vmlinux" "$OUT/vmlinux"
+ln -sfn "$dest/vmlinux" "$OUT/vmlinux"
 say "guest kernel ready: $dest/vmlinux ($(cat "$dest/release"))"
