@@ -11,6 +11,7 @@
  * handful of rows; no directory scans, and the tar/zlib code loads only when a layer must be
  * unpacked.
  */
+import { removeVmDisk } from '../snapshots/vmdisk.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ContentStore } from '../content/store.js';
@@ -78,6 +79,14 @@ export interface CommitOptions {
 }
 
 const MAX_JSON = 4 * 1024 * 1024;
+
+/** What a deletion leaves to remove once its transaction has committed. */
+interface Garbage {
+  layers: string[];
+  blobs: string[];
+  /** Deleted image ids, whose derived files (VM disks) go too. */
+  images?: string[];
+}
 
 export class ImageStore {
   readonly layout: RootLayout;
@@ -283,7 +292,7 @@ export class ImageStore {
    * other image uses included) unless a container uses it, and return the error to throw.
    */
   private discardBroken(img: ImageRecord, e: HullError): HullError {
-    const gone: { layers: string[]; blobs: string[] } = { layers: [], blobs: [] };
+    const gone: Garbage = { layers: [], blobs: [], images: [] };
     let removed = false;
     this.db
       .transaction(() => {
@@ -432,7 +441,7 @@ export class ImageStore {
    */
   remove(ref: string, opts: { force?: boolean } = {}): DeleteItem[] {
     const out: DeleteItem[] = [];
-    const gone: { layers: string[]; blobs: string[] } = { layers: [], blobs: [] };
+    const gone: Garbage = { layers: [], blobs: [], images: [] };
     this.db
       .transaction(() => {
         const id = this.resolveId(ref);
@@ -479,7 +488,7 @@ export class ImageStore {
   /** Remove dangling images (no tags), or with `all` every image no container uses. */
   prune(opts: { all?: boolean } = {}): { deleted: DeleteItem[]; reclaimed: number } {
     const out: DeleteItem[] = [];
-    const gone: { layers: string[]; blobs: string[] } = { layers: [], blobs: [] };
+    const gone: Garbage = { layers: [], blobs: [], images: [] };
     let reclaimed = 0;
     this.db
       .transaction(() => {
@@ -520,11 +529,12 @@ export class ImageStore {
    * Delete an image row (cascade: layer list, tags, repo digests) and note the layers and blobs
    * no other image uses; removeGarbage deletes them after re-checking under the write lock.
    */
-  private deleteImageTx(id: string, out: DeleteItem[], gone: { layers: string[]; blobs: string[] }): void {
+  private deleteImageTx(id: string, out: DeleteItem[], gone: Garbage): void {
     const row = this.t.image(id);
     if (!row) return;
     const layerRows = this.t.layersOf(id);
     this.t.deleteImage(id);
+    gone.images?.push(id);
     out.push({ Deleted: id });
     addEvent(this.db, 'image', 'delete', id);
     const stillUsed = this.t.referencedBlobs();
@@ -558,7 +568,9 @@ export class ImageStore {
    * and move their directories out of layers/ (so a concurrent commit either sees the row or
    * unpacks afresh), then remove them and the unused blobs.
    */
-  private removeGarbage(gone: { layers: string[]; blobs: string[] }): void {
+  private removeGarbage(gone: Garbage): void {
+    // The VM wall's cached root disk of each deleted image (a file derived from its layers).
+    for (const id of gone.images ?? []) removeVmDisk(this.layout.root, id);
     if (gone.layers.length === 0 && gone.blobs.length === 0) return;
     const trash: string[] = [];
     this.db

@@ -68,3 +68,17 @@ test('volumes (-v) reach the guest over 9p, read-write and read-only', (t) => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('rmi removes the image cached VM disk with the image', (t) => {
+  if (missing) return t.skip(missing);
+  // An image of its own (import without SOURCE_DATE_EPOCH gets a fresh id), so busybox stays.
+  const imp = hull(tr.root, ['import', '--change', 'CMD ["sh"]', path.join(REPO, 'build', 'images', 'busybox-rootfs.tar'), 'vmdisk-own:1']);
+  assert.equal(imp.code, 0, imp.stderr);
+  const id = imp.stdout.trim().replace(/^sha256:/, '');
+  const r = hull(tr.root, ['run', '--rm', '--vm', 'vmdisk-own:1', 'true']);
+  assert.equal(r.code, 0, r.stderr);
+  const disks = () => fs.readdirSync(path.join(tr.root, 'vmdisks')).filter((f) => f.includes(id.slice(0, 12)));
+  assert.equal(disks().length, 1, 'the VM run made a disk for the image');
+  assert.equal(hull(tr.root, ['rmi', 'vmdisk-own:1']).code, 0);
+  assert.deepEqual(disks(), [], 'rmi removed the disk');
+});
