@@ -4,8 +4,8 @@
  * contrast's run tag, so it can be removed even when its id was never seen.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { layout } from '../paths.js';
 import { lastLine, runHull } from './spawn.js';
 import { parseInspect, parseTrace, type Driver, type IdleInstance, type StartupSample } from './driver.js';
 
@@ -22,7 +22,9 @@ export function hullDriver(o: HullDriverOptions): Driver {
   let seq = 0;
   const wallArgs = ['--isolation', o.wall];
   const nextName = () => `${o.tag}-${o.wall === 'vm' ? 'v' : 'c'}${++seq}`;
-  const traceDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-contrast-trace-'));
+  // Scratch space inside the hull root: removed with the driver, and never confused with another root's.
+  fs.mkdirSync(layout(o.root).tmp, { recursive: true });
+  const traceDir = fs.mkdtempSync(path.join(layout(o.root).tmp, 'contrast-trace-'));
 
   const rmNames = async (list: string[]) => {
     for (let i = 0; i < list.length; i += 32) {

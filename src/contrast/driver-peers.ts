@@ -6,8 +6,8 @@
  * the archive's layers extracted in order (whiteout files are not applied: fine for `true`).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { layout } from '../paths.js';
 import { findExecutable, hardLimit, hybridSafe } from './hostfacts.js';
 import { lastLine, runHull, timedRun } from './spawn.js';
 import { parseInspect, type Driver, type IdleInstance } from './driver.js';
@@ -21,7 +21,8 @@ export interface PeerImage {
 
 /** `hull save` the image and extract its layers into a root directory. */
 export async function exportImage(root: string, image: string): Promise<PeerImage> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-contrast-peer-'));
+  fs.mkdirSync(layout(root).tmp, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(layout(root).tmp, 'contrast-peer-'));
   try {
     const archive = path.join(dir, 'image.tar');
     const s = await runHull(root, ['save', '-o', archive, image], { timeoutMs: 300_000 });

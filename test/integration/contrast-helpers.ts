@@ -1,5 +1,6 @@
 /** Shared checks of the contrast integration tests: what may be left after a contrast. */
 import fs from 'node:fs';
+import path from 'node:path';
 import { hull, mountsUnder } from '../helpers/hull.js';
 import type { ContrastReport } from '../../src/contrast/types.js';
 
@@ -32,7 +33,8 @@ export function leftovers(root: string, rep?: ContrastReport): string[] {
   if (ps.stdout.trim()) left.push(`instances: ${ps.stdout.trim().split('\n').join(' ')}`);
   left.push(...mountsUnder(root).map((m) => `mount: ${m}`));
   left.push(...processesUnder(root).map((p) => `process ${p}`));
-  left.push(...fs.readdirSync('/tmp').filter((d) => d.startsWith('hull-contrast-trace-') || d.startsWith('hull-contrast-peer-')).map((d) => `temp dir /tmp/${d}`));
+  const tmp = path.join(root, 'tmp');
+  if (fs.existsSync(tmp)) left.push(...fs.readdirSync(tmp).filter((d) => d.startsWith('contrast-')).map((d) => `temp dir ${tmp}/${d}`));
   for (const w of rep?.walls ?? []) {
     const dir = w.memory?.cgroup?.dir;
     if (dir && w.kind === 'hull' && fs.existsSync(dir)) left.push(`cgroup ${dir}`);
