@@ -72,6 +72,12 @@ ${startup}
 ${memory}
 <h2>Density</h2>
 ${densWalls.length ? density : '<p>No density run.</p>'}
+${densWalls.length ? `<table id="density"><tr><th>wall</th><th>started</th><th>time to start</th><th>host memory measured (PSS + page cache)</th><th>per instance</th><th>MemAvailable drop (host-wide, includes kernel memory and other work)</th></tr>${densWalls
+    .map((w) => {
+      const d = w.density!;
+      return `<tr><td>${esc(w.name)}</td><td>${d.started} of ${d.mode === 'budget' ? `a ${esc(fmtBytes(d.budgetBytes))} budget` : d.requested}</td><td>${(d.startMs / 1000).toFixed(2)} s</td><td>${esc(fmtBytes(d.totalBytes))}</td><td>${esc(fmtBytes(d.started ? d.totalBytes / d.started : null))}</td><td>${esc(fmtBytes(d.memAvailableDropBytes))}</td></tr>`;
+    })
+    .join('')}</table>` : ''}
 <h2>Isolation</h2>
 <table id="isolation"><tr><th>probe</th>${isoWalls.map((w) => `<th>${esc(w.name)}</th>`).join('')}<th>host</th></tr>${isoRows.join('')}</table>
 <p class="how">green: stopped or hidden by the wall; red: reaches the host kernel; blue: reaches only the VM's own kernel.</p>

@@ -69,6 +69,7 @@ test('HTML: self-contained, the four charts and the isolation table, no external
   assert.match(html, /^<!doctype html>/);
   for (const id of ['chart-startup', 'chart-memory', 'chart-density']) assert.match(html, new RegExp(`<svg class="chart" id="${id}"`));
   assert.match(html, /<table id="isolation">/);
+  assert.match(html, /<table id="density">.*<td>vm<\/td><td>4 of 4<\/td>/s);
   assert.ok(!/(https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}/i.test(html.replace(/<\/?[^>]+>/g, (t) => t)), 'no URL');
   assert.ok(!/\b(src|href)=/i.test(html), 'no src/href attributes');
   assert.ok(!/@import|url\(/i.test(html), 'no CSS imports');
