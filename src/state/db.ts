@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import Database from 'better-sqlite3';
 
 export type DB = Database.Database;
@@ -91,6 +92,24 @@ const MIGRATIONS: string[] = [
 
 const cache = new Map<string, DB>();
 
+let addonPath: string | null | undefined;
+/**
+ * The compiled addon's path. Without it better-sqlite3 asks the `bindings` package, which
+ * searches a dozen directories with stack-trace tricks: 10-40 ms of every CLI call.
+ */
+function nativeBinding(): string | undefined {
+  if (addonPath === undefined) {
+    try {
+      const pkg = createRequire(import.meta.url).resolve('better-sqlite3/package.json');
+      const p = path.join(path.dirname(pkg), 'build', 'Release', 'better_sqlite3.node');
+      addonPath = fs.existsSync(p) ? p : null;
+    } catch {
+      addonPath = null;
+    }
+  }
+  return addonPath ?? undefined;
+}
+
 /**
  * Open (and migrate) the database at `file`. WAL mode and a busy timeout make it safe for
  * many hull processes at once: writers queue, readers never block.
@@ -99,7 +118,8 @@ export function openDb(file: string): DB {
   const hit = cache.get(file);
   if (hit && hit.open) return hit;
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o711 });
-  const db = new Database(file, { timeout: 30_000 });
+  const binding = nativeBinding();
+  const db = new Database(file, binding ? { timeout: 30_000, nativeBinding: binding } : { timeout: 30_000 });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
