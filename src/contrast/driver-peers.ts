@@ -6,6 +6,7 @@
  * the archive's layers extracted in order (whiteout files are not applied: fine for `true`).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { layout } from '../paths.js';
 import { findExecutable, hardLimit, hybridSafe } from './hostfacts.js';
@@ -107,7 +108,9 @@ export function podmanDriver(img: PeerImage, tag: string, hybrid: boolean): Driv
   const bin = findExecutable('podman');
   if (!bin) return undefined;
   const base = path.join(img.dir, 'podman');
-  const g = ['--root', path.join(base, 'root'), '--runroot', path.join(base, 'run'), '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', '--log-level', 'error'];
+  // podman refuses a runroot longer than 50 characters: that one lives in a short temp dir.
+  const runroot = fs.mkdtempSync(path.join(os.tmpdir(), 'hcp-'));
+  const g = ['--root', path.join(base, 'root'), '--runroot', runroot, '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', '--log-level', 'error'];
   if (hybrid) g.push('--runtime', 'runc');
   const nofile = hardLimit('Max open files') ?? 1048576;
   const nproc = Math.min(hardLimit('Max processes') ?? 32768, 32768);
@@ -174,6 +177,9 @@ export function podmanDriver(img: PeerImage, tag: string, hybrid: boolean): Driv
         const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(`${base}/`)).sort((a, b) => b.length - a.length);
         for (const m of mounts) await timedRun('umount', ['-l', m]);
       }
+      const runMounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(`${runroot}/`));
+      for (const m of runMounts.sort((a, b) => b.length - a.length)) await timedRun('umount', ['-l', m]);
+      fs.rmSync(runroot, { recursive: true, force: true });
       return left;
     },
   };

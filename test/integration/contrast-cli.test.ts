@@ -86,6 +86,11 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     assert.match(r.stderr, /\[contrast\] start-up 2\/2 container/);
     const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
     checkReport(rep, ['container']);
+    // every peer installed here gives a reference row
+    for (const peer of ['podman', 'crun', 'runc']) {
+      const installed = ['/usr/bin', '/usr/sbin', '/usr/local/bin'].some((d) => fs.existsSync(path.join(d, peer)));
+      if (installed) assert.ok(rep.walls.some((w) => w.name === peer), `${peer} row missing: ${JSON.stringify(rep.skipped)}`);
+    }
     for (const ref of rep.walls.filter((w) => w.kind === 'reference')) {
       assert.ok(ref.startup!.samplesMs.length > 0, `${ref.name}: ${ref.startup!.firstError}`);
     }
