@@ -27,3 +27,14 @@ export { push, type PushOptions, type PushResult } from './registry/push.js';
 export type { ProgressEvent, ProgressListener, BlobStatus } from './registry/events.js';
 export { renderProgress, dockerJsonMessages, type DockerJsonMessage } from './registry/progress.js';
 export { lookupCredentials, saveCredentials, removeCredentials, type Credentials } from './registry/credentials.js';
+
+// Images: the store (resolve, list, tag, remove), load/save archives, import of a root filesystem.
+export { ImageStore, type ImageRecord } from './images/store.js';
+
+// The Docker Engine API server (what `hull serve` runs).
+export { startApiServer, type ServeOptions, type ApiServer } from './api/server.js';
+
+// Measuring the walls (what `hull contrast` and `hull advise` run).
+export { contrast, reportJson, renderHtml, type ContrastRequest } from './contrast/setup.js';
+export { advise, type AdviseInput, type Advice } from './contrast/advise.js';
+export type { ContrastReport } from './contrast/types.js';
