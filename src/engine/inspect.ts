@@ -1,6 +1,7 @@
 /**
  * Docker-shaped views of a container row (pure): `inspect` JSON and `ps` summaries.
  */
+import { humanDuration } from '../human.js';
 import type { ContainerRow } from '../state/containers.js';
 import type { InstanceSpec } from '../runtime/types.js';
 import type { RunOptions } from './options.js';
@@ -159,18 +160,3 @@ export function toSummary(row: ContainerRow, stored: StoredSpec, status: string)
   };
 }
 
-/** docker's units.HumanDuration (ms -> 'Less than a second', '5 seconds', 'About a minute', ...). */
-export function humanDuration(ms: number): string {
-  if (!Number.isFinite(ms)) return 'N/A';
-  const s = Math.round(ms / 1000);
-  if (s < 1) return 'Less than a second';
-  if (s === 1) return '1 second';
-  if (s < 60) return `${s} seconds`;
-  const m = Math.round(s / 60);
-  if (m === 1) return 'About a minute';
-  if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
-  if (h === 1) return 'About an hour';
-  if (h < 48) return `${h} hours`;
-  return `${Math.round(h / 24)} days`;
-}

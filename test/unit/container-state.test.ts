@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import { openDb } from '../../src/state/db.js';
 import { ContainerTables } from '../../src/state/containers.js';
 import { isHullError } from '../../src/errors.js';
-import { statusText, toInspect, toSummary, humanDuration } from '../../src/engine/inspect.js';
+import { statusText, toInspect, toSummary } from '../../src/engine/inspect.js';
+import { humanDuration } from '../../src/human.js';
 
 test('container rows: unique names, lookups by name and id prefix, exit recorded once', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-unit-state-'));
