@@ -53,10 +53,10 @@ async function vmInfo(): Promise<Record<string, unknown>> {
   try {
     const accel = await import('../runtime/vm/accel.js');
     const facts = accel.hostFacts();
-    const choice = accel.accelFromFacts(facts);
+    const choice = accel.knownAccel();
     out.DevKvm = facts.devKvm;
     out.KvmModules = facts.modules;
-    out.Accelerator = choice === 'probe' ? 'decided by a probe boot at first use (/dev/kvm present without kvm_intel/kvm_amd)' : `${choice.accel}: ${choice.reason}`;
+    out.Accelerator = choice ? `${choice.accel}: ${choice.reason}` : 'decided by a probe boot at the first VM start (/dev/kvm present without kvm_intel/kvm_amd)';
   } catch (e) {
     out.Accelerator = `unknown (${e instanceof Error ? e.message : String(e)})`;
   }

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { version as hullVersion } from '../version.js';
-import { accelFromFacts, hostFacts } from '../runtime/vm/accel.js';
+import { knownAccel } from '../runtime/vm/accel.js';
 
 export interface KvmFacts {
   /** /dev/kvm exists. */
@@ -91,18 +91,8 @@ export function toolVersions(): Record<string, string> {
  * undefined when only a probe boot could tell and none has run yet.
  */
 export function vmWallAccel(): { usable: boolean; reason: string } | undefined {
-  const d = accelFromFacts(hostFacts());
-  if (d !== 'probe') return { usable: d.accel === 'kvm', reason: d.reason };
-  try {
-    const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const c = JSON.parse(fs.readFileSync(process.env.HULL_ACCEL_CACHE ?? '/run/hull/accel.json', 'utf8')) as { key?: string; choice?: { accel?: string; reason?: string } };
-    if (typeof c.key === 'string' && c.key.startsWith(`${boot} `) && (c.choice?.accel === 'kvm' || c.choice?.accel === 'tcg')) {
-      return { usable: c.choice.accel === 'kvm', reason: `${c.choice.reason ?? c.choice.accel} (the VM wall's probe)` };
-    }
-  } catch {
-    /* no probe result yet */
-  }
-  return undefined;
+  const c = knownAccel();
+  return c ? { usable: c.accel === 'kvm', reason: c.reason } : undefined;
 }
 
 function loadedKvmModules(): string[] {

@@ -82,3 +82,26 @@ test('rmi removes the image cached VM disk with the image', (t) => {
   assert.equal(hull(tr.root, ['rmi', 'vmdisk-own:1']).code, 0);
   assert.deepEqual(disks(), [], 'rmi removed the disk');
 });
+
+test('hull info says which accelerator the VM wall uses, once it is known', (t) => {
+  if (missing) return t.skip(missing);
+  const cache = path.join(tr.root, 'accel-cache.json');
+  const env = { HULL_ACCEL_CACHE: cache };
+  const before = hull(tr.root, ['info'], { env });
+  assert.equal(before.code, 0, before.stderr);
+  const line = (s: string) => /Accelerator: (.*)/.exec(s)?.[1] ?? '';
+  if (fs.existsSync('/sys/module/kvm_intel') || fs.existsSync('/sys/module/kvm_amd') || !fs.existsSync('/dev/kvm')) {
+    assert.match(line(before.stdout), /^(kvm|tcg): /, 'decided from the host facts alone');
+  } else {
+    assert.match(line(before.stdout), /decided by a probe boot/, 'only a probe can tell on this host');
+  }
+  const r = hull(tr.root, ['run', '--rm', '--vm', 'busybox', 'true'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  const after = line(hull(tr.root, ['info'], { env }).stdout);
+  assert.match(after, /^(kvm|tcg): /);
+  const inspectAccel = hull(tr.root, ['run', '-d', '--name', 'accel-probe', '--vm', 'busybox', 'sleep', '30'], { env });
+  assert.equal(inspectAccel.code, 0, inspectAccel.stderr);
+  const facts = (JSON.parse(hull(tr.root, ['inspect', 'accel-probe']).stdout) as { Hull: { Facts: { accel?: string } } }[])[0]!.Hull.Facts;
+  assert.equal(facts.accel, after.split(':')[0], 'inspect and info agree');
+  assert.equal(hull(tr.root, ['rm', '-f', 'accel-probe']).code, 0);
+});

@@ -78,6 +78,23 @@ function probeKvm(qemu: string, kernel: string, initramfs: string, boundMs: numb
 }
 
 /**
+ * The accelerator 'auto' would pick, as far as it is known without booting anything: from the
+ * host facts, or from this host boot's cached probe result; undefined when only a probe can tell.
+ */
+export function knownAccel(): AccelChoice | undefined {
+  const facts = hostFacts();
+  const d = accelFromFacts(facts);
+  if (d !== 'probe') return d;
+  try {
+    const c = JSON.parse(fs.readFileSync(cachePath(), 'utf8')) as { key?: unknown; choice?: AccelChoice };
+    if (typeof c.key === 'string' && c.key.startsWith(`${bootId()} `) && (c.choice?.accel === 'kvm' || c.choice?.accel === 'tcg')) return c.choice;
+  } catch {
+    // no probe has run on this host boot
+  }
+  return undefined;
+}
+
+/**
  * @param requested 'auto' probes as described above; 'kvm' fails when /dev/kvm is unusable;
  *   'tcg' is always honoured.
  */
