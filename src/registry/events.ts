@@ -1,3 +1,4 @@
+import type { Credentials } from './credentials.js';
 /**
  * Progress of a pull or push as plain data, so the CLI, the engine and the API server can each
  * render it their own way (see progress.ts for the CLI's). Statuses follow docker's words.
@@ -26,3 +27,21 @@ export type ProgressEvent =
   | { type: 'done'; op: 'pull' | 'push'; reference: string; digest: string; upToDate: boolean; tag?: string; size?: number };
 
 export type ProgressListener = (e: ProgressEvent) => void;
+
+/** What pull and push share: where progress goes, which registries may be plain http, credentials. */
+export interface TransferOptions {
+  /** Print nothing to `out` (the CLI then prints only the reference). Default false. */
+  quiet?: boolean;
+  /** Where docker-style progress goes (bars when it is a TTY, plain lines otherwise). Default: nowhere. */
+  out?: NodeJS.WritableStream;
+  /** Receives every progress event (the API server streams these). */
+  onEvent?: ProgressListener;
+  /** Registries allowed over plain http besides loopback. Default: $HULL_INSECURE_REGISTRIES. */
+  insecure?: string[];
+  /** Credentials to use; null for anonymous. Default: looked up for the registry. */
+  credentials?: Credentials | null;
+  /** Blob transfers at once. Default 3. */
+  concurrency?: number;
+  /** Cancels the operation; what was half done is removed (finished, verified blobs stay). */
+  signal?: AbortSignal;
+}

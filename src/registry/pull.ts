@@ -1,11 +1,10 @@
 import fs from 'node:fs';
-import type { Credentials } from './credentials.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { familiarString, formatReference, parseReference, repository } from '../images/reference.js';
 import { isDigest, shortId, type Digest } from '../oci/digest.js';
 import { invalid, isHullError } from '../errors.js';
 import { RegistryClient } from './client.js';
-import type { ProgressEvent, ProgressListener } from './events.js';
+import type { ProgressEvent, ProgressListener, TransferOptions } from './events.js';
 import { fetchImage, type FetchedImage } from './fetch-image.js';
 import { hostPlatform, parsePlatform } from './platform.js';
 import { renderProgress } from './progress.js';
@@ -29,23 +28,9 @@ import { renderProgress } from './progress.js';
  * that: layers are unpacked on worker threads while the others still download, and a diff-id
  * mismatch fails the pull and keeps none of the image.
  */
-export interface PullOptions {
+export interface PullOptions extends TransferOptions {
   /** os/arch[/variant] to choose from a multi-platform index. Default: the host's (linux/amd64 here). */
   platform?: string;
-  /** Print nothing to `out` (the CLI then prints only the reference). Default false. */
-  quiet?: boolean;
-  /** Where docker-style progress goes (bars when it is a TTY, plain lines otherwise). Default: nowhere. */
-  out?: NodeJS.WritableStream;
-  /** Receives every progress event (the API server streams these). */
-  onEvent?: ProgressListener;
-  /** Registries allowed over plain http besides loopback. Default: $HULL_INSECURE_REGISTRIES. */
-  insecure?: string[];
-  /** Credentials to use; null for anonymous. Default: looked up for the registry. */
-  credentials?: Credentials | null;
-  /** Layer downloads at once. Default 3. */
-  concurrency?: number;
-  /** Cancels the operation; what was half done is removed (finished, verified blobs stay). */
-  signal?: AbortSignal;
   /**
    * Unpack the layers during the pull (docker's behaviour) instead of at first use. Default:
    * $HULL_PULL_UNPACK (1/true/yes or 0/false/no), else false. See the comment above.

@@ -3,8 +3,7 @@ import { familiarRepository, familiarString, formatReference, parseReference, re
 import { invalid } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { RegistryClient } from './client.js';
-import type { Credentials } from './credentials.js';
-import type { ProgressEvent, ProgressListener } from './events.js';
+import type { ProgressEvent, ProgressListener, TransferOptions } from './events.js';
 import { renderProgress } from './progress.js';
 import { pushImage } from './push-image.js';
 import type { UploadOptions } from './upload.js';
@@ -14,19 +13,7 @@ import type { UploadOptions } from './upload.js';
  * record the repository digest, as docker does. Blobs other repositories of the same registry
  * are known to hold (this image's other names there) are mounted rather than uploaded.
  */
-export interface PushOptions extends UploadOptions {
-  quiet?: boolean;
-  /** Where docker-style progress goes. Default: nowhere. */
-  out?: NodeJS.WritableStream;
-  onEvent?: ProgressListener;
-  /** Registries allowed over plain http besides loopback. Default: $HULL_INSECURE_REGISTRIES. */
-  insecure?: string[];
-  credentials?: Credentials | null;
-  /** Layer uploads at once. Default 3. */
-  concurrency?: number;
-  /** Cancels the operation. */
-  signal?: AbortSignal;
-}
+export interface PushOptions extends UploadOptions, TransferOptions {}
 
 export interface PushResult {
   image: ImageRecord;
