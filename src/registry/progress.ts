@@ -1,4 +1,4 @@
-import type { BlobStatus, ProgressEvent, ProgressListener } from './events.js';
+import type { BlobStatus, ProgressEvent, ProgressListener, TransferOptions } from './events.js';
 
 /**
  * The CLI's view of pull/push progress, as docker prints it: one line per layer redrawn in
@@ -161,4 +161,21 @@ export function dockerJsonMessages(e: ProgressEvent, op: 'pull' | 'push' = 'pull
       return [{ status, progressDetail: {}, id: e.id }];
     }
   }
+}
+
+/**
+ * Where one pull's or push's events go: the caller's listener, and docker-style lines or bars on
+ * `out` unless `quiet`. `finish` ends the rendering.
+ */
+export function progressSink(opts: Pick<TransferOptions, 'onEvent' | 'out' | 'quiet'>): { emit: ProgressListener; finish(): void } {
+  const renderer = opts.out && !opts.quiet ? renderProgress(opts.out) : undefined;
+  const listeners: ProgressListener[] = [];
+  if (opts.onEvent) listeners.push(opts.onEvent);
+  if (renderer) listeners.push(renderer.listener);
+  return {
+    emit: (e: ProgressEvent) => {
+      for (const l of listeners) l(e);
+    },
+    finish: () => renderer?.finish(),
+  };
 }

@@ -4,10 +4,10 @@ import { familiarString, formatReference, parseReference, repository } from '../
 import { isDigest, shortId, type Digest } from '../oci/digest.js';
 import { invalid, isHullError } from '../errors.js';
 import { RegistryClient } from './client.js';
-import type { ProgressEvent, ProgressListener, TransferOptions } from './events.js';
+import type { TransferOptions } from './events.js';
 import { fetchImage, type FetchedImage } from './fetch-image.js';
 import { hostPlatform, parsePlatform } from './platform.js';
-import { renderProgress } from './progress.js';
+import { progressSink } from './progress.js';
 
 /**
  * `hull pull`: fetch an image from its registry into the hull root and record it.
@@ -59,13 +59,7 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
   const r = parseReference(ref);
   const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
   const unpack = opts.unpack ?? pullUnpackDefault();
-  const listeners: ProgressListener[] = [];
-  if (opts.onEvent) listeners.push(opts.onEvent);
-  const renderer = opts.out && !opts.quiet ? renderProgress(opts.out) : undefined;
-  if (renderer) listeners.push(renderer.listener);
-  const emit = (e: ProgressEvent) => {
-    for (const l of listeners) l(e);
-  };
+  const { emit, finish } = progressSink(opts);
   try {
     const store = ImageStore.open(root);
     emit({ type: 'start', op: 'pull', reference: familiarString(r), repository: r.path, tagOrDigest: r.digest ?? r.tag!, defaultTag: !explicitTag.tag && !explicitTag.digest });
@@ -129,7 +123,7 @@ export async function pullImage(root: string, ref: string, opts: PullOptions = {
     emit({ type: 'done', op: 'pull', reference: familiarString(r), digest: done.repoDigest, upToDate });
     return { image, digest: done.repoDigest, upToDate };
   } finally {
-    renderer?.finish();
+    finish();
   }
 }
 

@@ -3,8 +3,8 @@ import { familiarRepository, familiarString, formatReference, parseReference, re
 import { invalid } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { RegistryClient } from './client.js';
-import type { ProgressEvent, ProgressListener, TransferOptions } from './events.js';
-import { renderProgress } from './progress.js';
+import type { TransferOptions } from './events.js';
+import { progressSink } from './progress.js';
 import { pushImage } from './push-image.js';
 import type { UploadOptions } from './upload.js';
 
@@ -24,13 +24,7 @@ export interface PushResult {
 export async function push(root: string, ref: string, opts: PushOptions = {}): Promise<PushResult> {
   const r = parseReference(ref);
   if (r.digest) throw invalid(`cannot push a digest reference (${ref}): push a tag`);
-  const listeners: ProgressListener[] = [];
-  if (opts.onEvent) listeners.push(opts.onEvent);
-  const renderer = opts.out && !opts.quiet ? renderProgress(opts.out) : undefined;
-  if (renderer) listeners.push(renderer.listener);
-  const emit = (e: ProgressEvent) => {
-    for (const l of listeners) l(e);
-  };
+  const { emit, finish } = progressSink(opts);
   try {
     const store = ImageStore.open(root);
     const name = formatReference(r);
@@ -66,6 +60,6 @@ export async function push(root: string, ref: string, opts: PushOptions = {}): P
     emit({ type: 'done', op: 'push', reference: familiarString(r), digest: pushed.digest, upToDate: false, tag: r.tag, size: pushed.size });
     return { image: after, digest: pushed.digest, size: pushed.size };
   } finally {
-    renderer?.finish();
+    finish();
   }
 }
