@@ -74,3 +74,18 @@ export function mountsUnder(dir: string): string[] {
     .map((l) => l.split(' ')[4] ?? '')
     .filter((m) => m.startsWith(dir));
 }
+
+/** Processes (other than this one) whose command line contains `needle`, as 'pid: cmdline'. */
+export function processesMentioning(needle: string): string[] {
+  const out: string[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(needle)) out.push(`${p}: ${cmd.slice(0, 200)}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}

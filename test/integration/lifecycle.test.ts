@@ -6,27 +6,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { hull, importBusybox, makeTempRoot, mountsUnder, type TempRoot } from '../helpers/hull.js';
+import { hull, importBusybox, makeTempRoot, mountsUnder, type TempRoot, processesMentioning } from '../helpers/hull.js';
 import { containerCgroupPath, detectCgroupLayout, existingCgroupDirs } from '../../src/runtime/container/cgroups.js';
 import type { Wall } from '../../src/runtime/types.js';
 
 const WALLS: Wall[] = ['container', 'vm'];
 
 /** Processes whose command line mentions `needle` (conmon, runtime, QEMU of this root). */
-function processesMentioning(needle: string): string[] {
-  const out: string[] = [];
-  for (const p of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes(needle)) out.push(`${p}: ${cmd.slice(0, 200)}`);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
 /** Wait until nothing of this root runs any more (exit hooks may take a moment). */
 async function noProcesses(root: string, timeoutMs = 15_000): Promise<string[]> {
   const end = Date.now() + timeoutMs;
