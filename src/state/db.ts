@@ -120,12 +120,31 @@ export function openDb(file: string): DB {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o711 });
   const binding = nativeBinding();
   const db = new Database(file, binding ? { timeout: 30_000, nativeBinding: binding } : { timeout: 30_000 });
-  db.pragma('journal_mode = WAL');
+  // Switching a new database to WAL needs an exclusive lock, and SQLite may answer SQLITE_BUSY
+  // at once (without its busy handler) when another process opens the same new file: retry.
+  withBusyRetry(() => {
+    if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+  });
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  migrate(db);
+  withBusyRetry(() => migrate(db));
   cache.set(file, db);
   return db;
+}
+
+/** Run `fn`, retrying for up to 30 s while SQLite reports the database busy or locked. */
+function withBusyRetry<T>(fn: () => T): T {
+  const deadline = Date.now() + 30_000;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      return fn();
+    } catch (e) {
+      const code = String((e as { code?: unknown }).code ?? '');
+      if (!/^SQLITE_(BUSY|LOCKED)/.test(code) || Date.now() > deadline) throw e;
+      Atomics.wait(nap, 0, 0, 5 + Math.floor(Math.random() * 20));
+    }
+  }
 }
 
 function migrate(db: DB): void {
