@@ -183,10 +183,13 @@ class ContainerIsolation implements Isolation {
     const key = crypto.createHash('sha256').update(JSON.stringify(seccomp)).digest('hex');
     const file = path.join(this.root, 'cache', 'seccomp', `${key}.bpf`);
     try {
-      return { file, data: fs.readFileSync(file).toString('base64') };
+      const data = fs.readFileSync(file);
+      if (completeBpf(data)) return { file, data: data.toString('base64') };
+      fs.rmSync(file, { force: true }); // not a whole filter: compile afresh
     } catch {
-      return { file };
+      // not cached yet
     }
+    return { file };
   }
 
   /** Save the filter crun compiled for this container into the cache (atomically). */
@@ -194,7 +197,7 @@ class ContainerIsolation implements Isolation {
     if (!driver.bpfCacheFile) return true;
     try {
       const data = fs.readFileSync(path.join(driver.stateDir, spec.id, 'seccomp.bpf'));
-      if (data.length === 0 || data.length % 8 !== 0) return false;
+      if (!completeBpf(data)) return false;
       fs.mkdirSync(path.dirname(driver.bpfCacheFile), { recursive: true, mode: 0o700 });
       const tmp = `${driver.bpfCacheFile}.${process.pid}.tmp`;
       fs.writeFileSync(tmp, data);
@@ -228,10 +231,9 @@ class ContainerIsolation implements Isolation {
         fs.writeFileSync(this.files(spec).pid, String(child.pid));
         fs.rmSync(this.files(spec).exitFile, { force: true });
         onStarted?.(child.pid!);
-        if (driver.bpfCacheFile) {
-          const t = setInterval(() => this.saveBpf(spec, driver) && clearInterval(t), 1);
-          child.once('exit', () => clearInterval(t));
-        }
+        // No filter is taken from a foreground `crun run`: its state directory can only be read
+        // while crun may still be writing seccomp.bpf, and a truncated filter must never be
+        // cached. Detached starts fill the cache once `crun create` has returned.
       });
       child.on('close', (code, signal) => resolve({ code, signal }));
     });
@@ -452,4 +454,23 @@ export function containerHostInfo(): { runtimes: Record<string, string | null>; 
   const runtimes: Record<string, string | null> = {};
   for (const r of ['crun', 'runc', 'runsc']) runtimes[r] = which(r) ?? null;
   return { runtimes, conmon: which('conmon') ?? null, cgroup: detectCgroupLayout(), init: INIT_CANDIDATES.find((p) => fs.existsSync(p)) ?? null };
+}
+
+/**
+ * Whether `data` can be a whole classic-BPF seccomp program: whole 8-byte instructions, at most
+ * BPF_MAXINSNS of them, every jump landing inside the program, and a return (BPF_RET) last.
+ */
+export function completeBpf(data: Buffer): boolean {
+  if (data.length === 0 || data.length % 8 !== 0 || data.length / 8 > 4096) return false;
+  const n = data.length / 8;
+  for (let i = 0; i < n; i++) {
+    const code = data.readUInt16LE(i * 8);
+    if ((code & 0x07) !== 0x05) continue; // not BPF_JMP
+    const jt = data.readUInt8(i * 8 + 2);
+    const jf = data.readUInt8(i * 8 + 3);
+    const k = data.readUInt32LE(i * 8 + 4);
+    const far = (code & 0xf0) === 0x00 ? k : Math.max(jt, jf); // BPF_JA jumps by k
+    if (i + 1 + far >= n) return false;
+  }
+  return (data.readUInt16LE((n - 1) * 8) & 0x07) === 0x06;
 }
