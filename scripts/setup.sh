@@ -36,9 +36,11 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
 stamp=dist/.build-stamp
-if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -newer "$stamp" -type f 2>/dev/null | head -n1)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find src test bench scripts/bundle.mjs tsconfig.json package.json -newer "$stamp" -type f 2>/dev/null | head -n1)" ]; then
   say "building TypeScript"
   npx tsc -p tsconfig.json
+  # the CLI's one-file bundle (dist/cli.cjs), which bin/hull starts
+  node scripts/bundle.mjs
   touch "$stamp"
 fi
 

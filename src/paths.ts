@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Default state root, like /var/lib/docker. Moved with `--root` or HULL_ROOT. */
 export const DEFAULT_ROOT = '/var/lib/hull';
@@ -35,4 +37,24 @@ export function layout(root: string): RootLayout {
     vmdisks: path.join(root, 'vmdisks'),
     tmp: path.join(root, 'tmp'),
   };
+}
+
+let pkgRoot: string | undefined;
+/**
+ * The root of this hull installation (the directory holding package.json, bin/, dist/, build/).
+ * Found by walking up from this module's own file, so it is right both for the compiled modules
+ * (dist/src/paths.js) and for the CLI bundle (dist/cli.cjs), which sit at different depths.
+ */
+export function packageRoot(): string {
+  if (pkgRoot !== undefined) return pkgRoot;
+  const start = path.dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return (pkgRoot = dir);
+    if (path.dirname(dir) === dir) return (pkgRoot = path.resolve(start, '..', '..'));
+  }
+}
+
+/** A file of the compiled output under dist/src (workers and hooks run as their own scripts). */
+export function distFile(...rel: string[]): string {
+  return path.join(packageRoot(), 'dist', 'src', ...rel);
 }

@@ -1,9 +1,11 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from './paths.js';
 
-/** hull's version, from package.json next to dist/. */
+/** hull's version, from the installation's package.json. */
 export function version(): string {
   try {
-    const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
     return pkg.version;
   } catch {
     return '0.0.0';

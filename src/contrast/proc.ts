@@ -85,7 +85,7 @@ export function instanceProcesses(procs: readonly ProcInfo[], id: string, mainPi
   return [...byPid.values()].sort((a, b) => a.pid - b.pid);
 }
 
-/** A hull CLI process (node running bin/hull), e.g. the `run` that named the instance: not part of it. */
+/** A hull CLI process (node running bin/hull-boot.cjs, or bin/hull itself), e.g. the `run` that named the instance: not part of it. */
 function isHullCli(p: ProcInfo): boolean {
   return /(^|\/)node(js)?\s/.test(p.cmdline) && /bin\/hull\b/.test(p.cmdline);
 }

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../paths.js';
 
 export interface Timed {
   code: number;
@@ -74,12 +74,12 @@ export async function settleChildren(): Promise<void> {
 
 /** bin/hull of this installation. */
 export function hullBin(): string {
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'hull');
+  return path.join(packageRoot(), 'bin', 'hull');
 }
 
-/** Run the hull CLI (same node, same installation) against `root`. */
+/** Run the hull CLI of this installation (bin/hull, a shell launcher) against `root`. */
 export function runHull(root: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Timed> {
-  return timedRun(process.execPath, [hullBin(), '--root', root, ...args], opts);
+  return timedRun(hullBin(), ['--root', root, ...args], opts);
 }
 
 /** The last non-empty line of a program's stderr (hull's own `hint:` lines aside), for error messages. */

@@ -7,10 +7,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { conflict, HullError, isHullError, notFound, precondition } from '../errors.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
-import { layout } from '../paths.js';
+import { distFile, layout } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
 import type { InstanceSpec, Isolation, Usage, Wall } from '../runtime/types.js';
 import { ContainerTables, type ContainerRow } from '../state/containers.js';
@@ -72,7 +71,7 @@ function processAlive(pid: number): boolean {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const HOOK = fileURLToPath(new URL('./exit-hook.js', import.meta.url));
+const HOOK = distFile('engine', 'exit-hook.js');
 
 export class Engine {
   readonly root: string;
@@ -120,15 +119,8 @@ export class Engine {
     const found = this.images.tryResolve(ref);
     if (found) return found;
     out?.write(`Unable to find image '${ref}' locally\n`);
-    let mod: { pull(root: string, ref: string, opts?: { platform?: string; quiet?: boolean; out?: NodeJS.WritableStream; unpack?: boolean }): Promise<ImageRecord> };
-    try {
-      const spec = '../registry/pull.js';
-      mod = (await import(spec)) as typeof mod;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') throw notFound(`No such image: ${ref}`, e);
-      throw e;
-    }
-    return mod.pull(this.root, ref, { platform, out, unpack: true });
+    const { pull } = await import('../registry/pull.js');
+    return pull(this.root, ref, { platform, out, unpack: true });
   }
 
   // ---------------------------------------------------------------- create / start / run

@@ -44,8 +44,12 @@ const SYSTEM_CA_FILES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/cer
 
 let systemCa: string[] | undefined | null = null;
 
-/** The system CA store (SSL_CERT_FILE, else the distribution's bundle) plus NODE_EXTRA_CA_CERTS. */
-export function systemCaBundle(env: NodeJS.ProcessEnv = process.env): string[] | undefined {
+/**
+ * The system CA store (SSL_CERT_FILE, else the distribution's bundle) plus NODE_EXTRA_CA_CERTS;
+ * without a system store, node's own roots (`fallbackRoots`) plus NODE_EXTRA_CA_CERTS. hull
+ * reads NODE_EXTRA_CA_CERTS itself: bin/hull keeps node from loading it at start-up.
+ */
+export function systemCaBundle(env: NodeJS.ProcessEnv = process.env, fallbackRoots: readonly string[] = []): string[] | undefined {
   if (systemCa !== null) return systemCa;
   const files = env.SSL_CERT_FILE ? [env.SSL_CERT_FILE] : SYSTEM_CA_FILES;
   const out: string[] = [];
@@ -57,11 +61,14 @@ export function systemCaBundle(env: NodeJS.ProcessEnv = process.env): string[] |
       /* try the next */
     }
   }
-  if (out.length > 0 && env.NODE_EXTRA_CA_CERTS) {
+  if (env.NODE_EXTRA_CA_CERTS) {
     try {
-      out.push(fs.readFileSync(env.NODE_EXTRA_CA_CERTS, 'utf8'));
-    } catch {
-      /* node reports this itself */
+      const extra = fs.readFileSync(env.NODE_EXTRA_CA_CERTS, 'utf8');
+      if (out.length === 0) out.push(...fallbackRoots);
+      out.push(extra);
+    } catch (e) {
+      // node's own words when it cannot read the file
+      process.emitWarning(`Ignoring extra certs from \`${env.NODE_EXTRA_CA_CERTS}\`, load failed: ${(e as Error).message}`);
     }
   }
   systemCa = out.length > 0 ? out : undefined;
@@ -88,6 +95,8 @@ const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const httpsAgents = new Map<string, https.Agent>();
 /** node:https (with tls) loads only for a registry over https: a plain-http pull starts ~10 ms sooner. */
 let httpsModule: typeof https | undefined;
+/** node's bundled root certificates (node:tls, loaded with node:https). */
+let nodeRoots: readonly string[] = [];
 
 function agentFor(url: URL): http.Agent {
   if (url.protocol === 'http:') return httpAgent;
@@ -96,7 +105,7 @@ function agentFor(url: URL): http.Agent {
   const key = extra.length ? url.host : '';
   let a = httpsAgents.get(key);
   if (!a) {
-    const sys = systemCaBundle();
+    const sys = systemCaBundle(process.env, nodeRoots);
     const ca = extra.length || sys ? [...(sys ?? []), ...extra] : undefined;
     a = new https.Agent({ keepAlive: true, maxSockets: 16, ...(ca ? { ca } : {}) });
     httpsAgents.set(key, a);
@@ -106,7 +115,10 @@ function agentFor(url: URL): http.Agent {
 
 /** Send one request; resolves when the response headers arrive. The caller consumes or drains the body. */
 export async function send(req: HttpRequest): Promise<HttpResponse> {
-  if (req.url.protocol === 'https:') httpsModule ??= (await import('node:https')).default;
+  if (req.url.protocol === 'https:' && !httpsModule) {
+    httpsModule = (await import('node:https')).default;
+    nodeRoots = (await import('node:tls')).rootCertificates;
+  }
   return new Promise((resolve, reject) => {
     const mod = req.url.protocol === 'https:' ? httpsModule! : http;
     const headers: Record<string, string> = { ...(req.headers ?? {}) };

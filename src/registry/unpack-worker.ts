@@ -2,31 +2,21 @@
  * Layer unpacking on a worker thread, so that unpacking (tar parsing and hashing run on the
  * JavaScript thread) does not slow the downloads of the other layers. The worker opens the
  * same hull root (its own SQLite handle) and calls ImageStore.ensureLayer, exactly what
- * commitImage would do later; commitImage then finds the layers in place.
+ * commitImage would do later; commitImage then finds the layers in place. The thread's code is
+ * unpack-thread.ts, run from the compiled output (the CLI bundle starts it by path).
  */
 import os from 'node:os';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { HullError, type ErrorCode } from '../errors.js';
 import type { ImageLayer } from '../images/store.js';
+import { distFile } from '../paths.js';
 
-interface Job {
+export interface Job {
   id: number;
   layer: ImageLayer;
   what: string;
 }
-type Reply = { id: number; ok: true } | { id: number; ok: false; code?: ErrorCode; message: string };
-
-if (!isMainThread && parentPort && (workerData as { hullUnpackWorker?: boolean })?.hullUnpackWorker) {
-  const port = parentPort;
-  const { ImageStore } = await import('../images/store.js');
-  const store = ImageStore.open((workerData as { root: string }).root);
-  port.on('message', (job: Job) => {
-    store.ensureLayer(job.layer, job.what).then(
-      () => port.postMessage({ id: job.id, ok: true } satisfies Reply),
-      (e: unknown) => port.postMessage({ id: job.id, ok: false, code: e instanceof HullError ? e.code : undefined, message: e instanceof Error ? e.message : String(e) } satisfies Reply),
-    );
-  });
-}
+export type Reply = { id: number; ok: true } | { id: number; ok: false; code?: ErrorCode; message: string };
 
 /**
  * Unpacks layers on up to `threads` worker threads (default: $HULL_UNPACK_THREADS, else 2, or 1
@@ -50,7 +40,7 @@ export class LayerUnpacker {
   }
 
   private spawn(): { w: Worker; busy: boolean } {
-    const w = new Worker(new URL(import.meta.url), { workerData: { hullUnpackWorker: true, root: this.root } });
+    const w = new Worker(distFile('registry', 'unpack-thread.js'), { workerData: { root: this.root } });
     const slot = { w, busy: false };
     w.on('message', (r: Reply) => {
       const p = this.running.get(r.id);

@@ -20,18 +20,8 @@ export async function createIsolation(wall: Wall, root: string, opts: IsolationO
     return m.createContainerIsolation(root, opts);
   }
   if (wall === 'vm') {
-    let m: { createVmIsolation: (root: string, opts?: IsolationOptions) => Isolation };
-    try {
-      // A computed specifier: the VM wall is built in parallel and may not exist yet.
-      const spec = './vm/index.js';
-      m = (await import(spec)) as typeof m;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
-        throw new HullError('UNAVAILABLE', 'the VM wall (--isolation vm) is not available in this build', { cause: e });
-      }
-      throw e;
-    }
-    return m.createVmIsolation(root, opts);
+    const { createVmIsolation } = await import('./vm/index.js');
+    return createVmIsolation(root, opts);
   }
   throw new HullError('INVALID_ARGUMENT', `unknown isolation "${String(wall)}": choose container or vm`);
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import Database from 'better-sqlite3';
+import { packageRoot } from '../paths.js';
 
 export type DB = Database.Database;
 
@@ -99,6 +100,9 @@ let addonPath: string | null | undefined;
  */
 function nativeBinding(): string | undefined {
   if (addonPath === undefined) {
+    // The usual place first (a plain stat); else ask the resolver (hoisted installs).
+    const usual = path.join(packageRoot(), 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
+    if (fs.existsSync(usual)) return (addonPath = usual);
     try {
       const pkg = createRequire(import.meta.url).resolve('better-sqlite3/package.json');
       const p = path.join(path.dirname(pkg), 'build', 'Release', 'better_sqlite3.node');

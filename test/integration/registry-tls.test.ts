@@ -46,6 +46,12 @@ test('https to a registry: verified against the system CA store', async (t) => {
     const ok = probe(reg.host, { SSL_CERT_FILE: cert });
     assert.equal(ok.code, 0, ok.out);
     assert.match(ok.out, /status 200/);
+
+    // NODE_EXTRA_CA_CERTS adds to the system store, as with node itself (bin/hull keeps node
+    // from parsing it at start-up and hands it to hull's code; test/unit/cli-launcher.test.ts).
+    const extra = probe(reg.host, { SSL_CERT_FILE: '/etc/ssl/certs/ca-certificates.crt', NODE_EXTRA_CA_CERTS: cert });
+    assert.equal(extra.code, 0, extra.out);
+    assert.match(extra.out, /status 200/);
   } finally {
     await reg.stop();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -6,11 +6,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HullError } from '../../errors.js';
+import { packageRoot } from '../../paths.js';
 
-// dist/src/runtime/vm/assets.js -> the repository (or package) root
-const PKG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+const PKG = packageRoot();
 
 export interface GuestAssets {
   kernel: string;

@@ -1,0 +1,102 @@
+'use strict';
+// Starts the hull CLI from its one-file bundle (dist/cli.cjs, made by scripts/bundle.mjs) and
+// keeps V8's compiled code for it in a code cache, one per command word (dist/v8-cache/), so a
+// later `hull run` does not parse and compile the same functions again. The cache is a pure
+// speed-up: V8 rejects a cache that does not fit the source and node, and hull then compiles as
+// usual and writes a fresh one. The cache is keyed by the bundle's size, mtime and inode too,
+// because V8 itself checks only the source length.
+//
+// Without a bundle, or with one older than the compiled modules (someone ran only `tsc`), the
+// CLI runs from dist/src as plain ES modules.
+const fs = require('node:fs');
+const path = require('node:path');
+
+// bin/hull moved NODE_EXTRA_CA_CERTS aside so that node does not parse those certificates at
+// start-up (about 45 ms for a 140-certificate bundle); put it back for hull's TLS code (which
+// reads it when it first opens a TLS connection) and for the processes hull starts.
+if (process.env.HULL_NODE_EXTRA_CA_CERTS !== undefined) {
+  process.env.NODE_EXTRA_CA_CERTS = process.env.HULL_NODE_EXTRA_CA_CERTS;
+  delete process.env.HULL_NODE_EXTRA_CA_CERTS;
+}
+
+const pkg = path.resolve(__dirname, '..');
+const argv = process.argv.slice(2);
+
+function done(code) {
+  process.exitCode = code;
+}
+function crash(e) {
+  process.stderr.write(`hull: ${e && e.stack ? e.stack : e}\n`);
+  process.exitCode = 125;
+}
+
+function bundleStat() {
+  try {
+    const b = fs.statSync(path.join(pkg, 'dist', 'cli.cjs'));
+    const m = fs.statSync(path.join(pkg, 'dist', 'src', 'cli', 'main.js'));
+    return b.mtimeMs >= m.mtimeMs ? b : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The command word (`run`, `ps`, `image`...) names the cache: each keeps the functions it used. */
+function commandWord() {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--root') i++;
+    else if (!a.startsWith('-')) return /^[a-z]{1,20}$/.test(a) ? a : 'other';
+  }
+  return 'none';
+}
+
+function runBundle(st) {
+  const vm = require('node:vm');
+  const Module = require('node:module');
+  const file = path.join(pkg, 'dist', 'cli.cjs');
+  const cacheDir = path.join(pkg, 'dist', 'v8-cache');
+  const word = commandWord();
+  const cacheName = `${word}-${st.size}-${Math.floor(st.mtimeMs)}-${st.ino}.bin`;
+  const cacheFile = path.join(cacheDir, cacheName);
+  let cached;
+  try {
+    cached = fs.readFileSync(cacheFile);
+  } catch {
+    /* first call of this command */
+  }
+  const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), {
+    filename: file,
+    cachedData: cached,
+  });
+  if (cached === undefined || script.cachedDataRejected) {
+    // Written at exit, so that it holds the functions this command compiled while it ran.
+    process.once('exit', () => {
+      try {
+        fs.mkdirSync(cacheDir, { recursive: true });
+        const tmp = `${cacheFile}.${process.pid}.tmp`;
+        fs.writeFileSync(tmp, script.createCachedData());
+        fs.renameSync(tmp, cacheFile);
+        // this command's caches for earlier bundles are of no further use
+        for (const n of fs.readdirSync(cacheDir)) if (n.startsWith(`${word}-`) && n !== cacheName && n.endsWith('.bin')) fs.rmSync(path.join(cacheDir, n), { force: true });
+      } catch {
+        /* a read-only installation runs without a cache */
+      }
+    });
+  }
+  const mod = { exports: {} };
+  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  return mod.exports;
+}
+
+const st = bundleStat();
+if (st) {
+  let cli;
+  try {
+    cli = runBundle(st);
+  } catch (e) {
+    crash(e);
+  }
+  if (cli) cli.main(argv).then(done, crash);
+} else {
+  import('../dist/src/cli/main.js').then((cli) => cli.main(argv)).then(done, crash);
+}

@@ -1,0 +1,51 @@
+// Bundles the CLI (dist/src/cli/main.js and everything it imports, lazily loaded command
+// modules included) into one CommonJS file, dist/cli.cjs, which bin/hull runs.
+//
+// Why: Node's ESM loader resolves, reads and links each of hull's ~100 modules one by one, and
+// that took about 20 ms of every `hull` call here; one CommonJS file also lets bin/hull-boot.cjs
+// keep V8's compiled code between calls (a code cache), which ESM cannot do on Node 20.
+// The library (`import ... from 'hull'`), the tests and worker threads keep using dist/src.
+//
+// Run after `tsc` (npm run build does both). Packages with native addons or their own files
+// stay outside the bundle and are required from node_modules at run time.
+import { build } from 'esbuild';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const entry = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+const out = path.join(repo, 'dist', 'cli.cjs');
+if (!fs.existsSync(entry)) {
+  console.error(`bundle: ${entry} is missing; run tsc first (npm run build)`);
+  process.exit(1);
+}
+const pkg = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
+const tmp = `${out}.${process.pid}.tmp`;
+await build({
+  entryPoints: [entry],
+  outfile: tmp,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // Runtime dependencies stay in node_modules (native addons, their own lazy requires), except
+  // better-sqlite3's JavaScript, which every command loads (its addon is still loaded by path).
+  external: Object.keys(pkg.dependencies ?? {}).filter((d) => d !== 'better-sqlite3'),
+  // CommonJS has no import.meta: give the modules that use import.meta.url (createRequire,
+  // packageRoot) the bundle's own URL, which lies in the same installation.
+  define: { 'import.meta.url': '__hull_bundle_url' },
+  banner: { js: "const __hull_bundle_url = require('node:url').pathToFileURL(__filename).href;" },
+  // import() of a module left outside (node:zlib, node-unix-socket ...) becomes a require():
+  // code run through vm.Script with a code cache cannot import() on Node 20.
+  supported: { 'dynamic-import': false },
+  logLevel: 'warning',
+});
+const text = fs.readFileSync(tmp, 'utf8');
+const left = text.match(/[^\w$.]import\(/g);
+if (left) {
+  fs.rmSync(tmp);
+  console.error(`bundle: ${left.length} dynamic import() left in the bundle; bin/hull-boot.cjs cannot run it`);
+  process.exit(1);
+}
+fs.renameSync(tmp, out);
