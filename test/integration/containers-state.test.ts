@@ -55,6 +55,33 @@ describe('container state and cleanup', { timeout: 600_000 }, () => {
     assert.deepEqual(fs.readdirSync(path.join(tr.root, 'containers')), []);
   });
 
+  test('a root that only runs foreground containers gets the compiled seccomp filter once, leaving nothing', async () => {
+    const fresh = makeTempRoot('hull-bpf-');
+    try {
+      importBusybox(fresh.root);
+      const cache = path.join(fresh.root, 'cache', 'seccomp');
+      assert.equal(fs.existsSync(cache), false);
+      const first = hull(fresh.root, ['run', '--rm', 'busybox', 'echo', 'one']);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(first.stdout, 'one\n');
+      const filters = fs.readdirSync(cache);
+      assert.equal(filters.length, 1);
+      assert.ok(fs.statSync(path.join(cache, filters[0]!)).size % 8 === 0);
+      // the next start uses it: the process runs under a seccomp filter (mode 2)
+      const second = hull(fresh.root, ['run', '--rm', 'busybox', 'grep', '^Seccomp:', '/proc/self/status']);
+      assert.match(second.stdout, /^Seccomp:\s+2$/m, second.stderr);
+      assert.deepEqual(fs.readdirSync(cache), filters);
+      // the scratch container left nothing: no runtime state, no mount, no process
+      const crunState = path.join(fresh.root, 'run', 'crun');
+      assert.deepEqual(fs.existsSync(crunState) ? fs.readdirSync(crunState) : [], []);
+      assert.deepEqual(mountsUnder(fresh.root), []);
+      assert.deepEqual(await eventually(() => processesMentioning(fresh.root)), []);
+      assert.deepEqual(fs.readdirSync(path.join(fresh.root, 'containers')), []);
+    } finally {
+      fresh.cleanup();
+    }
+  });
+
   test('nothing leaks after --rm, rm -f, a bad command, a bad flag, a missing image', async () => {
     const before = new Set(fs.readdirSync(path.join(tr.root, 'containers')));
     const seen: string[] = [];
