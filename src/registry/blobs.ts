@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { finished } from 'node:stream';
 import type { ContentStore } from '../content/store.js';
 import { HullError, invalid } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -114,7 +115,6 @@ function rangeStart(res: HttpResponse): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Stream a response body into the file, hashing; returns the new total written. */
 /**
  * Early write-back of a blob being written: at most one fdatasync in flight, started every
  * WRITEBACK_EVERY bytes. Its error is kept and thrown by `settle` (Linux reports a write-back
@@ -148,6 +148,12 @@ class WriteBack {
   }
 }
 
+/**
+ * Stream a response body into the file, hashing; returns the new total written. Chunks are
+ * taken from 'data' events (an async iterator costs a promise and a queue entry per 64 KiB
+ * chunk: ~10% of a pull's CPU here); the body is paused while a batch is written. On failure the
+ * error carries `written`, the bytes now safely in the file, so a Range request can go on.
+ */
 async function receive(res: HttpResponse, fh: fs.promises.FileHandle, wb: WriteBack, hash: crypto.Hash, start: number, t: BlobTarget, onBytes?: (n: number) => void): Promise<number> {
   let written = start;
   let pending: Buffer[] = [];
@@ -166,23 +172,50 @@ async function receive(res: HttpResponse, fh: fs.promises.FileHandle, wb: WriteB
     }
     wb.wrote(total);
   };
+  const body = res.body;
+  let writing: Promise<void> = Promise.resolve();
   try {
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      if (written + chunk.length > t.size) {
-        throw invalid(`${t.what}: size mismatch: the registry sent more than the expected ${t.size} bytes`);
-      }
-      hash.update(chunk);
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      written += chunk.length;
-      if (pendingBytes >= WRITE_BATCH) {
-        await flush();
-        onBytes?.(written);
-      }
-    }
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fail = (e: unknown) => {
+        if (settled) return;
+        settled = true;
+        body.off('data', onData);
+        reject(e);
+      };
+      const onData = (chunk: Buffer) => {
+        if (settled) return;
+        if (written + chunk.length > t.size) {
+          fail(invalid(`${t.what}: size mismatch: the registry sent more than the expected ${t.size} bytes`));
+          return;
+        }
+        hash.update(chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        written += chunk.length;
+        if (pendingBytes >= WRITE_BATCH) {
+          body.pause();
+          writing = flush().then(() => {
+            onBytes?.(written);
+            if (!settled) body.resume();
+          });
+          writing.catch(fail);
+        }
+      };
+      body.on('data', onData);
+      finished(body, (err) => {
+        if (err) fail(err);
+        else if (!settled) {
+          settled = true;
+          resolve();
+        }
+      });
+    });
+    await writing;
   } catch (e) {
-    res.body.destroy();
+    body.destroy();
     // Keep what arrived intact so a Range request can continue after it.
+    await writing.catch(() => undefined);
     await flush();
     throw Object.assign(e as Error, { written });
   }
