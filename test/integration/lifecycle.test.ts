@@ -172,9 +172,14 @@ for (const wall of WALLS) {
       assert.equal(h('wait', id).stdout, '137\n');
       insp = JSON.parse(h('inspect', id).stdout)[0];
       assert.equal(insp.State.OOMKilled, true);
+      // attached to stdin (-i): hull runs it itself, no monitor; the kill is still recorded
+      const fgi = hull(tr.root, ['run', '--isolation', wall, '-i', '--name', `oom-fgi-${wall}`, '-m', '128m', 'busybox', 'sh', '-c', hog], { input: '' });
+      assert.equal(fgi.code, 137, fgi.stderr);
+      insp = JSON.parse(h('inspect', `oom-fgi-${wall}`).stdout)[0];
+      assert.equal(insp.State.OOMKilled, true);
       const ok = run('--rm', '-m', '128m', 'busybox', 'sh', '-c', 'x=$(head -c 20000000 /dev/zero | tr "\\0" a); echo len=${#x}');
       assert.equal(ok.stdout, 'len=20000000\n');
-      h('rm', '-f', id, `oom-fg-${wall}`);
+      h('rm', '-f', id, `oom-fg-${wall}`, `oom-fgi-${wall}`);
     });
   });
 }

@@ -201,3 +201,48 @@ export function removeCgroup(layout: CgroupLayout, cgPath: string): string[] {
   }
   return left;
 }
+
+/**
+ * Whether one /dev/kmsg record is the kernel's report of an OOM kill inside the memory cgroup
+ * `cgPath` (the line the OOM killer prints since Linux 4.19, e.g. "oom-kill:constraint=
+ * CONSTRAINT_MEMCG,...,oom_memcg=/hull/ID,task_memcg=/hull/ID,task=sh,pid=42,uid=0"). Pure.
+ */
+export function isOomKillRecordFor(record: string, cgPath: string): boolean {
+  const at = record.indexOf('oom-kill:');
+  if (at < 0) return false;
+  const fields = record.slice(at + 'oom-kill:'.length).trim().split(',');
+  return fields.some((f) => f === `oom_memcg=${cgPath}` || f === `task_memcg=${cgPath}`);
+}
+
+/**
+ * Whether the kernel log holds an OOM kill in `cgPath`, read the way cAdvisor's oomparser reads
+ * it (/dev/kmsg, one record per read, without blocking). For a foreground `crun run`, whose
+ * cgroup (with its oom_kill counter) is gone by the time hull learns the exit; read only after
+ * a SIGKILL exit of a memory-limited container. False when the log cannot be read.
+ */
+export function kernelLogOomKill(cgPath: string, file = '/dev/kmsg'): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  const buf = Buffer.alloc(16 * 1024);
+  try {
+    for (let i = 0; i < 1_000_000; i++) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        // EPIPE: records were overwritten while reading; the next read goes on from the oldest
+        if ((e as NodeJS.ErrnoException).code === 'EPIPE') continue;
+        return false; // EAGAIN: no more records
+      }
+      if (n <= 0) return false;
+      if (isOomKillRecordFor(buf.toString('latin1', 0, n), cgPath)) return true;
+    }
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { HullError, precondition } from '../../errors.js';
 import type { ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Stdio, Usage } from '../types.js';
-import { containerCgroupPath, detectCgroupLayout, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
+import { containerCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
 import { buildOciConfig } from './config.js';
 import { findConmon, startConmon } from './conmon.js';
 import { hostFacts } from './host.js';
@@ -270,7 +270,9 @@ class ContainerIsolation implements Isolation {
     // `run` deleted the runtime state and the cgroup; remove what a crash could have left.
     this.removeRuntimeLeftovers(spec, driver);
     const exitCode = result.code ?? 128 + (os.constants.signals[result.signal ?? 'SIGKILL'] ?? 9);
-    return { exitCode, oomKilled: false };
+    // crun removed the cgroup with its oom_kill counter: ask the kernel log (SIGKILL exits only)
+    const oomKilled = exitCode === 137 && spec.resources.memoryBytes !== undefined && kernelLogOomKill(containerCgroupPath(spec.id));
+    return { exitCode, oomKilled };
   }
 
   async startDetached(spec: InstanceSpec): Promise<{ pid: number; facts?: Record<string, unknown> }> {
