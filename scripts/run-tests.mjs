@@ -21,6 +21,13 @@ if (files.length === 0) {
   console.error('no test files found: run the build first (npm run setup)');
   process.exit(1);
 }
+// The tests drive bin/hull, which runs the CLI bundle: rebuild it when only tsc has run since.
+const bundle = path.join('dist', 'cli.cjs');
+const compiled = path.join('dist', 'src', 'cli', 'main.js');
+if (fs.existsSync(compiled) && (!fs.existsSync(bundle) || fs.statSync(bundle).mtimeMs < fs.statSync(compiled).mtimeMs)) {
+  const b = spawnSync(process.execPath, [path.join('scripts', 'bundle.mjs')], { stdio: 'inherit' });
+  if (b.status !== 0) process.exit(b.status ?? 1);
+}
 // One file at a time: integration tests start VMs and many containers on a 2-core machine.
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
   stdio: 'inherit',

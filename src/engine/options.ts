@@ -171,6 +171,7 @@ export function buildInstanceSpec(
       stdin: o.interactive ?? false,
     },
     hostname,
+    autoRemove: o.rm ?? false,
     resources: {
       memoryBytes: o.memoryBytes || undefined,
       memorySwapBytes: o.memorySwapBytes,

@@ -55,6 +55,8 @@ export interface InstanceSpec {
     stdin: boolean;
   };
   hostname: string;
+  /** --rm: the instance and its writable layer are removed when it exits (absent in specs stored by older hull: false). */
+  autoRemove?: boolean;
   resources: {
     /** Hard memory limit in bytes (-m). For VMs: guest RAM. */
     memoryBytes?: number;

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { HULL_BIN, hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
+import { overlayVolatileSupported } from '../../src/runtime/container/runtime.js';
 
 describe('hull run flags', { timeout: 600_000 }, () => {
   let tr: TempRoot;
@@ -25,6 +26,20 @@ describe('hull run flags', { timeout: 600_000 }, () => {
   after(() => {
     tr.cleanup();
     fs.rmSync(host, { recursive: true, force: true });
+  });
+
+  test('--rm roots are volatile overlays (no syncs of a layer that is thrown away); kept ones are not', (t) => {
+    const rootMount = (text: string) => text.split('\n').find((l) => l.split(' ')[1] === '/') ?? '';
+    const rm = rootMount(out('busybox', 'cat', '/proc/mounts'));
+    assert.match(rm, /^overlay \/ overlay /, rm);
+    const kept = hull(tr.root, ['run', '--name', 'kept-root', 'busybox', 'cat', '/proc/mounts']);
+    assert.equal(kept.code, 0, kept.stderr);
+    hull(tr.root, ['rm', 'kept-root']);
+    assert.match(rootMount(kept.stdout), /^overlay \/ overlay /);
+    assert.doesNotMatch(rootMount(kept.stdout), /volatile/);
+    if (!overlayVolatileSupported(os.release())) return t.skip(`kernel ${os.release()} has no overlayfs volatile (5.10+)`);
+    // (6.x kernels show it as fsync=volatile)
+    assert.match(rm, /[,\s](fsync=)?volatile[,\s]/, rm);
   });
 
   test('-e, --env-file, -w, -u, --entrypoint, --hostname', () => {

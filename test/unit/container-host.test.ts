@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { parseCgroupLayout, parseKeyValues } from '../../src/runtime/container/cgroups.js';
 import { parseHardLimits } from '../../src/runtime/container/host.js';
 import { checkExecutable, ExecError, LayeredRoot, resolveUser } from '../../src/runtime/container/rootfs.js';
-import { overlayOptions, runtimeArgv, conmonRuntimeScript, type RuntimeDriver } from '../../src/runtime/container/runtime.js';
+import { overlayOptions, overlayVolatileSupported, runtimeArgv, conmonRuntimeScript, type RuntimeDriver } from '../../src/runtime/container/runtime.js';
 import { conmonArgs } from '../../src/runtime/container/conmon.js';
 import { dockerTime, parseLogLines, tailRecords } from '../../src/engine/logs.js';
 
@@ -90,6 +90,12 @@ const driver: RuntimeDriver = { name: 'crun', bin: '/usr/bin/crun', stateDir: '/
 test('runtime argv: private mount namespace wrapper, overlay options top layer first', () => {
   const ov = { lower: ['/l/1', '/l/2'], upper: '/c/upper', work: '/c/work', target: '/c/rootfs' };
   assert.equal(overlayOptions(ov), 'lowerdir=/l/2:/l/1,upperdir=/c/upper,workdir=/c/work');
+  assert.equal(overlayOptions({ ...ov, volatile: true }), 'lowerdir=/l/2:/l/1,upperdir=/c/upper,workdir=/c/work,volatile');
+  assert.equal(overlayVolatileSupported('6.18.44-fc-v782'), true);
+  assert.equal(overlayVolatileSupported('5.10.0-28-amd64'), true);
+  assert.equal(overlayVolatileSupported('5.4.0-150-generic'), false);
+  assert.equal(overlayVolatileSupported('4.19.0'), false);
+  assert.equal(overlayVolatileSupported('weird'), false);
   assert.throws(() => overlayOptions({ ...ov, upper: '/a,b' }), /cannot be used/);
   const a = runtimeArgv(driver, ['run', '--bundle', '/c', 'id'], ov);
   assert.deepEqual(a.slice(0, 4), ['/usr/bin/unshare', '-m', '--propagation', 'private']);

@@ -22,7 +22,7 @@ import { buildOciConfig } from './config.js';
 import { findConmon, startConmon } from './conmon.js';
 import { hostFacts } from './host.js';
 import { checkExecutable, LayeredRoot, resolveUserInRoot } from './rootfs.js';
-import { conmonRuntimeScript, makeDriver, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
+import { conmonRuntimeScript, makeDriver, overlayVolatileSupported, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
 import { goArch, loadDefaultSeccomp } from './seccomp.js';
 import { effectiveCaps } from './caps.js';
 
@@ -116,7 +116,7 @@ class ContainerIsolation implements Isolation {
 
   private overlay(spec: InstanceSpec): OverlayPlan {
     const f = this.files(spec);
-    return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs };
+    return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs, volatile: spec.autoRemove === true && overlayVolatileSupported(os.release()) };
   }
 
   /** Check the command, resolve the user, write the bundle. Pure data until the last writes. */
@@ -140,6 +140,11 @@ class ContainerIsolation implements Isolation {
       }
     }
     for (const d of [spec.dir, f.rootfs, f.upper, f.work, f.etc, f.exitDir]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    // A volatile overlay leaves work/work/incompat/volatile, and the kernel refuses to mount the
+    // upper dir again while it is there (its contents may not have survived a crash). An --rm
+    // container started again (restart) after a clean exit may: its upper dir goes at exit anyway.
+    const marker = path.join(f.work, 'work', 'incompat');
+    if (spec.autoRemove && fs.existsSync(marker)) fs.rmSync(marker, { recursive: true, force: true });
     fs.chmodSync(spec.dir, 0o711);
     // The overlay's "/" takes the upper dir's owner and mode: give it the image's.
     const top = spec.image.lowerDirs.length ? fs.statSync(spec.image.lowerDirs[spec.image.lowerDirs.length - 1]!) : undefined;
@@ -211,7 +216,8 @@ class ContainerIsolation implements Isolation {
         c.on('exit', (code) => resolve(code));
       });
     try {
-      const code = await call(runtimeArgv(driver, ['create', '--bundle', spec.dir, scratch], this.overlay(spec)));
+      // not volatile: a volatile mount leaves a marker that refuses the next mount of this upper dir
+      const code = await call(runtimeArgv(driver, ['create', '--bundle', spec.dir, scratch], { ...this.overlay(spec), volatile: false }));
       return code === 0 && this.saveBpf(scratch, driver);
     } finally {
       if (fs.existsSync(path.join(driver.stateDir, scratch))) await call(runtimeArgv(driver, sub.delete(driver, scratch, true)));
