@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds hull's guest kernel: Debian's linux-source plus guest/kernel-patches/*.patch,
 # `make tinyconfig` merged with guest/kernel.config, no modules, uncompressed vmlinux (booted by
-# QEMU microvm via PVH).
+# QEMU microvm via PVH), compiled with KCFLAGS_GUEST (below).
 #
 # Idempotent and cached per machine: the result lives in $HULL_CACHE_DIR/guest/kernel-<key>/vmlinux
 # (default /var/cache/hull), where <key> is the linux-source package version plus the hash of the
-# fragment and the patches, so every checkout on the machine (a fresh CI clone too) shares one
-# build; build/guest/vmlinux points at the current one. A rerun with the same key does nothing.
+# fragment, the patches and the extra compiler flags, so every checkout on the machine (a fresh CI
+# clone too) shares one build; build/guest/vmlinux points at the current one. A rerun with the same
+# key does nothing.
 #   HULL_KERNEL_JOBS=N   parallel make jobs (default: nproc)
 #   HULL_CACHE_DIR=DIR   machine-wide build cache (default /var/cache/hull)
 set -euo pipefail
@@ -24,7 +25,12 @@ tarball=$(ls /usr/src/linux-source-*.tar.xz 2>/dev/null | sort -V | tail -n1 || 
 [ -n "$tarball" ] || { echo "build-guest-kernel: no /usr/src/linux-source-*.tar.xz (apt-get install linux-source)" >&2; exit 1; }
 series=$(basename "$tarball" .tar.xz)                       # linux-source-6.1
 version=$(dpkg-query -W -f='${Version}' "$series" 2>/dev/null || stat -c %Y "$tarball")
-fraghash=$(cat "$FRAG" "$REPO"/guest/kernel-patches/*.patch 2>/dev/null | sha256sum | cut -c1-16)
+# Extra compiler flags, part of the cache key. -mstringop-strategy=libcall: with -Os (tinyconfig)
+# gcc expands memset/memcpy of unknown length inline as `rep stosb`/`rep movsb`, which QEMU's TCG
+# runs one byte per loop trip (~10 ms of boot in memblock alone); as calls they use the kernel's
+# memset/memcpy, which pick word-sized copies for the CPU.
+KCFLAGS_GUEST="-mstringop-strategy=libcall"
+fraghash=$( (cat "$FRAG" "$REPO"/guest/kernel-patches/*.patch 2>/dev/null; echo "KCFLAGS=$KCFLAGS_GUEST") | sha256sum | cut -c1-16)
 patchhash=$(cat "$REPO"/guest/kernel-patches/*.patch 2>/dev/null | sha256sum | cut -c1-16)
 key=${series#linux-source-}-$version-$fraghash
 dest=$CACHE/kernel-$key
@@ -69,7 +75,7 @@ while IFS= read -r line; do
 done < "$FRAG"
 [ $lost = 0 ] || exit 1
 say "building vmlinux ($key); a few minutes"
-nice -n 5 make -s -C "$src" O="$obj" -j"${HULL_KERNEL_JOBS:-$(nproc)}" vmlinux >/dev/null
+nice -n 5 make -s -C "$src" O="$obj" -j"${HULL_KERNEL_JOBS:-$(nproc)}" KCFLAGS="$KCFLAGS_GUEST" vmlinux >/dev/null
 mkdir -p "$dest.tmp"
 strip -o "$dest.tmp/vmlinux" "$obj/vmlinux"
 cp "$obj/.config" "$dest.tmp/config"
