@@ -23,10 +23,20 @@ test('microvm without ACPI, firmware or defaults; no reboot; sandboxed', () => {
 
 test('accelerator: TCG with a bounded code cache, or KVM with the host CPU', () => {
   assert.deepEqual(after(buildQemuArgs(base), '-accel'), ['tcg,tb-size=32']);
-  assert.deepEqual(after(buildQemuArgs(base), '-cpu'), ['max']);
+  assert.deepEqual(after(buildQemuArgs(base), '-cpu'), ['max,erms=off,fsrm=off']);
   const k = buildQemuArgs({ ...base, accel: 'kvm' });
   assert.deepEqual(after(k, '-accel'), ['kvm']);
   assert.deepEqual(after(k, '-cpu'), ['host']);
+});
+
+test('guest RAM: anonymous by default, or a memfd backend of the same size (4 KiB pages)', () => {
+  const a = buildQemuArgs(base);
+  assert.ok(!a.includes('-object'));
+  assert.doesNotMatch(after(a, '-M')[0]!, /memory-backend/);
+  const m = buildQemuArgs({ ...base, ramBackend: 'memfd', memoryMiB: 256 });
+  assert.deepEqual(after(m, '-object'), ['memory-backend-memfd,id=ram,size=256M']);
+  assert.match(after(m, '-M')[0]!, /^microvm,.*,memory-backend=ram$/);
+  assert.deepEqual(after(m, '-m'), ['256']);
 });
 
 test('kernel command line: tuned, and never a "--" (microvm appends virtio_mmio.device=)', () => {
@@ -40,6 +50,8 @@ test('kernel command line: tuned, and never a "--" (microvm appends virtio_mmio.
   assert.equal(after(buildQemuArgs(base), '-append')[0], kernelCmdline(base));
   assert.doesNotMatch(kernelCmdline({ accel: 'tcg' }), /tsc_early_khz/);
   assert.match(kernelCmdline({ accel: 'tcg', consoleLog: '/x' }), /console=ttyS0/);
+  assert.match(c, /(^| )noreplace-smp( |$)/);
+  assert.doesNotMatch(kernelCmdline({ accel: 'kvm', tscKhz: 2445406 }), /noreplace-smp/);
 });
 
 test('the image disk is read-only virtio-blk on MMIO; paths with commas are escaped', () => {

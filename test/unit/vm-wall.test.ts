@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { accelFromFacts } from '../../src/runtime/vm/accel.js';
 import { exitFromStatus, VmStartError } from '../../src/runtime/vm/attached.js';
-import { vmCgroupDir } from '../../src/runtime/vm/cgroup.js';
+import { joinCommand, vmCgroupDir } from '../../src/runtime/vm/cgroup.js';
 import { ctlAddress } from '../../src/runtime/vm/control.js';
 import { guestRunSpec, shq, unsupported } from '../../src/runtime/vm/launch.js';
 import { encodeFrame, T } from '../../src/runtime/vm/protocol.js';
@@ -73,6 +73,9 @@ test('guest spec from an InstanceSpec: attached vs detached, mounts, read-only',
 test('paths: cgroup per version, disk per image id, control socket fallback for long paths', () => {
   assert.equal(vmCgroupDir(1, 'x'), '/sys/fs/cgroup/memory/hull-vm/x');
   assert.equal(vmCgroupDir(2, 'x'), '/sys/fs/cgroup/hull-vm/x');
+  // v1: the shell moves its one thread ("0" = itself) through tasks; v2: its pid into cgroup.procs
+  assert.deepEqual(joinCommand({ version: 1, dir: '/c/x' }), { file: '/c/x/tasks', word: '0' });
+  assert.deepEqual(joinCommand({ version: 2, dir: '/c/x' }), { file: '/c/x/cgroup.procs', word: '$$' });
   assert.equal(vmDiskPath('/r', 'sha256:' + 'c'.repeat(64)), `/r/vmdisks/${'c'.repeat(64)}.erofs`);
   assert.throws(() => vmDiskPath('/r', 'sha256:../../etc'), /bad image id/);
   assert.equal(ctlAddress('/short/ctl.sock', 42), '/short/ctl.sock');

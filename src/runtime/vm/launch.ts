@@ -17,7 +17,7 @@ import { HullError } from '../../errors.js';
 import type { InstanceSpec } from '../types.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { guestAssets, hostTscKhz, qemuBinary } from './assets.js';
-import { createVmCgroup, procsFile, QEMU_OVERHEAD_BYTES, removeVmCgroup, type VmCgroup } from './cgroup.js';
+import { createVmCgroup, joinCommand, QEMU_OVERHEAD_BYTES, removeVmCgroup, type VmCgroup } from './cgroup.js';
 import { newcArchive } from './cpio.js';
 import { encodeSpecFile, type GuestRunSpec } from './protocol.js';
 import { buildQemuArgs, type Chardev } from './qemu-args.js';
@@ -117,6 +117,15 @@ function tbSizeMiB(attached: boolean): number {
   return Number(v);
 }
 
+/**
+ * Guest RAM backend: 'memfd' (4 KiB pages, only what the guest touched is resident) for detached
+ * VMs, which live long and count for density (~6 MiB less per idle VM than 2 MiB huge pages);
+ * 'anon' for attached runs, where huge pages mean ~5000 fewer host page faults per boot (~25 ms).
+ */
+function ramBackend(attached: boolean): 'anon' | 'memfd' {
+  return attached ? 'anon' : 'memfd';
+}
+
 function guestMemoryMiB(spec: InstanceSpec): number {
   const b = spec.resources.memoryBytes ?? DEFAULT_VM_MEMORY;
   const mib = Math.ceil(b / (1024 * 1024));
@@ -172,13 +181,15 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           const args = buildQemuArgs({
             kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', disk: '/proc/self/fd/5',
             memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(), tbSizeMiB: tbSizeMiB(mode.attached),
+            ramBackend: ramBackend(mode.attached),
             ports: { status: { kind: 'file', path: 'status' }, stdout: ports.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : ports.stdout, stderr: ports.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: ports.main },
             shares,
             consoleLog: process.env.HULL_VM_CONSOLE_LOG ? path.join(files.dir, 'console.log') : undefined,
           });
           const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : ['setpriv'];
           if (io.pdeathsig) priv.push('--pdeathsig', 'KILL');
-          const join = cgroup ? `echo $$ > ${shq(procsFile(cgroup))} || exit 125; ` : '';
+          const jc = cgroup ? joinCommand(cgroup) : undefined;
+          const join = jc ? `echo ${jc.word} > ${shq(jc.file)} || exit 125; ` : '';
           const base = io.base as (string | number | null)[];
           const stdio = [...base.slice(0, 3), fdKernel, fdInitrd, fdDisk, fdLog ?? 'ignore', ...base.slice(3)];
           // With an exit command the shell stays as a tiny monitor: it records QEMU's pid, waits
