@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { hull, importBusybox, makeTempRoot, REPO, type TempRoot } from '../helpers/hull.js';
+import { hull, importBusybox, makeTempRoot, processesMentioning, REPO, type TempRoot } from '../helpers/hull.js';
 
 const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
   ? 'guest kernel not built (scripts/setup.sh)'
@@ -19,10 +19,12 @@ before(() => {
   tr = makeTempRoot('hull-vmcli-');
   importBusybox(tr.root);
 });
-after(() => {
+after(async () => {
   if (!tr) return;
   const ids = hull(tr.root, ['ps', '-aq']).stdout.split('\n').filter(Boolean);
   if (ids.length) hull(tr.root, ['rm', '-f', ...ids]);
+  // the exit hook of a removed VM (run when its QEMU is gone) may still be writing to the root
+  for (let i = 0; i < 100 && processesMentioning(tr.root).length; i++) await new Promise((r) => setTimeout(r, 100));
   tr.cleanup();
 });
 
