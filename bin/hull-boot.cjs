@@ -22,8 +22,11 @@ if (process.env.HULL_NODE_EXTRA_CA_CERTS !== undefined) {
 const pkg = path.resolve(__dirname, '..');
 const argv = process.argv.slice(2);
 
+// Exit as soon as the command has returned its code: everything it started has finished by
+// then (it awaits its children, and writes to stdout/stderr are synchronous on Linux), while
+// node would still spend a loop turn or two (~2.5 ms) closing handles before it exits.
 function done(code) {
-  process.exitCode = code;
+  process.exit(code);
 }
 function crash(e) {
   process.stderr.write(`hull: ${e && e.stack ? e.stack : e}\n`);
