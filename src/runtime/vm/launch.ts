@@ -118,6 +118,17 @@ function tbSizeMiB(attached: boolean): number {
 }
 
 /**
+ * HULL_VM_CONSOLE_LOG (debugging): an absolute path receives the guest's kernel log (console on
+ * a UART, printk timestamps; slower boot); any other non-empty value means <vm dir>/console.log,
+ * which lives as long as the instance's vm directory.
+ */
+function consoleLogPath(files: VmFiles, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const v = env.HULL_VM_CONSOLE_LOG;
+  if (!v) return undefined;
+  return path.isAbsolute(v) ? v : path.join(files.dir, 'console.log');
+}
+
+/**
  * Guest RAM backend: 'memfd' (4 KiB pages, only what the guest touched is resident) for detached
  * VMs, which live long and count for density (~6 MiB less per idle VM than 2 MiB huge pages);
  * 'anon' for attached runs, where huge pages mean ~5000 fewer host page faults per boot (~25 ms).
@@ -177,21 +188,30 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           fdLog = fs.openSync(files.log, 'a', 0o640);
           if (asNobody) fs.fchownSync(fdLog, NOBODY, NOBODY);
         }
+        // debugging: the guest's kernel log through a UART, like the other files as an inherited
+        // descriptor (QEMU may run as nobody, which cannot reach the instance directory)
+        const consolePath = consoleLogPath(files);
+        let fdConsole: number | undefined;
+        if (consolePath) {
+          fdConsole = fs.openSync(consolePath, 'w', 0o640);
+          if (asNobody) fs.fchownSync(fdConsole, NOBODY, NOBODY);
+        }
         try {
+          const base = io.base as (string | number | null)[];
+          const stdio = [...base.slice(0, 3), fdKernel, fdInitrd, fdDisk, fdLog ?? 'ignore', ...base.slice(3)];
+          if (fdConsole !== undefined) stdio.push(fdConsole);
           const args = buildQemuArgs({
             kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', disk: '/proc/self/fd/5',
             memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(), tbSizeMiB: tbSizeMiB(mode.attached),
             ramBackend: ramBackend(mode.attached),
             ports: { status: { kind: 'file', path: 'status' }, stdout: ports.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : ports.stdout, stderr: ports.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: ports.main },
             shares,
-            consoleLog: process.env.HULL_VM_CONSOLE_LOG ? path.join(files.dir, 'console.log') : undefined,
+            consoleLog: fdConsole !== undefined ? `/proc/self/fd/${stdio.length - 1}` : undefined,
           });
           const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : ['setpriv'];
           if (io.pdeathsig) priv.push('--pdeathsig', 'KILL');
           const jc = cgroup ? joinCommand(cgroup) : undefined;
           const join = jc ? `echo ${jc.word} > ${shq(jc.file)} || exit 125; ` : '';
-          const base = io.base as (string | number | null)[];
-          const stdio = [...base.slice(0, 3), fdKernel, fdInitrd, fdDisk, fdLog ?? 'ignore', ...base.slice(3)];
           // With an exit command the shell stays as a tiny monitor: it records QEMU's pid, waits
           // for it, then runs the command (the engine's exit hook).
           // Only QEMU joins the cgroup (an inner sh joins, then execs it): the waiting shell and
@@ -203,7 +223,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
             cwd: files.dir, stdio: stdio as StdioOptions, detached: io.detached,
           });
         } finally {
-          for (const fd of [fdKernel, fdInitrd, fdDisk, fdLog]) if (fd !== undefined) fs.closeSync(fd);
+          for (const fd of [fdKernel, fdInitrd, fdDisk, fdLog, fdConsole]) if (fd !== undefined) fs.closeSync(fd);
         }
       },
     };
