@@ -14,7 +14,7 @@ import { distFile, layout } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
 import type { InstanceSpec, Isolation, Usage, Wall } from '../runtime/types.js';
 import { ContainerTables, type ContainerRow } from '../state/containers.js';
-import { addEvent, nowIso, type DB } from '../state/db.js';
+import { addEvent, lastEvent, nowIso, type DB } from '../state/db.js';
 import { toInspect, toSummary, statusText, type ContainerInspect, type ContainerSummary, type StoredSpec } from './inspect.js';
 import { newContainerId, randomName } from './names.js';
 import { buildInstanceSpec, validateRunOptions, type RunOptions } from './options.js';
@@ -298,6 +298,12 @@ export class Engine {
   }
 
   /** docker wait: resolves with the exit code once the container is not running. */
+  /** The exit of a container that is gone (an --rm one), from its last 'die' event. */
+  private removedExit(id: string): { StatusCode: number; OOMKilled: boolean } | undefined {
+    const die = lastEvent(this.db, 'container', 'die', id);
+    return die?.exitCode !== undefined ? { StatusCode: Number(die.exitCode), OOMKilled: die.oomKilled === 'true' } : undefined;
+  }
+
   async wait(ref: string, signal?: AbortSignal): Promise<{ StatusCode: number; OOMKilled: boolean }> {
     let row = this.rows.resolve(ref);
     const iso = await this.wall(row.isolation);
@@ -311,12 +317,17 @@ export class Engine {
         if (!st.running) {
           const after = await this.finalizeExit(row.id);
           if (after && after.status !== 'running') return { StatusCode: after.exit_code ?? st.exit.exitCode, OOMKilled: after.oom_killed === 1 };
-          return { StatusCode: st.exit.exitCode, OOMKilled: st.exit.oomKilled };
+          const die = after ? undefined : this.removedExit(row.id);
+          return die ?? { StatusCode: st.exit.exitCode, OOMKilled: st.exit.oomKilled };
         }
       }
       await sleep(100);
       const next = this.rows.get(row.id);
       if (!next) {
+        // Removed (an --rm container's exit hook ran between two looks): its 'die' event keeps
+        // the exit, as docker's wait reports it for an auto-removed container.
+        const die = this.removedExit(row.id);
+        if (die) return die;
         const st = await iso.state(spec);
         return st.running ? { StatusCode: 255, OOMKilled: false } : { StatusCode: st.exit.exitCode, OOMKilled: st.exit.oomKilled };
       }

@@ -175,6 +175,12 @@ export function addEvent(db: DB, type: string, action: string, actorId: string, 
   );
 }
 
+/** The attributes of the latest `action` event of `actorId`, if there is one. */
+export function lastEvent(db: DB, type: string, action: string, actorId: string): Record<string, string> | undefined {
+  const row = db.prepare('SELECT attrs FROM events WHERE type = ? AND action = ? AND actor_id = ? ORDER BY seq DESC LIMIT 1').get(type, action, actorId) as { attrs: string } | undefined;
+  return row ? (JSON.parse(row.attrs) as Record<string, string>) : undefined;
+}
+
 export function nowIso(): string {
   return new Date().toISOString();
 }
