@@ -1,13 +1,15 @@
 'use strict';
-// Starts the hull CLI from its one-file bundle (dist/cli.cjs, made by scripts/bundle.mjs) and
-// keeps V8's compiled code for it in a code cache, one per command word (dist/v8-cache/), so a
-// later `hull run` does not parse and compile the same functions again. The cache is a pure
-// speed-up: V8 rejects a cache that does not fit the source and node, and hull then compiles as
-// usual and writes a fresh one. The cache is keyed by the bundle's size, mtime and inode too,
-// because V8 itself checks only the source length.
+// Starts hull from a one-file bundle (made by scripts/bundle.mjs) and keeps V8's compiled code
+// for it in a code cache (dist/v8-cache/), so a later call does not parse and compile the same
+// functions again. Two entries:
+//   hull-boot.cjs ARGS...                     the CLI (dist/cli.cjs), one cache per command word
+//   hull-boot.cjs --exit-hook ROOT ID         the exit hook monitors run (dist/exit-hook.cjs)
+// The cache is a pure speed-up: V8 rejects a cache that does not fit the source and node, and
+// hull then compiles as usual and writes a fresh one. The cache is keyed by the bundle's size,
+// mtime and inode too, because V8 itself checks only the source length.
 //
-// Without a bundle, or with one older than the compiled modules (someone ran only `tsc`), the
-// CLI runs from dist/src as plain ES modules.
+// Without a bundle, or with one older than the compiled module it was made from (someone ran
+// only `tsc`), the same code runs from dist/src as plain ES modules.
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -20,7 +22,12 @@ if (process.env.HULL_NODE_EXTRA_CA_CERTS !== undefined) {
 }
 
 const pkg = path.resolve(__dirname, '..');
+const hook = process.argv[2] === '--exit-hook';
+if (hook) process.argv.splice(2, 1); // the hook reads ROOT ID from process.argv
 const argv = process.argv.slice(2);
+const entry = hook
+  ? { bundle: 'exit-hook.cjs', compiled: ['engine', 'exit-hook.js'], word: 'exit-hook' }
+  : { bundle: 'cli.cjs', compiled: ['cli', 'main.js'], word: commandWord() };
 
 // Exit as soon as the command has returned its code: everything it started has finished by
 // then (it awaits its children, and writes to stdout/stderr are synchronous on Linux), while
@@ -35,8 +42,8 @@ function crash(e) {
 
 function bundleStat() {
   try {
-    const b = fs.statSync(path.join(pkg, 'dist', 'cli.cjs'));
-    const m = fs.statSync(path.join(pkg, 'dist', 'src', 'cli', 'main.js'));
+    const b = fs.statSync(path.join(pkg, 'dist', entry.bundle));
+    const m = fs.statSync(path.join(pkg, 'dist', 'src', ...entry.compiled));
     return b.mtimeMs >= m.mtimeMs ? b : undefined;
   } catch {
     return undefined;
@@ -45,20 +52,22 @@ function bundleStat() {
 
 /** The command word (`run`, `ps`, `image`...) names the cache: each keeps the functions it used. */
 function commandWord() {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
+  const args = process.argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
     if (a === '--root') i++;
     else if (!a.startsWith('-')) return /^[a-z]{1,20}$/.test(a) ? a : 'other';
   }
   return 'none';
 }
 
+/** Run the bundle (its top-level code included) and return its exports. */
 function runBundle(st) {
   const vm = require('node:vm');
   const Module = require('node:module');
-  const file = path.join(pkg, 'dist', 'cli.cjs');
+  const file = path.join(pkg, 'dist', entry.bundle);
   const cacheDir = path.join(pkg, 'dist', 'v8-cache');
-  const word = commandWord();
+  const word = entry.word;
   const cacheName = `${word}-${st.size}-${Math.floor(st.mtimeMs)}-${st.ino}.bin`;
   const cacheFile = path.join(cacheDir, cacheName);
   let cached;
@@ -92,7 +101,18 @@ function runBundle(st) {
 }
 
 const st = bundleStat();
-if (st) {
+if (hook) {
+  // The hook runs itself when loaded, and sets process.exitCode.
+  if (st) {
+    try {
+      runBundle(st);
+    } catch (e) {
+      crash(e);
+    }
+  } else {
+    import('../dist/src/engine/exit-hook.js').catch(crash);
+  }
+} else if (st) {
   let cli;
   try {
     cli = runBundle(st);

@@ -87,7 +87,10 @@ export function instanceProcesses(procs: readonly ProcInfo[], id: string, mainPi
 
 /** A hull CLI process (node running bin/hull-boot.cjs, or bin/hull itself), e.g. the `run` that named the instance: not part of it. */
 function isHullCli(p: ProcInfo): boolean {
-  return /(^|\/)node(js)?\s/.test(p.cmdline) && /bin\/hull\b/.test(p.cmdline);
+  // The program and its script, not any word of the command line: conmon's own command line
+  // names node and bin/hull-boot.cjs too (as its exit command), and it is part of the instance.
+  const [prog, script] = p.cmdline.split(' ');
+  return /(^|\/)node(js)?$/.test(prog ?? '') && /(^|\/)bin\/hull(-boot\.cjs)?$/.test(script ?? '');
 }
 
 export interface PssFigures {

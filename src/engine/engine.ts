@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { conflict, HullError, isHullError, notFound, precondition } from '../errors.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
-import { distFile, layout } from '../paths.js';
+import { layout, packageRoot } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
 import type { InstanceSpec, Isolation, Usage, Wall } from '../runtime/types.js';
 import { ContainerTables, type ContainerRow } from '../state/containers.js';
@@ -72,15 +72,14 @@ function processAlive(pid: number): boolean {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const HOOK = distFile('engine', 'exit-hook.js');
-
 /**
- * The exit command a monitor (conmon, the VM's monitor shell) runs when an instance ends. Without
- * NODE_EXTRA_CA_CERTS: the hook opens no TLS connection, and node would parse those certificates
- * before running it (~45 ms here; see bin/hull).
+ * The exit command a monitor (conmon, the VM's monitor shell) runs when an instance ends: the
+ * exit hook (exit-hook.ts) through bin/hull-boot.cjs, which runs its bundle with a code cache
+ * (~35 ms sooner than loading the hook's ES modules). Without NODE_EXTRA_CA_CERTS: the hook opens
+ * no TLS connection, and node would parse those certificates before running it (~45 ms here).
  */
 export function hookCommand(root: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  const node = [process.execPath, HOOK, root];
+  const node = [process.execPath, path.join(packageRoot(), 'bin', 'hull-boot.cjs'), '--exit-hook', root];
   return env.NODE_EXTRA_CA_CERTS !== undefined && fs.existsSync('/usr/bin/env') ? ['/usr/bin/env', '-u', 'NODE_EXTRA_CA_CERTS', ...node] : node;
 }
 

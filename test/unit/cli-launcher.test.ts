@@ -93,8 +93,31 @@ test('the launcher reports a broken bundle and exits 125', () => {
   }
 });
 
-test('the real installation has a bundle newer than the compiled CLI', () => {
-  const b = fs.statSync(path.join(REPO, 'dist', 'cli.cjs'));
-  const m = fs.statSync(path.join(REPO, 'dist', 'src', 'cli', 'main.js'));
-  assert.ok(b.mtimeMs >= m.mtimeMs, 'dist/cli.cjs is older than dist/src/cli/main.js: run npm run build');
+test('the real installation has bundles newer than the compiled modules they come from', () => {
+  for (const [bundle, compiled] of [['cli.cjs', ['cli', 'main.js']], ['exit-hook.cjs', ['engine', 'exit-hook.js']]] as const) {
+    const b = fs.statSync(path.join(REPO, 'dist', bundle));
+    const m = fs.statSync(path.join(REPO, 'dist', 'src', ...compiled));
+    assert.ok(b.mtimeMs >= m.mtimeMs, `dist/${bundle} is older than dist/src/${compiled.join('/')}: run npm run build`);
+  }
+});
+
+test('hull-boot.cjs --exit-hook runs the hook bundle with the hook\'s own arguments, or its compiled module', () => {
+  const dir = fakeInstall(`${REPORT('bundle')}\nmodule.exports = { main };\n`, `export ${REPORT('esm')}`);
+  try {
+    const hookSrc = (from: string) => `console.log(JSON.stringify({ from: ${JSON.stringify(from)}, argv: process.argv.slice(2) })); process.exitCode = 3;\n`;
+    fs.mkdirSync(path.join(dir, 'dist', 'src', 'engine'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'dist', 'src', 'engine', 'exit-hook.js'), hookSrc('hook-esm'));
+    const hook = () => {
+      const r = spawnSync(process.execPath, [path.join(dir, 'bin', 'hull-boot.cjs'), '--exit-hook', '/root', 'abc'], { encoding: 'utf8' });
+      return { code: r.status, out: JSON.parse(r.stdout.trim()) };
+    };
+    assert.deepEqual(hook(), { code: 3, out: { from: 'hook-esm', argv: ['/root', 'abc'] } });
+    fs.writeFileSync(path.join(dir, 'dist', 'exit-hook.cjs'), hookSrc('hook-bundle'));
+    const later = new Date(Date.now() + 2000);
+    fs.utimesSync(path.join(dir, 'dist', 'exit-hook.cjs'), later, later);
+    assert.deepEqual(hook(), { code: 3, out: { from: 'hook-bundle', argv: ['/root', 'abc'] } });
+    assert.ok(fs.readdirSync(path.join(dir, 'dist', 'v8-cache')).some((n) => n.startsWith('exit-hook-')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -17,7 +17,9 @@ test('parseStat handles comm with spaces and parentheses', () => {
 const procs: ProcInfo[] = [
   { pid: 1, ppid: 0, comm: 'init', cmdline: '/sbin/init' },
   { pid: 50, ppid: 1, comm: 'node', cmdline: `node /x/bin/hull --root /r run -d --name n1 busybox` },
-  { pid: 100, ppid: 1, comm: 'conmon', cmdline: `/usr/bin/conmon --api-version 1 -c ${ID} -u ${ID}` },
+  { pid: 51, ppid: 1, comm: 'node', cmdline: `/usr/bin/node /x/bin/hull-boot.cjs --root /r run -d --name n2 ${ID}` },
+  // conmon names node and bin/hull-boot.cjs as its exit command: it is still the monitor
+  { pid: 100, ppid: 1, comm: 'conmon', cmdline: `/usr/bin/conmon --api-version 1 -c ${ID} -u ${ID} --exit-command /usr/bin/env --exit-command-arg /usr/bin/node --exit-command-arg /x/bin/hull-boot.cjs --exit-command-arg --exit-hook` },
   { pid: 101, ppid: 100, comm: 'sleep', cmdline: 'sleep 1000' },
   { pid: 102, ppid: 101, comm: 'sh', cmdline: 'sh' },
   { pid: 200, ppid: 1, comm: 'conmon', cmdline: `/usr/bin/conmon -c ${'e'.repeat(64)}` },
@@ -30,8 +32,8 @@ test('subtree and instanceProcesses find the monitor and the process tree, not t
   // Without a monitor naming it (a VM's QEMU is the main pid itself)
   assert.deepEqual(instanceProcesses(procs, 'a'.repeat(64), 201, 9999).map((p) => p.pid), [201]);
   const tree = new Set([101, 102]);
-  assert.equal(roleOf(procs[2]!, tree), 'monitor');
-  assert.equal(roleOf(procs[3]!, tree), 'workload');
+  assert.equal(roleOf(procs[3]!, tree), 'monitor');
+  assert.equal(roleOf(procs[4]!, tree), 'workload');
   assert.equal(roleOf({ pid: 7, ppid: 1, comm: 'qemu-system-x86', cmdline: '' }, tree), 'vmm');
 });
 
