@@ -143,6 +143,8 @@ async function cmdRun(ctx: CliContext, p: Parsed, detachOnly = false): Promise<n
       ctx.stdout.write(`${r.id}\n`);
       return 0;
     }
+    // e.g. a VM that did not boot: the exit code alone (255) would say nothing
+    if (r.error && !r.oomKilled) ctx.stderr.write(`hull: ${r.error}\n`);
     return r.exitCode ?? 0;
   } catch (e) {
     return startFailure(ctx, e);

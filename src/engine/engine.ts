@@ -32,6 +32,8 @@ export interface RunResult {
   /** The container process's exit code; absent for detached runs. */
   exitCode?: number;
   oomKilled?: boolean;
+  /** Why the instance ended without an exit code of its own (a VM that did not boot, ...). */
+  error?: string;
 }
 
 export interface ExecOptions {
@@ -242,7 +244,7 @@ export class Engine {
     } else {
       this.rows.markExited(row.id, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '');
     }
-    return { id: row.id, name: row.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled };
+    return { id: row.id, name: row.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined };
   }
 
   // ---------------------------------------------------------------- exit bookkeeping
