@@ -135,6 +135,11 @@ class VmIsolation implements Isolation {
   async state(spec: InstanceSpec): Promise<InstanceState> {
     const m = readMonitor(spec);
     let status = readStatus(spec);
+    // A detached start (its QEMU error file exists) with no monitor recorded yet, no guest status
+    // and QEMU's wrapper not ended: the start is under way (startDetached records the monitor
+    // once QEMU runs). Without this, the exit hook of the run before a restart, arriving late,
+    // read the new start as an exit and marked the new run exited.
+    if (!m && status.length === 0 && fs.existsSync(vmFiles(spec).qemuErr) && !fs.existsSync(`${vmFiles(spec).dir}/qemu.rc`)) return { running: true, pid: 0 };
     if (alive(m)) {
       // the guest reported its exit: QEMU is about to end; let it, so the answer is final
       if (!decodeStatus(status).exit || !(await waitGone(m!, 3000))) return { running: true, pid: m!.pid };

@@ -163,6 +163,9 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
   const files = vmFiles(spec);
   fs.rmSync(files.dir, { recursive: true, force: true });
   fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+  // A detached start is under way from here (state() reads it so): its QEMU error file exists
+  // before QEMU does; attached runs keep QEMU's stderr in memory and have none.
+  if (!mode.attached) fs.writeFileSync(files.qemuErr, '');
   let cgroup: VmCgroup | undefined;
   const release = async () => {
     if (cgroup && !(await removeVmCgroup(cgroup))) throw new HullError('INTERNAL', `cannot remove the VM cgroup ${cgroup.dir}`);
