@@ -20,6 +20,36 @@ const noAuthEnv = () => {
   return { env: { HULL_AUTH_FILE: path.join(dir, 'auth.json'), DOCKER_CONFIG: path.join(dir, 'docker') }, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 };
 
+/**
+ * What most tests here start from: a registry, a source root `a`, a fresh root `b`, an empty
+ * auth store, and (with `push`) busybox pushed from `a` as REG/<push>. `close()` removes it all.
+ */
+async function fixture(push?: string) {
+  const reg = await startRegistry();
+  const a = makeTempRoot();
+  const b = makeTempRoot();
+  const auth = noAuthEnv();
+  const close = async () => {
+    await reg.stop();
+    a.cleanup();
+    b.cleanup();
+    auth.cleanup();
+  };
+  const name = `${reg.host}/${push ?? 'unused'}`;
+  if (push) {
+    try {
+      importBusybox(a.root);
+      assert.equal(hull(a.root, ['tag', 'busybox', name]).code, 0);
+      const p = hull(a.root, ['push', '-q', name], { env: auth.env });
+      assert.equal(p.code, 0, p.stderr);
+    } catch (e) {
+      await close();
+      throw e;
+    }
+  }
+  return { reg, a, b, auth, name, close };
+}
+
 function inspect(root: string, ref: string): { Id: string; RepoDigests: string[]; Architecture: string } {
   const r = hull(root, ['image', 'inspect', ref]);
   assert.equal(r.code, 0, r.stderr);
@@ -218,17 +248,8 @@ test('hull login / logout with Basic auth: refused without or with wrong credent
 
 test('a blob corrupted in the registry storage: the pull fails naming it, and nothing is kept', async (t) => {
   if (!have) return t.skip('docker-registry is not installed');
-  const reg = await startRegistry();
-  const a = makeTempRoot();
-  const b = makeTempRoot();
-  const auth = noAuthEnv();
+  const { reg, b, auth, name, close } = await fixture('corrupt/bb:latest');
   try {
-    importBusybox(a.root);
-    const name = `${reg.host}/corrupt/bb:latest`;
-    hull(a.root, ['tag', 'busybox', name]);
-    assert.equal(hull(a.root, ['push', name], { env: auth.env }).code, 0);
-    const layer = inspect(a.root, 'busybox') as unknown as { RootFS: { Layers: string[] } };
-    void layer;
     // Find the layer blob: the biggest blob file in the registry's storage.
     const blobsDir = path.join(reg.storage, 'docker', 'registry', 'v2', 'blobs', 'sha256');
     const files = fs.readdirSync(blobsDir).flatMap((p) => fs.readdirSync(path.join(blobsDir, p)).map((h) => path.join(blobsDir, p, h, 'data')));
@@ -245,19 +266,13 @@ test('a blob corrupted in the registry storage: the pull fails naming it, and no
     assert.deepEqual(fs.readdirSync(path.join(b.root, 'tmp')), [], 'no temp files');
     assert.equal(hull(b.root, ['image', 'inspect', name]).code, 1, 'no image recorded');
   } finally {
-    await reg.stop();
-    a.cleanup();
-    b.cleanup();
-    auth.cleanup();
+    await close();
   }
 });
 
 test('two hull processes pull the same image at once: both succeed, one image, intact blobs', async (t) => {
   if (!have) return t.skip('docker-registry is not installed');
-  const reg = await startRegistry();
-  const a = makeTempRoot();
-  const b = makeTempRoot();
-  const auth = noAuthEnv();
+  const { reg, a, b, auth, close } = await fixture();
   try {
     const cs = new ContentStore(path.join(a.root, 'blobs'), path.join(a.root, 'tmp'));
     const img = await buildTestImage(cs, { layers: [{ randomBytes: 24 * 1024 * 1024 }, { randomBytes: 8 * 1024 * 1024 }, { files: { 'etc/x': 'x' } }] });
@@ -277,25 +292,15 @@ test('two hull processes pull the same image at once: both succeed, one image, i
     }
     assert.deepEqual(fs.readdirSync(path.join(b.root, 'tmp')).filter((n) => n.startsWith('pull-')), [], 'no temp files');
   } finally {
-    await reg.stop();
-    a.cleanup();
-    b.cleanup();
-    auth.cleanup();
+    await close();
   }
 });
 
 test('hull run pulls a missing image first, like docker', async (t) => {
   if (!have) return t.skip('docker-registry is not installed');
   if (spawnSync('sh', ['-c', 'command -v crun || command -v runc']).status !== 0) return t.skip('no OCI runtime (crun or runc) installed');
-  const reg = await startRegistry();
-  const a = makeTempRoot();
-  const b = makeTempRoot();
-  const auth = noAuthEnv();
+  const { a, b, auth, name, close } = await fixture('run/bb:1');
   try {
-    importBusybox(a.root);
-    const name = `${reg.host}/run/bb:1`;
-    hull(a.root, ['tag', 'busybox', name]);
-    assert.equal(hull(a.root, ['push', '-q', name], { env: auth.env }).code, 0);
     const r = hull(b.root, ['run', '--rm', name, 'echo', 'hello from the registry'], { env: auth.env });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'hello from the registry\n');
@@ -303,10 +308,7 @@ test('hull run pulls a missing image first, like docker', async (t) => {
     assert.match(r.stderr, /Status: Downloaded newer image for/);
     assert.equal(inspect(b.root, name).Id, inspect(a.root, 'busybox').Id);
   } finally {
-    await reg.stop();
-    a.cleanup();
-    b.cleanup();
-    auth.cleanup();
+    await close();
   }
 });
 
@@ -371,15 +373,8 @@ test('a layer that does not unpack to the diff id its config names: no run, and 
 test('two hull run of a freshly pulled (not yet unpacked) image at once: both run, each layer unpacked once', async (t) => {
   if (!have) return t.skip('docker-registry is not installed');
   if (spawnSync('sh', ['-c', 'command -v crun || command -v runc']).status !== 0) return t.skip('no OCI runtime (crun or runc) installed');
-  const reg = await startRegistry();
-  const a = makeTempRoot();
-  const b = makeTempRoot();
-  const auth = noAuthEnv();
+  const { b, auth, name, close } = await fixture('race/bb:1');
   try {
-    importBusybox(a.root);
-    const name = `${reg.host}/race/bb:1`;
-    hull(a.root, ['tag', 'busybox', name]);
-    assert.equal(hull(a.root, ['push', '-q', name], { env: auth.env }).code, 0);
     assert.equal(hull(b.root, ['pull', '-q', name], { env: auth.env }).code, 0);
     const layersDir = path.join(b.root, 'layers');
     assert.deepEqual(fs.existsSync(layersDir) ? fs.readdirSync(layersDir) : [], [], 'the pull unpacked nothing');
@@ -399,9 +394,6 @@ test('two hull run of a freshly pulled (not yet unpacked) image at once: both ru
     const third = hull(b.root, ['run', '--rm', name, 'true']);
     assert.equal(third.code, 0, third.stderr);
   } finally {
-    await reg.stop();
-    a.cleanup();
-    b.cleanup();
-    auth.cleanup();
+    await close();
   }
 });
