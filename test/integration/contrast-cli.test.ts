@@ -119,20 +119,26 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     assert.deepEqual(leftovers(tr.root, rep), []);
   });
 
-  test('Ctrl-C during the density run stops it and leaves nothing behind', async () => {
-    const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--runs', '1', '--density', '6', '--isolation', 'container', '--peers', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Run `hull contrast busybox ARGS`, send SIGINT `delayMs` after its stderr matches `when`. */
+  async function interrupted(args: string[], when: RegExp, delayMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; sent: boolean }> {
+    const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', ...args, '--peers', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let sent = false;
     child.stderr.setEncoding('utf8').on('data', (d: string) => {
       stderr += d;
-      if (!sent && /density container: starting/.test(stderr)) {
+      if (!sent && when.test(stderr)) {
         sent = true;
-        setTimeout(() => child.kill('SIGINT'), 300);
+        setTimeout(() => child.kill('SIGINT'), delayMs);
       }
     });
-    const code = await new Promise<number>((resolve) => child.on('close', (c, sig) => resolve(c ?? (sig === 'SIGINT' ? 130 : 1))));
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, sig) => resolve([c, sig])));
+    return { code, signal, stderr, sent };
+  }
+
+  test('Ctrl-C during the density run stops it and leaves nothing behind', async () => {
+    const { code, signal, stderr, sent } = await interrupted(['--runs', '1', '--density', '6', '--isolation', 'container'], /density container: starting/, 300);
     assert.ok(sent, `never reached the density run: ${stderr}`);
-    assert.equal(code, 130, stderr);
+    assert.equal(code ?? (signal === 'SIGINT' ? 130 : 1), 130, stderr);
     assert.match(stderr, /SIGINT: stopping/);
     assert.match(stderr, /interrupted; every instance it started was removed/);
     assert.deepEqual(leftovers(tr.root), []);
@@ -140,35 +146,16 @@ describe('hull contrast', { timeout: 900_000 }, () => {
 
   test('Ctrl-C while VMs start for the density run: no QEMU left', async (t) => {
     if (vmError) return t.skip(`hull run --isolation vm does not work on this machine yet: ${vmError}`);
-    const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--runs', '1', '--density', '3', '--isolation', 'vm', '--peers', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let sent = false;
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      if (!sent && /density vm: starting/.test(stderr)) {
-        sent = true;
-        setTimeout(() => child.kill('SIGINT'), 500);
-      }
-    });
-    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+    const { code, stderr, sent } = await interrupted(['--runs', '1', '--density', '3', '--isolation', 'vm'], /density vm: starting/, 500);
     assert.ok(sent, `never reached the density run: ${stderr}`);
-    assert.equal(code, 130, stderr);
+    assert.equal(code ?? 1, 130, stderr);
     assert.deepEqual(leftovers(tr.root), []);
   });
 
   test('Ctrl-C during the start-up runs', async () => {
-    const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--runs', '50', '--isolation', 'container', '--peers', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let sent = false;
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      if (!sent && /start-up 2\/50/.test(stderr)) {
-        sent = true;
-        child.kill('SIGINT');
-      }
-    });
-    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
-    assert.equal(code, 130, stderr);
+    const { code, stderr, sent } = await interrupted(['--runs', '50', '--isolation', 'container'], /start-up 2\/50/, 0);
+    assert.ok(sent, `never reached the start-up runs: ${stderr}`);
+    assert.equal(code ?? 1, 130, stderr);
     assert.deepEqual(leftovers(tr.root), []);
   });
 
