@@ -298,13 +298,13 @@ export class Engine {
     addEvent(this.db, 'container', 'kill', row.id, { name: row.name, signal });
   }
 
-  /** docker wait: resolves with the exit code once the container is not running. */
   /** The exit of a container that is gone (an --rm one), from its last 'die' event. */
   private removedExit(id: string): { StatusCode: number; OOMKilled: boolean } | undefined {
     const die = lastEvent(this.db, 'container', 'die', id);
     return die?.exitCode !== undefined ? { StatusCode: Number(die.exitCode), OOMKilled: die.oomKilled === 'true' } : undefined;
   }
 
+  /** docker wait: resolves with the exit code once the container is not running. */
   async wait(ref: string, signal?: AbortSignal): Promise<{ StatusCode: number; OOMKilled: boolean }> {
     let row = this.rows.resolve(ref);
     const iso = await this.wall(row.isolation);

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { HullError } from '../../errors.js';
 
 const CG = '/sys/fs/cgroup';
 
@@ -97,18 +98,19 @@ export function readVmCgroup(cg: VmCgroup): { usage: number; limit: number; oomK
 /**
  * Removes the cgroup. Idempotent. Whatever still runs in it (a QEMU hull gave up on) is killed
  * first; an exited QEMU that its parent has not reaped yet still holds the cgroup on v1, so this
- * waits (asynchronously, letting this process reap its own children) up to `timeoutMs`.
+ * waits (asynchronously, letting this process reap its own children) up to `timeoutMs`, then
+ * fails with a HullError naming the cgroup.
  */
-export async function removeVmCgroup(cg: VmCgroup, timeoutMs = 5000): Promise<boolean> {
+export async function removeVmCgroup(cg: VmCgroup, timeoutMs = 5000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     try {
       fs.rmdirSync(cg.dir);
-      return true;
+      return;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return true;
-      if (code !== 'EBUSY' || Date.now() > end) return false;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY' || Date.now() > end) throw new HullError('INTERNAL', `cannot remove the VM cgroup ${cg.dir}: ${(e as Error).message}`);
     }
     let pids: number[] = [];
     try {

@@ -95,7 +95,7 @@ class VmIsolation implements Isolation {
       let pid = wrapped ? 0 : child.pid ?? 0;
       while (Date.now() < deadline) {
         if (!pid) {
-          const t = fs.existsSync(`${f.dir}/qemu.pid`) ? fs.readFileSync(`${f.dir}/qemu.pid`, 'utf8').trim() : '';
+          const t = fs.existsSync(f.qemuPid) ? fs.readFileSync(f.qemuPid, 'utf8').trim() : '';
           if (/^\d+$/.test(t)) pid = Number(t);
         }
         if (pid && !m) {
@@ -113,7 +113,7 @@ class VmIsolation implements Isolation {
           await sleep(50);
           let err = fs.existsSync(f.qemuErr) ? fs.readFileSync(f.qemuErr, 'utf8') : '';
           if (!err.trim()) {
-            const rc = fs.existsSync(`${f.dir}/qemu.rc`) ? fs.readFileSync(`${f.dir}/qemu.rc`, 'utf8').trim() : child.exitCode ?? child.signalCode;
+            const rc = fs.existsSync(f.qemuRc) ? fs.readFileSync(f.qemuRc, 'utf8').trim() : child.exitCode ?? child.signalCode;
             err = `QEMU exit status ${rc ?? 'unknown'}${process.env.HULL_VM_KEEP_FAILED ? ` (kept ${f.dir})` : ''}`;
           }
           const x = exitFromStatus(readStatus(spec), { killedByHull: false, oomKilled: false, qemuErr: err });
@@ -135,17 +135,17 @@ class VmIsolation implements Isolation {
   async state(spec: InstanceSpec): Promise<InstanceState> {
     const m = readMonitor(spec);
     let status = readStatus(spec);
+    const f = vmFiles(spec);
     // A detached start (its QEMU error file exists) with no monitor recorded yet, no guest status
     // and QEMU's wrapper not ended: the start is under way (startDetached records the monitor
     // once QEMU runs). Without this, the exit hook of the run before a restart, arriving late,
     // read the new start as an exit and marked the new run exited.
-    if (!m && status.length === 0 && fs.existsSync(vmFiles(spec).qemuErr) && !fs.existsSync(`${vmFiles(spec).dir}/qemu.rc`)) return { running: true, pid: 0 };
+    if (!m && status.length === 0 && fs.existsSync(f.qemuErr) && !fs.existsSync(f.qemuRc)) return { running: true, pid: 0 };
     if (alive(m)) {
       // the guest reported its exit: QEMU is about to end; let it, so the answer is final
       if (!decodeStatus(status).exit || !(await waitGone(m!, 3000))) return { running: true, pid: m!.pid };
       status = readStatus(spec);
     }
-    const f = vmFiles(spec);
     const oom = m?.cgroup ? readVmCgroup(m.cgroup).oomKilled : false;
     const err = fs.existsSync(f.qemuErr) ? fs.readFileSync(f.qemuErr, 'utf8') : '';
     try {
@@ -219,7 +219,7 @@ class VmIsolation implements Isolation {
     const st = await this.state(spec);
     if (st.running) return undefined;
     const m = readMonitor(spec);
-    if (m?.cgroup && !(await removeVmCgroup(m.cgroup))) throw new HullError('INTERNAL', `cannot remove the VM cgroup ${m.cgroup.dir}`);
+    if (m?.cgroup) await removeVmCgroup(m.cgroup);
     const f = vmFiles(spec);
     for (const x of [f.initrd, f.ctl]) fs.rmSync(x, { force: true });
     return st.exit;
@@ -229,7 +229,7 @@ class VmIsolation implements Isolation {
     const m = readMonitor(spec);
     if (m) {
       await this.hardKill(spec, m);
-      if (m.cgroup && !(await removeVmCgroup(m.cgroup))) throw new HullError('INTERNAL', `cannot remove the VM cgroup ${m.cgroup.dir}`);
+      if (m.cgroup) await removeVmCgroup(m.cgroup);
     }
     fs.rmSync(spec.dir, { recursive: true, force: true });
   }

@@ -32,6 +32,9 @@ export interface VmFiles {
   status: string;
   ctl: string;
   qemuErr: string;
+  /** Written by a detached VM's wrapper shell: QEMU's pid, then its exit status. */
+  qemuPid: string;
+  qemuRc: string;
   monitor: string;
   killed: string;
   log: string;
@@ -45,6 +48,8 @@ export function vmFiles(spec: InstanceSpec): VmFiles {
     status: path.join(dir, 'status'),
     ctl: path.join(dir, 'ctl.sock'),
     qemuErr: path.join(dir, 'qemu.err'),
+    qemuPid: path.join(dir, 'qemu.pid'),
+    qemuRc: path.join(dir, 'qemu.rc'),
     monitor: path.join(dir, 'monitor.json'),
     killed: path.join(dir, 'killed'),
     log: path.join(spec.dir, 'ctr.log'),
@@ -168,7 +173,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
   if (!mode.attached) fs.writeFileSync(files.qemuErr, '');
   let cgroup: VmCgroup | undefined;
   const release = async () => {
-    if (cgroup && !(await removeVmCgroup(cgroup))) throw new HullError('INTERNAL', `cannot remove the VM cgroup ${cgroup.dir}`);
+    if (cgroup) await removeVmCgroup(cgroup);
     fs.rmSync(files.dir, { recursive: true, force: true });
   };
   try {
@@ -220,7 +225,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           // Only QEMU joins the cgroup (an inner sh joins, then execs it): the waiting shell and
           // the exit command stay outside, so releasing the cgroup never touches them.
           const script = io.exitCommand?.length
-            ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > qemu.pid; wait $!; echo $? > qemu.rc; exec ${io.exitCommand.map(shq).join(' ')}`
+            ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > ${shq(files.qemuPid)}; wait $!; echo $? > ${shq(files.qemuRc)}; exec ${io.exitCommand.map(shq).join(' ')}`
             : `${join}exec "$@"`;
           return spawn('sh', ['-c', script, 'hull-vm', ...priv, qemu, ...args], {
             cwd: files.dir, stdio: stdio as StdioOptions, detached: io.detached,
