@@ -22,8 +22,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # several checkouts may run set-up at once: wait for the dpkg lock instead of failing
+  apt-get -o DPkg::Lock::Timeout=900 update -qq
+  apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The docker-registry package starts a registry on :5000 through its init script; hull's tests
 # run their own on free ports, so a packaged one is not needed (and is left alone).
