@@ -1,11 +1,12 @@
 /*
  * Pod mode: the containers of one pod in one VM (guest/PROTOCOL.md, "Pod mode"). The host mounts
  * each container's root filesystem (containerd's overlay) into the virtio-fs share; this agent
- * binds it at /run/c/<channel>, adds /proc, /sys, a container /dev, the pod's shared /dev/shm and
- * the container's bind and tmpfs mounts, and starts the process chrooted there. A process belongs
- * to a container when its root (/proc/PID/root) lies in that container's directory, so a
- * container's end (its first process exits) kills everything left in it, as a pid namespace
- * would. OOM kills are read from /dev/kmsg and reported per container.
+ * binds it at /run/c/<channel>, adds /sys, a container /dev, the pod's shared /dev/shm and the
+ * container's bind and tmpfs mounts, and starts the process chrooted there as pid 1 of a new pid
+ * namespace (which mounts the container's /proc), as in a container: signals it has no handler for
+ * are not delivered, and its end kills everything left in it. Exec sessions join that namespace.
+ * A process belongs to a container when its root (/proc/PID/root) lies in that container's
+ * directory. OOM kills are read from /dev/kmsg and reported per container.
  * One thread, one poll loop, every frame on hull.ctl.
  */
 #define _GNU_SOURCE
@@ -14,6 +15,7 @@
 #include "rootfs.h"
 #include "spawn.h"
 #include <dirent.h>
+#include <net/if.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -23,8 +25,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sched.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -57,6 +61,7 @@ static struct proc P[MAXP];
 static struct ctr C[MAXC];
 static const struct spec *pod;
 static int kmsg = -1;
+static int own_pidns = -1; /* the agent's pid namespace, to return to after spawning into another */
 
 static void close_fd(int *fd) {
   if (*fd >= 0) close(*fd);
@@ -245,9 +250,8 @@ static int mount_root(uint16_t ch, const struct spec *x, const struct runreq *r,
   snprintf(src, sizeof src, SHARE "/%s", r->root);
   mkdir_p(dst);
   if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL)) return fail(msg, ml, "bind the container root", r->root);
-  snprintf(p, sizeof p, "%s/proc", dst);
+  snprintf(p, sizeof p, "%s/proc", dst); /* mounted by the container's pid 1, from inside its namespace */
   mkdir_p(p);
-  if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) return fail(msg, ml, "mount", "/proc");
   snprintf(p, sizeof p, "%s/sys", dst);
   mkdir_p(p);
   if (mount("sysfs", p, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL)) return fail(msg, ml, "mount", "/sys");
@@ -352,7 +356,26 @@ static void start_proc(int is_run, uint16_t ch, const uint8_t *data, uint32_t le
     q.stdio[1] = out[1];
     q.stdio[2] = er[1];
   }
+  /* the pid namespace the child is born in: a new one for a container, the container's for an exec */
+  char procdir[80];
+  int joined = 0;
+  if (is_run && own_pidns >= 0 && unshare(CLONE_NEWPID) == 0) {
+    snprintf(procdir, sizeof procdir, "%s/proc", root);
+    q.mount_proc = procdir;
+    joined = 1;
+  } else if (!is_run && own_pidns >= 0) {
+    struct proc *m = proc_of(r.ctr);
+    char nsp[64];
+    snprintf(nsp, sizeof nsp, "/proc/%d/ns/pid", m ? m->pid : -1);
+    int nfd = m ? open(nsp, O_RDONLY | O_CLOEXEC) : -1;
+    if (nfd >= 0 && setns(nfd, CLONE_NEWPID) == 0) joined = 1;
+    if (nfd >= 0) close(nfd);
+  } else if (is_run) { /* a kernel without pid namespaces: the container shares the agent's */
+    snprintf(procdir, sizeof procdir, "%s/proc", root);
+    mount("proc", procdir, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  }
   pid_t pid = spawn_process(&q, &code, msg, sizeof msg);
+  if (joined) setns(own_pidns, CLONE_NEWPID);
   close_fd(&slave); close_fd(&in[0]); close_fd(&out[1]); close_fd(&er[1]); close_fd(&devnull);
   int tty = x.tty, stdin_open = x.stdin_open;
   spec_free(&x);
@@ -472,6 +495,19 @@ static void retire(void) {
   }
 }
 
+/* The pod's loopback, up: a pod's containers talk to each other over localhost. */
+static void loopback_up(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr = {0};
+  if (fd < 0) return;
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+  if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+    ifr.ifr_flags |= IFF_UP;
+    ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  close(fd);
+}
+
 void pod_main(const struct spec *s, int sfd) {
   char msg[512];
   pod = s;
@@ -487,6 +523,8 @@ void pod_main(const struct spec *s, int sfd) {
     error_frame(0, msg);
     power_off();
   }
+  loopback_up();
+  own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (kmsg >= 0) lseek(kmsg, 0, SEEK_END);
   struct utsname u;

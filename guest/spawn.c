@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +68,7 @@ static void child(const struct spawnreq *r, const struct ident *id, char **env, 
   }
   for (int i = 0; i < 3; i++) fcntl(i, F_SETFD, 0);
   if (r->tty) ioctl(0, TIOCSCTTY, 0);
+  if (r->mount_proc && mount("proc", r->mount_proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) goto fail;
   if (r->root && (chroot(r->root) || chdir("/"))) goto fail;
   if (chdir(r->cwd && *r->cwd ? r->cwd : "/")) goto fail;
   stage = 2;

@@ -55,6 +55,14 @@ export function decode<T = Record<string, unknown>>(name: string, data: Uint8Arr
   return t.toObject(t.decode(data), TO_OBJECT) as T;
 }
 
+/**
+ * Decodes without converting to a plain object: Any fields stay {type_url, value} (toObject
+ * would expand an Any whose type it happens to know into that message's fields).
+ */
+export function decodeRaw<T = Record<string, unknown>>(name: string, data: Uint8Array): T {
+  return messageType(name).decode(data) as unknown as T;
+}
+
 /** A google.protobuf.Timestamp for a Date (or the zero time). */
 export function timestamp(d?: Date): { seconds: number; nanos: number } {
   if (!d) return { seconds: 0, nanos: 0 };
@@ -62,7 +70,10 @@ export function timestamp(d?: Date): { seconds: number; nanos: number } {
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
 }
 
-/** A google.protobuf.Any holding `value` encoded as message `name`, under that bare name (as containerd's typeurl writes it). */
-export function any(name: string, value: Record<string, unknown>): { typeUrl: string; value: Buffer } {
-  return { typeUrl: name, value: encode(name, value) };
+/**
+ * A google.protobuf.Any holding `value` encoded as message `name`, under that bare name (as
+ * containerd's typeurl writes it). protobufjs's own Any keeps the snake_case field name type_url.
+ */
+export function any(name: string, value: Record<string, unknown>): { type_url: string; value: Buffer } {
+  return { type_url: name, value: encode(name, value) };
 }

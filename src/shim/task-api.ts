@@ -5,15 +5,17 @@
  * checkpoint here; its size is fixed at boot).
  */
 import { unimplemented } from './grpc-status.js';
-import { any, decode, encode, timestamp } from './protos.js';
+import { any, decode, decodeRaw, encode, timestamp } from './protos.js';
 import type { ShimService } from './service.js';
 import type { Handler, Services } from './ttrpc-server.js';
 import { version } from '../version.js';
 
 // decoded protobuf messages: plain objects whose fields the handlers read by name
-type Req = Record<string, any>;
+type Req = Record<string | symbol, any>;
 
 const P = 'containerd.task.v2.';
+/** Where a decoded request keeps its bytes (for fields read raw). */
+const RAW = Symbol('raw');
 
 /** Logs each call with its duration and outcome (the shim's -debug flag). */
 let trace: ((m: string) => void) | undefined;
@@ -22,6 +24,7 @@ function method(reqType: string, resType: string, fn: (r: Req) => Promise<Record
   return async (payload) => {
     const t0 = Date.now();
     const r = decode<Req>(reqType, payload);
+    r[RAW] = payload;
     const what = `${reqType.slice(P.length).replace(/(Task)?Request$/, '')} ${r.id ?? ''}${r.execId ? `/${r.execId}` : ''}`;
     try {
       const out = encode(resType, await fn(r));
@@ -66,7 +69,9 @@ export function taskService(svc: ShimService, onShutdown: () => void, debugLog?:
         return {};
       }),
       Exec: method(`${P}ExecProcessRequest`, EMPTY, async (r) => {
-        await svc.exec({ id: r.id, execId: r.execId, terminal: r.terminal, stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, spec: r.spec });
+        // the process spec is an Any holding JSON (containerd's typeurl for specs.Process): kept raw
+        const spec = decodeRaw<{ spec?: { type_url: string; value: Uint8Array } | null }>(`${P}ExecProcessRequest`, r[RAW]).spec;
+        await svc.exec({ id: r.id, execId: r.execId, terminal: r.terminal, stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, spec: spec ? { typeUrl: spec.type_url, value: Buffer.from(spec.value ?? []) } : null });
         return {};
       }),
       ResizePty: method(`${P}ResizePtyRequest`, EMPTY, (r) => {
