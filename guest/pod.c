@@ -204,6 +204,7 @@ struct runreq {
   struct { char src[512], dest[512]; int ro; } binds[32];
   int nbinds;
   uint16_t ctr;
+  uint16_t pidns; /* RUN: join this container's pid namespace instead of a new one */
 };
 
 /* The pod records of a payload (spec_parse skips them; it has checked the lengths already). */
@@ -230,9 +231,9 @@ static const char *pod_records(const uint8_t *buf, size_t len, struct runreq *r)
       r->binds[r->nbinds].ro = (size_t)(p + n - mode - 1) == 2 && memcmp(mode + 1, "ro", 2) == 0;
       if (!share_path_ok(r->binds[r->nbinds].src) || strstr(r->binds[r->nbinds].dest, "..")) return "bad bind path";
       r->nbinds++;
-    } else if (tag == R_CONTAINER) {
+    } else if (tag == R_CONTAINER || tag == R_PIDNS) {
       if (n != 2) return "bad container record";
-      memcpy(&r->ctr, p, 2);
+      memcpy(tag == R_CONTAINER ? &r->ctr : &r->pidns, p, 2);
     }
   }
   return NULL;
@@ -359,17 +360,21 @@ static void start_proc(int is_run, uint16_t ch, const uint8_t *data, uint32_t le
   /* the pid namespace the child is born in: a new one for a container, the container's for an exec */
   char procdir[80];
   int joined = 0;
-  if (is_run && own_pidns >= 0 && unshare(CLONE_NEWPID) == 0) {
+  if (is_run && !r.pidns && own_pidns >= 0 && unshare(CLONE_NEWPID) == 0) {
     snprintf(procdir, sizeof procdir, "%s/proc", root);
     q.mount_proc = procdir;
     joined = 1;
-  } else if (!is_run && own_pidns >= 0) {
-    struct proc *m = proc_of(r.ctr);
+  } else if ((!is_run || r.pidns) && own_pidns >= 0) {
+    struct proc *m = proc_of(is_run ? r.pidns : r.ctr);
     char nsp[64];
     snprintf(nsp, sizeof nsp, "/proc/%d/ns/pid", m ? m->pid : -1);
     int nfd = m ? open(nsp, O_RDONLY | O_CLOEXEC) : -1;
     if (nfd >= 0 && setns(nfd, CLONE_NEWPID) == 0) joined = 1;
     if (nfd >= 0) close(nfd);
+    if (is_run && joined) { /* the shared namespace's /proc, mounted from inside it */
+      snprintf(procdir, sizeof procdir, "%s/proc", root);
+      q.mount_proc = procdir;
+    }
   } else if (is_run) { /* a kernel without pid namespaces: the container shares the agent's */
     snprintf(procdir, sizeof procdir, "%s/proc", root);
     mount("proc", procdir, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
@@ -524,6 +529,10 @@ void pod_main(const struct spec *s, int sfd) {
     power_off();
   }
   loopback_up();
+  /* overcommit like a container host: a process may map more than the VM has and the OOM killer
+   * ends it when it touches too much (reported as OOMKilled), instead of malloc failing early */
+  int oc = open("/proc/sys/vm/overcommit_memory", O_WRONLY | O_CLOEXEC);
+  if (oc >= 0) { (void)!write(oc, "1", 1); close(oc); }
   own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
   kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (kmsg >= 0) lseek(kmsg, 0, SEEK_END);

@@ -12,6 +12,7 @@
 #define R_ROOT 33      /* the container's root: a path relative to the share (no "..", not absolute) */
 #define R_BIND 34      /* "src\0dest\0ro|rw": src relative to the share, bind-mounted at dest */
 #define R_CONTAINER 35 /* u16: the channel of the container an EXEC runs in */
+#define R_PIDNS 36     /* u16: RUN joins the pid namespace of this container (a pod sharing its pids) */
 
 /* host -> guest */
 #define T_RUN 0x30     /* payload: records; starts a container on `channel` */

@@ -177,6 +177,14 @@ export function podVmSize(spec: OciSpec, maxCpus = MAX_VCPUS): { memoryMiB: numb
   return { memoryMiB, cpus: Math.max(1, Math.min(maxCpus, MAX_VCPUS, 1 + extra)) };
 }
 
+/**
+ * Pure: whether a CRI container shares its pod's pid namespace (shareProcessNamespace: the CRI
+ * plugin then gives it the sandbox's pid namespace path); its own namespace otherwise.
+ */
+export function sharesPodPids(spec: OciSpec): boolean {
+  return taskRole(spec).kind === 'container' && !!spec.linux?.namespaces?.find((n) => n.type === 'pid')?.path;
+}
+
 /** Pure: the network namespace path the pod's VM joins (from the sandbox's spec), if any. */
 export function netnsPath(spec: OciSpec): string | undefined {
   return spec.linux?.namespaces?.find((n) => n.type === 'network')?.path || undefined;

@@ -15,6 +15,7 @@ export const R_POD = {
   ROOT: 33,
   BIND: 34,
   CONTAINER: 35,
+  PIDNS: 36,
 } as const;
 
 export const TP = {
@@ -37,6 +38,8 @@ export interface GuestContainer {
   readOnly?: boolean;
   tmpfs: { destination: string; options: string }[];
   binds: { source: string; destination: string; readOnly: boolean }[];
+  /** Join the pid namespace of the container on this channel (a pod that shares its pids). */
+  pidnsOf?: number;
 }
 
 function noNul(what: string, s: string): string {
@@ -68,6 +71,11 @@ export function encodeRun(c: GuestContainer): Buffer {
   if (c.tmpfs.length > 32 || c.binds.length > 32) throw new HullError('INVALID_ARGUMENT', 'a container in a hull pod takes at most 32 tmpfs and 32 bind mounts');
   const parts = [encodeProcessRecords(c.process), rec(R_POD.ROOT, sharePath('the root', c.root))];
   if (c.readOnly) parts.push(rec(R_POD.READONLY, Buffer.from([1])));
+  if (c.pidnsOf) {
+    const ch = Buffer.alloc(2);
+    ch.writeUInt16LE(c.pidnsOf, 0);
+    parts.push(rec(R_POD.PIDNS, ch));
+  }
   for (const t of c.tmpfs) parts.push(rec(R_POD.TMPFS, `${noNul('a tmpfs path', t.destination)}\0${noNul('tmpfs options', t.options)}`));
   for (const b of c.binds) {
     if (!b.destination.startsWith('/')) throw new HullError('INVALID_ARGUMENT', `mount destination ${JSON.stringify(b.destination)} is not absolute`);

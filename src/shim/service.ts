@@ -19,7 +19,7 @@ import { HullError } from '../errors.js';
 import { T, type ExitFrame } from '../runtime/vm/protocol.js';
 import { endWritable, openInput, openOutput, type PendingInput, type Writable } from './fifo-io.js';
 import type { CtrdMount } from './mounts.js';
-import { checkProcess, checkSpec, guestProcess, netnsPath, podVmSize, taskRole, type OciSpec, type TaskRole } from './oci-guest.js';
+import { checkProcess, checkSpec, guestProcess, netnsPath, podVmSize, sharesPodPids, taskRole, type OciSpec, type TaskRole } from './oci-guest.js';
 import { prepareTaskRoot, releaseTaskRoot, removeTree } from './pod.js';
 import { encodePodExec, encodeRun, encodeSignal, TP, type GuestContainer } from './pod-protocol.js';
 import { PodVm, type ChannelHandlers, type PodVmOptions } from './pod-vm.js';
@@ -176,6 +176,7 @@ export class ShimService {
       if (first && this.tasks.size === 0) await this.stopVm();
       throw e;
     }
+    if (sharesPodPids(spec)) guest.pidnsOf = [...this.tasks.values()].find((x) => x.role.kind === 'sandbox')?.channel;
     const t: Task = {
       id: r.id, bundle: r.bundle, role, rootfs: r.rootfs, guest, execs: new Map(), ran: false,
       execId: '', channel: this.channel(), terminal: r.terminal, stdin: r.stdin, stdout: r.stdout, stderr: r.stderr,

@@ -47,10 +47,14 @@ function podConfig(name: string, memoryBytes: number): Msg {
   };
 }
 
-function containerConfig(name: string, command: string[], memoryBytes = 0): Msg {
+/** A container as the kubelet asks for it (its own pid namespace unless the pod shares one). */
+function containerConfig(name: string, command: string[], o: { memoryBytes?: number; sharePids?: boolean } = {}): Msg {
   return {
     metadata: { name, attempt: 0 }, image: { image: BUSYBOX_IMAGE }, command, log_path: `${name}.log`,
-    linux: { resources: memoryBytes ? { memory_limit_in_bytes: memoryBytes } : {} },
+    linux: {
+      resources: o.memoryBytes ? { memory_limit_in_bytes: o.memoryBytes } : {},
+      security_context: { namespace_options: { network: 'POD', pid: o.sharePids ? 'POD' : 'CONTAINER', ipc: 'POD' } },
+    },
   };
 }
 
@@ -142,7 +146,7 @@ for (const handler of ['hull-vm', 'runc']) {
       for (const k of fs.readdirSync(c.shimState)) podKeys.add(k);
       const hog = (await cri.runtime('CreateContainer', {
         pod_sandbox_id: sb, sandbox_config: config,
-        config: containerConfig('hog', ['awk', 'BEGIN { s = "x"; for (;;) s = s s }'], 64 << 20),
+        config: containerConfig('hog', ['awk', 'BEGIN { s = "x"; for (;;) s = s s }'], { memoryBytes: 64 << 20 }),
       })).container_id as string;
       await cri.runtime('StartContainer', { container_id: hog });
       const s = await waitExited(hog, 120_000);
