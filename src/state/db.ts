@@ -89,6 +89,14 @@ const MIGRATIONS: string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 2: the lifecycle (src/engine/lifecycle.ts). `run` numbers a container's starts: the monitor's
+  // exit hook and the 'die' event carry it, so the late exit of run N can never end run N+1.
+  // `lock_owner` is the lease of the process that is changing the container ('' = free;
+  // 'pid:starttime:token', taken over once that process is gone: src/engine/lock.ts).
+  `
+  ALTER TABLE containers ADD COLUMN run INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE containers ADD COLUMN lock_owner TEXT NOT NULL DEFAULT '';
+  `,
 ];
 
 const cache = new Map<string, DB>();
