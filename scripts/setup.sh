@@ -51,6 +51,8 @@ fi
 mkdir -p "$BUILD"
 if [ -f scripts/build-guest-kernel.sh ]; then bash scripts/build-guest-kernel.sh; fi
 if [ -f scripts/build-guest-init.sh ]; then bash scripts/build-guest-init.sh; fi
+# host helpers (hull-tapfd: a VM's tap devices opened in its network namespace)
+bash scripts/build-native.sh
 
 # ---------------------------------------------------------------- the containerd shim on PATH
 # containerd finds runtime io.containerd.hull.v2 as containerd-shim-hull-v2 on its PATH. Linked
