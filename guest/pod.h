@@ -8,11 +8,11 @@
 #define HULL_POD_H
 #include "spec.h"
 
-/* spec records of a RUN payload (besides ARG, ENV, CWD, USER, TTY, STDIN, WINSIZE, READONLY, TMPFS) */
-#define R_ROOT 33      /* the container's root: a path relative to the share (no "..", not absolute) */
-#define R_BIND 34      /* "src\0dest\0ro|rw": src relative to the share, bind-mounted at dest */
-#define R_CONTAINER 35 /* u16: the channel of the container an EXEC runs in */
-#define R_PIDNS 36     /* u16: RUN joins the pid namespace of this container (a pod sharing its pids) */
+/* spec records 48-63 belong to pod mode; those of a RUN payload (besides ARG, ENV, CWD, USER, TTY, STDIN, WINSIZE, READONLY, TMPFS) */
+#define R_ROOT 49      /* the container's root: a path relative to the share (no "..", not absolute) */
+#define R_BIND 50      /* "src\0dest\0ro|rw": src relative to the share, bind-mounted at dest */
+#define R_CONTAINER 51 /* u16: the channel of the container an EXEC runs in */
+#define R_PIDNS 52     /* u16: RUN joins the pid namespace of this container (a pod sharing its pids) */
 
 /* host -> guest */
 #define T_RUN 0x30     /* payload: records; starts a container on `channel` */

@@ -1,6 +1,6 @@
 /**
  * Command lines of a pod VM, as data (pure; unit-tested): QEMU (the VM wall's buildQemuArgs
- * without a disk, plus the virtio-fs device and the pod's network) and virtiofsd.
+ * without a disk, with the pod's NICs, plus the virtio-fs device) and virtiofsd.
  *
  * virtio-fs needs guest RAM QEMU can share with virtiofsd: a memfd backend (QEMU shares a
  * memory-backend-memfd by default), which the VM wall already uses for detached VMs. virtiofsd
@@ -15,20 +15,12 @@ import { POD_SHARE_TAG } from './pod-protocol.js';
 export interface PodQemuOptions extends Omit<QemuOptions, 'disk' | 'shares' | 'ramBackend'> {
   /** virtiofsd's vhost-user socket. */
   virtiofsSocket: string;
-  /** A tap device QEMU opens by name (in the network namespace QEMU runs in), with the MAC the guest gets. */
-  tap?: { ifname: string; mac: string };
 }
 
 export function buildPodQemuArgs(o: PodQemuOptions): string[] {
   const esc = (p: string) => p.replace(/,/g, ',,');
   const a = buildQemuArgs({ ...o, ramBackend: 'memfd' });
   a.push('-chardev', `socket,id=vfs,path=${esc(o.virtiofsSocket)}`, '-device', `vhost-user-fs-device,chardev=vfs,tag=${POD_SHARE_TAG}`);
-  if (o.tap) {
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(o.tap.ifname)) throw new Error(`bad tap name "${o.tap.ifname}"`);
-    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(o.tap.mac)) throw new Error(`bad MAC "${o.tap.mac}"`);
-    // vhost=off: hosts like this one have no /dev/vhost-net; QEMU moves the packets itself
-    a.push('-netdev', `tap,id=net0,ifname=${o.tap.ifname},script=no,downscript=no,vhost=off`, '-device', `virtio-net-device,netdev=net0,mac=${o.tap.mac}`);
-  }
   return a;
 }
 

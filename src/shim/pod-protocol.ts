@@ -11,11 +11,11 @@ export const R_POD = {
   TMPFS: 9,
   HOSTNAME: 5,
   CLOCK: 13,
-  POD: 32,
-  ROOT: 33,
-  BIND: 34,
-  CONTAINER: 35,
-  PIDNS: 36,
+  POD: 48,
+  ROOT: 49,
+  BIND: 50,
+  CONTAINER: 51,
+  PIDNS: 52,
 } as const;
 
 export const TP = {
@@ -53,8 +53,14 @@ function sharePath(what: string, p: string): string {
   return noNul(what, p);
 }
 
-/** The spec file of a pod VM (/hull/spec): no command, pod mode, the pod's hostname and clock. */
-export function encodePodSpecFile(o: { hostname: string; clockNs?: bigint }): Buffer {
+/**
+ * The guest network records (guest/net.h of the network stack, records 32-47): one per NIC
+ * ("name\0mac\0a.b.c.d/prefix\0mtu") and per route ("a.b.c.d/prefix\0gateway").
+ */
+const R_NET = { NETIF: 32, ROUTE: 33 } as const;
+
+/** The spec file of a pod VM (/hull/spec): no command, pod mode, the pod's hostname, clock and network. */
+export function encodePodSpecFile(o: { hostname: string; clockNs?: bigint; network?: { nics: { ifname: string; mac: string; mtu: number; address?: string }[]; routes: { destination: string; gateway: string }[] } }): Buffer {
   const v = Buffer.alloc(4);
   v.writeUInt32LE(PROTO_VERSION, 0);
   const parts = [Buffer.from('HULLSPEC'), v, rec(R_POD.POD, Buffer.from([1])), rec(R_POD.HOSTNAME, noNul('the hostname', o.hostname))];
@@ -63,6 +69,8 @@ export function encodePodSpecFile(o: { hostname: string; clockNs?: bigint }): Bu
     c.writeBigUInt64LE(o.clockNs, 0);
     parts.push(rec(R_POD.CLOCK, c));
   }
+  for (const n of o.network?.nics ?? []) if (n.address) parts.push(rec(R_NET.NETIF, `${n.ifname}\0${n.mac}\0${n.address}\0${n.mtu}`));
+  for (const r of o.network?.routes ?? []) parts.push(rec(R_NET.ROUTE, `${r.destination}\0${r.gateway}`));
   return Buffer.concat(parts);
 }
 

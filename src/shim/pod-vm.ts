@@ -20,7 +20,9 @@ import { createVmCgroup, joinCommand, QEMU_OVERHEAD_BYTES, readVmCgroup, removeV
 import { newcArchive } from '../runtime/vm/cpio.js';
 import { NOBODY, shq } from '../runtime/vm/launch.js';
 import { decodeExit, encodeData, encodeFrame, FrameDecoder, T, type ExitFrame } from '../runtime/vm/protocol.js';
+import { attachVmTaps, detachVmTaps, tapFdArgv, tapFdHelper } from '../network/vm-tap.js';
 import { buildPodQemuArgs, buildVirtiofsdArgs } from './pod-args.js';
+import { readPodNetwork, type PodNetwork } from './pod-net.js';
 import { decodePidList, decodeStarted, encodePodSpecFile, TP } from './pod-protocol.js';
 
 /** virtiofsd binary: HULL_VIRTIOFSD, or the one Debian's QEMU ships. */
@@ -36,9 +38,8 @@ export interface PodVmOptions {
   memoryMiB: number;
   cpus: number;
   hostname: string;
-  /** A network namespace QEMU runs in (the pod's, prepared by CNI). */
+  /** The pod's network namespace (prepared by CNI): the VM's NICs mirror its veths. */
   netns?: string;
-  tap?: { ifname: string; mac: string };
   log: (msg: string) => void;
 }
 
@@ -79,6 +80,8 @@ export class PodVm {
     private readonly virtiofsd: ChildProcess,
     private readonly ctl: net.Socket,
     readonly cgroup: VmCgroup | undefined,
+    /** The pod's NICs and routes as the guest got them (none without a netns). */
+    readonly network: PodNetwork,
   ) {}
 
   get qemuPid(): number {
@@ -115,7 +118,8 @@ export class PodVm {
       initrd: path.join(vm, 'initrd.cpio'), ctl: path.join(vm, 'ctl.sock'), status: path.join(vm, 'status'),
       qemuErr: path.join(vm, 'qemu.err'), vfsErr: path.join(vm, 'virtiofsd.err'), vfsSock: path.join(vm, 'vfs.sock'),
     };
-    const spec = encodePodSpecFile({ hostname: o.hostname, clockNs: BigInt(Date.now()) * 1_000_000n });
+    const network: PodNetwork = o.netns ? await readPodNetwork(o.netns) : { nics: [], routes: [] };
+    const spec = encodePodSpecFile({ hostname: o.hostname, clockNs: BigInt(Date.now()) * 1_000_000n, network });
     fs.writeFileSync(files.initrd, Buffer.concat([fs.readFileSync(assets.initramfs), newcArchive([{ name: 'hull' }, { name: 'hull/spec', data: spec }])]), { mode: 0o644 });
     const asNobody = process.getuid?.() === 0;
     if (asNobody) fs.chownSync(vm, NOBODY, NOBODY);
@@ -124,7 +128,12 @@ export class PodVm {
     const join = jc ? `echo ${jc.word} > ${shq(jc.file)} || exit 125; ` : '';
     const children: ChildProcess[] = [];
     let ctl: net.Socket | undefined;
+    let tapped = false;
     try {
+      if (o.netns && network.nics.length) {
+        await attachVmTaps(o.netns, network.nics);
+        tapped = true;
+      }
       // virtiofsd first: QEMU connects to its socket at start-up
       const vfsErr = fs.openSync(files.vfsErr, 'w');
       const virtiofsd = spawn('sh', ['-c', `${join}exec "$@"`, 'hull-virtiofsd', 'setpriv', '--pdeathsig', 'KILL', virtiofsdBinary(), ...buildVirtiofsdArgs({ source: share, socket: files.vfsSock })], { stdio: ['ignore', vfsErr, vfsErr] });
@@ -140,19 +149,20 @@ export class PodVm {
       const consolePath = process.env.HULL_VM_CONSOLE_LOG ? (path.isAbsolute(process.env.HULL_VM_CONSOLE_LOG) ? process.env.HULL_VM_CONSOLE_LOG : path.join(vm, 'console.log')) : undefined;
       const fdConsole = consolePath ? fs.openSync(consolePath, 'w', 0o640) : undefined;
       if (fdConsole !== undefined && asNobody) fs.fchownSync(fdConsole, NOBODY, NOBODY);
+      // the taps are opened inside the pod namespace by hull-tapfd and inherited from fd 10 up
+      const taps = o.netns && network.nics.length ? tapFdArgv(tapFdHelper(), o.netns, network.nics, 10) : { argv: [], qemuNics: [] };
       const args = buildPodQemuArgs({
         kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', memoryMiB: o.memoryMiB, cpus: o.cpus, accel: accel.accel,
-        tscKhz: hostTscKhz(), tbSizeMiB: 8, tap: o.tap,
+        tscKhz: hostTscKhz(), tbSizeMiB: 8, nics: taps.qemuNics,
         // relative to QEMU's cwd (vm/): QEMU runs as nobody, which cannot search the pod's directory
         virtiofsSocket: 'vfs.sock',
         ports: { status: { kind: 'file', path: 'status' }, stdout: { kind: 'null' }, stderr: { kind: 'null' }, ctl: { kind: 'listen', path: 'ctl.sock' } },
         consoleLog: fdConsole !== undefined ? '/proc/self/fd/5' : undefined,
       });
       const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--pdeathsig', 'KILL'] : ['setpriv', '--pdeathsig', 'KILL'];
-      const ns = o.netns ? ['nsenter', `--net=${o.netns}`, '--'] : [];
       let qemu: ChildProcess;
       try {
-        qemu = spawn('sh', ['-c', `${join}exec "$@"`, 'hull-vm', ...ns, ...priv, qemuBin, ...args], {
+        qemu = spawn('sh', ['-c', `${join}exec "$@"`, 'hull-vm', ...taps.argv, ...priv, qemuBin, ...args], {
           cwd: vm, stdio: ['ignore', errFd, errFd, fdKernel, fdInitrd, ...(fdConsole !== undefined ? [fdConsole] : [])],
         });
       } finally {
@@ -189,7 +199,7 @@ export class PodVm {
         c.once('close', () => { clearTimeout(t); reject(new HullError('FAILED_PRECONDITION', why())); });
         c.on('error', () => undefined);
       });
-      const pod = new PodVm(o, accel, release, qemu, virtiofsd, c, cgroup);
+      const pod = new PodVm(o, accel, release, qemu, virtiofsd, c, cgroup, network);
       pod.wire();
       return pod;
     } catch (e) {
@@ -197,6 +207,7 @@ export class PodVm {
       for (const ch of children) if (!exited(ch)) ch.kill('SIGKILL');
       for (const ch of children) await waitExit(ch, 5000);
       if (cgroup) await removeVmCgroup(cgroup).catch(() => undefined);
+      if (tapped && o.netns) await detachVmTaps(o.netns, network.nics).catch(() => undefined);
       throw e;
     }
   }
@@ -303,6 +314,8 @@ export class PodVm {
       await waitExit(this.virtiofsd, 5000);
     }
     if (this.cgroup) await removeVmCgroup(this.cgroup);
+    // the pod's namespace outlives its VM (the CRI plugin removes it later): take the taps out
+    if (this.o.netns) await detachVmTaps(this.o.netns, this.network.nics).catch((e) => this.o.log(`removing the taps: ${(e as Error).message}`));
   }
 }
 

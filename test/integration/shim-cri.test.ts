@@ -78,6 +78,11 @@ function logLines(file: string): [string, string, string][] {
   });
 }
 
+/** Whether the workload of this handler can be given the pod's address (the guest agent configures NICs). */
+function guestNet(handler: string): boolean {
+  return handler !== 'hull-vm' || fs.existsSync(path.join(REPO, 'guest', 'net.c'));
+}
+
 function leftovers(): string[] {
   return processesMentioning(c.dir).filter((p) => !/^\d+: containerd --config/.test(p));
 }
@@ -104,10 +109,16 @@ for (const handler of ['hull-vm', 'runc']) {
       assert.equal(ex.exit_code, 5);
       assert.equal(ex.stdout.toString(), 'out\n');
       assert.equal(ex.stderr.toString(), 'err\n');
-      // the workload sees the pod's IP on its interface
-      const ip = await cri.runtime('ExecSync', { container_id: c1, cmd: ['ip', '-4', '-o', 'addr', 'show'], timeout: 60 });
-      assert.equal(ip.exit_code, 0, ip.stderr.toString());
-      assert.match(ip.stdout.toString(), new RegExp(`inet ${podIp.replace(/\./g, '\\.')}/`), `pod IP ${podIp} not on an interface of the workload:\n${ip.stdout}`);
+      if (guestNet(handler)) {
+        // the workload sees the pod's IP on its interface, and the host reaches it there
+        const ip = await cri.runtime('ExecSync', { container_id: c1, cmd: ['ip', '-4', '-o', 'addr', 'show'], timeout: 60 });
+        assert.equal(ip.exit_code, 0, ip.stderr.toString());
+        assert.match(ip.stdout.toString(), new RegExp(`inet ${podIp.replace(/\./g, '\\.')}/`), `pod IP ${podIp} not on an interface of the workload:\n${ip.stdout}`);
+        const ping = await cri.runtime('ExecSync', { container_id: c1, cmd: ['ping', '-c', '1', '-W', '5', c.subnet.replace(/\.0\/24$/, '.1')], timeout: 60 });
+        assert.equal(ping.exit_code, 0, `the pod cannot reach its gateway: ${ping.stdout}${ping.stderr}`);
+      } else {
+        t.diagnostic(`not checked on ${handler}: the guest agent here has no network configuration (guest/net.c, issue 12)`);
+      }
 
       const s2 = await waitExited(c2);
       assert.equal(s2.exit_code, 3);

@@ -13,6 +13,7 @@ import { buildPodQemuArgs, buildVirtiofsdArgs } from '../../src/shim/pod-args.js
 import { decodePidList, encodePodExec, encodePodSpecFile, encodeRun, encodeSignal, R_POD } from '../../src/shim/pod-protocol.js';
 import { decode, decodeRaw } from '../../src/shim/protos.js';
 import { encodeForward, TOPIC } from '../../src/shim/publisher.js';
+import { podNetworkFromIp } from '../../src/shim/pod-net.js';
 
 test('command line: containerd start and delete, Go flag syntax, errors', () => {
   const f = parseShimArgs(['-namespace', 'k8s.io', '-address', '/run/c.sock', '-publish-binary', '/usr/bin/containerd', '-id', 'abc', '-debug', 'start']);
@@ -125,7 +126,7 @@ test('pod protocol: spec file, RUN and EXEC payloads, signals, pid lists', () =>
   assert.throws(() => decodePidList(Buffer.alloc(3)), /PIDLIST/);
 });
 
-test('QEMU for a pod: no disk, memfd RAM for virtio-fs, the share device, a tap when networked', () => {
+test('QEMU for a pod: no disk, memfd RAM for virtio-fs, the share device, the pod\'s NICs', () => {
   const ports = { status: { kind: 'file' as const, path: 'status' }, stdout: { kind: 'null' as const }, stderr: { kind: 'null' as const }, ctl: { kind: 'listen' as const, path: 'ctl.sock' } };
   const a = buildPodQemuArgs({ kernel: '/k', initrd: '/i', accel: 'tcg', memoryMiB: 192, ports, virtiofsSocket: 'vfs.sock' });
   assert.ok(!a.includes('-drive'), 'a pod VM has no disk');
@@ -134,10 +135,25 @@ test('QEMU for a pod: no disk, memfd RAM for virtio-fs, the share device, a tap 
   assert.ok(a.includes('socket,id=vfs,path=vfs.sock'));
   assert.ok(a.includes('vhost-user-fs-device,chardev=vfs,tag=hullpod'));
   assert.ok(!a.includes('-netdev'));
-  const n = buildPodQemuArgs({ kernel: '/k', initrd: '/i', accel: 'tcg', ports, virtiofsSocket: 'v', tap: { ifname: 'tap0', mac: '02:00:00:00:00:01' } });
-  assert.ok(n.includes('tap,id=net0,ifname=tap0,script=no,downscript=no,vhost=off'));
+  const n = buildPodQemuArgs({ kernel: '/k', initrd: '/i', accel: 'tcg', ports, virtiofsSocket: 'v', nics: [{ fd: 10, mac: '02:00:00:00:00:01' }] });
+  assert.ok(n.includes('tap,id=net0,fd=10,vhost=off'));
   assert.ok(n.includes('virtio-net-device,netdev=net0,mac=02:00:00:00:00:01'));
-  assert.throws(() => buildPodQemuArgs({ kernel: '/k', initrd: '/i', accel: 'tcg', ports, virtiofsSocket: 'v', tap: { ifname: 'x,y', mac: '02:00:00:00:00:01' } }), /bad tap/);
+});
+
+test('pod network: the CNI veth (MAC, MTU, pod IP) and the routes, from ip -j', () => {
+  const addr = JSON.stringify([
+    { ifname: 'lo', link_type: 'loopback', address: '00:00:00:00:00:00', mtu: 65536, addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
+    { ifname: 'eth0', link_type: 'ether', address: '9A:E2:57:DC:53:7F', mtu: 1450, addr_info: [{ family: 'inet', local: '10.132.24.2', prefixlen: 24 }, { family: 'inet6', local: 'fe80::1', prefixlen: 64 }] },
+  ]);
+  const route = JSON.stringify([{ dst: 'default', gateway: '10.132.24.1' }, { dst: '10.132.24.0/24', dev: 'eth0' }]);
+  assert.deepEqual(podNetworkFromIp(addr, route), {
+    nics: [{ ifname: 'eth0', tap: 'tap0', mtu: 1450, mac: '9a:e2:57:dc:53:7f', address: '10.132.24.2/24' }],
+    routes: [{ destination: '0.0.0.0/0', gateway: '10.132.24.1' }],
+  });
+  const f = encodePodSpecFile({ hostname: 'p', network: podNetworkFromIp(addr, route) });
+  const recs = records(f.subarray(12)).filter(([t]) => t === 32 || t === 33).map(([t, v]) => `${t}:${v.toString().replace(/\0/g, '|')}`);
+  assert.deepEqual(recs, ['32:eth0|9a:e2:57:dc:53:7f|10.132.24.2/24|1450', '33:0.0.0.0/0|10.132.24.1']);
+  assert.throws(() => podNetworkFromIp('nope', '[]'), /no JSON/);
 });
 
 test('virtiofsd: chroot sandbox (sees mounts made later), nofile left alone', () => {
