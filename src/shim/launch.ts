@@ -17,12 +17,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { HullError } from '../errors.js';
-import { cgroupVersion, removeVmCgroup, vmCgroupDir } from '../runtime/vm/cgroup.js';
+import { cgroupVersion, vmCgroupDir } from '../runtime/vm/cgroup.js';
 import { podPaths, type ShimFlags } from './args.js';
 import { unmountAll } from './mounts.js';
 import { checkSpec, groupOf, taskRole, type OciSpec } from './oci-guest.js';
 import { removeTree } from './pod.js';
-import { PodVm } from './pod-vm.js';
+import { PodVm, removePodCgroup } from './pod-vm.js';
 import { encode, timestamp } from './protos.js';
 
 function readSpec(bundle: string): OciSpec {
@@ -117,7 +117,7 @@ export async function deleteCommand(f: ShimFlags): Promise<Buffer> {
   await unmountAll(path.join(bundle, 'rootfs'));
   if (!alive && fs.existsSync(p.dir)) {
     const v = cgroupVersion();
-    if (v) await removeVmCgroup({ version: v, dir: vmCgroupDir(v, `pod-${p.key}`) });
+    if (v) await removePodCgroup({ version: v, dir: vmCgroupDir(v, path.dirname(p.dir), `pod-${p.key}`) });
     await unmountAll(p.dir);
     removeTree(p.dir);
   }

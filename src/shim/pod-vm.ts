@@ -123,7 +123,8 @@ export class PodVm {
     fs.writeFileSync(files.initrd, Buffer.concat([fs.readFileSync(assets.initramfs), newcArchive([{ name: 'hull' }, { name: 'hull/spec', data: spec }])]), { mode: 0o644 });
     const asNobody = process.getuid?.() === 0;
     if (asNobody) fs.chownSync(vm, NOBODY, NOBODY);
-    const cgroup = createVmCgroup(`pod-${o.id}`, o.memoryMiB * 1024 * 1024 + QEMU_OVERHEAD_BYTES);
+    // under hull-vm/<key of the shims' directory>/pod-<pod key>, as hull's VMs are under their root's key
+    const cgroup = createVmCgroup(path.dirname(o.dir), `pod-${o.id}`, o.memoryMiB * 1024 * 1024 + QEMU_OVERHEAD_BYTES);
     const jc = cgroup ? joinCommand(cgroup) : undefined;
     const join = jc ? `echo ${jc.word} > ${shq(jc.file)} || exit 125; ` : '';
     const children: ChildProcess[] = [];
@@ -206,7 +207,7 @@ export class PodVm {
       ctl?.destroy();
       for (const ch of children) if (!exited(ch)) ch.kill('SIGKILL');
       for (const ch of children) await waitExit(ch, 5000);
-      if (cgroup) await removeVmCgroup(cgroup).catch(() => undefined);
+      if (cgroup) await removePodCgroup(cgroup).catch(() => undefined);
       if (tapped && o.netns) await detachVmTaps(o.netns, network.nics).catch(() => undefined);
       throw e;
     }
@@ -313,9 +314,19 @@ export class PodVm {
       this.virtiofsd.kill('SIGKILL');
       await waitExit(this.virtiofsd, 5000);
     }
-    if (this.cgroup) await removeVmCgroup(this.cgroup);
+    if (this.cgroup) await removePodCgroup(this.cgroup);
     // the pod's namespace outlives its VM (the CRI plugin removes it later): take the taps out
     if (this.o.netns) await detachVmTaps(this.o.netns, this.network.nics).catch((e) => this.o.log(`removing the taps: ${(e as Error).message}`));
+  }
+}
+
+/** Removes a pod VM's cgroup, and the shims' parent cgroup once no pod is left in it. */
+export async function removePodCgroup(cg: VmCgroup): Promise<void> {
+  await removeVmCgroup(cg);
+  try {
+    fs.rmdirSync(path.dirname(cg.dir));
+  } catch {
+    // another pod's cgroup is still there (ENOTEMPTY/EBUSY), or it is gone already
   }
 }
 

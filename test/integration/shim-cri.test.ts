@@ -15,12 +15,12 @@ import { after, before, describe, test } from 'node:test';
 import { BUSYBOX_IMAGE, containerdMissing, importImages, mountsBelow, startContainerd, type Containerd } from '../helpers/containerd.js';
 import { criClient, type Cri, type Msg } from '../helpers/cri.js';
 import { processesMentioning, REPO } from '../helpers/hull.js';
+import { vmRootCgroupDir } from '../../src/runtime/vm/cgroup.js';
 
 const missing = containerdMissing() || (!fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux')) ? 'guest kernel not built (scripts/setup.sh)' : '');
 
 let c: Containerd;
 let cri: Cri;
-const podKeys = new Set<string>();
 
 before(async () => {
   if (missing) return;
@@ -93,7 +93,6 @@ for (const handler of ['hull-vm', 'runc']) {
       if (missing) return t.skip(missing);
       const config = podConfig(`two-${handler}`, 128 << 20);
       const sb = (await cri.runtime('RunPodSandbox', { config, runtime_handler: handler })).pod_sandbox_id as string;
-      for (const k of fs.readdirSync(c.shimState)) podKeys.add(k);
       const st = (await cri.runtime('PodSandboxStatus', { pod_sandbox_id: sb })).status as Msg;
       assert.equal(st.state, 'SANDBOX_READY');
       assert.equal(st.runtime_handler, handler);
@@ -154,7 +153,6 @@ for (const handler of ['hull-vm', 'runc']) {
       if (missing) return t.skip(missing);
       const config = podConfig(`oom-${handler}`, 64 << 20);
       const sb = (await cri.runtime('RunPodSandbox', { config, runtime_handler: handler })).pod_sandbox_id as string;
-      for (const k of fs.readdirSync(c.shimState)) podKeys.add(k);
       const hog = (await cri.runtime('CreateContainer', {
         pod_sandbox_id: sb, sandbox_config: config,
         config: containerConfig('hog', ['awk', 'BEGIN { s = "x"; for (;;) s = s s }'], { memoryBytes: 64 << 20 }),
@@ -187,7 +185,5 @@ test('nothing is left: no shim, VM, mount, netns, veth, pod directory or VM cgro
   assert.deepEqual(fs.readdirSync(c.shimState), []);
   const veths = spawnSync('ip', ['-o', 'link', 'show', 'master', c.bridge], { encoding: 'utf8' }).stdout.trim();
   assert.equal(veths, '');
-  for (const k of podKeys) {
-    for (const base of ['/sys/fs/cgroup/memory/hull-vm', '/sys/fs/cgroup/hull-vm']) assert.ok(!fs.existsSync(path.join(base, `pod-${k}`)), `VM cgroup pod-${k} left`);
-  }
+  for (const v of [1, 2] as const) assert.ok(!fs.existsSync(vmRootCgroupDir(v, c.shimState)), `VM cgroups left under ${vmRootCgroupDir(v, c.shimState)}`);
 });

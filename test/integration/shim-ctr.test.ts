@@ -14,12 +14,11 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BUSYBOX_IMAGE, containerdMissing, importImages, mountsBelow, startContainerd, type Containerd } from '../helpers/containerd.js';
 import { processesMentioning, REPO } from '../helpers/hull.js';
+import { vmRootCgroupDir } from '../../src/runtime/vm/cgroup.js';
 
 const missing = containerdMissing() || (!fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux')) ? 'guest kernel not built (scripts/setup.sh)' : '');
 
 let c: Containerd;
-/** Pod directories (hull shims) seen while tasks ran: each must be gone at the end. */
-const podKeys = new Set<string>();
 
 before(async () => {
   if (missing) return;
@@ -31,21 +30,14 @@ after(async () => {
   if (c) await c.stop();
 });
 
-function notePods(): void {
-  for (const k of fs.readdirSync(c.shimState)) podKeys.add(k);
-}
-
 /** Our own processes (shims, QEMU, virtiofsd) still running, besides containerd itself. */
 function leftovers(): string[] {
   return processesMentioning(c.dir).filter((p) => !/^\d+: containerd --config/.test(p));
 }
 
+/** VM cgroups of this containerd's pods (and their parent) still there. */
 function vmCgroups(): string[] {
-  const out: string[] = [];
-  for (const base of ['/sys/fs/cgroup/memory/hull-vm', '/sys/fs/cgroup/hull-vm']) {
-    for (const k of podKeys) if (fs.existsSync(path.join(base, `pod-${k}`))) out.push(path.join(base, `pod-${k}`));
-  }
-  return out;
+  return ([1, 2] as const).map((v) => vmRootCgroupDir(v, c.shimState)).filter((d) => fs.existsSync(d));
 }
 
 for (const rt of [{ name: 'hull', runtime: 'io.containerd.hull.v2' }, { name: 'runc', runtime: 'io.containerd.runc.v2' }]) {
@@ -68,7 +60,6 @@ for (const rt of [{ name: 'hull', runtime: 'io.containerd.hull.v2' }, { name: 'r
       // pid 1 of its container: SIGTERM reaches it only through its handler
       const r = c.ctr(['run', '-d', '--runtime', rt.runtime, BUSYBOX_IMAGE, id, 'sh', '-c', 'trap "exit 42" TERM; while :; do sleep 1; done']);
       assert.equal(r.code, 0, r.stderr);
-      notePods();
       const ls = c.ctr(['task', 'ls']);
       assert.match(ls.stdout, new RegExp(`${id}\\s+\\d+\\s+RUNNING`));
       const ps = c.ctr(['task', 'ps', id]);
