@@ -129,6 +129,23 @@ for (const rt of [{ name: 'hull', runtime: 'io.containerd.hull.v2' }, { name: 'r
       assert.match(r.stdout, /\/dev\/pts\/\d+/);
     });
 
+    test('a shim killed with its task: containerd cleans up through `delete`', (t) => {
+      if (missing) return t.skip(missing);
+      const id = `${rt.name}-dead`;
+      assert.equal(c.ctr(['run', '-d', '--runtime', rt.runtime, BUSYBOX_IMAGE, id, 'sleep', '1000']).code, 0);
+      const shim = processesMentioning(c.dir).find((p) => /shim/.test(p) && p.includes(`-id ${id} `));
+      assert.ok(shim, 'no shim process found');
+      process.kill(Number(shim.split(':')[0]), 'SIGKILL');
+      let ls = '';
+      for (let i = 0; i < 100; i++) {
+        ls = c.ctr(['task', 'ls', '-q']).stdout;
+        if (!ls.includes(id)) break;
+        spawnSync('sleep', ['0.1']);
+      }
+      assert.ok(!ls.includes(id), `task ${id} still listed after its shim died`);
+      assert.equal(c.ctr(['containers', 'rm', id]).code, 0);
+    });
+
     test('nothing is left: no shim, QEMU, virtiofsd, mount, pod directory or VM cgroup', (t) => {
       if (missing) return t.skip(missing);
       assert.equal(c.ctr(['task', 'ls', '-q']).stdout.trim(), '');
