@@ -152,6 +152,21 @@ for (const handler of ['hull-vm', 'runc']) {
       assert.deepEqual((await cri.runtime('ListContainers', {})).containers, []);
     });
 
+    test('shareProcessNamespace: a container sees the pod\'s other processes', async (t) => {
+      if (missing) return t.skip(missing);
+      const config = podConfig(`pids-${handler}`, 0);
+      config.linux.security_context = { namespace_options: { network: 'POD', pid: 'POD', ipc: 'POD' } };
+      const sb = (await cri.runtime('RunPodSandbox', { config, runtime_handler: handler })).pod_sandbox_id as string;
+      const c1 = (await cri.runtime('CreateContainer', { pod_sandbox_id: sb, sandbox_config: config, config: containerConfig('a', ['sleep', '1001'], { sharePids: true }) })).container_id as string;
+      await cri.runtime('StartContainer', { container_id: c1 });
+      const ps = await cri.runtime('ExecSync', { container_id: c1, cmd: ['ps', '-o', 'pid,args'], timeout: 60 });
+      assert.equal(ps.exit_code, 0, ps.stderr.toString());
+      assert.match(ps.stdout.toString(), /^\s*1 \/bin\/sleep 2147483647$/m, 'the pause process is not pid 1 of the shared namespace');
+      assert.match(ps.stdout.toString(), /sleep 1001/);
+      await cri.runtime('StopPodSandbox', { pod_sandbox_id: sb });
+      await cri.runtime('RemovePodSandbox', { pod_sandbox_id: sb });
+    });
+
     test('a container that outgrows its memory is OOMKilled', async (t) => {
       if (missing) return t.skip(missing);
       const config = podConfig(`oom-${handler}`, 64 << 20);
