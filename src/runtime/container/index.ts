@@ -323,7 +323,9 @@ class ContainerIsolation implements Isolation {
     // crun and runc keep exec.fifo in their state directory until `start`
     const created = () => fs.existsSync(path.join(this.root, 'run', spec.runtime || 'crun', spec.id, 'exec.fifo'));
     if (pidAlive(pid)) return created() ? { running: true, pid, pending: true } : { running: true, pid };
-    if (this.monitorPid(spec)) return { running: true, pid, pending: true };
+    // the monitor lives: either before the process (no pid yet, or created and not started),
+    // or just after it, about to write its exit file
+    if (this.monitorPid(spec)) return pid === 0 || created() ? { running: true, pid, pending: true } : { running: true, pid };
     const again = readInt(f.exitFile);
     if (again !== undefined) return exited(again);
     const sig = readInt(f.signalled);
