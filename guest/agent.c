@@ -352,6 +352,7 @@ int main(void) {
   if (ports_open(need, msg, sizeof msg)) { klog(msg); power_off(); }
   if (enter_root(&spec, msg, sizeof msg)) finish(125, 0, msg);
   if (spec.hostname) sethostname(spec.hostname, strlen(spec.hostname));
+  if (net_up(&spec.net, msg, sizeof msg)) finish(125, 0, msg); /* guest/net.c */
   start_main();
   loop(sfd);
   return 0;
