@@ -17,7 +17,9 @@ import { ContainerTables, type ContainerRow } from '../state/containers.js';
 import { addEvent, lastEvent, nowIso, type DB } from '../state/db.js';
 import { toInspect, toSummary, statusText, type ContainerInspect, type ContainerSummary, type StoredSpec } from './inspect.js';
 import { newContainerId, randomName } from './names.js';
-import { buildInstanceSpec, validateRunOptions, type RunOptions } from './options.js';
+import { buildInstanceSpec, netRequest, validateRunOptions, type RunOptions } from './options.js';
+import type { NetworkStack, PreparedNetwork } from '../network/stack.js';
+import type { NetworkService } from './networks.js';
 
 export interface AttachStdio {
   /** Read when the container keeps stdin open (-i). */
@@ -124,6 +126,38 @@ export class Engine {
     return JSON.parse(row.spec_json) as StoredSpec;
   }
 
+  // ---------------------------------------------------------------- network (src/network)
+
+  private netCache?: { stack: NetworkStack; service: NetworkService };
+
+  /** The root's network stack and the network commands over it (loaded on first use). */
+  private async net(): Promise<{ stack: NetworkStack; service: NetworkService }> {
+    if (!this.netCache) {
+      const [{ NetworkStack }, { NetworkService }] = await Promise.all([import('../network/stack.js'), import('./networks.js')]);
+      const stack = new NetworkStack(this.root, this.db);
+      const service = new NetworkService({ stack, rows: this.rows, stored: (r) => this.stored(r), fresh: (r) => this.fresh(r) });
+      this.netCache = { stack, service };
+    }
+    return this.netCache;
+  }
+
+  /** `network create/ls/inspect/rm/prune/connect/disconnect` and `port`. */
+  async networks(): Promise<NetworkService> {
+    return (await this.net()).service;
+  }
+
+  /** Sets up the container's network for a start: the spec the wall gets. */
+  private async netPrepare(row: ContainerRow, spec: InstanceSpec): Promise<{ spec: InstanceSpec; prep: PreparedNetwork }> {
+    const { opts } = this.stored(row);
+    const prep = await (await this.net()).stack.prepare({ id: row.id, name: row.name, wall: row.isolation, hostname: spec.hostname }, netRequest(opts, spec.image.config));
+    return { spec: { ...spec, network: prep.network, netns: prep.netns, etc: prep.etc, heldFds: prep.heldFds }, prep };
+  }
+
+  /** Takes the container's network down again (idempotent; nothing to do for none and host). */
+  private async netTeardown(id: string): Promise<void> {
+    await (await this.net()).stack.teardown(id);
+  }
+
   // ---------------------------------------------------------------- images
 
   /** Resolve an image, pulling it like docker when it is not here. */
@@ -138,8 +172,10 @@ export class Engine {
   // ---------------------------------------------------------------- create / start / run
 
   /** docker create: resolve (or pull) the image, record the container. */
-  async create(opts: RunOptions, progress?: Writable): Promise<{ id: string; name: string; spec: InstanceSpec }> {
-    validateRunOptions(opts);
+  async create(asked: RunOptions, progress?: Writable): Promise<{ id: string; name: string; spec: InstanceSpec }> {
+    validateRunOptions(asked);
+    // stored with its network mode: containers stored before networks existed had none
+    const opts: RunOptions = { ...asked, network: asked.network ?? 'bridge' };
     const img = await this.image(opts.image, opts.platform, progress);
     const lowerDirs = await this.images.lowerDirs(img);
     const id = newContainerId();
@@ -155,6 +191,12 @@ export class Engine {
         });
       } catch (e) {
         if (opts.name === undefined && isHullError(e, 'CONFLICT') && attempt < 5) continue;
+        throw e;
+      }
+      try {
+        await (await this.net()).stack.configure({ id, name, wall: opts.isolation ?? 'container', hostname: spec.hostname }, netRequest(opts, img.config));
+      } catch (e) {
+        this.rows.delete(id); // nothing half-made: no row without its network
         throw e;
       }
       addEvent(this.db, 'container', 'create', id, { name, image: opts.image });
@@ -183,11 +225,16 @@ export class Engine {
     const iso = await this.wall(row.isolation);
     // Running first: an instant exit (exit hook) must find a row it may mark exited.
     this.rows.markRunning(row.id, 0, nowIso(), row.runtime_json);
+    let prep: PreparedNetwork | undefined;
     try {
-      const { pid, facts } = await iso.startDetached(spec);
+      const net = await this.netPrepare(row, spec);
+      prep = net.prep;
+      const { pid, facts } = await iso.startDetached(net.spec);
+      prep.closeHeld(); // the monitor holds the published ports now
       this.db.prepare("UPDATE containers SET pid = ?, runtime_json = ? WHERE id = ? AND status = 'running'").run(pid, JSON.stringify(facts ?? {}), row.id);
       addEvent(this.db, 'container', 'start', row.id, { name: row.name });
     } catch (e) {
+      prep?.closeHeld();
       await this.failStart(row, spec, iso, e);
       throw e;
     }
@@ -197,6 +244,7 @@ export class Engine {
   private async failStart(row: ContainerRow, spec: InstanceSpec, iso: Isolation, e: unknown): Promise<void> {
     const code = e instanceof HullError && 'exitCode' in e ? Number((e as { exitCode: number }).exitCode) : 125;
     this.rows.markExited(row.id, code, false, nowIso(), e instanceof Error ? e.message : String(e));
+    await this.netTeardown(row.id).catch(() => undefined);
     if (this.stored(row).opts.rm) {
       await iso.cleanup(spec).catch(() => undefined);
       this.rows.delete(row.id);
@@ -228,16 +276,22 @@ export class Engine {
   private async runForeground(row: ContainerRow, spec: InstanceSpec, opts: RunOptions, io: AttachStdio & { onStarted?: (id: string) => void }): Promise<RunResult> {
     const iso = await this.wall(row.isolation);
     let exit;
+    let prep: PreparedNetwork | undefined;
     try {
-      exit = await iso.runAttached(spec, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr }, (pid) => {
+      const net = await this.netPrepare(row, spec);
+      prep = net.prep; // this process holds the published ports while the run lasts
+      exit = await iso.runAttached(net.spec, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr }, (pid) => {
         // This process records the exit itself (no monitor): others must not guess it.
         this.rows.markRunning(row.id, pid, nowIso(), JSON.stringify({ attached: true, ownerPid: process.pid }));
         io.onStarted?.(row.id);
       });
     } catch (e) {
+      prep?.closeHeld();
       await this.failStart(row, spec, iso, e);
       throw e;
     }
+    prep.closeHeld();
+    await this.netTeardown(row.id);
     if (opts.rm) {
       await iso.cleanup(spec);
       this.rows.delete(row.id);
@@ -267,6 +321,7 @@ export class Engine {
       addEvent(this.db, 'container', 'die', id, { exitCode: String(st.exit.exitCode), oomKilled: String(st.exit.oomKilled) });
     }
     if (iso.release) await iso.release(spec);
+    await this.netTeardown(id);
     if (this.stored(row).opts.rm) await this.remove(id);
     return this.rows.get(id);
   }
@@ -358,6 +413,7 @@ export class Engine {
     this.rows.setStatus(id, 'removing', row.error);
     const iso = await this.wall(row.isolation);
     await iso.cleanup(this.stored(row).spec);
+    await this.netTeardown(id);
     if (this.rows.delete(id)) addEvent(this.db, 'container', 'destroy', id, { name: row.name });
   }
 
@@ -422,7 +478,7 @@ export class Engine {
   async inspect(ref: string): Promise<ContainerInspect> {
     const row = await this.fresh(this.rows.resolve(ref));
     const stored = this.stored(row);
-    return toInspect(row, stored, path.join(stored.spec.dir, 'ctr.log'));
+    return toInspect(row, stored, path.join(stored.spec.dir, 'ctr.log'), (await this.net()).service.containerView(row, stored));
   }
 
   /** docker ps: running containers, or all with `all`. */
@@ -432,7 +488,7 @@ export class Engine {
       const row = await this.fresh(r);
       if (!o.all && row.status !== 'running') continue;
       if (!this.rows.get(row.id)) continue;
-      out.push(toSummary(row, this.stored(row), statusText(row)));
+      out.push(toSummary(row, this.stored(row), statusText(row), (await this.net()).service.containerView(row, this.stored(row))));
     }
     return out;
   }
