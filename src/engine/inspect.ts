@@ -146,6 +146,7 @@ export interface ContainerSummary {
   Ports: ContainerNetView['Ports'];
   /** docker ps' PORTS column. */
   PortsText: string;
+  NetworkMode: string;
   NetworkSettings: { Networks: Record<string, unknown> };
 }
 
@@ -172,6 +173,7 @@ export function toSummary(row: ContainerRow, stored: StoredSpec, status: string,
     Isolation: row.isolation,
     Ports: net?.Ports ?? [],
     PortsText: net?.PortsText ?? '',
+    NetworkMode: net?.HostConfig.NetworkMode ?? stored.spec.network,
     NetworkSettings: { Networks: (net?.NetworkSettings.Networks as Record<string, unknown> | undefined) ?? {} },
   };
 }

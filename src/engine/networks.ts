@@ -118,6 +118,9 @@ export class NetworkService {
       return `${s.containerStart}${s.containerEnd !== s.containerStart ? `-${s.containerEnd}` : ''}/${s.proto}`;
     })]);
     const bound = this.stack.bindings(row.id);
+    // docker shows ports (exposed or published) only while the container runs
+    const live = row.status === 'running';
+    const shown = live ? exposed : [];
     const networks: Record<string, unknown> = {};
     let primary: Record<string, unknown> = { EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '' };
     for (const { ep, net } of this.stack.endpoints(row.id)) {
@@ -155,7 +158,7 @@ export class NetworkService {
         HairpinMode: false,
         LinkLocalIPv6Address: '',
         LinkLocalIPv6PrefixLen: 0,
-        Ports: portsView(exposed, bound),
+        Ports: portsView(shown, bound),
         SecondaryIPAddresses: null,
         SecondaryIPv6Addresses: null,
         ...primary,
@@ -176,9 +179,9 @@ export class NetworkService {
       ExposedPorts: Object.fromEntries(exposed.map((k) => [k, {}])),
       Ports: [
         ...bound.map((b) => ({ IP: b.hostIp || '0.0.0.0', PrivatePort: b.containerPort, PublicPort: b.hostPort, Type: b.proto })),
-        ...exposed.filter((k) => !bound.some((b) => `${b.containerPort}/${b.proto}` === k)).map((k) => ({ PrivatePort: Number(k.split('/')[0]), Type: k.split('/')[1]! })),
+        ...shown.filter((k) => !bound.some((b) => `${b.containerPort}/${b.proto}` === k)).map((k) => ({ PrivatePort: Number(k.split('/')[0]), Type: k.split('/')[1]! })),
       ],
-      PortsText: portsText(exposed, bound),
+      PortsText: portsText(shown, bound),
       MacAddress: opts.macAddress ?? '',
     };
   }
