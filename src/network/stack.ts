@@ -28,7 +28,7 @@ import { scheduleIdleCleanup } from './idle.js';
 import { bridgePrefixOf, netnsPath, netPaths, nftTable } from './names.js';
 import { Networks } from './networks.js';
 import { applyRuleset, elementsScript, repairScript, tableScript, type FirewallNetwork, type FirewallPort, type FirewallState } from './nft.js';
-import { clash, expandSpecs, parsePublish, publishAllSpecs, type PortBinding } from './ports.js';
+import { clash, expandSpecs, exposedKeys, parsePublish, publishAllSpecs, type PortBinding } from './ports.js';
 import { parseMode, validateNetRequest, type EndpointConfig, type NetRequest } from './request.js';
 import type { EndpointRow, NetworkRow } from './store.js';
 import { hostRoutes } from './subnets.js';
@@ -241,7 +241,13 @@ export class NetworkStack {
         interfaces.push({ name: `eth${i}`, mac: res.mac, mtu: n.mtu, address: `${addrs[i]!.ip}/${prefix}` });
       }
       // published ports go to the first network's address
-      const specs = [...r.publish.map(parsePublish), ...(r.publishAll ? publishAllSpecs(r.exposed) : [])];
+      // -P: every exposed port that no -p binds already (docker's rule)
+      const asked = r.publish.map(parsePublish);
+      const bound = (k: string) => {
+        const x = parsePublish(k);
+        return asked.some((a) => a.proto === x.proto && x.containerStart >= a.containerStart && x.containerStart <= a.containerEnd);
+      };
+      const specs = [...asked, ...(r.publishAll ? publishAllSpecs(exposedKeys(r.exposed).filter((k) => !bound(k))) : [])];
       const taken = this.t.allPorts();
       const bindings = await expandSpecs(specs, async (proto, hostIp, lo, hi) => {
         const h = await holdFreePort(proto, hostIp, lo, hi);
