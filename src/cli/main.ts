@@ -36,7 +36,7 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   'image pull': 'registry', 'image push': 'registry',
   serve: 'serve',
   contrast: 'contrast', advise: 'contrast',
-  info: 'system', version: 'system', 'system info': 'system',
+  info: 'system', version: 'system', 'system info': 'system', 'system check': 'system',
   port: 'networks', 'container port': 'networks',
   'network create': 'networks', 'network ls': 'networks', 'network list': 'networks', 'network inspect': 'networks',
   'network rm': 'networks', 'network remove': 'networks', 'network prune': 'networks',
@@ -60,7 +60,7 @@ Run the same OCI image as a container (shared kernel) or a microVM (own kernel).
 Images:      images  load  save  import  tag  rmi  pull  push  login  logout  image ...
 Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  port  container ...
 Networks:    network create  ls  inspect  rm  prune  connect  disconnect
-Engine:      serve  info  version
+Engine:      serve  info  version  system check
 Contrast:    contrast  advise
 
 Options:
