@@ -188,6 +188,12 @@ export class Engine {
     return { spec: { ...spec, network: prep.network, netns: prep.netns, etc: prep.etc, heldFds: prep.heldFds }, prep };
   }
 
+  /** What `hull system check` asks of the network stack. */
+  private async netCheck(): Promise<{ dir: string; orphans(live: Set<string>): Promise<import('../runtime/types.js').Orphan[]> }> {
+    const { stack } = await this.net();
+    return { dir: stack.netnsDir, orphans: async (live) => stack.orphans(live) };
+  }
+
   /** Takes the container's network down again (idempotent; nothing to do for none and host). */
   private async netTeardown(id: string): Promise<void> {
     await (await this.net()).stack.teardown(id);
@@ -731,6 +737,7 @@ export class Engine {
             const row = present ? this.rows.get(id) : undefined;
             if (row) await this.removeLocked(row);
           }),
+        network: await this.netCheck(),
       },
       o,
     );

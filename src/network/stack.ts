@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import { conflict, HullError, invalid, notFound, precondition } from '../errors.js';
-import type { EtcFiles, NetnsSpec } from '../runtime/types.js';
+import type { EtcFiles, NetnsSpec, Orphan } from '../runtime/types.js';
 import { ContainerTables } from '../state/containers.js';
 import { nowIso, type DB } from '../state/db.js';
 import { createBridgeDriver, CNI_PATHS } from './cni-bridge.js';
@@ -31,7 +31,7 @@ import { applyRuleset, elementsScript, repairScript, tableScript, type FirewallN
 import { clash, expandSpecs, exposedKeys, parsePublish, publishAllSpecs, type PortBinding } from './ports.js';
 import { parseMode, validateNetRequest, type EndpointConfig, type NetRequest } from './request.js';
 import type { EndpointRow, NetworkRow } from './store.js';
-import { hostRoutes } from './subnets.js';
+import { claimsOf, hostRoutes, releaseSubnet } from './subnets.js';
 import { withFileLock } from './lock.js';
 
 /** The instance the network is for. */
@@ -504,28 +504,42 @@ export class NetworkStack {
     return this.t.sandbox(containerId)?.netns;
   }
 
+  /** Where the root's namespace files live (every mount under it is the stack's). */
+  get netnsDir(): string {
+    return this.paths.netnsDir;
+  }
+
   /**
-   * Tears down the network of every container `alive` says is not running, and removes namespace
-   * files nothing refers to (what a killed hull left). Returns the container ids it cleaned.
+   * For `hull system check`: the network of every container not in `live` that still has any
+   * (a namespace file or mount, addresses, published ports: what a killed hull left), and the
+   * subnet claims of networks that are gone. Each fix tears it down.
    */
-  async sweep(alive: (containerId: string) => boolean): Promise<string[]> {
+  orphans(live: Set<string>): Orphan[] {
     const ids = new Set<string>([
       ...this.t.sandboxes().map((s) => s.container_id),
       ...this.t.activeEndpoints().map((e) => e.container_id),
       ...this.t.allPorts().map((p) => p.container_id),
     ]);
     try {
-      for (const f of fs.readdirSync(this.paths.netnsDir)) if (/^[0-9a-f]{64}$/.test(f)) ids.add(f);
+      for (const f of fs.readdirSync(this.paths.netnsDir)) ids.add(f);
     } catch {
       /* none yet */
     }
-    const cleaned: string[] = [];
+    const out: Orphan[] = [];
     for (const id of ids) {
-      if (alive(id)) continue;
-      await this.teardown(id);
-      cleaned.push(id);
+      if (live.has(id)) continue;
+      const parts = [
+        fs.existsSync(netnsPath(this.root, id)) ? `namespace ${netnsPath(this.root, id)}` : '',
+        ...this.t.endpointsOf(id).filter((e) => e.ip).map((e) => `address ${e.ip}`),
+        ...this.t.portsOf(id).map((p) => `port ${p.host_ip || '0.0.0.0'}:${p.host_port}/${p.proto}`),
+      ].filter(Boolean);
+      out.push({ kind: 'network', id, what: `network of container ${shortId(id)}: ${parts.join(', ') || 'state'}`, fix: () => this.teardown(id) });
     }
-    return cleaned;
+    for (const c of claimsOf(this.root)) {
+      if (this.t.network(c.network)) continue;
+      out.push({ kind: 'subnet-claim', what: `subnet ${c.subnet} claimed for removed network ${shortId(c.network)}`, fix: async () => releaseSubnet(this.root, c.network, c.subnet) });
+    }
+    return out;
   }
 }
 

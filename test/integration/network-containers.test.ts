@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { hull, HULL_BIN, importBusybox, makeTempRoot, processesMentioning, type TempRoot } from '../helpers/hull.js';
@@ -200,4 +201,23 @@ test('SIGKILL of an attached run with a published port, then rm -f: nothing of i
   assert.equal((await httpGet('127.0.0.1', port)).trim(), 'after-kill');
   ok('rm', '-f', again);
   await assertNoNetwork(tr.root);
+});
+
+test('SIGKILL of hull in the middle of a network setup: reconcile and system check leave nothing', async () => {
+  const port = await freePort();
+  const dir = `${tr.root}/run/netns`;
+  const c = spawn(HULL_BIN, ['--root', tr.root, 'run', '-d', '--name', 'midsetup', '-p', `127.0.0.1:${port}:80`, 'busybox', 'sleep', '300'], { stdio: 'ignore' });
+  // the namespace file is made first: kill hull as soon as it is there
+  for (let i = 0; i < 2000 && !(fs.existsSync(dir) && fs.readdirSync(dir).length); i++) await new Promise((r) => setTimeout(r, 2));
+  c.kill('SIGKILL');
+  await new Promise((r) => c.on('exit', r));
+  const check = h('system', 'check', '--fix');
+  assert.equal(check.code === 0 || check.code === 1, true, check.stderr);
+  const left = h('ps', '-aq').stdout.split('\n').filter(Boolean);
+  if (left.length) ok('rm', '-f', ...left);
+  await assertNoNetwork(tr.root);
+  assert.equal(h('system', 'check').stdout.includes('network'), false);
+  const srv = net.createServer();
+  await new Promise<void>((r, j) => { srv.once('error', j); srv.listen(port, '127.0.0.1', () => r()); });
+  srv.close();
 });
