@@ -8,9 +8,11 @@
  *   teardown   when a run ends, a start fails, or the container goes: all of it, exactly
  *   connect / disconnect   a network more or less, while created or (containers) running
  *
- * Every change of kernel state happens under the root's network lock, and the firewall and DNS
- * state are rendered from the store as a whole, so concurrent hull processes of one root never
- * see or leave a half state. Kernel objects carry names unique to the root (names.ts).
+ * Concurrent hull processes of one root need no lock over a whole setup: addresses are taken by
+ * the store's unique index, host ports by binding them, firewall changes are atomic element
+ * statements (rebuilt from the store when they disagree with it); the bridge wiring and the DNS
+ * files are changed under the root's network lock, which the idle cleanup takes too. Kernel
+ * objects carry names unique to the root (names.ts).
  */
 import fs from 'node:fs';
 import { conflict, HullError, invalid, notFound, precondition } from '../errors.js';
