@@ -17,6 +17,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
+# podman's crun refuses a cgroup v1 hybrid host: like /work/shared/anchors, the whole benchmark
+# runs in one private mount namespace with /sys/fs/cgroup/unified unmounted, so every later
+# podman call (inspect, its exit cleanup) sees the network namespaces podman mounted there
+if [ -z "${HULL_BENCH_INNER:-}" ] && [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
+  exec unshare -m --propagation private env HULL_BENCH_INNER=1 bash -c 'umount /sys/fs/cgroup/unified && exec bash "$0" "$@"' "$REPO/bench/network.sh" "$@"
+fi
 RUNS=${RUNS:-10}
 REQS=${REQS:-50}
 MIB=${MIB:-100}
@@ -27,8 +33,9 @@ H="$REPO/bin/hull --root $HROOT"
 P="podman --root $W/podman/root --runroot $W/podman/run --cgroup-manager cgroupfs --events-backend file"
 nofile=$(ulimit -Hn); nproc=$(ulimit -Hu); [ "$nproc" = unlimited ] && nproc=32768; [ "$nproc" -gt 32768 ] && nproc=32768
 PU="--ulimit nofile=$nofile:$nofile --ulimit nproc=$nproc:$nproc"
-unified=""
-if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then unified=/sys/fs/cgroup/unified; fi
+pod() { $P "$@"; }
+podman_cmd() { printf '%s' "$P $*"; }
+TAG=$(node -e 'console.log(require("crypto").createHash("sha256").update(require("path").resolve(process.argv[1])).digest("hex").slice(0, 6))' "$HROOT")
 
 cleanup() {
   $H rm -f hsrv hvm >/dev/null 2>&1 || true
@@ -36,7 +43,7 @@ cleanup() {
   [ -d "$W/podman" ] && $P rm -af >/dev/null 2>&1 || true
   [ -d "$W/podman" ] && $P system reset -f >/dev/null 2>&1 || true
   # hull removes an idle bridge a second after its last container (src/network/idle.ts)
-  for _ in $(seq 1 100); do pgrep -f "$W" >/dev/null || pgrep -f "locks/network-" >/dev/null || break; sleep 0.2; done
+  for _ in $(seq 1 100); do pgrep -f "$W" >/dev/null || pgrep -f "locks/network-$TAG" >/dev/null || break; sleep 0.2; done
   if [ "${KEEP:-0}" != 1 ]; then
     umount -R "$W/podman/root/overlay" >/dev/null 2>&1 || true
     rm -rf "$W"
@@ -45,16 +52,6 @@ cleanup() {
 trap cleanup EXIT
 for t in hyperfine curl podman node; do command -v $t >/dev/null || { echo "bench/network.sh: $t is missing" >&2; exit 1; }; done
 [ -f build/images/busybox-rootfs.tar ] || bash scripts/make-busybox-rootfs.sh build/images
-
-# podman's crun refuses a cgroup v1 hybrid host: the private-mount-namespace form bench/run.sh uses
-podman_cmd() {
-  if [ -n "$unified" ]; then
-    printf 'unshare -m --propagation private sh -c %q' "umount $unified && exec $P $*"
-  else
-    printf '%s' "$P $*"
-  fi
-}
-pod() { eval "$(podman_cmd "$@")"; }
 
 bash scripts/import-busybox.sh "$HROOT" >/dev/null
 $P import -q build/images/busybox-rootfs.tar localhost/busybox:bench >/dev/null
@@ -78,8 +75,8 @@ SERVE="mkdir -p /www && echo x > /www/small && dd if=/dev/zero of=/www/big bs=1M
 $H network create benchnet >/dev/null
 $H run -d --name hsrv --network benchnet -p "127.0.0.1:$PC:80" busybox sh -c "$SERVE" >/dev/null
 $H run -d --vm -m 512m --name hvm --network benchnet -p "127.0.0.1:$PV:80" busybox sh -c "$SERVE" >/dev/null
-pod run -d --name psrv -p "127.0.0.1:$PP:80" $PU localhost/busybox:bench sh -c "'$SERVE'" >/dev/null
-PIP=$(pod inspect -f '{{.NetworkSettings.IPAddress}}' psrv)
+pod run -d --name psrv -p "127.0.0.1:$PP:80" $PU localhost/busybox:bench sh -c "$SERVE" >/dev/null
+PIP=$(pod inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' psrv)
 for p in $PC $PV $PP; do
   for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$p/big" && break; sleep 0.2; done
 done
@@ -95,8 +92,8 @@ tput_of() { awk '{print $1*60+$2}' | sort -n | sed -n 2p | awk -v m="$MIB" '{pri
 guest() { # wall target -> "latency throughput"
   local lat tput
   if [ "$1" = podman ]; then
-    lat=$(pod run --rm $PU -e T="$2" localhost/busybox:bench sh -c "'$GUEST_LAT'" | lat_of)
-    tput=$(pod run --rm $PU -e T="$2" localhost/busybox:bench sh -c "'$GUEST_TPUT'" | tput_of)
+    lat=$(pod run --rm $PU -e T="$2" localhost/busybox:bench sh -c "$GUEST_LAT" | lat_of)
+    tput=$(pod run --rm $PU -e T="$2" localhost/busybox:bench sh -c "$GUEST_TPUT" | tput_of)
   else
     lat=$($H run --rm --network benchnet -e T="$2" busybox sh -c "$GUEST_LAT" | lat_of)
     tput=$($H run --rm --network benchnet -e T="$2" busybox sh -c "$GUEST_TPUT" | tput_of)

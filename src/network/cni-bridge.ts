@@ -56,7 +56,7 @@ export function createBridgeDriver(cniPath: string): NetworkDriver {
       const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...cniEnv('ADD', r, cniPath) };
       let out: string;
       try {
-        out = await runWithEnv(['flock', r.lock, plugin], env, JSON.stringify(bridgeConf(r)));
+        out = await runWithEnv([plugin], env, JSON.stringify(bridgeConf(r)));
       } catch (e) {
         throw new HullError('INTERNAL', `the CNI bridge plugin could not attach ${r.ifname} to ${r.bridge}: ${(e as Error).message}`, { cause: e });
       }

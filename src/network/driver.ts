@@ -21,11 +21,6 @@ export interface AttachRequest {
   mac: string;
   /** Whether the default route goes through this network (the first non-internal one). */
   defaultRoute: boolean;
-  /**
-   * A lock file the wiring holds while it runs: the idle cleanup (idle.ts) takes the same lock
-   * before it deletes a bridge with no port, so a bridge never goes while a port is being added.
-   */
-  lock: string;
 }
 
 export interface AttachResult {
@@ -37,7 +32,10 @@ export interface AttachResult {
 
 export interface NetworkDriver {
   readonly name: string;
-  /** Wires `ifname` in `netns` to the bridge with the given address; undoes itself on failure. */
+  /**
+   * Wires `ifname` in `netns` to the bridge with the given address; undoes itself on failure.
+   * Called with the root's network lock held (the idle cleanup deletes bridges under it).
+   */
   attach(r: AttachRequest): Promise<AttachResult>;
   /**
    * Host-side links whose deletion undoes an attach (deleting a veth removes its peer too); the

@@ -54,9 +54,9 @@ const q = (s: string) => `"${s}"`;
  *   ports     (proto . port) -> (address . port)  ipports   (host address . proto . port) -> ...
  *   dnsips    gateways with a DNS server         dnspairs  (gateway . its bridge)
  */
-export function tableScript(table: string, mode: 'create' | 'declare' = 'create'): string {
+export function tableScript(table: string): string {
   return [
-    `${mode === 'create' ? 'create' : 'add'} table ip ${table}`,
+    `create table ip ${table}`,
     `table ip ${table} {`,
     '  set bridges { type ifname; }',
     '  set self { type ifname . ifname; }',
@@ -116,15 +116,9 @@ export function elementsScript(table: string, op: 'add' | 'delete', state: Firew
   return out.join('\n');
 }
 
-/** Makes the table hold exactly `state`, whatever it held (pure): the repair path. */
+/** Makes the table hold exactly `state`, whatever it held (pure): the repair path, made anew. */
 export function repairScript(table: string, state: FirewallState): string {
-  return [
-    tableScript(table, 'declare'),
-    ...['bridges', 'self', 'internal', 'subnets', 'dnsips', 'dnspairs'].map((x) => `flush set ip ${table} ${x}`),
-    ...['ports', 'ipports'].map((x) => `flush map ip ${table} ${x}`),
-    elementsScript(table, 'add', state),
-    '',
-  ].join('\n');
+  return [deleteTableScript(table).trimEnd(), tableScript(table), elementsScript(table, 'add', state), ''].join('\n');
 }
 
 /** Deletes the table (idempotent). */

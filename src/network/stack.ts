@@ -26,7 +26,7 @@ import { hostsFile, parseExtraHost, resolvConf } from './etc.js';
 import { holdFreePort, holdPort, type HeldPort } from './hold.js';
 import { firstFree, hostIn, intToIp, ipToInt, macForIp, overlaps, parseCidr, parseMac } from './ipam.js';
 import { createNetns, netnsMounted, run, teardownScript } from './netns.js';
-import { scheduleIdleCleanup } from './idle.js';
+import { scheduleIdleCleanup, touchActivity } from './idle.js';
 import { bridgePrefixOf, netnsPath, netPaths, nftTable } from './names.js';
 import { Networks } from './networks.js';
 import { applyRuleset, elementsScript, repairScript, tableScript, type FirewallNetwork, type FirewallPort, type FirewallState } from './nft.js';
@@ -227,21 +227,26 @@ export class NetworkStack {
       this.t.insertSandbox({ container_id: c.id, netns: file, created_at: nowIso() });
       const addrs = eps.map((e, i) => this.allocate(e, nets[i]!));
       await createNetns(file);
-      const interfaces = [];
+      const interfaces: NetnsSpec['interfaces'] = [];
       const routeVia = nets.findIndex((n) => n.internal === 0);
-      const fresh = nets.filter((n) => !fs.existsSync(`/sys/class/net/${n.bridge}`));
-      for (let i = 0; i < eps.length; i++) {
-        const n = nets[i]!;
-        const prefix = parseCidr(n.subnet).prefix;
-        const res = await this.driver.attach({
-          netns: file, ifname: `eth${i}`, containerId: c.id, bridge: n.bridge!, mtu: n.mtu,
-          ip: addrs[i]!.ip, prefix, gateway: n.gateway, mac: addrs[i]!.mac, defaultRoute: i === routeVia, lock: this.paths.lock,
-        });
-        this.t.setVeth(n.id, c.id, res.veth);
-        this.t.setDns(n.id, c.id, { names: this.dnsNames(c, eps[i]!), servers: r.dns });
-        bridgeSysctls(n.bridge!);
-        interfaces.push({ name: `eth${i}`, mac: res.mac, mtu: n.mtu, address: `${addrs[i]!.ip}/${prefix}` });
-      }
+      // the wiring under the lock the idle cleanup takes: whether a bridge is new is known exactly
+      const fresh = await this.locked(async () => {
+        touchActivity(this.paths.lock);
+        const made = nets.filter((n) => !fs.existsSync(`/sys/class/net/${n.bridge}`));
+        for (let i = 0; i < eps.length; i++) {
+          const n = nets[i]!;
+          const prefix = parseCidr(n.subnet).prefix;
+          const res = await this.driver.attach({
+            netns: file, ifname: `eth${i}`, containerId: c.id, bridge: n.bridge!, mtu: n.mtu,
+            ip: addrs[i]!.ip, prefix, gateway: n.gateway, mac: addrs[i]!.mac, defaultRoute: i === routeVia,
+          });
+          this.t.setVeth(n.id, c.id, res.veth);
+          this.t.setDns(n.id, c.id, { names: this.dnsNames(c, eps[i]!), servers: r.dns });
+          bridgeSysctls(n.bridge!);
+          interfaces.push({ name: `eth${i}`, mac: res.mac, mtu: n.mtu, address: `${addrs[i]!.ip}/${prefix}` });
+        }
+        return made;
+      });
       // published ports go to the first network's address
       // -P: every exposed port that no -p binds already (docker's rule)
       const asked = r.publish.map(parsePublish);
@@ -359,6 +364,7 @@ export class NetworkStack {
       .map((id) => this.t.network(id))
       .filter((n): n is NetworkRow => !!n?.bridge && !this.t.endpointsOn(n.id).some((x) => x.ip));
     // bridges with nothing on them go a moment later (idle.ts), so back-to-back runs keep theirs
+    touchActivity(this.paths.lock);
     if (idle.length) scheduleIdleCleanup(this.paths.lock, idle.map((n) => n.bridge!), bridgePrefixOf(this.root), this.table);
     if (set.some((e) => this.t.network(e.network_id)?.dns === 1)) await this.locked(() => this.applyNames([]));
   }
@@ -444,7 +450,8 @@ export class NetworkStack {
     validateNetRequest({ mode: n.name, primary: e, more: {}, publish: [], publishAll: false, exposed: [], dns: [], dnsSearch: [], dnsOptions: [], extraHosts: [] }, c.wall);
     const ep = this.addEndpoint(c.id, n, e);
     if (!c.running) return;
-    await (async () => {
+    await this.locked(async () => {
+      touchActivity(this.paths.lock);
       const sb = this.t.sandbox(c.id);
       try {
         if (!sb) throw precondition(`container ${c.name} has no network namespace of its own to connect`);
@@ -452,18 +459,18 @@ export class NetworkStack {
         const a = this.allocate(ep, n);
         const res = await this.driver.attach({
           netns: sb.netns, ifname: `eth${ep.idx}`, containerId: c.id, bridge: n.bridge!, mtu: n.mtu,
-          ip: a.ip, prefix: parseCidr(n.subnet).prefix, gateway: n.gateway, mac: a.mac, defaultRoute: false, lock: this.paths.lock,
+          ip: a.ip, prefix: parseCidr(n.subnet).prefix, gateway: n.gateway, mac: a.mac, defaultRoute: false,
         });
         this.t.setVeth(n.id, c.id, res.veth);
         this.t.setDns(n.id, c.id, { names: this.dnsNames(c, ep), servers: [] });
         bridgeSysctls(n.bridge!);
         await this.firewallUp([n], [], true);
-        if (n.dns === 1) await this.locked(() => this.applyNames([n.id]));
+        if (n.dns === 1) await this.applyNames([n.id]);
       } catch (x) {
-        await this.dropEndpoint(n, c.id).catch(() => undefined);
+        await this.dropEndpoint(n, c.id, false).catch(() => undefined);
         throw x;
       }
-    })();
+    });
   }
 
   /** docker network disconnect (a running VM: refused). */
@@ -476,7 +483,7 @@ export class NetworkStack {
     await this.dropEndpoint(n, c.id);
   }
 
-  private async dropEndpoint(n: NetworkRow, containerId: string): Promise<void> {
+  private async dropEndpoint(n: NetworkRow, containerId: string, lockDns = true): Promise<void> {
     const ep = this.t.endpointsOf(containerId).find((x) => x.network_id === n.id);
     if (!ep) return;
     const links = this.driver.detachLinks(ep);
@@ -487,7 +494,7 @@ export class NetworkStack {
     // ports went to this network's address: they lead nowhere now
     if (ports.length && first?.ip) await this.firewallChange('delete', { networks: [], ports: ports.map((p) => ({ proto: p.proto, hostIp: p.host_ip, hostPort: p.host_port, ip: first.ip!, port: p.container_port })) });
     if (n.bridge && !this.t.endpointsOn(n.id).some((x) => x.ip)) scheduleIdleCleanup(this.paths.lock, [n.bridge], bridgePrefixOf(this.root), this.table);
-    if (n.dns === 1) await this.locked(() => this.applyNames([]));
+    if (n.dns === 1) await (lockDns ? this.locked(() => this.applyNames([])) : this.applyNames([]));
   }
 
   // ------------------------------------------------------------------ views and sweeping

@@ -102,7 +102,7 @@ test('names are unique per root; the bridge plugin config carries hull\'s addres
   assert.equal(br.length, 15);
   assert.match(br, /^hull[0-9a-f]{6}abcde$/);
   assert.match(nftTable('/var/lib/hull'), /^hull_[0-9a-f]{6}$/);
-  const conf = bridgeConf({ netns: '/n', ifname: 'eth0', containerId: 'c', bridge: br, mtu: 1500, ip: '10.214.3.2', prefix: 24, gateway: '10.214.3.1', mac: '02:42:0a:d6:03:02', defaultRoute: true, lock: '/l' });
+  const conf = bridgeConf({ netns: '/n', ifname: 'eth0', containerId: 'c', bridge: br, mtu: 1500, ip: '10.214.3.2', prefix: 24, gateway: '10.214.3.1', mac: '02:42:0a:d6:03:02', defaultRoute: true });
   assert.equal(conf.type, 'bridge');
   assert.equal(conf.ipMasq, false);
   assert.equal(conf.hairpinMode, true);
@@ -110,7 +110,9 @@ test('names are unique per root; the bridge plugin config carries hull\'s addres
   assert.deepEqual(conf.ipam, { type: 'static', addresses: [{ address: '10.214.3.2/24', gateway: '10.214.3.1' }], routes: [{ dst: '0.0.0.0/0', gw: '10.214.3.1' }] });
   assert.deepEqual(cniEnv('ADD', { containerId: 'c', netns: '/n', ifname: 'eth0' }, '/usr/lib/cni'), { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/n', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' });
   assert.equal(teardownScript(['veth1', 'bad;name'], "/r/it's"), "ip link del dev veth1 2>/dev/null || true\numount '/r/it'\\''s' 2>/dev/null || true\nrm -f '/r/it'\\''s'");
-  const idle = idleScript(['hullabcdef12345'], 'hullabcdef', 'hull_abcdef');
+  const idle = idleScript(['hullabcdef12345'], 'hullabcdef', 'hull_abcdef', '/run/hull/locks/network-abcdef.used');
+  assert.match(idle, /stat -c %\.9Y '\/run\/hull\/locks\/network-abcdef\.used'/);
+  assert.match(idle, /n - l < 1/);
   assert.match(idle, /ls \/sys\/class\/net\/hullabcdef12345\/brif/);
   assert.match(idle, /nft delete table ip hull_abcdef/);
 });
@@ -134,7 +136,7 @@ test('nftables: fixed rules over sets and maps; changes are element statements',
   assert.ok(add.includes('add element ip hull_abcdef dnspairs { 10.214.3.1 . "hullabcdef00001" }'));
   assert.ok(!add.some((l) => l.includes('10.214.4.0/24')), 'an internal network is not NATed out');
   assert.match(elementsScript('hull_abcdef', 'delete', { networks: [], ports: state.ports }), /^delete element ip hull_abcdef ports/);
-  assert.match(repairScript('hull_abcdef', state), /flush map ip hull_abcdef ports/);
+  assert.match(repairScript('hull_abcdef', state), /^add table ip hull_abcdef\ndelete table ip hull_abcdef\ncreate table/);
 });
 
 test('aardvark-dns files, the probe, a DNS query; /proc/net/route', () => {
