@@ -14,32 +14,37 @@ import { shq } from './netns.js';
 /** Seconds between the last container leaving a bridge and the bridge's removal. */
 export const IDLE_DELAY_S = 1;
 
-/** The file whose time says when the root's network was last used (set up or torn down). */
-export function activityFile(lock: string): string {
-  return `${lock}.used`;
+/** The file whose time says when a bridge was last used (a start on it, or an end). */
+export function activityFile(lock: string, bridge: string): string {
+  return `${lock}.${bridge}`;
 }
 
-/** Notes a use of the root's network now (the cleanup leaves bridges alone for IDLE_DELAY_S). */
-export function touchActivity(lock: string): void {
-  try {
-    fs.writeFileSync(activityFile(lock), '');
-  } catch {
-    /* the lock directory is made by the first lock */
+/** Notes a use of these bridges now (the cleanup leaves each alone for IDLE_DELAY_S after). */
+export function touchActivity(lock: string, bridges: string[]): void {
+  for (const b of bridges) {
+    try {
+      fs.writeFileSync(activityFile(lock, b), '');
+    } catch {
+      /* the lock directory is made by the first lock */
+    }
   }
 }
 
 /**
- * The shell script of the cleanup (pure): nothing when the network was used within the delay
- * (that use schedules a cleanup of its own), else every given bridge without a port, then the
- * table when no bridge of the root is left.
+ * The shell script of the cleanup (pure): every given bridge that has no port and was not used
+ * within the delay (such a use schedules a cleanup of its own) goes, with its activity file;
+ * then the table, when no bridge of the root is left.
  */
-export function idleScript(bridges: string[], prefix: string, table: string, used: string, delayS = IDLE_DELAY_S): string {
+export function idleScript(bridges: string[], prefix: string, table: string, lock: string, delayS = IDLE_DELAY_S): string {
   const ok = (x: string) => /^[A-Za-z0-9_.-]{1,15}$/.test(x);
-  const lines = [
-    `now=$(date +%s.%N); last=$(stat -c %.9Y ${shq(used)} 2>/dev/null || echo 0)`,
-    `awk -v n="$now" -v l="$last" 'BEGIN { exit !(n - l < ${delayS}) }' && exit 0`,
-    ...bridges.filter(ok).map((b) => `if [ -d /sys/class/net/${b} ] && [ -z "$(ls /sys/class/net/${b}/brif)" ]; then ip link del dev ${b}; fi`),
-  ];
+  const lines = ['now=$(date +%s.%N)'];
+  for (const b of bridges.filter(ok)) {
+    const used = shq(activityFile(lock, b));
+    lines.push(
+      `last=$(stat -c %.9Y ${used} 2>/dev/null || echo 0)`,
+      `if awk -v n="$now" -v l="$last" 'BEGIN { exit !(n - l >= ${delayS}) }' && [ -d /sys/class/net/${b} ] && [ -z "$(ls /sys/class/net/${b}/brif)" ]; then ip link del dev ${b}; rm -f ${used}; fi`,
+    );
+  }
   if (ok(prefix) && /^[a-z0-9_]+$/.test(table)) {
     lines.push(`set -- /sys/class/net/${prefix}*`, `[ -e "$1" ] || { nft list table ip ${table} >/dev/null 2>&1 && nft delete table ip ${table}; }`);
   }
@@ -48,7 +53,7 @@ export function idleScript(bridges: string[], prefix: string, table: string, use
 
 /** Starts the delayed cleanup in the background (detached: it outlives the caller). */
 export function scheduleIdleCleanup(lock: string, bridges: string[], prefix: string, table: string, delayS = IDLE_DELAY_S): void {
-  const script = `sleep ${delayS}; exec flock ${shq(lock)} sh -c ${shq(idleScript(bridges, prefix, table, activityFile(lock), delayS))}`;
+  const script = `sleep ${delayS}; exec flock ${shq(lock)} sh -c ${shq(idleScript(bridges, prefix, table, lock, delayS))}`;
   const c = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
   c.on('error', () => undefined);
   c.unref();

@@ -231,7 +231,7 @@ export class NetworkStack {
       const routeVia = nets.findIndex((n) => n.internal === 0);
       // the wiring under the lock the idle cleanup takes: whether a bridge is new is known exactly
       const fresh = await this.locked(async () => {
-        touchActivity(this.paths.lock);
+        touchActivity(this.paths.lock, nets.map((n) => n.bridge!));
         const made = nets.filter((n) => !fs.existsSync(`/sys/class/net/${n.bridge}`));
         for (let i = 0; i < eps.length; i++) {
           const n = nets[i]!;
@@ -364,7 +364,7 @@ export class NetworkStack {
       .map((id) => this.t.network(id))
       .filter((n): n is NetworkRow => !!n?.bridge && !this.t.endpointsOn(n.id).some((x) => x.ip));
     // bridges with nothing on them go a moment later (idle.ts), so back-to-back runs keep theirs
-    touchActivity(this.paths.lock);
+    touchActivity(this.paths.lock, idle.map((n) => n.bridge!));
     if (idle.length) scheduleIdleCleanup(this.paths.lock, idle.map((n) => n.bridge!), bridgePrefixOf(this.root), this.table);
     if (set.some((e) => this.t.network(e.network_id)?.dns === 1)) await this.locked(() => this.applyNames([]));
   }
@@ -451,7 +451,7 @@ export class NetworkStack {
     const ep = this.addEndpoint(c.id, n, e);
     if (!c.running) return;
     await this.locked(async () => {
-      touchActivity(this.paths.lock);
+      touchActivity(this.paths.lock, [n.bridge!]);
       const sb = this.t.sandbox(c.id);
       try {
         if (!sb) throw precondition(`container ${c.name} has no network namespace of its own to connect`);
@@ -493,7 +493,10 @@ export class NetworkStack {
     if (links.length) await run(['sh', '-c', teardownScript(links, undefined)], `disconnecting ${shortId(containerId)} from ${n.name}`);
     // ports went to this network's address: they lead nowhere now
     if (ports.length && first?.ip) await this.firewallChange('delete', { networks: [], ports: ports.map((p) => ({ proto: p.proto, hostIp: p.host_ip, hostPort: p.host_port, ip: first.ip!, port: p.container_port })) });
-    if (n.bridge && !this.t.endpointsOn(n.id).some((x) => x.ip)) scheduleIdleCleanup(this.paths.lock, [n.bridge], bridgePrefixOf(this.root), this.table);
+    if (n.bridge && !this.t.endpointsOn(n.id).some((x) => x.ip)) {
+      touchActivity(this.paths.lock, [n.bridge]);
+      scheduleIdleCleanup(this.paths.lock, [n.bridge], bridgePrefixOf(this.root), this.table);
+    }
     if (n.dns === 1) await (lockDns ? this.locked(() => this.applyNames([])) : this.applyNames([]));
   }
 

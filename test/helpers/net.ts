@@ -192,3 +192,19 @@ export function udpEchoBinaryDir(): string {
 export function httpdScript(text: string): string {
   return `mkdir -p /www && echo ${text} > /www/index.html && exec httpd -f -p 80 -h /www`;
 }
+
+/**
+ * Runs `create(octet)` with a third octet of 10.216.0.0/16 (outside hull's pool, so no other
+ * root's default network is there) until it is not refused for an overlap: another root or
+ * engine on this machine may hold any given subnet; an overlap answer means "try another".
+ */
+export function withFreeSubnet<T extends { code: number; stderr: string }>(create: (octet: number) => T): { octet: number; result: T } {
+  const tried = new Set<number>();
+  for (;;) {
+    const octet = 1 + Math.floor(Math.random() * 254);
+    if (tried.has(octet)) continue;
+    tried.add(octet);
+    const result = create(octet);
+    if (result.code === 0 || !/overlaps/.test(result.stderr) || tried.size > 30) return { octet, result };
+  }
+}

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
 import { importBusybox, makeTempRoot, processesMentioning, type TempRoot } from '../helpers/hull.js';
-import { assertNoNetwork, freePort, httpdScript, httpGet } from '../helpers/net.js';
+import { assertNoNetwork, freePort, httpdScript, httpGet, withFreeSubnet } from '../helpers/net.js';
 import { docker, haveDocker, monitorsOf, removeAll, startServe, type Serve } from './api-harness.js';
 
 const missing = haveDocker() ? '' : 'the docker CLI is not installed';
@@ -65,11 +65,13 @@ test('docker run -p, -P and docker port; inspect as docker shapes it', async (t)
 
 test('docker network create/ls/inspect/connect/disconnect/rm/prune; names on a user network; the short id in Aliases', async (t) => {
   if (missing) return t.skip(missing);
-  const nid = dk('network', 'create', '--subnet', '10.214.240.0/24', '--label', 'app=demo', 'appnet');
+  const { octet, result } = withFreeSubnet((o) => docker(s, ['network', 'create', '--subnet', `10.216.${o}.0/24`, '--label', 'app=demo', 'appnet']));
+  assert.equal(result.code, 0, result.stderr);
+  const nid = result.stdout.trim();
   assert.match(nid, /^[0-9a-f]{64}$/);
   assert.ok(dk('network', 'ls', '--format', '{{.Name}}').split('\n').includes('appnet'));
   const ni = JSON.parse(dk('network', 'inspect', 'appnet'))[0];
-  assert.deepEqual(ni.IPAM.Config, [{ Subnet: '10.214.240.0/24', Gateway: '10.214.240.1' }]);
+  assert.deepEqual(ni.IPAM.Config, [{ Subnet: `10.216.${octet}.0/24`, Gateway: `10.216.${octet}.1` }]);
   assert.deepEqual(ni.Labels, { app: 'demo' });
   assert.equal(ni.Driver, 'bridge');
   const id = dk('run', '-d', '--name', 'svc', '--network', 'appnet', '--network-alias', 'service', 'busybox', 'sh', '-c', httpdScript('svc-answers'));
@@ -77,7 +79,7 @@ test('docker network create/ls/inspect/connect/disconnect/rm/prune; names on a u
   const ep = i.NetworkSettings.Networks.appnet!;
   assert.ok(ep.Aliases!.includes('service') && ep.Aliases!.includes(id.slice(0, 12)), JSON.stringify(ep.Aliases));
   assert.equal(ep.NetworkID, nid);
-  assert.match(ep.IPAddress, /^10\.214\.240\./);
+  assert.ok(ep.IPAddress.startsWith(`10.216.${octet}.`), ep.IPAddress);
   assert.equal(dk('run', '--rm', '--network', 'appnet', 'busybox', 'sh', '-c', 'timeout 10 wget -q -O- http://service/'), 'svc-answers');
   // dockerode: a container created with EndpointsConfig, connected to a second network, then disconnected
   const c = await d.createContainer({ Image: 'busybox', Cmd: ['sleep', '300'], HostConfig: { NetworkMode: 'appnet' }, NetworkingConfig: { EndpointsConfig: { appnet: { Aliases: ['worker'] } } } });

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { hull, HULL_BIN, importBusybox, makeTempRoot, processesMentioning, type TempRoot } from '../helpers/hull.js';
-import { assertNoNetwork, freePort, freeRange, httpdScript, httpGet, netState, udpEcho, udpEchoBinaryDir } from '../helpers/net.js';
+import { assertNoNetwork, freePort, freeRange, httpdScript, httpGet, netState, udpEcho, udpEchoBinaryDir, withFreeSubnet } from '../helpers/net.js';
 
 let tr: TempRoot;
 const h = (...a: string[]) => hull(tr.root, a);
@@ -122,31 +122,33 @@ test('a host port another program holds is refused at create; the run leaves not
 });
 
 test('user networks: names, aliases and short ids resolve; --ip, --subnet, --gateway, --ip-range; isolation from other networks', async () => {
-  ok('network', 'create', '--subnet', '10.214.250.0/24', '--gateway', '10.214.250.254', '--ip-range', '10.214.250.128/25', 'neta');
+  const { octet, result } = withFreeSubnet((o) => h('network', 'create', '--subnet', `10.216.${o}.0/24`, '--gateway', `10.216.${o}.254`, '--ip-range', `10.216.${o}.128/25`, 'neta'));
+  assert.equal(result.code, 0, result.stderr);
+  const net24 = `10.216.${octet}`;
   ok('network', 'create', 'netb');
   assert.match(h('network', 'create', 'neta').stderr, /already exists/);
-  assert.match(h('network', 'create', '--subnet', '10.214.250.0/25', 'overlap').stderr, /overlaps/);
-  const web = ok('run', '-d', '--name', 'web', '--network', 'neta', '--network-alias', 'www', '--ip', '10.214.250.10', 'busybox', 'sh', '-c', httpdScript('on-neta'));
-  assert.equal(inspect(web, '{{.NetworkSettings.Networks.neta.IPAddress}}'), '10.214.250.10');
+  assert.match(h('network', 'create', '--subnet', `${net24}.0/25`, 'overlap').stderr, /overlaps/);
+  const web = ok('run', '-d', '--name', 'web', '--network', 'neta', '--network-alias', 'www', '--ip', `${net24}.10`, 'busybox', 'sh', '-c', httpdScript('on-neta'));
+  assert.equal(inspect(web, '{{.NetworkSettings.Networks.neta.IPAddress}}'), `${net24}.10`);
   const c = 'for n in web www ' + web.slice(0, 12) + '; do timeout 10 wget -q -O- http://$n/ || echo fail $n; done; ip -o -4 addr show eth0; cat /etc/resolv.conf';
   const out = ok('run', '--rm', '--network', 'neta', 'busybox', 'sh', '-c', c);
   assert.equal(out.split('\n').filter((l) => l === 'on-neta').length, 3, out);
-  assert.match(out, /inet 10\.214\.250\.(1[2-9][0-9]|2[0-5][0-9])\/24/, 'a leased address comes from the --ip-range');
-  assert.match(out, /nameserver 10\.214\.250\.254/);
+  assert.match(out, new RegExp(`inet ${net24.replace(/\./g, '\\.')}\\.(1[2-9][0-9]|2[0-5][0-9])/24`), 'a leased address comes from the --ip-range');
+  assert.match(out, new RegExp(`nameserver ${net24.replace(/\./g, '\\.')}\\.254`));
   // from another network: neither the address nor the name
-  const other = ok('run', '--rm', '--network', 'netb', 'busybox', 'sh', '-c', 'timeout 3 wget -q -O- http://10.214.250.10/ && echo reached; nslookup -timeout=1 -retry=1 web 10.214.250.254 >/dev/null 2>&1 && echo resolved; nslookup -timeout=1 -retry=1 web >/dev/null 2>&1 && echo resolved-own; true');
+  const other = ok('run', '--rm', '--network', 'netb', 'busybox', 'sh', '-c', `timeout 3 wget -q -O- http://${net24}.10/ && echo reached; nslookup -timeout=1 -retry=1 web ${net24}.254 >/dev/null 2>&1 && echo resolved; nslookup -timeout=1 -retry=1 web >/dev/null 2>&1 && echo resolved-own; true`);
   assert.equal(other, '', 'netb reaches nothing of neta');
-  const fromBridge = ok('run', '--rm', 'busybox', 'sh', '-c', 'timeout 3 wget -q -O- http://10.214.250.10/ && echo reached; true');
+  const fromBridge = ok('run', '--rm', 'busybox', 'sh', '-c', `timeout 3 wget -q -O- http://${net24}.10/ && echo reached; true`);
   assert.equal(fromBridge, '');
   // connect: a running container joins netb too; then netb reaches it by name, and it reaches both
   const client = ok('run', '-d', '--name', 'client', '--network', 'netb', 'busybox', 'sleep', '300');
   ok('network', 'connect', 'neta', 'client');
-  assert.equal(ok('exec', client, 'timeout', '10', 'wget', '-q', '-O-', 'http://10.214.250.10/'), 'on-neta');
+  assert.equal(ok('exec', client, 'timeout', '10', 'wget', '-q', '-O-', `http://${net24}.10/`), 'on-neta');
   assert.match(ok('network', 'inspect', '-f', '{{json .Containers}}', 'neta'), /"Name":"client"/);
   assert.match(h('network', 'rm', 'neta').stderr, /has active endpoints/);
   assert.match(h('network', 'connect', 'neta', 'client').stderr, /already attached/);
   ok('network', 'disconnect', 'neta', 'client');
-  assert.equal(ok('exec', client, 'sh', '-c', 'timeout 3 wget -q -O- http://10.214.250.10/ && echo reached; true'), '');
+  assert.equal(ok('exec', client, 'sh', '-c', `timeout 3 wget -q -O- http://${net24}.10/ && echo reached; true`), '');
   assert.match(h('network', 'disconnect', 'neta', 'client').stderr, /not connected/);
   ok('rm', '-f', web, client);
   ok('network', 'rm', 'neta');

@@ -110,9 +110,9 @@ test('names are unique per root; the bridge plugin config carries hull\'s addres
   assert.deepEqual(conf.ipam, { type: 'static', addresses: [{ address: '10.214.3.2/24', gateway: '10.214.3.1' }], routes: [{ dst: '0.0.0.0/0', gw: '10.214.3.1' }] });
   assert.deepEqual(cniEnv('ADD', { containerId: 'c', netns: '/n', ifname: 'eth0' }, '/usr/lib/cni'), { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c', CNI_NETNS: '/n', CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' });
   assert.equal(teardownScript(['veth1', 'bad;name'], "/r/it's"), "ip link del dev veth1 2>/dev/null || true\numount '/r/it'\\''s' 2>/dev/null || true\nrm -f '/r/it'\\''s'");
-  const idle = idleScript(['hullabcdef12345'], 'hullabcdef', 'hull_abcdef', '/run/hull/locks/network-abcdef.used');
-  assert.match(idle, /stat -c %\.9Y '\/run\/hull\/locks\/network-abcdef\.used'/);
-  assert.match(idle, /n - l < 1/);
+  const idle = idleScript(['hullabcdef12345'], 'hullabcdef', 'hull_abcdef', '/run/hull/locks/network-abcdef');
+  assert.match(idle, /stat -c %\.9Y '\/run\/hull\/locks\/network-abcdef\.hullabcdef12345'/);
+  assert.match(idle, /n - l >= 1/);
   assert.match(idle, /ls \/sys\/class\/net\/hullabcdef12345\/brif/);
   assert.match(idle, /nft delete table ip hull_abcdef/);
 });
