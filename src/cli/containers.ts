@@ -179,6 +179,26 @@ function short(id: string): string {
   return id.slice(0, 12);
 }
 
+/**
+ * `inspect` of several objects: docker's JSON array (or each through a --format template); the
+ * ones that fail are named on stderr and make the exit code 1.
+ */
+export async function inspectAll(ctx: CliContext, refs: string[], get: (ref: string) => Promise<unknown>, fmt: string | undefined, errPrefix: string): Promise<number> {
+  const out = [];
+  let rc = 0;
+  for (const ref of refs) {
+    try {
+      out.push(await get(ref));
+    } catch (e) {
+      ctx.stderr.write(`${errPrefix}${(e as Error).message}\n`);
+      rc = 1;
+    }
+  }
+  if (fmt) for (const o of out) ctx.stdout.write(`${formatTemplate(fmt, o)}\n`);
+  else ctx.stdout.write(`${JSON.stringify(out, null, 4)}\n`);
+  return rc;
+}
+
 /** A tiny subset of Go templates for --format: {{.A.B}}, {{json .A}}, {{json .}}. */
 export function formatTemplate(tpl: string, data: unknown): string {
   return tpl.replace(/\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}/g, (_m, json: string | undefined, p: string) => {
@@ -442,20 +462,7 @@ export const commands: CommandDef[] = [
     minArgs: 1,
     async run(ctx, p) {
       const engine = await engineFor(ctx);
-      const out = [];
-      let rc = 0;
-      for (const ref of p.args) {
-        try {
-          out.push(await engine.inspect(ref));
-        } catch (e) {
-          ctx.stderr.write(`Error: ${(e as Error).message}\n`);
-          rc = 1;
-        }
-      }
-      const fmt = flagStr(p, 'format');
-      if (fmt) for (const o of out) ctx.stdout.write(`${formatTemplate(fmt, o)}\n`);
-      else ctx.stdout.write(`${JSON.stringify(out, null, 4)}\n`);
-      return rc;
+      return inspectAll(ctx, p.args, (ref) => engine.inspect(ref), flagStr(p, 'format'), 'Error: ');
     },
   },
   {

@@ -6,7 +6,7 @@ import { invalid } from '../errors.js';
 import type { Engine } from '../engine/engine.js';
 import { flagBool, flagList, flagStr, type Parsed } from './args.js';
 import type { CliContext, CommandDef } from './command.js';
-import { formatTemplate } from './containers.js';
+import { formatTemplate, inspectAll } from './containers.js';
 import { table } from './output.js';
 
 async function service(ctx: CliContext) {
@@ -91,20 +91,7 @@ export const commands: CommandDef[] = [
     minArgs: 1,
     async run(ctx, p) {
       const s = await service(ctx);
-      const out = [];
-      let rc = 0;
-      for (const ref of p.args) {
-        try {
-          out.push(await s.inspect(ref));
-        } catch (e) {
-          ctx.stderr.write(`Error response from daemon: ${(e as Error).message}\n`);
-          rc = 1;
-        }
-      }
-      const fmt = flagStr(p, 'format');
-      if (fmt) for (const o of out) ctx.stdout.write(`${formatTemplate(fmt, o)}\n`);
-      else ctx.stdout.write(`${JSON.stringify(out, null, 4)}\n`);
-      return rc;
+      return inspectAll(ctx, p.args, (ref) => s.inspect(ref), flagStr(p, 'format'), 'Error response from daemon: ');
     },
   },
   {

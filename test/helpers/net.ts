@@ -11,7 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { bridgePrefixOf, netPaths, nftTable } from '../../src/network/names.js';
-import { processesMentioning, REPO } from './hull.js';
+import { hull, processesMentioning, REPO } from './hull.js';
 
 export interface NetState {
   /** Namespace files under <root>/run/netns and nsfs mounts under the root. */
@@ -207,4 +207,25 @@ export function withFreeSubnet<T extends { code: number; stderr: string }>(creat
     const result = create(octet);
     if (result.code === 0 || !/overlaps/.test(result.stderr) || tried.size > 30) return { octet, result };
   }
+}
+
+/** `hull ARGS` in `root` that must succeed: its stdout, trimmed. */
+export function hullOk(root: string, args: string[]): string {
+  const r = hull(root, args);
+  if (r.code !== 0) throw new Error(`hull ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/**
+ * The end of a network test file: every container and user network of the root removed, then
+ * nothing of its network left, idle bridges and the firewall table included.
+ */
+export async function removeAllNetworked(root: string): Promise<void> {
+  const ids = hull(root, ['ps', '-aq']).stdout.split('\n').filter(Boolean);
+  if (ids.length) hull(root, ['rm', '-f', ...ids]);
+  for (const n of hull(root, ['network', 'ls', '--format', '{{.Name}}']).stdout.split('\n').filter(Boolean)) {
+    if (!['bridge', 'host', 'none'].includes(n)) hull(root, ['network', 'rm', n]);
+  }
+  await assertNoNetwork(root, { idle: true });
+  for (let i = 0; i < 100 && processesMentioning(root).length; i++) await sleep(100);
 }

@@ -11,16 +11,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { hull, HULL_BIN, importBusybox, makeTempRoot, processesMentioning, type TempRoot } from '../helpers/hull.js';
-import { assertNoNetwork, freePort, freeRange, httpdScript, httpGet, netState, udpEcho, udpEchoBinaryDir, withFreeSubnet } from '../helpers/net.js';
+import { hull, HULL_BIN, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
+import { assertNoNetwork, hullOk, removeAllNetworked, freePort, freeRange, httpdScript, httpGet, netState, udpEcho, udpEchoBinaryDir, withFreeSubnet } from '../helpers/net.js';
 
 let tr: TempRoot;
 const h = (...a: string[]) => hull(tr.root, a);
-const ok = (...a: string[]) => {
-  const r = h(...a);
-  assert.equal(r.code, 0, `hull ${a.join(' ')}: ${r.stderr}`);
-  return r.stdout.trim();
-};
+const ok = (...a: string[]) => hullOk(tr.root, a);
 const inspect = (ref: string, fmt: string) => ok('inspect', '-f', fmt, ref);
 
 before(async () => {
@@ -31,13 +27,7 @@ before(async () => {
 
 after(async () => {
   if (!tr) return;
-  const ids = h('ps', '-aq').stdout.split('\n').filter(Boolean);
-  if (ids.length) h('rm', '-f', ...ids);
-  for (const n of h('network', 'ls', '--format', '{{.Name}}').stdout.split('\n').filter(Boolean)) {
-    if (!['bridge', 'host', 'none'].includes(n)) h('network', 'rm', n);
-  }
-  await assertNoNetwork(tr.root, { idle: true });
-  for (let i = 0; i < 100 && processesMentioning(tr.root).length; i++) await new Promise((r) => setTimeout(r, 100));
+  await removeAllNetworked(tr.root);
   tr.cleanup();
 });
 

@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { hull, importBusybox, makeTempRoot, processesMentioning, REPO, type TempRoot } from '../helpers/hull.js';
-import { assertNoNetwork, freePort, httpdScript, httpGet, netState } from '../helpers/net.js';
+import { hull, importBusybox, makeTempRoot, REPO, type TempRoot } from '../helpers/hull.js';
+import { assertNoNetwork, hullOk, removeAllNetworked, freePort, httpdScript, httpGet, netState } from '../helpers/net.js';
 
 const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
   ? 'guest kernel not built (scripts/setup.sh)'
@@ -19,11 +19,7 @@ const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
 
 let tr: TempRoot;
 const h = (...a: string[]) => hull(tr.root, a);
-const ok = (...a: string[]) => {
-  const r = h(...a);
-  assert.equal(r.code, 0, `hull ${a.join(' ')}: ${r.stderr}`);
-  return r.stdout.trim();
-};
+const ok = (...a: string[]) => hullOk(tr.root, a);
 
 before(() => {
   if (missing) return;
@@ -33,11 +29,7 @@ before(() => {
 
 after(async () => {
   if (!tr) return;
-  const ids = h('ps', '-aq').stdout.split('\n').filter(Boolean);
-  if (ids.length) h('rm', '-f', ...ids);
-  for (const n of h('network', 'ls', '--format', '{{.Name}}').stdout.split('\n').filter(Boolean)) if (!['bridge', 'host', 'none'].includes(n)) h('network', 'rm', n);
-  await assertNoNetwork(tr.root, { idle: true });
-  for (let i = 0; i < 100 && processesMentioning(tr.root).length; i++) await new Promise((r) => setTimeout(r, 100));
+  await removeAllNetworked(tr.root);
   tr.cleanup();
 });
 
