@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "logfmt.h"
+#include "pod.h"
 #include "ports.h"
 #include "rootfs.h"
 #include "spawn.h"
@@ -349,7 +350,12 @@ int main(void) {
     clock_settime(CLOCK_REALTIME, &now);
   }
   unsigned need = 1u << P_STATUS | 1u << P_STDOUT | 1u << P_STDERR | 1u << P_CTL | (spec.mainport ? 1u << P_MAIN : 0);
+  if (spec.pod) need = 1u << P_STATUS | 1u << P_CTL;
   if (ports_open(need, msg, sizeof msg)) { klog(msg); power_off(); }
+  if (spec.pod) {
+    if (spec.hostname) sethostname(spec.hostname, strlen(spec.hostname));
+    pod_main(&spec, sfd); /* never returns */
+  }
   if (enter_root(&spec, msg, sizeof msg)) finish(125, 0, msg);
   if (spec.hostname) sethostname(spec.hostname, strlen(spec.hostname));
   if (net_up(&spec.net, msg, sizeof msg)) finish(125, 0, msg); /* guest/net.c */

@@ -42,6 +42,7 @@
 #define R_MAINPORT 12 /* u8 0|1: the host attached port "hull.main" (foreground run) */
 #define R_CLOCK 13    /* u64 host wall clock, ns since the epoch: the guest sets its clock */
 #define R_LOGFMT 14   /* u8 0|1: main output goes to hull.stdout as k8s-file log lines (detached) */
+#define R_POD 48      /* u8 0|1: pod mode (guest/pod.h): no main process, containers come over hull.ctl */
 #define SPEC_MAX_RECORDS 8192
 
 struct frame {

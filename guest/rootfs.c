@@ -36,7 +36,7 @@ int mount_early(char *msg, size_t msglen) {
 
 /* A tmpfs /dev with the nodes docker gives a container; the VM's own devices (ports, disk) are
  * not in it, so the workload cannot write to the agent's channels. */
-static int make_dev(const char *root, char *msg, size_t msglen) {
+int make_dev(const char *root, char *msg, size_t msglen) {
   static const struct { const char *name; int maj, min; } nodes[] = {
     {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
   };

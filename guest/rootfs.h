@@ -10,4 +10,6 @@ int mount_early(char *msg, size_t msglen);
  * tmpfs and shared mounts, then the overlay becomes / (moved over the initramfs) and is the root
  * of the agent and of everything it starts. */
 int enter_root(const struct spec *s, char *msg, size_t msglen);
+/* A tmpfs <root>/dev with the nodes docker gives a container, devpts and shm (pod mode too). */
+int make_dev(const char *root, char *msg, size_t msglen);
 #endif

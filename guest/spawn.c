@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +68,8 @@ static void child(const struct spawnreq *r, const struct ident *id, char **env, 
   }
   for (int i = 0; i < 3; i++) fcntl(i, F_SETFD, 0);
   if (r->tty) ioctl(0, TIOCSCTTY, 0);
+  if (r->mount_proc && mount("proc", r->mount_proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) goto fail;
+  if (r->root && (chroot(r->root) || chdir("/"))) goto fail;
   if (chdir(r->cwd && *r->cwd ? r->cwd : "/")) goto fail;
   stage = 2;
   if (setgroups(id->ngroups, id->groups) || setgid(id->gid) || setuid(id->uid)) goto fail;
@@ -82,8 +85,9 @@ fail:;
 pid_t spawn_process(const struct spawnreq *r, int *code, char *msg, size_t msglen) {
   struct ident id;
   int p[2], e[2] = {0, 0};
-  if (resolve_user(r->user, &id, msg, msglen)) { *code = 126; return -1; }
-  if (r->cwd && *r->cwd) mkdir_p(r->cwd);
+  char cwd[4096];
+  if (resolve_user_at(r->root ? r->root : "", r->user, &id, msg, msglen)) { *code = 126; return -1; }
+  if (r->cwd && *r->cwd) { snprintf(cwd, sizeof cwd, "%s%s", r->root ? r->root : "", r->cwd); mkdir_p(cwd); }
   char **env = full_env(r, &id);
   if (!env || pipe2(p, O_CLOEXEC)) { *code = 125; snprintf(msg, msglen, "out of resources"); free(env); return -1; }
   pid_t pid = fork();

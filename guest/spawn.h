@@ -9,6 +9,8 @@ struct spawnreq {
   const char *cwd;    /* created when missing, like docker */
   const char *user;
   const char *hostname;
+  const char *root;   /* pod mode: the container's root, chrooted into in the child (NULL: /) */
+  const char *mount_proc; /* pod mode: where the child (pid 1 of a new pid namespace) mounts its /proc */
   int tty;            /* stdio[0..2] are all the pty slave: make it the controlling terminal */
   int stdio[3];       /* fds for 0, 1, 2 in the child */
 };

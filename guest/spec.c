@@ -73,6 +73,7 @@ int spec_parse(const uint8_t *buf, size_t len, struct spec *s, const char **err)
       memcpy(&s->clock_ns, p, 8);
       break;
     case R_MAINPORT: s->mainport = n > 0 && p[0]; break;
+    case R_POD: s->pod = n > 0 && p[0]; break;
     case R_WINSIZE:
       if (n != 4) { *err = "bad window size record"; return -1; }
       memcpy(&s->rows, p, 2);
@@ -91,7 +92,7 @@ int spec_parse(const uint8_t *buf, size_t len, struct spec *s, const char **err)
       break;
     }
   }
-  if (s->argc == 0) { *err = "spec has no command"; return -1; }
+  if (s->argc == 0 && !s->pod) { *err = "spec has no command"; return -1; }
   return 0;
 oom:
   *err = "out of memory";

@@ -17,6 +17,7 @@ struct spec {
   int envc;
   char *cwd, *user, *hostname;
   int tty, stdin_open, readonly, mainport, logfmt;
+  int pod; /* R_POD: pod mode (guest/pod.c), no main process */
   uint64_t clock_ns;
   uint16_t rows, cols;
   struct mountreq tmpfs[32];

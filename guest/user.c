@@ -4,6 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *prefix = ""; /* root the files are read under (resolve_user_at) */
+
+static FILE *open_etc(const char *name) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/etc/%s", prefix, name);
+  return fopen(p, "re");
+}
+
 static int numeric(const char *s, unsigned long *out) {
   char *end;
   if (!*s) return 0;
@@ -29,7 +37,7 @@ static int fields(char *line, char **f, int n) {
 
 /* Finds the passwd entry by name (or by uid when name is NULL). */
 static int passwd_find(const char *name, unsigned long uid, struct ident *id, char *uname, size_t ulen) {
-  FILE *f = fopen("/etc/passwd", "re");
+  FILE *f = open_etc("passwd");
   char line[1024], *p[7];
   int found = 0;
   if (!f) return 0;
@@ -49,7 +57,7 @@ static int passwd_find(const char *name, unsigned long uid, struct ident *id, ch
 }
 
 static int group_find(const char *name, unsigned long *gid) {
-  FILE *f = fopen("/etc/group", "re");
+  FILE *f = open_etc("group");
   char line[4096], *p[4];
   int found = 0;
   if (!f) return 0;
@@ -64,7 +72,7 @@ static int group_find(const char *name, unsigned long *gid) {
 
 /* Supplementary groups: every group listing uname as a member, plus the primary gid. */
 static void member_groups(const char *uname, struct ident *id) {
-  FILE *f = fopen("/etc/group", "re");
+  FILE *f = open_etc("group");
   char line[4096], *p[4];
   id->groups[0] = id->gid;
   id->ngroups = 1;
@@ -76,6 +84,13 @@ static void member_groups(const char *uname, struct ident *id) {
       if (strcmp(m, uname) == 0) { id->groups[id->ngroups++] = g; break; }
   }
   fclose(f);
+}
+
+int resolve_user_at(const char *root, const char *user, struct ident *id, char *msg, size_t msglen) {
+  prefix = root;
+  int r = resolve_user(user, id, msg, msglen);
+  prefix = "";
+  return r;
 }
 
 int resolve_user(const char *user, struct ident *id, char *msg, size_t msglen) {

@@ -14,4 +14,6 @@ struct ident {
 /* user: "", "name", "uid", "uid:gid", "name:group", "uid:group", "name:gid". Files are read from
  * the current root. Returns 0, or -1 with msg (size msglen) saying what was not found. */
 int resolve_user(const char *user, struct ident *id, char *msg, size_t msglen);
+/* The same, reading <root>/etc/passwd and <root>/etc/group (root "" = the current root). */
+int resolve_user_at(const char *root, const char *user, struct ident *id, char *msg, size_t msglen);
 #endif

@@ -2,6 +2,7 @@
 //   dist/cli.cjs        dist/src/cli/main.js and everything it imports (command modules too)
 //   dist/exit-hook.cjs  dist/src/engine/exit-hook.js, which conmon and the VM monitor run when
 //                       an instance ends
+//   dist/shim.cjs       dist/src/shim/main.js, containerd-shim-hull-v2 (bin/containerd-shim-hull-v2)
 //
 // Why: Node's ESM loader resolves, reads and links each of hull's ~100 modules one by one, and
 // that took about 20 ms of every `hull` call here; one CommonJS file also lets bin/hull-boot.cjs
@@ -66,6 +67,7 @@ async function bundle(entryRel, outName) {
 try {
   await bundle(['cli', 'main.js'], 'cli.cjs');
   await bundle(['engine', 'exit-hook.js'], 'exit-hook.cjs');
+  await bundle(['shim', 'main.js'], 'shim.cjs');
 } catch (e) {
   console.error(`bundle: ${e instanceof Error ? e.message : e}`);
   process.exit(1);

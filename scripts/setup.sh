@@ -10,9 +10,11 @@ say() { [ "${HULL_SETUP_QUIET:-}" = 1 ] || printf '[setup] %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- Debian packages
 # runtime: crun runc conmon tini (containers; tini for --init), qemu-system-x86 erofs-utils (VMs), busybox-static (base image)
+# containerd runtime (containerd-shim-hull-v2): containerd (its tests, and the runc baseline), containernetworking-plugins (CNI bridge for CRI pods)
 # tests and benchmarks: podman skopeo docker-registry hyperfine (independent peers), chromium (HTML report test)
 # guest kernel build: linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils
 PKGS=(crun runc conmon tini qemu-system-x86 erofs-utils busybox-static attr iproute2 util-linux procps
+      containerd containernetworking-plugins
       podman skopeo docker-registry golang-github-containers-common hyperfine chromium
       linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils build-essential musl-tools)
 missing=()
@@ -52,6 +54,14 @@ if [ -f scripts/build-guest-init.sh ]; then bash scripts/build-guest-init.sh; fi
 # host helpers: hull-tapfd (a VM's taps opened in its network namespace), hull-vmmux (many
 # callers on one VM's control port)
 bash scripts/build-native.sh
+
+# ---------------------------------------------------------------- the containerd shim on PATH
+# containerd finds runtime io.containerd.hull.v2 as containerd-shim-hull-v2 on its PATH. Linked
+# from this checkout (HULL_SETUP_NO_SHIM_LINK=1 leaves /usr/local/bin alone; hull's own tests put
+# the checkout's bin/ first on the PATH of the containerd they start and need no link).
+if [ "${HULL_SETUP_NO_SHIM_LINK:-}" != 1 ] && [ -w /usr/local/bin ]; then
+  ln -sfn "$REPO/bin/containerd-shim-hull-v2" /usr/local/bin/containerd-shim-hull-v2
+fi
 
 # ---------------------------------------------------------------- offline base image
 bash scripts/make-busybox-rootfs.sh "$BUILD/images"

@@ -67,7 +67,8 @@ export interface GuestRunSpec extends GuestProcessSpec {
   resolvConf?: string;
 }
 
-function rec(tag: number, data: Buffer | string): Buffer {
+/** One spec record: u16 tag, u32 length, the bytes. */
+export function rec(tag: number, data: Buffer | string): Buffer {
   const b = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const h = Buffer.alloc(6);
   h.writeUInt16LE(tag, 0);

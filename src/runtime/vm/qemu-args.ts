@@ -25,8 +25,8 @@ export interface QemuOptions {
   kernel: string;
   /** The initramfs: base archive + the per-run spec. */
   initrd: string;
-  /** The image's erofs disk, attached read-only as /dev/vda. */
-  disk: string;
+  /** The image's erofs disk, attached read-only as /dev/vda (none: a pod VM, whose roots come over virtio-fs). */
+  disk?: string;
   /** Guest RAM, MiB (default 128). */
   memoryMiB?: number;
   /** vCPUs (default 1). */
@@ -105,7 +105,7 @@ export function buildQemuArgs(o: QemuOptions): string[] {
   a.push('-kernel', o.kernel, '-initrd', o.initrd, '-append', kernelCmdline(o));
   a.push('-global', 'virtio-mmio.force-legacy=false');
   if (o.consoleLog) a.push('-serial', `file:${o.consoleLog}`);
-  a.push('-drive', `if=none,id=root,file=${esc(o.disk)},format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=root');
+  if (o.disk) a.push('-drive', `if=none,id=root,file=${esc(o.disk)},format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=root');
   const ports: [string, Chardev | undefined][] = [
     ['hull.status', o.ports.status], ['hull.stdout', o.ports.stdout], ['hull.stderr', o.ports.stderr],
     ['hull.ctl', o.ports.ctl], ['hull.main', o.ports.main],
