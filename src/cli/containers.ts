@@ -179,6 +179,26 @@ function short(id: string): string {
   return id.slice(0, 12);
 }
 
+/** docker's prune question on stdout, answered by a line on stdin (y or yes goes on). */
+export function confirm(ctx: CliContext, warning: string): Promise<boolean> {
+  ctx.stdout.write(`${warning}\nAre you sure you want to continue? [y/N] `);
+  return new Promise<boolean>((resolve) => {
+    let buf = '';
+    ctx.stdin.setEncoding('utf8');
+    const onData = (d: string) => {
+      buf += d;
+      if (buf.includes('\n')) done();
+    };
+    const done = () => {
+      ctx.stdin.off('data', onData);
+      ctx.stdin.pause();
+      resolve(/^y(es)?$/i.test(buf.trim()));
+    };
+    ctx.stdin.on('data', onData);
+    ctx.stdin.once('end', done);
+  });
+}
+
 /**
  * `inspect` of several objects: docker's JSON array (or each through a --format template); the
  * ones that fail are named on stderr and make the exit code 1.
@@ -503,25 +523,7 @@ export const commands: CommandDef[] = [
     flags: [{ name: 'force', short: 'f', type: 'bool', help: 'Do not prompt for confirmation' }],
     maxArgs: 0,
     async run(ctx, p) {
-      if (!flagBool(p, 'force')) {
-        ctx.stdout.write('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ');
-        const answer = await new Promise<string>((resolve) => {
-          let buf = '';
-          ctx.stdin.setEncoding('utf8');
-          const onData = (d: string) => {
-            buf += d;
-            if (buf.includes('\n')) done();
-          };
-          const done = () => {
-            ctx.stdin.off('data', onData);
-            ctx.stdin.pause();
-            resolve(buf.trim());
-          };
-          ctx.stdin.on('data', onData);
-          ctx.stdin.once('end', done);
-        });
-        if (!/^y(es)?$/i.test(answer)) return 0;
-      }
+      if (!flagBool(p, 'force') && !(await confirm(ctx, 'WARNING! This will remove all stopped containers.'))) return 0;
       const engine = await engineFor(ctx);
       const r = await engine.prune();
       ctx.stdout.write(r.deleted.length ? `Deleted Containers:\n${r.deleted.map((d) => `${d}\n`).join('')}\n` : '');

@@ -6,7 +6,7 @@ import { invalid } from '../errors.js';
 import type { Engine } from '../engine/engine.js';
 import { flagBool, flagList, flagStr, type Parsed } from './args.js';
 import type { CliContext, CommandDef } from './command.js';
-import { formatTemplate, inspectAll } from './containers.js';
+import { confirm, formatTemplate, inspectAll } from './containers.js';
 import { table } from './output.js';
 
 async function service(ctx: CliContext) {
@@ -123,10 +123,7 @@ export const commands: CommandDef[] = [
     flags: [{ name: 'force', short: 'f', type: 'bool', help: 'Do not prompt for confirmation' }],
     maxArgs: 0,
     async run(ctx, p) {
-      if (!flagBool(p, 'force') && !ctx.stdin.isTTY) {
-        // docker asks; without a terminal to ask on, do as `-f` would not: refuse
-        throw invalid('network prune asks for confirmation: add -f');
-      }
+      if (!flagBool(p, 'force') && !(await confirm(ctx, 'WARNING! This will remove all custom networks not used by at least one container.'))) return 0;
       const names = await (await service(ctx)).prune();
       if (names.length) ctx.stdout.write(`Deleted Networks:\n${names.map((n) => `${n}\n`).join('')}`);
       return 0;
