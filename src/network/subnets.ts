@@ -102,7 +102,10 @@ function writeClaim(dir: string, c: Claim): void {
 export async function claimSubnet(root: string, network: string, wanted: string | undefined, exists: (network: string) => boolean, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const dir = claimsDir(env);
   return withFileLock(path.join(dir, '.lock'), async () => {
-    const claims = readClaims(dir).filter((c) => live(c, root, exists));
+    const all = readClaims(dir);
+    const claims = all.filter((c) => live(c, root, exists));
+    // a stale claim (its root's database is gone, or its network) is dropped while we hold the lock
+    for (const c of all) if (!claims.includes(c)) fs.rmSync(fileOf(dir, c.subnet), { force: true });
     const busy = [...claims.map((c) => parseCidr(c.subnet)), ...hostRoutes()];
     if (wanted !== undefined) {
       const w = parseCidr(wanted);
