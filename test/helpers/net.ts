@@ -229,3 +229,6 @@ export async function removeAllNetworked(root: string): Promise<void> {
   await assertNoNetwork(root, { idle: true });
   for (let i = 0; i < 100 && processesMentioning(root).length; i++) await sleep(100);
 }
+
+/** Waits (inside the server's own instance, via exec) until its httpd on port 80 answers. */
+export const WAIT_SERVING = ['timeout', '30', 'sh', '-c', 'until wget -q -O /dev/null http://127.0.0.1/ 2>/dev/null; do sleep 0.05; done'];

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import Docker from 'dockerode';
 import { importBusybox, makeTempRoot, processesMentioning, type TempRoot } from '../helpers/hull.js';
-import { assertNoNetwork, freePort, httpdScript, httpGet, withFreeSubnet } from '../helpers/net.js';
+import { assertNoNetwork, freePort, httpdScript, httpGet, WAIT_SERVING, withFreeSubnet } from '../helpers/net.js';
 import { docker, haveDocker, monitorsOf, removeAll, startServe, type Serve } from './api-harness.js';
 
 const missing = haveDocker() ? '' : 'the docker CLI is not installed';
@@ -75,6 +75,7 @@ test('docker network create/ls/inspect/connect/disconnect/rm/prune; names on a u
   assert.deepEqual(ni.Labels, { app: 'demo' });
   assert.equal(ni.Driver, 'bridge');
   const id = dk('run', '-d', '--name', 'svc', '--network', 'appnet', '--network-alias', 'service', 'busybox', 'sh', '-c', httpdScript('svc-answers'));
+  dk('exec', 'svc', ...WAIT_SERVING);
   const i = await d.getContainer(id).inspect();
   const ep = i.NetworkSettings.Networks.appnet!;
   assert.ok(ep.Aliases!.includes('service') && ep.Aliases!.includes(id.slice(0, 12)), JSON.stringify(ep.Aliases));

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { hull, HULL_BIN, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
-import { assertNoNetwork, hullOk, removeAllNetworked, freePort, freeRange, httpdScript, httpGet, netState, udpEcho, udpEchoBinaryDir, withFreeSubnet } from '../helpers/net.js';
+import { assertNoNetwork, hullOk, removeAllNetworked, freePort, freeRange, httpdScript, httpGet, netState, udpEcho, udpEchoBinaryDir, WAIT_SERVING, withFreeSubnet } from '../helpers/net.js';
 
 let tr: TempRoot;
 const h = (...a: string[]) => hull(tr.root, a);
@@ -119,6 +119,7 @@ test('user networks: names, aliases and short ids resolve; --ip, --subnet, --gat
   assert.match(h('network', 'create', 'neta').stderr, /already exists/);
   assert.match(h('network', 'create', '--subnet', `${net24}.0/25`, 'overlap').stderr, /overlaps/);
   const web = ok('run', '-d', '--name', 'web', '--network', 'neta', '--network-alias', 'www', '--ip', `${net24}.10`, 'busybox', 'sh', '-c', httpdScript('on-neta'));
+  ok('exec', web, ...WAIT_SERVING);
   assert.equal(inspect(web, '{{.NetworkSettings.Networks.neta.IPAddress}}'), `${net24}.10`);
   const c = 'for n in web www ' + web.slice(0, 12) + '; do timeout 10 wget -q -O- http://$n/ || echo fail $n; done; ip -o -4 addr show eth0; cat /etc/resolv.conf';
   const out = ok('run', '--rm', '--network', 'neta', 'busybox', 'sh', '-c', c);
@@ -164,6 +165,7 @@ test('--internal: no route out and no published ports; --network none and host a
 test('--network container:X shares X\'s namespace; --add-host (host-gateway), --dns*, --mac-address', async () => {
   const x = ok('run', '-d', '--name', 'netx', '--mac-address', '02:42:0a:aa:bb:cc', '--add-host', 'db:10.1.2.3', '--add-host', 'gw:host-gateway',
     '--dns', '10.9.9.9', '--dns-search', 'corp.test', '--dns-option', 'ndots:3', 'busybox', 'sh', '-c', httpdScript('inside-x'));
+  ok('exec', x, ...WAIT_SERVING);
   const out = ok('exec', x, 'sh', '-c', 'cat /sys/class/net/eth0/address /etc/hosts /etc/resolv.conf');
   assert.match(out, /^02:42:0a:aa:bb:cc$/m);
   assert.match(out, /^10\.1\.2\.3\tdb$/m);

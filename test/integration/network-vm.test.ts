@@ -11,7 +11,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { hull, importBusybox, makeTempRoot, REPO, type TempRoot } from '../helpers/hull.js';
-import { assertNoNetwork, hullOk, removeAllNetworked, freePort, httpdScript, httpGet, netState } from '../helpers/net.js';
+import { assertNoNetwork, hullOk, removeAllNetworked, freePort, httpdScript, httpGet, netState, WAIT_SERVING } from '../helpers/net.js';
 
 const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
   ? 'guest kernel not built (scripts/setup.sh)'
@@ -66,6 +66,7 @@ test('a container and a VM on a user network fetch from each other by name', asy
   ok('network', 'create', 'mixed');
   const vm = ok('run', '-d', '--vm', '--name', 'web', '--network', 'mixed', 'busybox', 'sh', '-c', httpdScript('web-is-a-vm'));
   ok('run', '-d', '--name', 'api', '--network', 'mixed', '--network-alias', 'backend', 'busybox', 'sh', '-c', httpdScript('api-is-a-container'));
+  ok('exec', 'api', ...WAIT_SERVING);
   // the VM's server is up once its own address answers (boot under TCG takes a while)
   await httpGetViaContainer('mixed', 'web', 'web-is-a-vm');
   const fromVm = ok('run', '--rm', '--vm', '--network', 'mixed', 'busybox', 'sh', '-c', 'timeout 20 wget -q -O- http://api/; timeout 20 wget -q -O- http://backend/; cat /etc/resolv.conf');
