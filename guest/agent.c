@@ -358,6 +358,7 @@ int main(void) {
   }
   if (enter_root(&spec, msg, sizeof msg)) finish(125, 0, msg);
   if (spec.hostname) sethostname(spec.hostname, strlen(spec.hostname));
+  if (net_up(&spec.net, msg, sizeof msg)) finish(125, 0, msg); /* guest/net.c */
   start_main();
   loop(sfd);
   return 0;

@@ -90,6 +90,7 @@ int enter_root(const struct spec *s, char *msg, size_t msglen) {
   if (mount("overlay", NEWROOT, "overlay", 0, "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work"))
     return fail(msg, msglen, "mount overlay", NEWROOT);
   if (s->hostname) write_host_files(s->hostname);
+  net_write_etc(NEWROOT, &s->net); /* the host's /etc/hosts and /etc/resolv.conf, when it sent them */
   mkdir_p(NEWROOT "/proc", 0555);
   mkdir_p(NEWROOT "/sys", 0555);
   if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) return fail(msg, msglen, "mount", "/proc");

@@ -87,7 +87,9 @@ int spec_parse(const uint8_t *buf, size_t len, struct spec *s, const char **err)
       if (s->nshares == 32 || split_mount(p, n, &s->shares[s->nshares], 1)) { *err = "bad share record"; return -1; }
       s->nshares++;
       break;
-    default: break; /* unknown records are skipped: newer hosts may add optional ones */
+    default: /* unknown records are skipped: newer hosts may add optional ones */
+      if (net_record(&s->net, tag, p, n, err) < 0) return -1;
+      break;
     }
   }
   if (s->argc == 0 && !s->pod) { *err = "spec has no command"; return -1; }
@@ -130,5 +132,6 @@ void spec_free(struct spec *s) {
   free(s->hostname);
   for (int i = 0; i < s->ntmpfs; i++) free(s->tmpfs[i].a);
   for (int i = 0; i < s->nshares; i++) free(s->shares[i].a);
+  net_free(&s->net);
   memset(s, 0, sizeof *s);
 }

@@ -3,6 +3,7 @@
 #define HULL_SPEC_H
 #include <stddef.h>
 #include <stdint.h>
+#include "net.h"
 
 struct mountreq {
   char *a, *b; /* tmpfs: dest, options; share: tag, dest */
@@ -23,6 +24,7 @@ struct spec {
   int ntmpfs;
   struct mountreq shares[32];
   int nshares;
+  struct netspec net; /* guest/net.c */
 };
 
 /* Decodes records from buf[0..len). Returns 0, or -1 with *err set to a static message. */

@@ -24,8 +24,6 @@ const ROUTES: [string, string][] = [
   ['GET', '/images/{name*}/history'],
   ['GET', '/events'],
   ['GET', '/system/df'],
-  ['GET', '/networks'],
-  ['POST', '/networks/create'],
   ['GET', '/volumes'],
   ['POST', '/volumes/create'],
   ['GET', '/swarm'],

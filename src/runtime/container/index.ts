@@ -143,12 +143,13 @@ class ContainerIsolation implements Isolation {
     fs.chmodSync(f.upper, top ? top.mode & 0o7777 : 0o755);
     if (top) fs.chownSync(f.upper, top.uid, top.gid);
     const hostsText =
-      spec.network === 'host'
+      spec.etc?.hosts ??
+      (spec.network === 'host'
         ? safeRead('/etc/hosts')
-        : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t${spec.hostname}\n`;
+        : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t${spec.hostname}\n`);
     fs.writeFileSync(path.join(f.etc, 'hostname'), `${spec.hostname}\n`);
     fs.writeFileSync(path.join(f.etc, 'hosts'), hostsText);
-    fs.writeFileSync(path.join(f.etc, 'resolv.conf'), safeRead('/etc/resolv.conf'));
+    fs.writeFileSync(path.join(f.etc, 'resolv.conf'), spec.etc?.resolvConf ?? safeRead('/etc/resolv.conf'));
     const config = buildOciConfig(spec, {
       rootfs: f.rootfs,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
@@ -289,6 +290,7 @@ class ContainerIsolation implements Isolation {
           conmonPidFile: f.conmonPid, logPath: f.log, exitDir: f.exitDir, socketDir,
           terminal: spec.process.terminal, stdin: spec.process.stdin,
           exitCommand: this.opts.exitCommand ? [...this.opts.exitCommand, spec.id, String(spec.run ?? 0)] : [],
+          heldFds: spec.heldFds,
         },
         spec.dir,
       );

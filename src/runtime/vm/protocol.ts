@@ -27,6 +27,8 @@ export const T = {
 const R = {
   ARG: 1, ENV: 2, CWD: 3, USER: 4, HOSTNAME: 5, TTY: 6, STDIN: 7, READONLY: 8, TMPFS: 9, SHARE: 10,
   WINSIZE: 11, MAINPORT: 12, CLOCK: 13, LOGFMT: 14,
+  // 32-47: network (guest/net.c)
+  NETIF: 32, ROUTE: 33, HOSTS: 34, RESOLV: 35,
 } as const;
 
 /** What the guest agent runs and how (the main process, or an exec'd one). */
@@ -56,6 +58,13 @@ export interface GuestRunSpec extends GuestProcessSpec {
   logFormat?: boolean;
   /** Host wall clock, ns since the epoch, for the guest's clock. */
   clockNs?: bigint;
+  /** NICs the agent configures (guest/net.c), matched by MAC, else by name. */
+  interfaces?: { name: string; mac: string; mtu: number; address: string }[];
+  /** The default route's gateway. */
+  gateway?: string;
+  /** /etc/hosts and /etc/resolv.conf of the guest (else the agent's defaults). */
+  hosts?: string;
+  resolvConf?: string;
 }
 
 /** One spec record: u16 tag, u32 length, the bytes. */
@@ -107,6 +116,11 @@ export function encodeSpecFile(s: GuestRunSpec): Buffer {
     c.writeBigUInt64LE(s.clockNs, 0);
     parts.push(rec(R.CLOCK, c));
   }
+  for (const n of s.interfaces ?? []) parts.push(rec(R.NETIF, `${noNul('an interface', n.name)}\0${n.mac}\0${n.address}\0${n.mtu}`));
+  if (s.gateway) parts.push(rec(R.ROUTE, `0.0.0.0/0\0${s.gateway}`));
+  if (s.hosts !== undefined) parts.push(rec(R.HOSTS, noNul('/etc/hosts', s.hosts)));
+  if (s.resolvConf !== undefined) parts.push(rec(R.RESOLV, noNul('/etc/resolv.conf', s.resolvConf)));
+  if ((s.interfaces?.length ?? 0) > 8) throw new HullError('INVALID_ARGUMENT', 'a VM takes at most 8 network interfaces');
   for (const t of s.tmpfs ?? []) parts.push(rec(R.TMPFS, `${noNul('a tmpfs path', t.destination)}\0${noNul('tmpfs options', t.options)}`));
   for (const m of s.shares ?? []) parts.push(rec(R.SHARE, `${m.tag}\0${noNul('a volume path', m.destination)}\0${m.readOnly ? 'ro' : 'rw'}`));
   if ((s.tmpfs?.length ?? 0) > 32 || (s.shares?.length ?? 0) > 32) throw new HullError('INVALID_ARGUMENT', 'a VM takes at most 32 tmpfs mounts and 32 volumes');
