@@ -21,7 +21,7 @@ class Lexer {
   /** Names of the variables the word used (for the build cache: docker keys RUN on the args it uses). */
   readonly used = new Set<string>();
 
-  constructor(private readonly s: string, private readonly vars: Vars, private readonly esc: string, private readonly what: string) {}
+  constructor(private readonly s: string, private readonly vars: Vars, private readonly esc: string, private readonly what: string, private readonly quotes = true) {}
 
   private peek(): string | undefined {
     return this.s[this.i];
@@ -54,8 +54,8 @@ class Lexer {
   /** One unit: a quoted run, an escaped character, an expansion, or a plain character. */
   private unit(): string {
     const ch = this.next()!;
-    if (ch === "'") return this.single();
-    if (ch === '"') return this.double();
+    if (ch === "'" && this.quotes) return this.single();
+    if (ch === '"' && this.quotes) return this.double();
     if (ch === '$') return this.dollar();
     if (ch === this.esc) {
       const n = this.next();
@@ -141,9 +141,12 @@ class Lexer {
   }
 }
 
-/** Expand one word (quotes removed; white space kept). */
-export function expandWord(word: string, vars: Vars, opts: { escape?: string; what?: string } = {}): string {
-  return new Lexer(word, vars, opts.escape ?? '\\', opts.what ?? 'Dockerfile').words(false)[0] ?? '';
+/**
+ * Expand one word (quotes removed; white space kept). `quotes: false` leaves quotes as they are
+ * (a heredoc body).
+ */
+export function expandWord(word: string, vars: Vars, opts: { escape?: string; what?: string; quotes?: boolean } = {}): string {
+  return new Lexer(word, vars, opts.escape ?? '\\', opts.what ?? 'Dockerfile', opts.quotes ?? true).words(false)[0] ?? '';
 }
 
 /** Expand and split a string into words at unquoted white space. */

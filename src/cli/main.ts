@@ -14,6 +14,7 @@ const MODULES: Record<string, () => Promise<CommandModule>> = {
   serve: () => import('./serve.js'),
   contrast: () => import('./contrast.js'),
   system: () => import('./system.js'),
+  build: () => import('./build.js'),
 };
 
 /** Command (and `group sub` form) -> module. Docker's aliases map to the same command. */
@@ -36,6 +37,7 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   serve: 'serve',
   contrast: 'contrast', advise: 'contrast',
   info: 'system', version: 'system', 'system info': 'system',
+  build: 'build', 'image build': 'build', 'builder build': 'build', 'builder prune': 'build',
 };
 
 const GLOBAL_FLAGS: FlagSpec[] = [
@@ -45,14 +47,14 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'help', short: 'h', type: 'bool', help: 'Print usage' },
 ];
 
-const GROUPS = ['image', 'container', 'system'];
+const GROUPS = ['image', 'container', 'system', 'builder'];
 
 function usage(): string {
   return `Usage:  hull [OPTIONS] COMMAND
 
 Run the same OCI image as a container (shared kernel) or a microVM (own kernel).
 
-Images:      images  load  save  import  tag  rmi  pull  push  login  logout  image ...
+Images:      images  build  load  save  import  tag  rmi  pull  push  login  logout  image ...  builder prune
 Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  container ...
 Engine:      serve  info  version
 Contrast:    contrast  advise

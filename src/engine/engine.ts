@@ -12,7 +12,7 @@ import { conflict, HullError, isHullError, notFound, precondition } from '../err
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { layout, packageRoot } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
-import type { InstanceSpec, Isolation, Usage, Wall } from '../runtime/types.js';
+import type { InstanceSpec, Isolation, Usage, Wall, WritableLayer } from '../runtime/types.js';
 import { ContainerTables, type ContainerRow } from '../state/containers.js';
 import { addEvent, lastEvent, nowIso, type DB } from '../state/db.js';
 import { toInspect, toSummary, statusText, type ContainerInspect, type ContainerSummary, type StoredSpec } from './inspect.js';
@@ -245,6 +245,31 @@ export class Engine {
       this.rows.markExited(row.id, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '');
     }
     return { id: row.id, name: row.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined };
+  }
+
+  /**
+   * A build step (or any run whose changes are wanted): `opts` runs in the foreground like
+   * `run --rm` (no monitor, output to `io`), with the wall told to keep the writable layer; once
+   * the process has exited, `use` gets the exit and, after a zero exit, that layer. The container
+   * is removed afterwards whatever happened (a failed step leaves no container behind). A start
+   * failure (command not found, ...) is thrown as `run` throws it.
+   */
+  async runStep<T>(opts: RunOptions, io: AttachStdio & { onCreated?: (id: string) => void }, use: (exit: RunResult, layer: WritableLayer | undefined) => Promise<T>): Promise<T> {
+    const created = await this.create({ ...opts, rm: false }, io.stderr);
+    const spec: InstanceSpec = { ...created.spec, captureLayer: true };
+    try {
+      io.onCreated?.(created.id);
+      const row = this.rows.get(created.id)!;
+      const iso = await this.wall(row.isolation);
+      const exit = await iso.runAttached(spec, { stdin: null, stdout: io.stdout, stderr: io.stderr }, (pid) => {
+        this.rows.markRunning(row.id, pid, nowIso(), JSON.stringify({ attached: true, ownerPid: process.pid }));
+      });
+      this.rows.markExited(row.id, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '');
+      const layer = exit.exitCode === 0 && !exit.error && iso.writableLayer ? await iso.writableLayer(spec) : undefined;
+      return await use({ id: row.id, name: row.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined }, layer);
+    } finally {
+      await this.remove(created.id);
+    }
   }
 
   // ---------------------------------------------------------------- exit bookkeeping

@@ -292,3 +292,27 @@ export function layerTar(entries: DiffEntry[], what = 'layer'): Readable {
 export function diffUpperDir(upper: string, opts: DiffOptions = {}): Readable {
   return layerTar(scanUpper(upper, opts), opts.what);
 }
+
+/**
+ * The layer tar of a stopped instance's writable layer, whichever wall kept it: an upper dir is
+ * diffed where it is; a VM's tar (written by the guest, so untrusted) is first unpacked by the
+ * hardened unpacker into a temp dir under `tmp`, then diffed the same way, so both walls give
+ * layers of the same form. `done()` removes the temp dir; call it once the stream is consumed.
+ */
+export async function writableLayerTar(
+  layer: { kind: 'upper'; dir: string } | { kind: 'tar'; file: string },
+  opts: DiffOptions & { tmp: string },
+): Promise<{ stream: Readable; done: () => void }> {
+  if (layer.kind === 'upper') return { stream: diffUpperDir(layer.dir, opts), done: () => undefined };
+  const { unpackTar } = await import('./unpack.js');
+  fs.mkdirSync(opts.tmp, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(opts.tmp, 'guest-layer-'));
+  const done = () => fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    await unpackTar(fs.createReadStream(layer.file, { highWaterMark: 1 << 20 }), dir, { what: `${opts.what ?? 'layer'} (from the VM)` });
+    return { stream: diffUpperDir(dir, opts), done };
+  } catch (e) {
+    done();
+    throw e;
+  }
+}
