@@ -10,4 +10,6 @@ int mount_early(char *msg, size_t msglen);
  * tmpfs and shared mounts, then the overlay becomes / (moved over the initramfs) and is the root
  * of the agent and of everything it starts. */
 int enter_root(const struct spec *s, char *msg, size_t msglen);
+/* With s->layer: a directory fd of the overlay's upper dir, opened before the root moved (-1 otherwise). */
+extern int rootfs_upper_fd;
 #endif

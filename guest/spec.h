@@ -15,7 +15,7 @@ struct spec {
   char **env;  /* NULL-terminated */
   int envc;
   char *cwd, *user, *hostname;
-  int tty, stdin_open, readonly, mainport, logfmt;
+  int tty, stdin_open, readonly, mainport, logfmt, layer;
   uint64_t clock_ns;
   uint16_t rows, cols;
   struct mountreq tmpfs[32];

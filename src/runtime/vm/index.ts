@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { HullError } from '../../errors.js';
-import type { ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Stdio, Usage } from '../types.js';
+import type { ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Stdio, Usage, WritableLayer } from '../types.js';
 import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
 import { readVmCgroup, removeVmCgroup } from './cgroup.js';
 import { ctlAddress, execInVm, sendControl } from './control.js';
@@ -213,6 +213,16 @@ class VmIsolation implements Isolation {
     }
     const rss = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${m!.pid}/status`, 'utf8'));
     return { memoryBytes: rss ? Number(rss[1]) * 1024 : 0, memoryLimitBytes: 0, cpuNs, pids: 1 };
+  }
+
+  /** The guest's writable layer, when the run captured it (captureLayer) and the guest sent it whole. */
+  async writableLayer(spec: InstanceSpec): Promise<WritableLayer> {
+    const file = vmFiles(spec).layer;
+    if (!fs.existsSync(file)) {
+      const why = fs.existsSync(`${file}.err`) ? `the guest could not send it: ${fs.readFileSync(`${file}.err`, 'utf8')}` : 'it lived in guest memory and was not captured (only build steps stream it out)';
+      throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)}: no writable layer: ${why}`);
+    }
+    return { kind: 'tar', file };
   }
 
   async release(spec: InstanceSpec): Promise<ExitInfo | undefined> {
