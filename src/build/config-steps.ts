@@ -10,17 +10,10 @@ import { expandWord, expandWords } from './expand.js';
 import { argValue, lineError } from './plan.js';
 
 /** docker's Healthcheck in an image config (durations in nanoseconds). */
-export interface Healthcheck {
-  Test: string[];
-  Interval?: number;
-  Timeout?: number;
-  StartPeriod?: number;
-  StartInterval?: number;
-  Retries?: number;
-}
+export type Healthcheck = NonNullable<ImageRunConfig['Healthcheck']>;
 
 /** The image config fields a build writes (docker's container config). */
-export type BuildRunConfig = ImageRunConfig & { Healthcheck?: Healthcheck; OnBuild?: string[] | null; Shell?: string[]; ArgsEscaped?: boolean };
+export type BuildRunConfig = ImageRunConfig;
 
 export interface StageState {
   config: BuildRunConfig;

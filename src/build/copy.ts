@@ -102,7 +102,12 @@ export function selectSources(tree: SourceTree, req: CopyRequest): CopySelection
       for (const h of hits) if (!hits.some((o) => o !== h && h.rel.startsWith(`${o.rel}/`))) items.push(h);
       continue;
     }
-    const f = tree.find(s);
+    let f;
+    try {
+      f = tree.find(s);
+    } catch (e) {
+      throw invalid(`${req.what}: ${(e as Error).message}`);
+    }
     if (!f) throw invalid(`${req.what}: ${s}: not found in ${tree.what}${tree.what === 'the build context' ? ' (or excluded by .dockerignore)' : ''}`);
     items.push(f);
   }
