@@ -3,7 +3,7 @@
 // for it in a code cache (dist/v8-cache/), so a later call does not parse and compile the same
 // functions again. Two entries:
 //   hull-boot.cjs ARGS...                     the CLI (dist/cli.cjs), one cache per command word
-//   hull-boot.cjs --exit-hook ROOT ID         the exit hook monitors run (dist/exit-hook.cjs)
+//   hull-boot.cjs --exit-hook ROOT ID RUN       the exit hook monitors run (dist/exit-hook.cjs)
 // The cache is a pure speed-up: V8 rejects a cache that does not fit the source and node, and
 // hull then compiles as usual and writes a fresh one. The cache is keyed by the bundle's size,
 // mtime and inode too, because V8 itself checks only the source length.
@@ -23,7 +23,7 @@ if (process.env.HULL_NODE_EXTRA_CA_CERTS !== undefined) {
 
 const pkg = path.resolve(__dirname, '..');
 const hook = process.argv[2] === '--exit-hook';
-if (hook) process.argv.splice(2, 1); // the hook reads ROOT ID from process.argv
+if (hook) process.argv.splice(2, 1); // the hook reads ROOT ID RUN from process.argv
 const argv = process.argv.slice(2);
 const entry = hook
   ? { bundle: 'exit-hook.cjs', compiled: ['engine', 'exit-hook.js'], word: 'exit-hook' }

@@ -1,11 +1,13 @@
 /**
  * Reading a container's k8s-file log for attach and logs: whole records from a byte offset,
- * followed until a promise settles (the container's run ended), with a last read after it so
- * that the final lines of a fast process are never lost. The file is opened once and held, so
+ * followed as it grows (inotify) until a promise settles (the container's run ended), with a
+ * last read after it so that the final lines of a fast process are never lost (the monitor
+ * writes them before it records the exit). The file is opened once and held, so
  * a removal of the container directory during the last read cannot take the output away.
  */
 import fs from 'node:fs';
 import { parseLogLines, tailRecords, type LogRecord } from '../engine/logs.js';
+import { fileTarget, Watch } from '../util/watch.js';
 
 export interface FollowOptions {
   /** Byte offset to start at (0: from the beginning). */
@@ -15,11 +17,10 @@ export interface FollowOptions {
   signal: AbortSignal;
   /** Receives records in order; may return a promise (backpressure). */
   onRecords(recs: LogRecord[]): void | Promise<void>;
-  /** Poll interval while following, ms. Default 25 for the first second, then 100. */
-  pollMs?: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A look at the file when inotify has said nothing for this long (a backstop only), ms. */
+const BACKSTOP_MS = 1000;
 
 /** Size of a file, 0 when it does not exist. */
 export function fileSize(file: string): number {
@@ -48,11 +49,11 @@ export async function follow(file: string, o: FollowOptions): Promise<void> {
   let offset = o.offset;
   let carry = Buffer.alloc(0);
   let ended = o.until === undefined;
+  const watch = new Watch([fileTarget(file)]);
   void o.until?.then(
-    () => (ended = true),
-    () => (ended = true),
+    () => ((ended = true), watch.bump()),
+    () => ((ended = true), watch.bump()),
   );
-  const t0 = Date.now();
   const readMore = async (): Promise<void> => {
     if (fd === undefined) {
       try {
@@ -87,17 +88,14 @@ export async function follow(file: string, o: FollowOptions): Promise<void> {
   try {
     for (;;) {
       if (o.signal.aborted) return;
+      const seen = watch.seq;
       const wasEnded = ended;
       await readMore();
-      if (wasEnded) {
-        // One more look: the monitor may flush the last lines just after the exit.
-        await sleep(30);
-        await readMore();
-        return;
-      }
-      await sleep(o.pollMs ?? (Date.now() - t0 < 1000 ? 25 : 100));
+      if (wasEnded) return;
+      await watch.after(seen, BACKSTOP_MS, o.signal);
     }
   } finally {
+    watch.close();
     if (fd !== undefined) fs.closeSync(fd);
   }
 }

@@ -19,12 +19,6 @@ export interface ExitResult {
   Error?: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** How long after a start exits are looked for more often than the engine's wait does, ms. */
-const EARLY_MS = 500;
-/** The interval of that closer look, ms. */
-const EARLY_POLL_MS = 20;
 
 export class ApiState {
   readonly events = new EventEmitter();
@@ -122,9 +116,8 @@ export class ApiState {
     if (p) return p;
     p = (async (): Promise<ExitResult> => {
       try {
-        // The engine's wait polls every 100 ms; a short process (`echo hello`) is noticed
-        // sooner by looking more often during its first half second.
-        const r = await Promise.race([this.engine.wait(id, this.life.signal), this.earlyExit(id)]);
+        // delivered by the engine: the monitor's exit file (inotify), not a poll
+        const r = await this.engine.wait(id, this.life.signal);
         return { StatusCode: r.StatusCode, OOMKilled: r.OOMKilled };
       } catch (e) {
         if (isHullError(e, 'NOT_FOUND')) return { StatusCode: 0, OOMKilled: false, Error: (e as Error).message };
@@ -144,18 +137,6 @@ export class ApiState {
       process.stderr.write(`hull serve: after the exit of ${id.slice(0, 12)}: ${(e as Error).message}\n`);
     });
     return p;
-  }
-
-  /** Resolves if the container's run ends within EARLY_MS (polled every EARLY_POLL_MS); else never. */
-  private async earlyExit(id: string): Promise<ExitResult> {
-    const t0 = Date.now();
-    while (Date.now() - t0 < EARLY_MS && !this.closed) {
-      await sleep(EARLY_POLL_MS);
-      const i = await this.engine.inspect(id).catch(() => undefined);
-      if (!i) break; // gone: the engine's wait says how it ended
-      if (!i.State.Running) return { StatusCode: i.State.ExitCode, OOMKilled: i.State.OOMKilled };
-    }
-    return new Promise<never>(() => undefined);
   }
 
   private async removeNow(id: string): Promise<void> {
@@ -179,40 +160,33 @@ export class ApiState {
 
   /**
    * Resolves when the container's next run has ended: now if it runs, else after its next
-   * start (by this server, or noticed by polling when another hull process starts it).
+   * start (by this server, or by another hull process: seen in the state database).
    */
   async nextExit(id: string, signal: AbortSignal): Promise<ExitResult> {
     const first = await this.engine.inspect(id);
     if (first.State.Running) return this.watchExit(id);
-    const startedAt = first.State.StartedAt;
-    for (;;) {
-      if (signal.aborted || this.closed) throw new Error('aborted');
-      const got = await new Promise<boolean>((resolve) => {
-        const on = () => (clearTimeout(t), resolve(true));
-        const t = setTimeout(() => (this.events.off(`start:${id}`, on), resolve(false)), 1000);
-        this.events.once(`start:${id}`, on);
-      });
-      if (got) return this.watchExit(id);
-      const now = await this.engine.inspect(id);
-      if (now.State.Running || now.State.StartedAt !== startedAt) return this.watchExit(id);
+    const run = (await this.engine.waitRow(first.Id, () => true))?.run ?? 0;
+    const ac = new AbortController();
+    const both = AbortSignal.any([signal, this.life.signal, ac.signal]);
+    const onStart = () => ac.abort();
+    this.events.once(`start:${first.Id}`, onStart);
+    try {
+      await this.engine.waitRow(first.Id, (r) => !r || r.run !== run || r.status === 'running', both);
+    } catch {
+      if (!ac.signal.aborted) throw new Error('aborted'); // a start by this server ends the wait too
+    } finally {
+      this.events.off(`start:${first.Id}`, onStart);
+      ac.abort();
     }
+    return this.watchExit(first.Id);
   }
 
   /** Resolves once the container no longer exists. */
   async gone(id: string, signal: AbortSignal): Promise<void> {
-    for (;;) {
-      if (signal.aborted || this.closed) throw new Error('aborted');
-      try {
-        await this.engine.inspect(id);
-      } catch (e) {
-        if (isHullError(e, 'NOT_FOUND')) return;
-        throw e;
-      }
-      await new Promise<void>((resolve) => {
-        const on = () => (clearTimeout(t), resolve());
-        const t = setTimeout(() => (this.events.off(`removed:${id}`, on), resolve()), 1000);
-        this.events.once(`removed:${id}`, on);
-      });
+    try {
+      await this.engine.waitRow(id, (r) => r === undefined, AbortSignal.any([signal, this.life.signal]));
+    } catch {
+      throw new Error('aborted');
     }
   }
 

@@ -8,13 +8,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { conflict, HullError, isHullError, notFound, precondition } from '../errors.js';
+import { HullError, isHullError, notFound, precondition } from '../errors.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { layout, packageRoot } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
-import type { InstanceSpec, Isolation, Usage, Wall, WritableLayer } from '../runtime/types.js';
+import type { ExitInfo, InstanceSpec, Isolation, Usage, Wall, WritableLayer } from '../runtime/types.js';
 import { ContainerTables, type ContainerRow } from '../state/containers.js';
 import { addEvent, lastEvent, nowIso, type DB } from '../state/db.js';
+import { bootId, identityAlive, processIdentity } from '../util/proc.js';
+import { dbTarget, fileTarget, Watch } from '../util/watch.js';
+import { admit, isLive } from './lifecycle.js';
+import { ContainerLocks } from './lock.js';
 import { toInspect, toSummary, statusText, type ContainerInspect, type ContainerSummary, type StoredSpec } from './inspect.js';
 import { newContainerId, randomName } from './names.js';
 import { buildInstanceSpec, validateRunOptions, type RunOptions } from './options.js';
@@ -64,16 +68,8 @@ export interface StatsEntry {
   usage: Usage;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /**
  * The exit command a monitor (conmon, the VM's monitor shell) runs when an instance ends: the
  * exit hook (exit-hook.ts) through bin/hull-boot.cjs, which runs its bundle with a code cache
@@ -85,10 +81,27 @@ export function hookCommand(root: string, env: NodeJS.ProcessEnv = process.env):
   return env.NODE_EXTRA_CA_CERTS !== undefined && fs.existsSync('/usr/bin/env') ? ['/usr/bin/env', '-u', 'NODE_EXTRA_CA_CERTS', ...node] : node;
 }
 
+
+/** Facts the engine keeps with each run in runtime_json, besides the wall's own. */
+interface RunFacts {
+  /** The boot the run started in: pids of an earlier boot mean nothing now. */
+  bootId?: string;
+  /** Foreground run: the hull process that waits for it and records its exit ('pid:starttime'). */
+  owner?: string;
+  [k: string]: unknown;
+}
+
+/**
+ * How long a waiter sleeps when no event wakes it, ms: only a monitor that dies without
+ * writing its exit (SIGKILL) is noticed this way; every ordinary exit arrives by inotify.
+ */
+const BACKSTOP_MS = 1000;
+
 export class Engine {
   readonly root: string;
   private storeCache?: ImageStore;
   private walls = new Map<Wall, Promise<Isolation>>();
+  private locksCache?: ContainerLocks;
 
   private constructor(root: string) {
     this.root = path.resolve(root);
@@ -110,6 +123,10 @@ export class Engine {
   private get rows(): ContainerTables {
     return new ContainerTables(this.db);
   }
+  private get locks(): ContainerLocks {
+    this.locksCache ??= new ContainerLocks(this.db, this.root);
+    return this.locksCache;
+  }
 
   private wall(w: Wall): Promise<Isolation> {
     let p = this.walls.get(w);
@@ -122,6 +139,24 @@ export class Engine {
 
   private stored(row: ContainerRow): StoredSpec {
     return JSON.parse(row.spec_json) as StoredSpec;
+  }
+
+  /** The stored spec of the row's current run (layer directories not filled in). */
+  private runSpec(row: ContainerRow): InstanceSpec {
+    return { ...this.stored(row).spec, run: row.run };
+  }
+
+  private facts(row: ContainerRow): RunFacts {
+    return JSON.parse(row.runtime_json || '{}') as RunFacts;
+  }
+
+  /** Run `fn` holding the container's lease, with its row as it is then (NOT_FOUND if gone). */
+  private locked<T>(id: string, fn: (row: ContainerRow) => Promise<T>): Promise<T> {
+    return this.locks.with(id, async (present) => {
+      const row = present ? this.rows.get(id) : undefined;
+      if (!row) throw notFound(`No such container: ${id}`);
+      return fn(row);
+    });
   }
 
   // ---------------------------------------------------------------- images
@@ -162,9 +197,9 @@ export class Engine {
     }
   }
 
-  /** The spec of a stored container with its image's layer directories filled in. */
+  /** The spec of a stored container's current run with its image's layer directories filled in. */
   private async liveSpec(row: ContainerRow): Promise<InstanceSpec> {
-    const { spec } = this.stored(row);
+    const spec = this.runSpec(row);
     const img = this.images.record(row.image_id);
     if (!img) throw precondition(`the image ${row.image_id} of container ${row.name} is gone`);
     return { ...spec, image: { ...spec.image, lowerDirs: await this.images.lowerDirs(img) } };
@@ -172,35 +207,41 @@ export class Engine {
 
   /** docker start: run the container detached under its monitor. No-op when it runs. */
   async start(ref: string): Promise<void> {
-    const row = this.rows.resolve(ref);
-    if (row.status === 'running') return;
-    if (row.status === 'removing') throw precondition(`container ${row.name} is being removed`);
-    const spec = await this.liveSpec(row);
-    await this.startDetached(row, spec);
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row);
+      if (admit('start', row) === 'noop') return;
+      await this.startLocked(row);
+    });
   }
 
-  private async startDetached(row: ContainerRow, spec: InstanceSpec): Promise<void> {
+  /**
+   * A new run under the monitor (lease held). The row says running, with the new run number,
+   * before the wall starts anything: the run's exit hook may fire before startDetached returns,
+   * and then waits for this lease, finds its run and records the exit.
+   */
+  private async startLocked(row: ContainerRow): Promise<void> {
     const iso = await this.wall(row.isolation);
-    // Running first: an instant exit (exit hook) must find a row it may mark exited.
-    this.rows.markRunning(row.id, 0, nowIso(), row.runtime_json);
+    const run = this.rows.beginRun(row.id, nowIso(), JSON.stringify({ bootId: bootId() } satisfies RunFacts));
+    const current = this.rows.get(row.id)!;
+    let spec: InstanceSpec | undefined;
     try {
+      spec = await this.liveSpec(current);
       const { pid, facts } = await iso.startDetached(spec);
-      this.db.prepare("UPDATE containers SET pid = ?, runtime_json = ? WHERE id = ? AND status = 'running'").run(pid, JSON.stringify(facts ?? {}), row.id);
-      addEvent(this.db, 'container', 'start', row.id, { name: row.name });
+      this.rows.setStarted(row.id, run, pid, JSON.stringify({ ...(facts ?? {}), bootId: bootId() } satisfies RunFacts));
+      addEvent(this.db, 'container', 'start', row.id, { name: row.name, run: String(run) });
     } catch (e) {
-      await this.failStart(row, spec, iso, e);
+      await this.failStart(current, spec ?? this.runSpec(current), iso, e);
       throw e;
     }
   }
 
-  /** A start that failed: record why, release what the wall set up, honour --rm. */
+  /** A start that failed (lease held): record why, release what the wall set up, honour --rm. */
   private async failStart(row: ContainerRow, spec: InstanceSpec, iso: Isolation, e: unknown): Promise<void> {
     const code = e instanceof HullError && 'exitCode' in e ? Number((e as { exitCode: number }).exitCode) : 125;
-    this.rows.markExited(row.id, code, false, nowIso(), e instanceof Error ? e.message : String(e));
-    if (this.stored(row).opts.rm) {
-      await iso.cleanup(spec).catch(() => undefined);
-      this.rows.delete(row.id);
-    } else if (iso.release) await iso.release(spec).catch(() => undefined);
+    this.rows.markExited(row.id, row.run, code, false, nowIso(), e instanceof Error ? e.message : String(e));
+    if (this.stored(row).opts.rm) await this.removeLocked(this.rows.get(row.id) ?? row).catch(() => undefined);
+    else if (iso.release) await iso.release(spec).catch(() => undefined);
   }
 
   /**
@@ -209,41 +250,49 @@ export class Engine {
    * under the monitor (so the log, exit code and OOM kill are recorded) and followed.
    */
   async run(opts: RunOptions, io: AttachStdio & { detach?: boolean; onStarted?: (id: string) => void }): Promise<RunResult> {
-    const { id, name, spec } = await this.create(opts, io.stderr);
-    const row = this.rows.get(id)!;
+    const { id, name } = await this.create(opts, io.stderr);
     if (io.detach) {
-      await this.startDetached(row, spec);
+      await this.locked(id, (row) => this.startLocked(row));
       return { id, name };
     }
-    if (opts.rm || opts.interactive || opts.tty) return this.runForeground(row, spec, opts, io);
-    await this.startDetached(row, spec);
-    io.onStarted?.(id);
+    if (opts.rm || opts.interactive || opts.tty) return this.runForeground(id, opts, io);
     const ac = new AbortController();
+    await this.locked(id, (row) => this.startLocked(row));
+    io.onStarted?.(id);
     const following = this.logs(id, { follow: true }, io, ac.signal);
     const exit = await this.wait(id);
     await following;
     return { id, name, exitCode: exit.StatusCode, oomKilled: exit.OOMKilled };
   }
 
-  private async runForeground(row: ContainerRow, spec: InstanceSpec, opts: RunOptions, io: AttachStdio & { onStarted?: (id: string) => void }): Promise<RunResult> {
+  private async runForeground(id: string, opts: RunOptions, io: AttachStdio & { onStarted?: (id: string) => void }): Promise<RunResult> {
+    // This process records the exit itself (no monitor): others read the run as running while
+    // its owner lives, and reconcile it only once the owner is gone.
+    const facts: RunFacts = { bootId: bootId(), attached: true, owner: processIdentity(process.pid) };
+    const { row, run } = await this.locked(id, async (r) => ({ row: r, run: this.rows.beginRun(r.id, nowIso(), JSON.stringify(facts)) }));
+    const spec = await this.liveSpec(this.rows.get(id) ?? { ...row, run });
     const iso = await this.wall(row.isolation);
     let exit;
     try {
       exit = await iso.runAttached(spec, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr }, (pid) => {
-        // This process records the exit itself (no monitor): others must not guess it.
-        this.rows.markRunning(row.id, pid, nowIso(), JSON.stringify({ attached: true, ownerPid: process.pid }));
+        this.rows.setStarted(row.id, run, pid, JSON.stringify(facts));
         io.onStarted?.(row.id);
       });
     } catch (e) {
-      await this.failStart(row, spec, iso, e);
+      await this.locks.with(id, async (present) => {
+        const cur = present ? this.rows.get(id) : undefined;
+        if (cur && cur.run === run) await this.failStart(cur, spec, iso, e);
+      });
       throw e;
     }
-    if (opts.rm) {
-      await iso.cleanup(spec);
-      this.rows.delete(row.id);
-    } else {
-      this.rows.markExited(row.id, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '');
-    }
+    await this.locks.with(id, async (present) => {
+      const cur = present ? this.rows.get(id) : undefined;
+      if (!cur || cur.run !== run) return; // removed (rm -f) or restarted meanwhile
+      if (this.rows.markExited(id, run, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '')) {
+        addEvent(this.db, 'container', 'die', id, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(run) });
+      }
+      if (opts.rm) await this.removeLocked(this.rows.get(id)!);
+    });
     return { id: row.id, name: row.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined };
   }
 
@@ -255,72 +304,156 @@ export class Engine {
    * failure (command not found, ...) is thrown as `run` throws it.
    */
   async runStep<T>(opts: RunOptions, io: AttachStdio & { onCreated?: (id: string) => void }, use: (exit: RunResult, layer: WritableLayer | undefined) => Promise<T>): Promise<T> {
-    const created = await this.create({ ...opts, rm: false }, io.stderr);
-    const spec: InstanceSpec = { ...created.spec, captureLayer: true };
+    const { id, name } = await this.create({ ...opts, rm: false }, io.stderr);
     try {
-      io.onCreated?.(created.id);
-      const row = this.rows.get(created.id)!;
+      io.onCreated?.(id);
+      const facts: RunFacts = { bootId: bootId(), attached: true, owner: processIdentity(process.pid) };
+      const { row, run } = await this.locked(id, async (r) => ({ row: r, run: this.rows.beginRun(r.id, nowIso(), JSON.stringify(facts)) }));
+      const spec: InstanceSpec = { ...(await this.liveSpec(this.rows.get(id) ?? { ...row, run })), captureLayer: true };
       const iso = await this.wall(row.isolation);
-      const exit = await iso.runAttached(spec, { stdin: null, stdout: io.stdout, stderr: io.stderr }, (pid) => {
-        this.rows.markRunning(row.id, pid, nowIso(), JSON.stringify({ attached: true, ownerPid: process.pid }));
+      const exit = await iso.runAttached(spec, { stdin: null, stdout: io.stdout, stderr: io.stderr }, (pid) => this.rows.setStarted(row.id, run, pid, JSON.stringify(facts)));
+      await this.locks.with(id, async (present) => {
+        const cur = present ? this.rows.get(id) : undefined;
+        if (cur && cur.run === run) this.rows.markExited(id, run, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '');
       });
-      this.rows.markExited(row.id, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '');
       const layer = exit.exitCode === 0 && !exit.error && iso.writableLayer ? await iso.writableLayer(spec) : undefined;
-      return await use({ id: row.id, name: row.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined }, layer);
+      return await use({ id, name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined }, layer);
     } finally {
-      await this.remove(created.id);
+      await this.rm(id, { force: true }).catch((e: unknown) => {
+        if (!isHullError(e, 'NOT_FOUND')) throw e;
+      });
     }
   }
 
-  // ---------------------------------------------------------------- exit bookkeeping
+  // ---------------------------------------------------------------- exits and reconciling
 
   /**
-   * Record the exit of a container whose process ended (called by the monitor's exit hook, and
-   * by any later call that notices first). Reads the exit code and OOM state before the wall
-   * releases the cgroup; removes --rm containers. Idempotent.
+   * What the current run really is, from outside (no lease needed): the row itself unless it
+   * says live; then the wall's files decide. Undefined exit = it still runs.
    */
-  async finalizeExit(id: string): Promise<ContainerRow | undefined> {
-    const row = this.rows.get(id);
-    if (!row || row.status !== 'running') return row;
-    const facts = JSON.parse(row.runtime_json || '{}') as { attached?: boolean; ownerPid?: number };
-    if (facts.attached && facts.ownerPid && facts.ownerPid !== process.pid && processAlive(facts.ownerPid)) return row;
-    const iso = await this.wall(row.isolation);
-    const { spec } = this.stored(row);
-    const st = await iso.state(spec);
-    if (st.running) return row;
-    if (this.rows.markExited(id, st.exit.exitCode, st.exit.oomKilled, nowIso(), st.exit.error ?? '')) {
-      addEvent(this.db, 'container', 'die', id, { exitCode: String(st.exit.exitCode), oomKilled: String(st.exit.oomKilled) });
+  private async observe(row: ContainerRow): Promise<ExitInfo | undefined> {
+    if (!isLive(row.status)) return undefined;
+    const facts = this.facts(row);
+    if (facts.bootId !== undefined && facts.bootId !== bootId()) {
+      return { exitCode: 255, oomKilled: false, error: 'the host restarted while the container ran' };
     }
-    if (iso.release) await iso.release(spec);
-    if (this.stored(row).opts.rm) await this.remove(id);
-    return this.rows.get(id);
+    if (facts.attached && facts.owner && identityAlive(facts.owner)) return undefined; // its owner records the exit
+    const st = await (await this.wall(row.isolation)).state(this.runSpec(row));
+    return st.running ? undefined : st.exit;
   }
 
-  /** Rows, with running ones whose process ended brought up to date. */
+  /**
+   * Bring the row up to date (lease held): a live run whose process ended gets its exit
+   * recorded (and --rm honoured); a removal that its remover left half done (killed) becomes
+   * 'dead', which `rm` finishes. Returns the row as it is now (status 'removing' with no id
+   * left behind when an --rm container went away).
+   */
+  private async settle(row: ContainerRow, o: { autoRemove?: boolean } = {}): Promise<ContainerRow> {
+    if (row.status === 'removing') {
+      this.rows.setStatus(row.id, 'dead', row.error || 'removal was interrupted');
+      return this.rows.get(row.id)!;
+    }
+    const exit = await this.observe(row);
+    if (!exit) return row;
+    await this.recordExit(row, exit, o);
+    return this.rows.get(row.id) ?? { ...row, status: 'removing' };
+  }
+
+  /** Record the end of the row's current run (lease held), free what it held, honour --rm. */
+  private async recordExit(row: ContainerRow, exit: ExitInfo, o: { autoRemove?: boolean } = {}): Promise<void> {
+    const iso = await this.wall(row.isolation);
+    if (this.rows.markExited(row.id, row.run, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '')) {
+      addEvent(this.db, 'container', 'die', row.id, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(row.run) });
+    }
+    if (iso.release) await iso.release(this.runSpec(row));
+    if ((o.autoRemove ?? true) && this.stored(row).opts.rm) await this.removeLocked(this.rows.get(row.id) ?? row);
+  }
+
+  /**
+   * The exit hook of run `run` (called by the monitor once the instance ended). Records the
+   * exit unless someone else already did, or the container moved on (removed, started again):
+   * it never waits on a lease whose holder is itself waiting for this monitor (rm -f, start),
+   * because it gives up as soon as the row no longer shows its run as live.
+   */
+  async finalizeExit(id: string, run?: number): Promise<void> {
+    const watch = new Watch([dbTarget(this.root)]);
+    try {
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        const seen = watch.seq;
+        const row = this.rows.get(id);
+        if (!row || !isLive(row.status) || (run !== undefined && row.run !== run)) return;
+        const lease = this.locks.tryAcquire(id);
+        if (lease) {
+          try {
+            const cur = this.rows.get(id);
+            if (cur && isLive(cur.status) && (run === undefined || cur.run === run)) await this.settle(cur);
+          } finally {
+            lease.release();
+          }
+          return;
+        }
+        if (Date.now() > deadline) return; // whoever holds it reconciles the run
+        await watch.after(seen, BACKSTOP_MS);
+      }
+    } finally {
+      watch.close();
+    }
+  }
+
+  /**
+   * The row as a later look should report it: a live run whose process is gone is settled
+   * here, unless another process holds the lease (a transition is under way: it reports the
+   * row as it is).
+   */
   private async fresh(row: ContainerRow): Promise<ContainerRow> {
-    if (row.status !== 'running' || row.pid === 0) return row;
-    return (await this.finalizeExit(row.id)) ?? { ...row, status: 'exited' };
+    if (!isLive(row.status) && row.status !== 'removing') return row;
+    if (row.status === 'removing' || (await this.observe(row))) {
+      const lease = this.locks.tryAcquire(row.id);
+      if (!lease) return row;
+      try {
+        const cur = this.rows.get(row.id);
+        return cur ? await this.settle(cur) : { ...row, status: 'removing' };
+      } finally {
+        lease.release();
+      }
+    }
+    return row;
   }
 
   // ---------------------------------------------------------------- stop / kill / wait / rm
 
   /** docker stop: stop signal, then SIGKILL after `timeoutSec` (default 10). No-op when stopped. */
   async stop(ref: string, timeoutSec = 10): Promise<void> {
-    const row = await this.fresh(this.rows.resolve(ref));
-    if (row.status !== 'running') return;
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row);
+      if (!this.rows.get(id) || admit('stop', row) === 'noop') return;
+      await this.stopLocked(row, timeoutSec);
+      addEvent(this.db, 'container', 'stop', row.id, { name: row.name });
+      await this.settle(this.rows.get(id) ?? row);
+    });
+  }
+
+  /** Stop the row's run and wait until its end is recorded by the monitor (lease held). */
+  private async stopLocked(row: ContainerRow, timeoutSec: number): Promise<void> {
+    const facts = this.facts(row);
+    if (facts.bootId !== undefined && facts.bootId !== bootId()) return; // nothing of it runs
     const iso = await this.wall(row.isolation);
-    await iso.stop(this.stored(row).spec, timeoutSec);
-    addEvent(this.db, 'container', 'stop', row.id, { name: row.name });
-    await this.finalizeExit(row.id);
+    await iso.stop(this.runSpec(row), timeoutSec);
   }
 
   /** docker kill: FAILED_PRECONDITION when the container is not running. */
   async kill(ref: string, signal = 'SIGKILL'): Promise<void> {
-    const row = await this.fresh(this.rows.resolve(ref));
-    if (row.status !== 'running') throw precondition(`Container ${row.id} is not running`);
-    const iso = await this.wall(row.isolation);
-    await iso.kill(this.stored(row).spec, signal);
-    addEvent(this.db, 'container', 'kill', row.id, { name: row.name, signal });
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row);
+      if (!this.rows.get(id)) throw precondition(`Container ${id} is not running`);
+      admit('kill', row);
+      const iso = await this.wall(row.isolation);
+      await iso.kill(this.runSpec(row), signal);
+      addEvent(this.db, 'container', 'kill', row.id, { name: row.name, signal });
+    });
   }
 
   /** The exit of a container that is gone (an --rm one), from its last 'die' event. */
@@ -329,79 +462,124 @@ export class Engine {
     return die?.exitCode !== undefined ? { StatusCode: Number(die.exitCode), OOMKilled: die.oomKilled === 'true' } : undefined;
   }
 
-  /** docker wait: resolves with the exit code once the container is not running. */
+  /**
+   * docker wait: resolves with the exit code once the container is not running (a created one
+   * is waited for until it has run and stopped). Woken by the monitor's exit file (inotify) and
+   * by every commit to the state database; a removed --rm container answers from its 'die' event.
+   */
   async wait(ref: string, signal?: AbortSignal): Promise<{ StatusCode: number; OOMKilled: boolean }> {
-    let row = this.rows.resolve(ref);
-    const iso = await this.wall(row.isolation);
-    const { spec } = this.stored(row);
-    for (;;) {
-      if (signal?.aborted) throw new HullError('UNAVAILABLE', 'wait aborted');
-      // docker waits for a created container to run and stop, too
-      if (row.status === 'exited' || row.status === 'dead') return { StatusCode: row.exit_code ?? 0, OOMKilled: row.oom_killed === 1 };
-      if (row.pid !== 0) {
-        const st = await iso.state(spec);
-        if (!st.running) {
-          const after = await this.finalizeExit(row.id);
-          if (after && after.status !== 'running') return { StatusCode: after.exit_code ?? st.exit.exitCode, OOMKilled: after.oom_killed === 1 };
-          const die = after ? undefined : this.removedExit(row.id);
-          return die ?? { StatusCode: st.exit.exitCode, OOMKilled: st.exit.oomKilled };
+    const first = this.rows.resolve(ref);
+    const iso = await this.wall(first.isolation);
+    const watch = new Watch([dbTarget(this.root), ...iso.exitTargets(this.runSpec(first))]);
+    try {
+      for (;;) {
+        if (signal?.aborted) throw new HullError('UNAVAILABLE', 'wait aborted');
+        const seen = watch.seq;
+        let row = this.rows.get(first.id);
+        if (row) row = await this.fresh(row);
+        if (!row || !this.rows.get(first.id)) {
+          const die = this.removedExit(first.id);
+          if (die) return die;
+          throw notFound(`No such container: ${ref}`);
         }
+        if (row.status === 'exited' || row.status === 'dead') return { StatusCode: row.exit_code ?? 0, OOMKilled: row.oom_killed === 1 };
+        await watch.after(seen, BACKSTOP_MS, signal);
       }
-      await sleep(100);
-      const next = this.rows.get(row.id);
-      if (!next) {
-        // Removed (an --rm container's exit hook ran between two looks): its 'die' event keeps
-        // the exit, as docker's wait reports it for an auto-removed container.
-        const die = this.removedExit(row.id);
-        if (die) return die;
-        const st = await iso.state(spec);
-        return st.running ? { StatusCode: 255, OOMKilled: false } : { StatusCode: st.exit.exitCode, OOMKilled: st.exit.oomKilled };
+    } finally {
+      watch.close();
+    }
+  }
+
+  /**
+   * Resolves once `until` holds for the container's row (undefined: the row is gone), looked at
+   * after every commit to the state database (inotify). For waits on what another hull process
+   * does: a next start, a removal.
+   */
+  async waitRow(id: string, until: (row: ContainerRow | undefined) => boolean, signal?: AbortSignal): Promise<ContainerRow | undefined> {
+    const watch = new Watch([dbTarget(this.root)]);
+    try {
+      for (;;) {
+        if (signal?.aborted) throw new HullError('UNAVAILABLE', 'wait aborted');
+        const seen = watch.seq;
+        const row = this.rows.get(id);
+        if (until(row)) return row;
+        await watch.after(seen, BACKSTOP_MS, signal);
       }
-      row = next;
+    } finally {
+      watch.close();
     }
   }
 
   /** docker rm: a running container needs `force` (then it is killed first). */
   async rm(ref: string, opts: { force?: boolean } = {}): Promise<string> {
-    let row = this.rows.resolve(ref);
-    row = await this.fresh(row);
-    if (row.status === 'running') {
-      if (!opts.force) {
-        throw conflict(`You cannot remove a running container ${row.id}. Stop the container before attempting removal or force remove`);
+    const id = this.rows.resolve(ref).id;
+    await this.locks.with(id, async (present) => {
+      let row = present ? this.rows.get(id) : undefined;
+      if (!row) return; // removed meanwhile (an --rm container's exit): docker answers the same
+      row = await this.settle(row);
+      if (!this.rows.get(id)) return;
+      admit(opts.force ? 'forceRemove' : 'remove', row);
+      if (isLive(row.status)) {
+        await this.stopLocked(row, 0);
+        await this.settle(row, { autoRemove: false });
       }
-      const iso = await this.wall(row.isolation);
-      await iso.stop(this.stored(row).spec, 0).catch(() => undefined);
-      await this.finalizeExit(row.id);
-    }
-    if (this.rows.get(row.id)) await this.remove(row.id);
-    return row.id;
+      await this.removeLocked(this.rows.get(id) ?? row);
+    });
+    return id;
   }
 
-  private async remove(id: string): Promise<void> {
-    const row = this.rows.get(id);
-    if (!row) return;
-    this.rows.setStatus(id, 'removing', row.error);
+  /**
+   * Remove a container that no longer runs (lease held): 'removing' first, so a monitor's late
+   * exit hook leaves it alone; the wall then takes away everything (monitor, runtime state,
+   * mounts, cgroup, files); the row goes last. A wall that fails leaves the row 'dead'.
+   */
+  private async removeLocked(row: ContainerRow): Promise<void> {
+    if (!this.rows.get(row.id)) return;
+    this.rows.setStatus(row.id, 'removing', row.error);
     const iso = await this.wall(row.isolation);
-    await iso.cleanup(this.stored(row).spec);
-    if (this.rows.delete(id)) addEvent(this.db, 'container', 'destroy', id, { name: row.name });
+    try {
+      await iso.cleanup(this.runSpec(row));
+    } catch (e) {
+      this.rows.setStatus(row.id, 'dead', `removal failed: ${(e as Error).message}`);
+      throw e;
+    }
+    if (this.rows.delete(row.id)) addEvent(this.db, 'container', 'destroy', row.id, { name: row.name });
   }
 
-  /** docker restart: stop (with timeout) then start. */
+  /** docker restart: stop (with timeout) then start, as one transition. */
   async restart(ref: string, timeoutSec = 10): Promise<void> {
-    const row = this.rows.resolve(ref);
-    await this.stop(row.id, timeoutSec);
-    this.rows.incrementRestarts(row.id);
-    await this.start(row.id);
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row, { autoRemove: false });
+      admit('restart', row);
+      if (isLive(row.status)) {
+        await this.stopLocked(row, timeoutSec);
+        addEvent(this.db, 'container', 'stop', row.id, { name: row.name });
+        row = await this.settle(this.rows.get(id) ?? row, { autoRemove: false });
+      }
+      this.rows.incrementRestarts(row.id);
+      await this.startLocked(this.rows.get(id)!);
+      addEvent(this.db, 'container', 'restart', row.id, { name: row.name });
+    });
   }
 
   /** docker container prune: remove every container that is not running. */
   async prune(): Promise<{ deleted: string[] }> {
     const deleted: string[] = [];
     for (const r of this.rows.list(true)) {
-      const row = await this.fresh(r);
-      if (row.status === 'running') continue;
-      await this.remove(row.id);
-      deleted.push(row.id);
+      if (isLive(r.status)) {
+        const now = await this.fresh(r);
+        if (isLive(now.status)) continue;
+      }
+      const gone = await this.locks.with(r.id, async (present) => {
+        const row = present ? this.rows.get(r.id) : undefined;
+        if (!row) return false;
+        const cur = await this.settle(row);
+        if (!this.rows.get(r.id) || isLive(cur.status)) return !this.rows.get(r.id);
+        await this.removeLocked(cur);
+        return true;
+      });
+      if (gone) deleted.push(r.id);
     }
     return { deleted };
   }
@@ -411,41 +589,46 @@ export class Engine {
   /** docker exec: run another process in a running container; resolves with its exit code. */
   async exec(ref: string, o: ExecOptions, io: AttachStdio): Promise<number> {
     const row = await this.fresh(this.rows.resolve(ref));
-    if (row.status !== 'running') throw conflict(`Container ${row.id} is not running`);
+    admit('exec', row);
     if (o.workdir !== undefined && o.workdir !== '' && !o.workdir.startsWith('/')) throw new HullError('INVALID_ARGUMENT', `the working directory '${o.workdir}' is invalid, it needs to be an absolute path`);
     const iso = await this.wall(row.isolation);
     return iso.exec(await this.liveSpec(row), { args: o.cmd, env: o.env ?? [], cwd: o.workdir, user: o.user, terminal: o.tty ?? false, stdin: o.interactive ?? false }, io);
   }
 
-  /** docker logs, from the k8s-file log the monitor writes. `follow` ends when the container stops. */
+  /**
+   * docker logs, from the k8s-file log the monitor writes. `follow` reads as the log grows
+   * (inotify) and ends once the run has ended, after reading what the monitor wrote before it
+   * recorded the exit.
+   */
   async logs(ref: string, o: LogsOptions, io: { stdout: Writable; stderr: Writable }, signal?: AbortSignal): Promise<void> {
     const { readFrom, parseLogLines, tailRecords, writeRecords } = await import('./logs.js');
     const row = this.rows.resolve(ref);
     const file = path.join(this.stored(row).spec.dir, 'ctr.log');
-    let { text, offset } = readFrom(file, 0);
-    writeRecords(tailRecords(parseLogLines(text), o.tail ?? -1), io, o.timestamps ?? false);
-    if (!o.follow) return;
+    const iso = await this.wall(row.isolation);
     const stop = o.signal ?? signal;
-    for (;;) {
-      if (stop?.aborted) return;
-      const cur = this.rows.get(row.id);
-      let running = cur?.status === 'running';
-      if (running && cur && cur.pid !== 0) running = (await (await this.wall(cur.isolation)).state(this.stored(cur).spec)).running;
-      ({ text, offset } = readFrom(file, offset));
-      if (text) writeRecords(parseLogLines(text), io, o.timestamps ?? false);
-      if (!running && cur?.status !== 'created') {
-        // The monitor may still be flushing the last lines.
-        await sleep(50);
+    const watch = o.follow ? new Watch([fileTarget(file), dbTarget(this.root), ...iso.exitTargets(this.runSpec(row))]) : undefined;
+    try {
+      let { text, offset } = readFrom(file, 0);
+      writeRecords(tailRecords(parseLogLines(text), o.tail ?? -1), io, o.timestamps ?? false);
+      if (!watch) return;
+      for (;;) {
+        if (stop?.aborted) return;
+        const seen = watch.seq;
+        const cur = this.rows.get(row.id);
+        const ended = !cur || (cur.status !== 'created' && !isLive((await this.fresh(cur)).status));
         ({ text, offset } = readFrom(file, offset));
         if (text) writeRecords(parseLogLines(text), io, o.timestamps ?? false);
-        return;
+        if (ended) return;
+        await watch.after(seen, BACKSTOP_MS, stop);
       }
-      await sleep(100);
+    } finally {
+      watch?.close();
     }
   }
 
   async inspect(ref: string): Promise<ContainerInspect> {
     const row = await this.fresh(this.rows.resolve(ref));
+    if (!this.rows.get(row.id)) throw notFound(`No such container: ${ref}`);
     const stored = this.stored(row);
     return toInspect(row, stored, path.join(stored.spec.dir, 'ctr.log'));
   }
@@ -455,7 +638,7 @@ export class Engine {
     const out: ContainerSummary[] = [];
     for (const r of this.rows.list(true)) {
       const row = await this.fresh(r);
-      if (!o.all && row.status !== 'running') continue;
+      if (!o.all && !isLive(row.status)) continue;
       if (!this.rows.get(row.id)) continue;
       out.push(toSummary(row, this.stored(row), statusText(row)));
     }
@@ -468,9 +651,10 @@ export class Engine {
     const live = [];
     for (const r of rows) {
       const row = await this.fresh(r);
-      if (row.status !== 'running') continue;
+      if (!isLive(row.status)) continue;
       const iso = await this.wall(row.isolation);
-      live.push({ row, iso, spec: this.stored(row).spec, first: await iso.usage(this.stored(row).spec) });
+      const spec = this.runSpec(row);
+      live.push({ row, iso, spec, first: await iso.usage(spec) });
     }
     const t0 = Date.now();
     await sleep(sampleMs);
@@ -487,5 +671,6 @@ export class Engine {
   close(): void {
     this.storeCache?.db.close();
     this.storeCache = undefined;
+    this.locksCache = undefined;
   }
 }

@@ -55,6 +55,11 @@ export interface InstanceSpec {
     stdin: boolean;
   };
   hostname: string;
+  /**
+   * Number of this start of the instance (the engine counts them). The monitor's exit command
+   * carries it, so an exit is recorded for the run it belongs to only.
+   */
+  run?: number;
   /** --rm: the instance and its writable layer are removed when it exits (absent in specs stored by older hull: false). */
   autoRemove?: boolean;
   resources: {
@@ -136,7 +141,7 @@ export interface Isolation {
    * Detached start under a monitor that outlives the caller; output goes to the instance log,
    * `<spec.dir>/ctr.log` in the CRI "k8s-file" format (`<RFC3339Nano> <stdout|stderr> <F|P> <text>`
    * per line), which engine/logs.ts reads for `logs`, `logs -f` and attached runs without --rm.
-   * When IsolationOptions.exitCommand is set, the monitor runs it (id appended) after the exit.
+   * When IsolationOptions.exitCommand is set, the monitor runs it (id and run number appended) after the exit.
    */
   startDetached(spec: InstanceSpec): Promise<{ pid: number; facts?: Record<string, unknown> }>;
   /** Current state, from the monitor's files; never blocks on the instance. */
@@ -148,6 +153,12 @@ export interface Isolation {
   /** Run another process in the running instance; resolves with its exit code. */
   exec(spec: InstanceSpec, proc: { args: string[]; env: string[]; cwd?: string; user?: string; terminal: boolean; stdin: boolean }, stdio: Stdio): Promise<number>;
   usage(spec: InstanceSpec): Promise<Usage>;
+  /**
+   * Where the end of the current run shows (inotify targets: directories, with a name filter):
+   * waiters watch these instead of polling state(). A monitor that dies without writing them is
+   * noticed by the waiter's slow backstop look.
+   */
+  exitTargets(spec: InstanceSpec): { path: string; filter?: (name: string) => boolean }[];
   /** Remove every trace (processes, mounts, cgroups, sockets, upper dirs). Idempotent. */
   cleanup(spec: InstanceSpec): Promise<void>;
   /**
@@ -168,7 +179,7 @@ export interface Isolation {
 export interface IsolationOptions {
   /**
    * Program and leading args the monitor of a detached instance runs after it exited; the
-   * instance id is appended. The engine passes its exit hook here (records the exit in SQLite).
+   * instance id and the run number (spec.run) are appended. The engine passes its exit hook here (records the exit in SQLite).
    */
   exitCommand?: string[];
 }

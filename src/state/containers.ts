@@ -5,7 +5,7 @@
 import { conflict, notFound } from '../errors.js';
 import type { DB } from './db.js';
 
-export type ContainerStatus = 'created' | 'running' | 'exited' | 'dead' | 'removing';
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'exited' | 'dead' | 'removing';
 
 export interface ContainerRow {
   id: string;
@@ -25,13 +25,17 @@ export interface ContainerRow {
   started_at: string | null;
   finished_at: string | null;
   restart_count: number;
+  /** Number of the current (or last) start: 0 before the first. */
+  run: number;
+  /** Lease of the process changing the container ('' = free): engine/lock.ts. */
+  lock_owner: string;
 }
 
 export class ContainerTables {
   constructor(readonly db: DB) {}
 
   /** Insert a new container; a taken name is CONFLICT with docker's message. */
-  insert(row: Omit<ContainerRow, 'pid' | 'exit_code' | 'oom_killed' | 'error' | 'started_at' | 'finished_at' | 'restart_count' | 'runtime_json'> & { runtime_json?: string }): void {
+  insert(row: Omit<ContainerRow, 'pid' | 'exit_code' | 'oom_killed' | 'error' | 'started_at' | 'finished_at' | 'restart_count' | 'runtime_json' | 'run' | 'lock_owner'> & { runtime_json?: string }): void {
     try {
       this.db
         .prepare(
@@ -84,26 +88,38 @@ export class ContainerTables {
     return this.db.prepare(sql).all() as ContainerRow[];
   }
 
-  markRunning(id: string, pid: number, startedAt: string, runtimeJson: string): void {
-    this.db
+  /**
+   * A new run begins: running, with the next run number, no pid yet (the wall reports it) and
+   * the exit of the previous run cleared. Returns the new run number.
+   */
+  beginRun(id: string, startedAt: string, runtimeJson: string): number {
+    const r = this.db
       .prepare(
-        `UPDATE containers SET status = 'running', pid = ?, started_at = ?, runtime_json = ?, exit_code = NULL,
-           oom_killed = 0, error = '', finished_at = NULL WHERE id = ?`,
+        `UPDATE containers SET status = 'running', run = run + 1, pid = 0, started_at = ?, runtime_json = ?, exit_code = NULL,
+           oom_killed = 0, error = '', finished_at = NULL WHERE id = ? RETURNING run`,
       )
-      .run(pid, startedAt, runtimeJson, id);
+      .get(startedAt, runtimeJson, id) as { run: number } | undefined;
+    if (!r) throw notFound(`No such container: ${id}`);
+    return r.run;
+  }
+
+  /** The wall reported the run's process (and what it knows of it). Only for that run. */
+  setStarted(id: string, run: number, pid: number, runtimeJson: string): void {
+    this.db.prepare("UPDATE containers SET pid = ?, runtime_json = ? WHERE id = ? AND run = ? AND status IN ('running', 'paused')").run(pid, runtimeJson, id, run);
   }
 
   /**
-   * Record an exit once: only a row still 'running' (or 'created') changes, so the exit hook and
-   * a concurrent `hull stop` cannot both record it. Returns whether this call recorded it.
+   * Record the exit of run `run` once: only a row still in that run and live (or 'created')
+   * changes, so a late exit of an earlier run never ends a later one, and the exit hook and a
+   * concurrent `hull stop` cannot both record it. Returns whether this call recorded it.
    */
-  markExited(id: string, exitCode: number, oomKilled: boolean, finishedAt: string, error = ''): boolean {
+  markExited(id: string, run: number, exitCode: number, oomKilled: boolean, finishedAt: string, error = ''): boolean {
     const r = this.db
       .prepare(
         `UPDATE containers SET status = 'exited', pid = 0, exit_code = ?, oom_killed = ?, finished_at = ?, error = ?
-         WHERE id = ? AND status IN ('running', 'created')`,
+         WHERE id = ? AND run = ? AND status IN ('running', 'paused', 'created')`,
       )
-      .run(exitCode, oomKilled ? 1 : 0, finishedAt, error, id);
+      .run(exitCode, oomKilled ? 1 : 0, finishedAt, error, id, run);
     return r.changes === 1;
   }
 

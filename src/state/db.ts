@@ -89,6 +89,15 @@ const MIGRATIONS: string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 2: the lifecycle (src/engine/lifecycle.ts). `run` numbers a container's starts: the monitor's
+  // exit hook and the 'die' event carry it, so the late exit of run N can never end run N+1.
+  // `lock_owner` is the lease of the process that is changing the container ('' = free;
+  // 'pid:starttime:token', taken over once that process is gone: src/engine/lock.ts).
+  `
+  ALTER TABLE containers ADD COLUMN run INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE containers ADD COLUMN lock_owner TEXT NOT NULL DEFAULT '';
+  `,
+  // 3: hull build's layer cache.
   `
   -- hull build's layer cache: each step's result is an (untagged) image; the key is what docker
   -- keys a step on (parent image, instruction, inputs). A row goes with its image.
@@ -129,23 +138,57 @@ function nativeBinding(): string | undefined {
 /**
  * Open (and migrate) the database at `file`. WAL mode and a busy timeout make it safe for
  * many hull processes at once: writers queue, readers never block.
+ *
+ * A new database is made whole before anyone else can open it (createWhole): switching a
+ * database to WAL is a read transaction that upgrades to a write, and SQLite answers such an
+ * upgrade with SQLITE_BUSY at once, without its busy handler (deadlock avoidance), when another
+ * connection is doing the same. Two processes creating one new root at once both found the new
+ * file in rollback mode and both switched it: one of them failed with "database is locked".
  */
 export function openDb(file: string): DB {
   const hit = cache.get(file);
   if (hit && hit.open) return hit;
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o711 });
-  const binding = nativeBinding();
-  const db = new Database(file, binding ? { timeout: 30_000, nativeBinding: binding } : { timeout: 30_000 });
-  // Switching a new database to WAL needs an exclusive lock, and SQLite may answer SQLITE_BUSY
-  // at once (without its busy handler) when another process opens the same new file: retry.
-  withBusyRetry(() => {
-    if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
-  });
+  if (!fs.existsSync(file)) createWhole(file);
+  const db = connect(file);
+  // Only a database made by something else can be in another mode; one connection switching
+  // it can still meet the upgrade race above with a second one, so that case alone retries.
+  if (db.pragma('journal_mode', { simple: true }) !== 'wal') withBusyRetry(() => db.pragma('journal_mode = WAL'));
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  withBusyRetry(() => migrate(db));
+  migrate(db);
   cache.set(file, db);
   return db;
+}
+
+function connect(file: string): DB {
+  const binding = nativeBinding();
+  return new Database(file, binding ? { timeout: 30_000, nativeBinding: binding } : { timeout: 30_000 });
+}
+
+/**
+ * Make a new database at `file` in one step: a private temporary file gets WAL mode and the
+ * whole schema, is closed (which checkpoints and removes its WAL), and is then hard-linked to
+ * `file`, which fails if another process got there first (its database is used instead).
+ */
+function createWhole(file: string): void {
+  const tmp = `${file}.new-${process.pid}-${Date.now()}`;
+  try {
+    const db = connect(tmp);
+    try {
+      db.pragma('journal_mode = WAL');
+      migrate(db);
+    } finally {
+      db.close();
+    }
+    try {
+      fs.linkSync(tmp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  } finally {
+    for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`]) fs.rmSync(f, { force: true });
+  }
 }
 
 /** Run `fn`, retrying for up to 30 s while SQLite reports the database busy or locked. */

@@ -37,7 +37,7 @@ test('follow: waits for the file, delivers appended records in order, reads once
     let end!: () => void;
     const until = new Promise<void>((r) => (end = r));
     const ac = new AbortController();
-    const f = follow(t.file, { offset: 0, until, signal: ac.signal, onRecords: (r) => void got.push(...r), pollMs: 5 });
+    const f = follow(t.file, { offset: 0, until, signal: ac.signal, onRecords: (r) => void got.push(...r) });
     await sleep(20);
     fs.writeFileSync(t.file, line('stdout', 'one'));
     await sleep(30);
@@ -60,7 +60,7 @@ test('follow: an abort stops it; a truncated log is read from the start', async 
     fs.writeFileSync(t.file, line('stdout', 'old') + line('stdout', 'older'));
     const got: string[] = [];
     const ac = new AbortController();
-    const f = follow(t.file, { offset: fs.statSync(t.file).size, until: new Promise(() => undefined), signal: ac.signal, onRecords: (r) => void got.push(...r.map((x) => x.text)), pollMs: 5 });
+    const f = follow(t.file, { offset: fs.statSync(t.file).size, until: new Promise(() => undefined), signal: ac.signal, onRecords: (r) => void got.push(...r.map((x) => x.text)) });
     await sleep(20);
     fs.writeFileSync(t.file, line('stdout', 'new'));
     await sleep(40);

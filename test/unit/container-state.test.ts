@@ -24,12 +24,23 @@ test('container rows: unique names, lookups by name and id prefix, exit recorded
   assert.equal(rows.resolve('ab').name, 'one');
   assert.throws(() => rows.resolve('a'), (e) => isHullError(e, 'CONFLICT'));
   assert.throws(() => rows.resolve('zz'), (e) => isHullError(e, 'NOT_FOUND') && /No such container: zz/.test((e as Error).message));
-  rows.markRunning('ab' + '0'.repeat(62), 42, '2026-01-01T00:00:01.000Z', '{}');
+  const id = 'ab' + '0'.repeat(62);
+  assert.equal(rows.beginRun(id, '2026-01-01T00:00:01.000Z', '{}'), 1, 'the first start is run 1');
+  rows.setStarted(id, 1, 42, '{}');
+  assert.equal(rows.get(id)!.pid, 42);
   assert.deepEqual(rows.list(false).map((r) => r.name), ['one']);
-  assert.equal(rows.markExited('ab' + '0'.repeat(62), 3, true, '2026-01-01T00:00:02.000Z'), true);
-  assert.equal(rows.markExited('ab' + '0'.repeat(62), 0, false, '2026-01-01T00:00:03.000Z'), false, 'the first exit wins');
-  const r = rows.get('ab' + '0'.repeat(62))!;
+  assert.equal(rows.markExited(id, 0, 9, false, '2026-01-01T00:00:02.000Z'), false, 'an exit of another run changes nothing');
+  assert.equal(rows.markExited(id, 1, 3, true, '2026-01-01T00:00:02.000Z'), true);
+  assert.equal(rows.markExited(id, 1, 0, false, '2026-01-01T00:00:03.000Z'), false, 'the first exit wins');
+  const r = rows.get(id)!;
   assert.equal(r.exit_code, 3);
+  assert.equal(r.run, 1);
+  assert.equal(rows.beginRun(id, '2026-01-01T00:00:04.000Z', '{}'), 2, 'each start has its own run number');
+  rows.setStarted(id, 1, 77, '{}');
+  assert.equal(rows.get(id)!.pid, 0, 'a late report of run 1 does not touch run 2');
+  assert.equal(rows.markExited(id, 1, 137, false, '2026-01-01T00:00:05.000Z'), false, 'the late exit of run 1 cannot end run 2');
+  assert.equal(rows.get(id)!.status, 'running');
+  assert.equal(rows.markExited(id, 2, 3, true, '2026-01-01T00:00:02.000Z'), true);
   assert.equal(r.oom_killed, 1);
   assert.equal(statusText(r, Date.parse('2026-01-01T00:01:02.000Z')), 'Exited (3) About a minute ago');
   assert.equal(humanDuration(3000), '3 seconds');
@@ -49,7 +60,7 @@ test('inspect and ps shapes', () => {
   const row = {
     id: 'f'.repeat(64), name: 'web', image_id: 'sha256:1', image_ref: 'busybox', isolation: 'container' as const, runtime: 'crun',
     status: 'running' as const, spec_json: '', runtime_json: '{"conmonPid":7}', pid: 99, exit_code: null, oom_killed: 0, error: '',
-    created_at: '2026-01-01T00:00:00.000Z', started_at: '2026-01-01T00:00:01.000Z', finished_at: null, restart_count: 0,
+    created_at: '2026-01-01T00:00:00.000Z', started_at: '2026-01-01T00:00:01.000Z', finished_at: null, restart_count: 0, run: 1, lock_owner: '',
   };
   const i = toInspect(row, { opts: { image: 'busybox', rm: true }, spec }, '/d/ctr.log');
   assert.equal(i.State.Status, 'running');

@@ -9,6 +9,11 @@
  *   ctr.log            the k8s-file log conmon writes
  *   exit/<id>          the exit code conmon writes
  *   pid, conmon.pid    pids of the container's process and of its monitor
+ *   signalled          the last signal hull sent (the exit of a run whose monitor was killed)
+ *
+ * One run at a time: a start first takes away whatever the previous run left (its monitor and
+ * exit hook, crun's state of the stopped id, the cgroup, the exit file), so a late writer of
+ * run N never meets run N+1.
  */
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -25,6 +30,8 @@ import { checkExecutable, LayeredRoot, resolveUserInRoot } from './rootfs.js';
 import { conmonRuntimeScript, makeDriver, overlayVolatileSupported, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
 import { goArch, loadDefaultSeccomp } from './seccomp.js';
 import { effectiveCaps } from './caps.js';
+import { killGroup, pidAlive, processGroup } from '../../util/proc.js';
+import { Watch } from '../../util/watch.js';
 
 
 /** Where --init's binary is looked for (Debian's tini-static, then tini). */
@@ -48,22 +55,6 @@ function run(argv: string[], opts: { timeoutMs?: number } = {}): Promise<Run> {
     c.on('error', reject);
     c.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
-}
-
-function pidAlive(pid: number): boolean {
-  if (!(pid > 0)) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A zombie counts as gone.
-  try {
-    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 function readInt(file: string): number | undefined {
@@ -111,6 +102,7 @@ class ContainerIsolation implements Isolation {
       exitFile: path.join(d, 'exit', spec.id),
       pid: path.join(d, 'pid'),
       conmonPid: path.join(d, 'conmon.pid'),
+      signalled: path.join(d, 'signalled'),
     };
   }
 
@@ -282,9 +274,9 @@ class ContainerIsolation implements Isolation {
   }
 
   async startDetached(spec: InstanceSpec): Promise<{ pid: number; facts?: Record<string, unknown> }> {
+    await this.clearRun(spec);
     const driver = this.prepare(spec);
     const f = this.files(spec);
-    for (const x of [f.exitFile, f.pid, f.conmonPid]) fs.rmSync(x, { force: true });
     fs.writeFileSync(f.script, conmonRuntimeScript(driver, this.overlay(spec)), { mode: 0o755 });
     const conmon = findConmon();
     const socketDir = path.join(this.root, 'run', 'conmon');
@@ -296,7 +288,7 @@ class ContainerIsolation implements Isolation {
           conmon, id: spec.id, name: spec.name, runtime: f.script, bundle: spec.dir, pidFile: f.pid,
           conmonPidFile: f.conmonPid, logPath: f.log, exitDir: f.exitDir, socketDir,
           terminal: spec.process.terminal, stdin: spec.process.stdin,
-          exitCommand: this.opts.exitCommand ? [...this.opts.exitCommand, spec.id] : [],
+          exitCommand: this.opts.exitCommand ? [...this.opts.exitCommand, spec.id, String(spec.run ?? 0)] : [],
         },
         spec.dir,
       );
@@ -313,24 +305,84 @@ class ContainerIsolation implements Isolation {
     return { pid, facts: { conmonPid: readInt(f.conmonPid) ?? 0, runtime: driver.name, cgroupsPath: containerCgroupPath(spec.id), logPath: f.log } };
   }
 
+  /**
+   * The run's state from its files, without waiting: its exit file (written by conmon) ends it;
+   * until then it runs while its process or its monitor does (conmon writes the exit file
+   * right after the process ended). With neither left and no exit file, the exit code is lost
+   * (monitor killed): the signal hull last sent decides it, else 255.
+   */
   async state(spec: InstanceSpec): Promise<InstanceState> {
     const f = this.files(spec);
+    const exited = (code: number, error?: string): InstanceState => ({
+      running: false,
+      exit: { exitCode: code, oomKilled: readOomKilled(this.layout, containerCgroupPath(spec.id)), ...(error ? { error } : {}) },
+    });
     const code = readInt(f.exitFile);
-    if (code !== undefined) return { running: false, exit: { exitCode: code, oomKilled: readOomKilled(this.layout, containerCgroupPath(spec.id)) } };
+    if (code !== undefined) return exited(code);
     const pid = readInt(f.pid) ?? 0;
     if (pidAlive(pid)) return { running: true, pid };
-    // Neither the process nor its monitor has written a pid yet: the start is under way.
-    if (pid === 0 && !fs.existsSync(f.conmonPid)) return { running: true, pid: 0 };
-    // The process is gone; conmon writes the exit file right after. Give it a moment.
-    const monitor = readInt(f.conmonPid) ?? 0;
-    for (let i = 0; i < 50 && pidAlive(monitor); i++) {
-      const c = readInt(f.exitFile);
-      if (c !== undefined) return { running: false, exit: { exitCode: c, oomKilled: readOomKilled(this.layout, containerCgroupPath(spec.id)) } };
-      await sleep(20);
+    if (this.monitorPid(spec)) return { running: true, pid };
+    const again = readInt(f.exitFile);
+    if (again !== undefined) return exited(again);
+    const sig = readInt(f.signalled);
+    if (sig !== undefined && pid > 0) return exited(128 + sig, 'the container monitor was gone: the exit code is that of the signal hull sent');
+    return exited(255, pid > 0 ? 'the container monitor is gone without recording an exit code' : 'the container never started');
+  }
+
+  /** The live conmon of this container, if any (checked by its command line: pids are reused). */
+  private monitorPid(spec: InstanceSpec): number | undefined {
+    const pid = readInt(this.files(spec).conmonPid) ?? 0;
+    if (!pidAlive(pid)) return undefined;
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmd.includes(spec.id) ? pid : undefined;
+    } catch {
+      return undefined;
     }
-    const c = readInt(f.exitFile);
-    if (c !== undefined) return { running: false, exit: { exitCode: c, oomKilled: readOomKilled(this.layout, containerCgroupPath(spec.id)) } };
-    return { running: false, exit: { exitCode: 255, oomKilled: false, error: 'the container monitor is gone without recording an exit code' } };
+  }
+
+  /** Wait (inotify on the exit directory) until state() says the run ended; false on timeout. */
+  private async ended(spec: InstanceSpec, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    const watch = new Watch(this.exitTargets(spec));
+    try {
+      for (;;) {
+        const seen = watch.seq;
+        if (!(await this.state(spec)).running) return true;
+        if (Date.now() >= deadline) return false;
+        // backstop: a process whose monitor was killed ends without any file changing
+        await watch.after(seen, Math.min(200, Math.max(1, deadline - Date.now())));
+      }
+    } finally {
+      watch.close();
+    }
+  }
+
+  exitTargets(spec: InstanceSpec): { path: string; filter?: (name: string) => boolean }[] {
+    return [{ path: this.files(spec).exitDir }];
+  }
+
+  /**
+   * Take away what a previous run left before a new one starts: its monitor (conmon, with the
+   * exit hook it may still run: killed as a process group, since conmon is a session leader),
+   * crun's state of the stopped id, the cgroup, the exit and pid files.
+   */
+  private async clearRun(spec: InstanceSpec): Promise<void> {
+    const f = this.files(spec);
+    await this.killMonitor(spec);
+    await this.teardownRuntime(spec, this.driverOrUndefined(spec));
+    for (const x of [f.exitFile, f.pid, f.conmonPid, f.signalled]) fs.rmSync(x, { force: true });
+  }
+
+  /** SIGKILL the monitor's process group and wait until it is gone. */
+  private async killMonitor(spec: InstanceSpec): Promise<void> {
+    const monitor = this.monitorPid(spec);
+    // The exit hook conmon runs is in its group: when that hook is this process (removing an
+    // --rm container), conmon ends by itself once it returns.
+    if (!monitor || processGroup(process.pid) === monitor) return;
+    killGroup(monitor, 'SIGKILL');
+    for (let i = 0; i < 500 && pidAlive(monitor); i++) await sleep(5);
+    if (pidAlive(monitor)) throw new HullError('UNAVAILABLE', `the monitor of container ${spec.id.slice(0, 12)} (pid ${monitor}) did not exit after SIGKILL`);
   }
 
   async release(spec: InstanceSpec): Promise<ExitInfo | undefined> {
@@ -345,6 +397,8 @@ class ContainerIsolation implements Isolation {
     const driver = this.driver(spec);
     const st = await this.state(spec);
     if (!st.running) throw precondition(`container ${spec.id.slice(0, 12)} is not running`);
+    const n = signalNumber(signal);
+    if (n !== undefined) fs.writeFileSync(this.files(spec).signalled, String(n));
     const r = await run(runtimeArgv(driver, sub.kill(driver, spec.id, signal, signal === 'SIGKILL' || signal === 'KILL' || signal === '9')));
     if (r.code !== 0) {
       const again = await this.state(spec);
@@ -363,11 +417,7 @@ class ContainerIsolation implements Isolation {
         if (!(await this.state(spec)).running) return;
         throw e;
       }
-      const deadline = timeoutSec < 0 ? Infinity : Date.now() + timeoutSec * 1000;
-      while (Date.now() < deadline) {
-        if (!(await this.state(spec)).running) return;
-        await sleep(50);
-      }
+      if (await this.ended(spec, timeoutSec < 0 ? 2 ** 31 - 1 : timeoutSec * 1000)) return;
     }
     try {
       await this.kill(spec, 'SIGKILL');
@@ -375,10 +425,7 @@ class ContainerIsolation implements Isolation {
       if (!(await this.state(spec)).running) return;
       throw e;
     }
-    for (let i = 0; i < 200; i++) {
-      if (!(await this.state(spec)).running) return;
-      await sleep(50);
-    }
+    if (await this.ended(spec, 10_000)) return;
     throw new HullError('UNAVAILABLE', `container ${spec.id.slice(0, 12)} did not exit after SIGKILL`);
   }
 
@@ -444,11 +491,9 @@ class ContainerIsolation implements Isolation {
     // Kill whatever still runs: the container (through the runtime), then its monitor.
     if (driver && fs.existsSync(path.join(driver.stateDir, spec.id))) {
       await run(runtimeArgv(driver, sub.kill(driver, spec.id, 'SIGKILL', true))).catch(() => undefined);
-      for (let i = 0; i < 100 && pidAlive(readInt(f.pid) ?? 0); i++) await sleep(20);
+      for (let i = 0; i < 400 && pidAlive(readInt(f.pid) ?? 0); i++) await sleep(5);
     }
-    const monitor = readInt(f.conmonPid) ?? 0;
-    for (let i = 0; i < 100 && pidAlive(monitor); i++) await sleep(20);
-    if (pidAlive(monitor)) process.kill(monitor, 'SIGKILL');
+    await this.killMonitor(spec);
     await this.teardownRuntime(spec, driver);
     // conmon's link from its socket directory to the bundle
     fs.rmSync(path.join(this.root, 'run', 'conmon', spec.id), { force: true });
@@ -477,6 +522,13 @@ class ContainerIsolation implements Isolation {
     removeCgroup(this.layout, containerCgroupPath(spec.id));
     void driver;
   }
+}
+
+/** A signal's number ('SIGTERM', 'TERM', '15'), undefined when unknown. */
+function signalNumber(signal: string): number | undefined {
+  const t = signal.trim().toUpperCase();
+  if (/^\d+$/.test(t)) return Number(t);
+  return (os.constants.signals as Record<string, number>)[t.startsWith('SIG') ? t : `SIG${t}`];
 }
 
 function safeRead(file: string): string {

@@ -11,7 +11,8 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { HullError } from '../../errors.js';
 import type { ExitInfo, InstanceSpec, Stdio } from '../types.js';
 import { readVmCgroup } from './cgroup.js';
-import { prepare, procStartTime, type Monitor } from './launch.js';
+import { prepare, type Monitor } from './launch.js';
+import { procStartTime } from '../../util/proc.js';
 import { decodeStatus, encodeData, encodeFrame, T } from './protocol.js';
 
 /** A start the guest refused (command not found: 127, not executable: 126, other: 125). */
@@ -22,7 +23,7 @@ export class VmStartError extends HullError {
 }
 
 /** Pure: the ExitInfo for what the status file says (or does not say) once QEMU is gone. */
-export function exitFromStatus(status: Buffer, facts: { killedByHull: boolean; oomKilled: boolean; qemuErr: string }): ExitInfo {
+export function exitFromStatus(status: Buffer, facts: { killedByHull: boolean; oomKilled: boolean; qemuErr: string; qemuSignal?: number }): ExitInfo {
   let st;
   try {
     st = decodeStatus(status);
@@ -33,6 +34,7 @@ export function exitFromStatus(status: Buffer, facts: { killedByHull: boolean; o
   if (st.exit) return { exitCode: st.exit.code, oomKilled: facts.oomKilled || st.exit.oomKilled };
   if (facts.killedByHull) return { exitCode: 137, oomKilled: facts.oomKilled };
   if (facts.oomKilled) return { exitCode: 137, oomKilled: true, error: 'QEMU was killed by the VM cgroup memory limit' };
+  if (facts.qemuSignal !== undefined) return { exitCode: 128 + facts.qemuSignal, oomKilled: false, error: `QEMU was killed by signal ${facts.qemuSignal}` };
   const why = facts.qemuErr.trim().split('\n').slice(-3).join(' ').slice(0, 500);
   return {
     exitCode: 255, oomKilled: false,

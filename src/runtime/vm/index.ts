@@ -12,7 +12,9 @@ import type { ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions
 import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
 import { readVmCgroup, removeVmCgroup } from './cgroup.js';
 import { ctlAddress, execInVm, sendControl } from './control.js';
-import { prepare, procStartTime, vmFiles, type Monitor } from './launch.js';
+import { prepare, vmFiles, type Monitor } from './launch.js';
+import { killGroup, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
+import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -55,13 +57,23 @@ function signalNumber(signal: string): number {
   throw new HullError('INVALID_ARGUMENT', `invalid signal: ${signal}`);
 }
 
-async function waitGone(m: Monitor, ms: number): Promise<boolean> {
+/**
+ * Wait until the VM's QEMU is gone, woken by its monitor shell writing qemu.rc (inotify on the
+ * vm directory); a short backstop look covers a QEMU that has no monitor shell.
+ */
+async function waitGone(spec: InstanceSpec, m: Monitor, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
-  while (alive(m)) {
-    if (Date.now() > end) return false;
-    await sleep(20);
+  const watch = new Watch([{ path: vmFiles(spec).dir }]);
+  try {
+    for (;;) {
+      const seen = watch.seq;
+      if (!alive(m)) return true;
+      if (Date.now() > end) return false;
+      await watch.after(seen, Math.min(100, Math.max(1, end - Date.now())));
+    }
+  } finally {
+    watch.close();
   }
-  return true;
 }
 
 class VmIsolation implements Isolation {
@@ -74,6 +86,8 @@ class VmIsolation implements Isolation {
   }
 
   async startDetached(spec: InstanceSpec): Promise<{ pid: number; facts?: Record<string, unknown> }> {
+    // One run at a time: the previous run's monitor shell (running its exit hook) goes first.
+    await this.killMonitorShell(spec);
     const prep = await prepare(this.root, spec, { attached: false });
     const f = prep.files;
     let m: Monitor | undefined;
@@ -83,7 +97,7 @@ class VmIsolation implements Isolation {
       try {
         child = prep.spawn(
           { log: true, stdout: { kind: 'null' }, stderr: { kind: 'null' } },
-          { base: ['ignore', errFd, errFd], detached: true, pdeathsig: false, exitCommand: this.opts.exitCommand ? [...this.opts.exitCommand, spec.id] : undefined },
+          { base: ['ignore', errFd, errFd], detached: true, pdeathsig: false, exitCommand: this.opts.exitCommand ? [...this.opts.exitCommand, spec.id, String(spec.run ?? 0)] : undefined },
         );
       } finally {
         fs.closeSync(errFd);
@@ -101,7 +115,7 @@ class VmIsolation implements Isolation {
         if (pid && !m) {
           const st = procStartTime(pid);
           if (st !== undefined) {
-            m = { pid, startTime: st, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease };
+            m = { pid, startTime: st, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, ...(wrapped && child.pid ? { shellPid: child.pid } : {}) };
             writeMonitor(spec, m);
           }
         }
@@ -125,35 +139,47 @@ class VmIsolation implements Isolation {
     } catch (e) {
       if (m && alive(m)) {
         process.kill(m.pid, 'SIGKILL');
-        await waitGone(m, 5000);
+        await waitGone(spec, m, 5000);
       }
       if (!process.env.HULL_VM_KEEP_FAILED) await prep.release().catch(() => undefined);
       throw e;
     }
   }
 
+  /**
+   * The run's state from its files, without waiting: running while its QEMU runs; then the
+   * guest's status record (exit code, OOM), or how QEMU ended (qemu.rc: 137 when it was killed).
+   */
   async state(spec: InstanceSpec): Promise<InstanceState> {
     const m = readMonitor(spec);
-    let status = readStatus(spec);
+    if (alive(m)) return { running: true, pid: m!.pid };
     const f = vmFiles(spec);
-    // A detached start (its QEMU error file exists) with no monitor recorded yet, no guest status
-    // and QEMU's wrapper not ended: the start is under way (startDetached records the monitor
-    // once QEMU runs). Without this, the exit hook of the run before a restart, arriving late,
-    // read the new start as an exit and marked the new run exited.
-    if (!m && status.length === 0 && fs.existsSync(f.qemuErr) && !fs.existsSync(f.qemuRc)) return { running: true, pid: 0 };
-    if (alive(m)) {
-      // the guest reported its exit: QEMU is about to end; let it, so the answer is final
-      if (!decodeStatus(status).exit || !(await waitGone(m!, 3000))) return { running: true, pid: m!.pid };
-      status = readStatus(spec);
-    }
+    const status = readStatus(spec);
     const oom = m?.cgroup ? readVmCgroup(m.cgroup).oomKilled : false;
     const err = fs.existsSync(f.qemuErr) ? fs.readFileSync(f.qemuErr, 'utf8') : '';
+    const rc = fs.existsSync(f.qemuRc) ? Number(fs.readFileSync(f.qemuRc, 'utf8').trim()) : NaN;
     try {
-      return { running: false, exit: exitFromStatus(status, { killedByHull: fs.existsSync(f.killed), oomKilled: oom, qemuErr: err }) };
+      return { running: false, exit: exitFromStatus(status, { killedByHull: fs.existsSync(f.killed), oomKilled: oom, qemuErr: err, qemuSignal: rc > 128 ? rc - 128 : undefined }) };
     } catch (e) {
       if (e instanceof VmStartError) return { running: false, exit: { exitCode: e.exitCode, oomKilled: false, error: e.message } };
       throw e;
     }
+  }
+
+  exitTargets(spec: InstanceSpec): { path: string; filter?: (name: string) => boolean }[] {
+    return [{ path: vmFiles(spec).dir }];
+  }
+
+  /**
+   * SIGKILL the monitor shell of the last run (it waits for QEMU, then runs the exit hook as
+   * itself) with its process group, unless that hook is this very process.
+   */
+  private async killMonitorShell(spec: InstanceSpec): Promise<void> {
+    const m = readMonitor(spec);
+    const shell = m?.shellPid;
+    if (!shell || !pidAlive(shell) || processGroup(shell) !== shell || processGroup(process.pid) === shell) return;
+    killGroup(shell, 'SIGKILL');
+    for (let i = 0; i < 500 && pidAlive(shell); i++) await sleep(5);
   }
 
   private address(spec: InstanceSpec, m: Monitor): string {
@@ -164,7 +190,7 @@ class VmIsolation implements Isolation {
     if (!alive(m)) return;
     fs.writeFileSync(vmFiles(spec).killed, 'SIGKILL\n');
     process.kill(m.pid, 'SIGKILL');
-    if (!(await waitGone(m, 10_000))) throw new HullError('UNAVAILABLE', `QEMU (pid ${m.pid}) did not exit after SIGKILL`);
+    if (!(await waitGone(spec, m, 10_000))) throw new HullError('UNAVAILABLE', `QEMU (pid ${m.pid}) did not exit after SIGKILL`);
   }
 
   async kill(spec: InstanceSpec, signal: string): Promise<void> {
@@ -186,7 +212,7 @@ class VmIsolation implements Isolation {
     if (!alive(m)) return;
     try {
       await sendControl(this.address(spec, m!), T.SHUTDOWN, 0);
-      if (await waitGone(m!, Math.max(0, timeoutSec) * 1000)) return;
+      if (await waitGone(spec, m!, Math.max(0, timeoutSec) * 1000)) return;
     } catch {
       // agent unreachable: stop the hard way
     }
@@ -239,6 +265,7 @@ class VmIsolation implements Isolation {
     const m = readMonitor(spec);
     if (m) {
       await this.hardKill(spec, m);
+      await this.killMonitorShell(spec);
       if (m.cgroup) await removeVmCgroup(m.cgroup);
     }
     fs.rmSync(spec.dir, { recursive: true, force: true });

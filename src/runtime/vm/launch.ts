@@ -66,6 +66,8 @@ export interface Monitor {
   accel: AccelChoice;
   cgroup?: VmCgroup;
   kernelRelease?: string;
+  /** The detached VM's monitor shell (waits for QEMU, then execs the exit hook): its process group. */
+  shellPid?: number;
 }
 
 /** Pure: what of an InstanceSpec a VM cannot honour, as messages (empty = fine). */
@@ -257,16 +259,4 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
 /** Single-quotes a word for sh. */
 export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** Start time of a process from /proc (undefined when it is gone). */
-export function procStartTime(pid: number): number | undefined {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    if (f[0] === 'Z') return undefined;
-    return Number(f[19]);
-  } catch {
-    return undefined;
-  }
 }

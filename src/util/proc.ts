@@ -1,0 +1,70 @@
+/**
+ * Facts about host processes from /proc, shared by the engine and both walls: whether a pid
+ * is alive (a zombie is not), its start time (which tells a reused pid apart), this boot's id
+ * (pids of an earlier boot mean nothing now), and a process's identity as one string.
+ */
+import fs from 'node:fs';
+
+/** State letter and start time (clock ticks after boot) of `pid`, or undefined when it is gone. */
+function stat(pid: number): { state: string; startTime: number } | undefined {
+  if (!(pid > 0)) return undefined;
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0] ?? '', startTime: Number(f[19]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `pid` runs (a zombie counts as gone). */
+export function pidAlive(pid: number): boolean {
+  const s = stat(pid);
+  return s !== undefined && s.state !== 'Z' && s.state !== 'X';
+}
+
+/** Start time of a live process (clock ticks after boot); undefined when it is gone or a zombie. */
+export function procStartTime(pid: number): number | undefined {
+  const s = stat(pid);
+  return s && s.state !== 'Z' && s.state !== 'X' ? s.startTime : undefined;
+}
+
+let boot: string | undefined;
+/** This boot's id (/proc/sys/kernel/random/boot_id). */
+export function bootId(): string {
+  boot ??= fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  return boot;
+}
+
+/** 'pid:starttime' of a live process, '' when it is gone. */
+export function processIdentity(pid: number): string {
+  const t = procStartTime(pid);
+  return t === undefined ? '' : `${pid}:${t}`;
+}
+
+/** Whether the process named by processIdentity() still runs (same pid, same start time). */
+export function identityAlive(identity: string): boolean {
+  const m = /^(\d+):(\d+)/.exec(identity);
+  return !!m && procStartTime(Number(m[1])) === Number(m[2]);
+}
+
+/** Send `signal` to process group `pgid`; false when no such group is left. */
+export function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  if (!(pgid > 1)) return false;
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Process group of `pid` (undefined when it is gone). */
+export function processGroup(pid: number): number | undefined {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return undefined;
+  }
+}
