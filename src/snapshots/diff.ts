@@ -6,7 +6,9 @@
  * scanUpper() reads the directory into a list of entries (tested as data); layerTar() writes
  * them with tar-stream. What docker does, and so hull:
  *  - entries in lexical order (parents first), no entry for the root itself;
- *  - overlay whiteouts (char device 0/0) become `.wh.NAME` (regular, empty, mode 0600);
+ *  - overlay whiteouts (char device 0/0) become `.wh.NAME` (regular, empty, mode 0600, and,
+ *    unlike moby, mtime 0: the time of a deletion is not part of what it
+ *    does, and without it the same RUN gives the same layer on every run and wall);
  *    an opaque directory (xattr trusted.overlay.opaque=y) is written, then `DIR/.wh..wh..opq`
  *    (regular, empty, the directory's permission bits and owner, mtime 0);
  *  - owners and modes (setuid, setgid, sticky) as on disk, numeric only (no user names);
@@ -173,7 +175,7 @@ export function scanUpper(upper: string, opts: DiffOptions = {}): DiffEntry[] {
       const own = new Map([...(xattrs.get(r) ?? new Map<string, Buffer>())].filter(([k]) => !k.startsWith(OVERLAY_XATTR)).map(([k, v]) => [k, k === 'security.capability' ? capabilityV2(v) : v] as [string, Buffer]));
       const x = own.size > 0 ? own : undefined;
       if (st.isCharacterDevice() && st.rdev === 0) {
-        out.push({ ...base, name: `${rel === '' ? '' : `${rel}/`}${WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0o600 });
+        out.push({ ...base, name: `${rel === '' ? '' : `${rel}/`}${WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0o600, mtime: 0 });
         continue;
       }
       if (st.isDirectory()) {
