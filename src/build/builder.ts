@@ -91,7 +91,7 @@ class Build {
     const buildArgs = this.req.buildArgs ?? new Map<string, string>();
     const df = parseDockerfile(this.req.dockerfile);
     const plan = planBuild(df, { buildArgs, target: this.req.target });
-    this.total = plan.totalSteps;
+    this.total = plan.totalSteps + (Object.keys(this.req.labels ?? {}).length > 0 ? 1 : 0);
     for (const g of plan.globalArgs) for (const p of g.props ?? []) this.usedArgs.add(p.name);
     fs.mkdirSync(this.tmp, { recursive: true, mode: 0o700 });
     try {
@@ -158,23 +158,22 @@ class Build {
         image = await this.instr(all, s, t, image, state, buildArgs, false);
       }
     }
-    for (const [n, i] of instrs.entries()) {
+    for (const i of instrs) {
       inheritedArgs(i);
-      image = await this.instr(all, s, i, image, state, buildArgs, true, final && n === instrs.length - 1 ? this.req.labels : undefined);
+      image = await this.instr(all, s, i, image, state, buildArgs, true);
     }
-    if (final && instrs.length === 0 && this.req.labels && Object.keys(this.req.labels).length) {
-      image = await this.labels(image, state);
-    }
+    if (final) image = await this.labels(image, state);
     return image;
   }
 
-  /** --label on the image: one more config step after the last instruction. */
+  /** --label: docker's classic builder appends a LABEL step to the Dockerfile (counted, shown). */
   private async labels(image: ImageRecord | undefined, state: StageState): Promise<ImageRecord | undefined> {
     const labels = this.req.labels ?? {};
     if (Object.keys(labels).length === 0) return image;
+    const t0 = this.announce(`LABEL ${Object.entries(labels).map(([k, v]) => `${JSON.stringify(k)}='${v}'`).join(' ')}`);
     state.config.Labels = { ...(state.config.Labels ?? {}), ...labels };
     const createdBy = nop(state, `LABEL ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-    return this.cached(image, createdBy, JSON.stringify(state.config), async (c) => commitStep(c, createdBy, [], 'LABEL'), state, Date.now());
+    return this.cached(image, createdBy, '', async (c) => commitStep(c, createdBy, [], 'LABEL'), state, t0);
   }
 
   private ctx(image: ImageRecord | undefined, state: StageState): StepContext {
@@ -200,7 +199,7 @@ class Build {
     return img;
   }
 
-  private async instr(all: PlannedStage[], s: PlannedStage, i: Instr, image: ImageRecord | undefined, state: StageState, buildArgs: Map<string, string>, counted: boolean, labels?: Record<string, string>): Promise<ImageRecord | undefined> {
+  private async instr(all: PlannedStage[], s: PlannedStage, i: Instr, image: ImageRecord | undefined, state: StageState, buildArgs: Map<string, string>, counted: boolean): Promise<ImageRecord> {
     const t0 = counted ? this.announce(i.text) : Date.now();
     if (i.keyword === 'ARG') for (const p of i.props ?? []) this.usedArgs.add(p.name);
     let out: ImageRecord;
@@ -220,7 +219,7 @@ class Build {
         out = await this.cached(image, createdBy, '', async (c) => commitStep(c, createdBy, [], i.keyword), state, t0);
       }
     }
-    return labels ? this.labels(out, state) : out;
+    return out;
   }
 
   private async runInstr(image: ImageRecord | undefined, state: StageState, i: Instr, t0: number): Promise<ImageRecord> {

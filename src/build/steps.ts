@@ -19,6 +19,13 @@ import type { BuildRunConfig, StageState } from './config-steps.js';
 import type { Instr } from './dockerfile.js';
 import type { Sink } from './events.js';
 
+/** A RUN that exited non-zero (its code: the docker CLI exits with it, so does hull build). */
+export class RunFailed extends HullError {
+  constructor(message: string, readonly exitCode: number) {
+    super('FAILED_PRECONDITION', message);
+  }
+}
+
 /** The image a step builds on (undefined: scratch) and what every step needs. */
 export interface StepContext {
   engine: Engine;
@@ -117,7 +124,7 @@ export async function runStep(c: StepContext, i: Instr, argv: string[], argEnv: 
       if (exit.exitCode !== 0 || exit.error) {
         const tail = lastLines(out, err, 5);
         const why = exit.error ? `${exit.error}` : `returned a non-zero code: ${exit.exitCode}`;
-        throw new HullError('FAILED_PRECONDITION', `Dockerfile line ${i.line}: The command '${argv.join(' ')}' ${why}${tail.length ? `; its last output:\n  ${tail.join('\n  ')}` : ''}`);
+        throw new RunFailed(`Dockerfile line ${i.line}: The command '${argv.join(' ')}' ${why}${tail.length ? `; its last output:\n  ${tail.join('\n  ')}` : ''}`, exit.exitCode || 1);
       }
       if (!layer) throw new HullError('INTERNAL', `${what}: the ${o.isolation} wall gave no writable layer back`);
       const lowers = await c.engine.images.lowerDirs(c.image!);

@@ -99,6 +99,7 @@ const buildCmd: CommandDef = {
     const tmp = layout(ctx.root).tmp;
     const opened = await openContext(ctx, p, tmp);
     const engine = Engine.open(ctx.root);
+    const { RunFailed } = await import('../build/steps.js');
     try {
       sink({ type: 'context', bytes: opened.bytes });
       const r = await build(
@@ -122,6 +123,11 @@ const buildCmd: CommandDef = {
       if (iid) fs.writeFileSync(iid, r.id);
       if (quiet) ctx.stdout.write(`${r.id}\n`);
       return 0;
+    } catch (e) {
+      // like docker's classic builder: a failed RUN's exit code is the build's
+      if (!(e instanceof RunFailed)) throw e;
+      ctx.stderr.write(`hull: ${e.message}\n`);
+      return e.exitCode;
     } finally {
       opened.close();
       engine.close();
