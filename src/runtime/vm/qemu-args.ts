@@ -6,8 +6,10 @@
  * `virtio_mmio.device=...` to the kernel command line, so hull never puts anything after `--`).
  * The legacy PIT/PIC/RTC stay on: under TCG the guest needs them while calibrating.
  * Devices: the image disk (virtio-blk, read-only), one virtio-serial bus with hull's ports, and
- * a 9p device per volume. No network, no display, no default devices, `-sandbox on`.
+ * a 9p device per volume, a virtio-net device per NIC (src/network/vm-tap.ts). No display, no
+ * default devices, `-sandbox on`.
  */
+import { qemuNicArgs, type QemuNic } from '../../network/vm-tap.js';
 
 /** Where a port's host end goes. */
 export type Chardev =
@@ -49,6 +51,8 @@ export interface QemuOptions {
    * default), so only the pages the guest touched are resident: ~6 MiB less per idle VM.
    */
   ramBackend?: 'anon' | 'memfd';
+  /** NICs: attached taps QEMU inherits (src/network/vm-tap.ts). None: no network device at all. */
+  nics?: QemuNic[];
 }
 
 /** The guest kernel command line. Never contains `--`: QEMU appends to it. */
@@ -112,6 +116,7 @@ export function buildQemuArgs(o: QemuOptions): string[] {
     if (!c) return;
     a.push('-chardev', chardevArg(`p${i}`, c), '-device', `virtserialport,chardev=p${i},name=${name}`);
   });
+  a.push(...qemuNicArgs(o.nics ?? []));
   (o.shares ?? []).forEach((s, i) => {
     if (!/^[A-Za-z0-9_]{1,31}$/.test(s.tag)) throw new Error(`bad 9p tag "${s.tag}"`);
     a.push('-fsdev', `local,id=fs${i},path=${esc(s.hostPath)},security_model=none${s.readOnly ? ',readonly=on' : ''}`,
