@@ -45,7 +45,12 @@ async function build(c: Ctx): Promise<void> {
   const { RunFailed } = await import('../build/steps.js');
   const res = startJsonStream(c);
   let open = true;
-  res.on('close', () => (open = false));
+  // a client that goes away cancels the build, as docker's does (its RUN is killed and removed)
+  const ac = new AbortController();
+  res.on('close', () => {
+    open = false;
+    ac.abort();
+  });
   const emit = (m: Record<string, unknown>) => {
     if (open) res.write(`${JSON.stringify(m)}\r\n`);
   };
@@ -59,6 +64,7 @@ async function build(c: Ctx): Promise<void> {
         context: opened.tree, dockerfile: opened.dockerfile, tags, buildArgs, labels,
         target: c.query.str('target') || undefined, noCache: c.query.bool('nocache'), pull: c.query.bool('pull'),
         platform: c.query.str('platform') || undefined, isolation, memoryBytes: memory && memory > 0 ? memory : undefined,
+        signal: ac.signal,
       },
       // the client prints "Sending build context" itself
       (e) => {

@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Engine } from '../engine/engine.js';
-import { invalid } from '../errors.js';
+import { HullError, invalid } from '../errors.js';
 import type { ImageRecord } from '../images/store.js';
 import { buildTime, goArch } from '../images/stream-util.js';
 import { layout } from '../paths.js';
@@ -51,6 +51,11 @@ export interface BuildRequest {
   isolation?: Wall;
   /** Memory of each RUN's container or VM, bytes. */
   memoryBytes?: number;
+  /**
+   * Stops the build: no further step starts, and a running RUN's container or VM is killed (it
+   * is then removed like any failed step). The build fails with "build interrupted".
+   */
+  signal?: AbortSignal;
 }
 
 export interface BuildResult {
@@ -115,6 +120,7 @@ class Build {
   }
 
   private announce(text: string): number {
+    if (this.req.signal?.aborted) throw new HullError('UNAVAILABLE', 'build interrupted');
     this.step++;
     this.sink({ type: 'step', n: this.step, total: this.total, text });
     return Date.now();
@@ -228,7 +234,7 @@ class Build {
     const argEnv = runArgEnv(state);
     const createdBy = runCreatedBy(argv, argEnv);
     const isolation = this.req.isolation ?? 'container';
-    return this.cached(image, createdBy, `wall=${isolation}`, (c) => runStep(c, i, argv, argEnv, createdBy, { isolation, memoryBytes: this.req.memoryBytes }), state, t0);
+    return this.cached(image, createdBy, `wall=${isolation}`, (c) => runStep(c, i, argv, argEnv, createdBy, { isolation, memoryBytes: this.req.memoryBytes, signal: this.req.signal }), state, t0);
   }
 
   private async workdir(image: ImageRecord | undefined, state: StageState, i: Instr, t0: number): Promise<ImageRecord> {

@@ -106,38 +106,53 @@ export interface RunStepOptions {
   isolation: Wall;
   /** Memory of each RUN's container or VM, bytes (default: none for containers, 1 GiB for VMs). */
   memoryBytes?: number;
+  /** Kills the RUN's container or VM when aborted (BuildRequest.signal). */
+  signal?: AbortSignal;
 }
 
 /** RUN: an engine run on the current image, its writable layer committed as the next image. */
 export async function runStep(c: StepContext, i: Instr, argv: string[], argEnv: string[], createdBy: string, o: RunStepOptions): Promise<ImageRecord> {
-  if (!c.image || c.image.layers.length === 0) throw invalid(`Dockerfile line ${i.line}: RUN needs an image with a file system to run in (this stage is FROM scratch with no files yet)`);
+  const image = c.image;
+  if (!image || image.layers.length === 0) throw invalid(`Dockerfile line ${i.line}: RUN needs an image with a file system to run in (this stage is FROM scratch with no files yet)`);
   const cfg = c.state.config;
   const out = new Tail('stdout', c.sink);
   const err = new Tail('stderr', c.sink);
   const what = `RUN at Dockerfile line ${i.line}`;
   const memoryBytes = o.memoryBytes ?? (o.isolation === 'vm' ? 1024 * 1024 * 1024 : undefined);
-  return c.engine.runStep(
-    { image: c.image.id, entrypoint: '', cmd: argv, env: argEnv, workdir: cfg.WorkingDir || '/', user: cfg.User ?? '', network: 'none', isolation: o.isolation, memoryBytes },
-    // the engine names the container before it runs: docker's " ---> Running in <id>"
-    { stdout: out, stderr: err, onCreated: (id: string) => c.sink({ type: 'running', container: id }) },
-    async (exit, layer) => {
-      if (exit.exitCode !== 0 || exit.error) {
-        const tail = lastLines(out, err, 5);
-        const why = exit.error ? `${exit.error}` : `returned a non-zero code: ${exit.exitCode}`;
-        throw new RunFailed(`Dockerfile line ${i.line}: The command '${argv.join(' ')}' ${why}${tail.length ? `; its last output:\n  ${tail.join('\n  ')}` : ''}`, exit.exitCode || 1);
-      }
-      if (!layer) throw new HullError('INTERNAL', `${what}: the ${o.isolation} wall gave no writable layer back`);
-      const lowers = await c.engine.images.lowerDirs(c.image!);
-      const { stream, done } = await writableLayerTar(layer, { runtimePaths: true, lowers, tmp: c.tmp, what });
-      try {
-        const img = await commitStep(c, createdBy, [stream], what);
-        c.sink({ type: 'removed', container: exit.id });
-        return img;
-      } finally {
-        done();
-      }
-    },
-  );
+  try {
+    return await c.engine.runStep(
+      { image: image.id, entrypoint: '', cmd: argv, env: argEnv, workdir: cfg.WorkingDir || '/', user: cfg.User ?? '', network: 'none', isolation: o.isolation, memoryBytes },
+      {
+        stdout: out,
+        stderr: err,
+        // the engine names the container before it runs: docker's " ---> Running in <id>"
+        onCreated: (id) => c.sink({ type: 'running', container: id }),
+        // an interrupted build kills the step's container or VM; runStep then removes it
+        signal: o.signal,
+      },
+      async (exit, layer) => {
+        if (o.signal?.aborted) throw new HullError('UNAVAILABLE', `${what}: build interrupted`);
+        if (exit.exitCode !== 0 || exit.error) {
+          const tail = lastLines(out, err, 5);
+          const why = exit.error ? `${exit.error}` : `returned a non-zero code: ${exit.exitCode}`;
+          throw new RunFailed(`Dockerfile line ${i.line}: The command '${argv.join(' ')}' ${why}${tail.length ? `; its last output:\n  ${tail.join('\n  ')}` : ''}`, exit.exitCode || 1);
+        }
+        if (!layer) throw new HullError('INTERNAL', `${what}: the ${o.isolation} wall gave no writable layer back`);
+        const lowers = await c.engine.images.lowerDirs(image);
+        const { stream, done } = await writableLayerTar(layer, { runtimePaths: true, lowers, tmp: c.tmp, what });
+        try {
+          const img = await commitStep(c, createdBy, [stream], what);
+          c.sink({ type: 'removed', container: exit.id });
+          return img;
+        } finally {
+          done();
+        }
+      },
+    );
+  } catch (e) {
+    if (o.signal?.aborted && !(e instanceof HullError && /build interrupted/.test(e.message))) throw new HullError('UNAVAILABLE', `${what}: build interrupted`, { cause: e });
+    throw e;
+  }
 }
 
 /** A fresh upper dir for a host-side step; removed by the caller. */

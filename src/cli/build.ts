@@ -100,6 +100,15 @@ const buildCmd: CommandDef = {
     const opened = await openContext(ctx, p, tmp);
     const engine = Engine.open(ctx.root);
     const { RunFailed } = await import('../build/steps.js');
+    // Ctrl-C / SIGTERM: stop at the next step and kill a running RUN, which is then removed
+    // (the default would exit at once and leave its container behind); a second one exits now
+    const ac = new AbortController();
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (ac.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
+      ac.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
       sink({ type: 'context', bytes: opened.bytes });
       const r = await build(
@@ -116,6 +125,7 @@ const buildCmd: CommandDef = {
           platform: flagStr(p, 'platform'),
           isolation: iso,
           memoryBytes: mem ? parseBytes(mem, '--memory') : undefined,
+          signal: ac.signal,
         },
         sink,
       );
@@ -129,6 +139,8 @@ const buildCmd: CommandDef = {
       ctx.stderr.write(`hull: ${e.message}\n`);
       return e.exitCode;
     } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       opened.close();
       engine.close();
     }

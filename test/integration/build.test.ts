@@ -322,3 +322,27 @@ test('contexts: a tar on stdin, a tar file, a Dockerfile from stdin with no cont
   void plain;
   assert.equal(inspect('labelled').Config.Labels['built.by'], 'hull');
 });
+
+test('an interrupted build (SIGTERM during a RUN) kills and removes the step\'s container and stops', async () => {
+  const dir = context('interrupt', { Dockerfile: 'FROM busybox\nRUN echo started; sleep 60; echo finished-sleeping\nRUN echo never\n' });
+  const { spawn } = await import('node:child_process');
+  const { HULL_BIN } = await import('../helpers/hull.js');
+  const c = spawn(HULL_BIN, ['--root', t.root, 'build', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  c.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const closed = new Promise<number | null>((resolve) => c.on('close', (code) => resolve(code)));
+  // the RUN's own output line (the step line above it names the command too)
+  for (let i = 0; i < 600 && !/^started$/m.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(out, /^started$/m);
+  c.kill('SIGTERM');
+  const code = await closed;
+  assert.notEqual(code, 0);
+  assert.match(err, /RUN at Dockerfile line 2: build interrupted/);
+  assert.doesNotMatch(out, /^finished-sleeping$/m, 'the RUN was killed, not waited for');
+  assert.doesNotMatch(out, /Step 3\/3/);
+  assert.equal(hull(t.root, ['ps', '-aq']).stdout.trim(), '');
+  assert.deepEqual(fs.readdirSync(path.join(t.root, 'containers')), []);
+  assert.deepEqual(processesMentioning(t.root), []);
+});
