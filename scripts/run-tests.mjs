@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Runs the compiled tests with node's test runner: unit tests first, then integration tests
-// (real containers, VMs and registries, each under its own temporary hull root).
-// Usage: node scripts/run-tests.mjs [unit|integration] [name-filter]
+// (real containers, VMs and registries, each under its own temporary hull root), then the short
+// form of the stress suite (HULL_STRESS=full for the full one: npm run stress).
+// Usage: node scripts/run-tests.mjs [unit|integration|stress] [name-filter]
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
 const which = process.argv[2] ?? 'all';
 const filter = process.argv[3];
-const dirs = which === 'all' ? ['unit', 'integration'] : [which];
+const dirs = which === 'all' ? ['unit', 'integration', 'stress'] : [which];
 const files = [];
 for (const d of dirs) {
   const base = path.join('dist', 'test', d);

@@ -49,7 +49,8 @@ fi
 mkdir -p "$BUILD"
 if [ -f scripts/build-guest-kernel.sh ]; then bash scripts/build-guest-kernel.sh; fi
 if [ -f scripts/build-guest-init.sh ]; then bash scripts/build-guest-init.sh; fi
-# host helpers (hull-tapfd: a VM's tap devices opened in its network namespace)
+# host helpers: hull-tapfd (a VM's taps opened in its network namespace), hull-vmmux (many
+# callers on one VM's control port)
 bash scripts/build-native.sh
 
 # ---------------------------------------------------------------- offline base image

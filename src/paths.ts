@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,15 @@ export interface RootLayout {
   vmdisks: string;
   /** Scratch space on the same filesystem, so renames into place are atomic. */
   tmp: string;
+}
+
+/**
+ * A short, stable name for a hull root (12 hex of the sha256 of its absolute path), for the
+ * kernel-global names a root's instances use (cgroups, ...): two roots on one host never share
+ * one, and a root can tell its own leftovers from another root's (`hull system check`).
+ */
+export function rootKey(root: string): string {
+  return crypto.createHash('sha256').update(path.resolve(root)).digest('hex').slice(0, 12);
 }
 
 export function resolveRoot(explicit?: string): string {

@@ -36,7 +36,7 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   'image pull': 'registry', 'image push': 'registry',
   serve: 'serve',
   contrast: 'contrast', advise: 'contrast',
-  info: 'system', version: 'system', 'system info': 'system',
+  info: 'system', version: 'system', 'system info': 'system', 'system check': 'system',
   build: 'build', 'image build': 'build', 'builder build': 'build', 'builder prune': 'build',
 };
 
@@ -56,7 +56,7 @@ Run the same OCI image as a container (shared kernel) or a microVM (own kernel).
 
 Images:      images  build  load  save  import  tag  rmi  pull  push  login  logout  image ...  builder prune
 Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  container ...
-Engine:      serve  info  version
+Engine:      serve  info  version  system check
 Contrast:    contrast  advise
 
 Options:

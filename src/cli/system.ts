@@ -117,6 +117,32 @@ export const commands: CommandDef[] = [
   { name: 'system info', usage: 'system info', summary: 'Alias of info', flags: [{ name: 'format', short: 'f', type: 'string', help: "'json'" }], maxArgs: 0,
     run: (ctx, p) => commands[0]!.run(ctx, p) },
   {
+    name: 'system check',
+    usage: 'system check [--fix] [--format json]',
+    summary: 'Reconcile every container, then list (and with --fix remove) what no container owns: runtime state, cgroups, monitors, mounts, directories',
+    flags: [
+      { name: 'fix', type: 'bool', help: 'Remove what was found' },
+      { name: 'format', short: 'f', type: 'string', help: "'json' for JSON output" },
+    ],
+    maxArgs: 0,
+    async run(ctx, p) {
+      const { Engine } = await import('../engine/engine.js');
+      const engine = Engine.open(ctx.root);
+      const fix = p.flags.get('fix') === true;
+      const found = await engine.systemCheck({ fix });
+      if (p.flags.get('format') === 'json') ctx.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
+      else if (found.length === 0) ctx.stdout.write('nothing to fix: every container, runtime state, cgroup, monitor, mount and directory is owned\n');
+      else {
+        const rows = found.map((f) => [f.kind, f.what, f.fixed === undefined ? 'found' : f.fixed ? 'removed' : `not removed: ${f.error ?? ''}`]);
+        const w = [0, 1].map((i) => Math.max(i === 0 ? 4 : 4, ...rows.map((r) => r[i]!.length)));
+        ctx.stdout.write(`${'KIND'.padEnd(w[0]! + 3)}${'WHAT'.padEnd(w[1]! + 3)}STATE\n`);
+        for (const r of rows) ctx.stdout.write(`${r[0]!.padEnd(w[0]! + 3)}${r[1]!.padEnd(w[1]! + 3)}${r[2]}\n`);
+      }
+      // 0: nothing left that nothing owns; 1: something found and not (or not all) removed
+      return found.some((f) => f.fixed !== true) ? 1 : 0;
+    },
+  },
+  {
     name: 'version',
     usage: 'version',
     summary: 'Show the hull version',

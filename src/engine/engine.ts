@@ -360,7 +360,7 @@ export class Engine {
    * What the current run really is, from outside (no lease needed): the row itself unless it
    * says live; then the wall's files decide. Undefined exit = it still runs.
    */
-  private async observe(row: ContainerRow): Promise<ExitInfo | undefined> {
+  private async observe(row: ContainerRow, o: { leased?: boolean } = {}): Promise<ExitInfo | undefined> {
     if (!isLive(row.status)) return undefined;
     const facts = this.facts(row);
     if (facts.bootId !== undefined && facts.bootId !== bootId()) {
@@ -368,7 +368,15 @@ export class Engine {
     }
     if (facts.attached && facts.owner && identityAlive(facts.owner)) return undefined; // its owner records the exit
     const st = await (await this.wall(row.isolation)).state(this.runSpec(row));
-    return st.running ? undefined : st.exit;
+    if (!st.running) return st.exit;
+    // Created but never started, and nobody is starting it: the start was cut short (its hull
+    // process killed). Ending the run takes the half-made instance away (release).
+    // (`leased`: the caller holds the lease itself, so nobody else is starting it)
+    const nobodyElse = o.leased || this.locks.holder(row.id) === '';
+    if (st.pending && nobodyElse) return { exitCode: 255, oomKilled: false, error: 'the start was interrupted' };
+    // Running, but its start was cut short before it recorded the process: record it now.
+    if (row.pid === 0 && st.pid > 0 && !st.pending && nobodyElse) this.rows.setStarted(row.id, row.run, st.pid, row.runtime_json);
+    return undefined;
   }
 
   /**
@@ -382,7 +390,7 @@ export class Engine {
       this.rows.setStatus(row.id, 'dead', row.error || 'removal was interrupted');
       return this.rows.get(row.id)!;
     }
-    const exit = await this.observe(row);
+    const exit = await this.observe(row, { leased: true });
     if (!exit) return row;
     await this.recordExit(row, exit, o);
     return this.rows.get(row.id) ?? { ...row, status: 'removing' };
@@ -447,7 +455,7 @@ export class Engine {
         lease.release();
       }
     }
-    return row;
+    return row.pid === 0 ? (this.rows.get(row.id) ?? row) : row;
   }
 
   // ---------------------------------------------------------------- stop / kill / wait / rm
@@ -617,11 +625,22 @@ export class Engine {
 
   /** docker exec: run another process in a running container; resolves with its exit code. */
   async exec(ref: string, o: ExecOptions, io: AttachStdio): Promise<number> {
-    const row = await this.fresh(this.rows.resolve(ref));
-    admit('exec', row);
     if (o.workdir !== undefined && o.workdir !== '' && !o.workdir.startsWith('/')) throw new HullError('INVALID_ARGUMENT', `the working directory '${o.workdir}' is invalid, it needs to be an absolute path`);
-    const iso = await this.wall(row.isolation);
-    return iso.exec(await this.liveSpec(row), { args: o.cmd, env: o.env ?? [], cwd: o.workdir, user: o.user, terminal: o.tty ?? false, stdin: o.interactive ?? false }, io);
+    const id = this.rows.resolve(ref).id;
+    // The lease is held while the process starts (not while it runs): a stop or restart then
+    // comes before the exec (which is refused) or after it (which kills it), never inside it.
+    let running!: Promise<number>;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row);
+      admit('exec', row);
+      const iso = await this.wall(row.isolation);
+      const spec = await this.liveSpec(row);
+      await new Promise<void>((resolve) => {
+        running = iso.exec(spec, { args: o.cmd, env: o.env ?? [], cwd: o.workdir, user: o.user, terminal: o.tty ?? false, stdin: o.interactive ?? false }, io, resolve);
+        running.then(() => resolve(), () => resolve());
+      });
+    });
+    return running;
   }
 
   /**
@@ -694,6 +713,29 @@ export class Engine {
       out.push({ id: l.row.id, name: l.row.name, cpuPercent: dt > 0 ? ((u.cpuNs - l.first.cpuNs) / dt) * 100 : 0, usage: u });
     }
     return out;
+  }
+
+  /**
+   * `hull system check`: reconcile every row, then list what nothing owns (check.ts); with
+   * `fix`, take it away.
+   */
+  async systemCheck(o: { fix?: boolean } = {}): Promise<import('./check.js').Finding[]> {
+    const { systemCheck } = await import('./check.js');
+    return systemCheck(
+      {
+        root: this.root,
+        rows: this.rows,
+        locks: this.locks,
+        walls: async () => [await this.wall('container'), await this.wall('vm')],
+        reconcile: async (r) => void (await this.fresh(r)),
+        remove: (id) =>
+          this.locks.with(id, async (present) => {
+            const row = present ? this.rows.get(id) : undefined;
+            if (row) await this.removeLocked(row);
+          }),
+      },
+      o,
+    );
   }
 
   /** Close the database (long-running callers that are done with this root). */

@@ -117,8 +117,18 @@ export interface Stdio {
 }
 
 export type InstanceState =
-  | { running: true; pid: number }
+  /** pending: created by the runtime but not started yet (a start is under way, or was cut short). */
+  | { running: true; pid: number; pending?: boolean }
   | { running: false; exit: ExitInfo };
+
+export interface ExecProcess {
+  args: string[];
+  env: string[];
+  cwd?: string;
+  user?: string;
+  terminal: boolean;
+  stdin: boolean;
+}
 
 export interface Usage {
   /** Host memory charged to the instance, bytes (cgroup usage; for VMs the QEMU process). */
@@ -150,8 +160,12 @@ export interface Isolation {
   kill(spec: InstanceSpec, signal: string): Promise<void>;
   /** Graceful stop (SIGTERM or guest shutdown), then a hard stop after `timeoutSec`. */
   stop(spec: InstanceSpec, timeoutSec: number): Promise<void>;
-  /** Run another process in the running instance; resolves with its exit code. */
-  exec(spec: InstanceSpec, proc: { args: string[]; env: string[]; cwd?: string; user?: string; terminal: boolean; stdin: boolean }, stdio: Stdio): Promise<number>;
+  /**
+   * Run another process in the running instance; resolves with its exit code. `onStarted` is
+   * called once the process runs (or the attempt ended): until then the engine holds the
+   * container's lease, so no stop or restart pulls the runtime's state from under the start.
+   */
+  exec(spec: InstanceSpec, proc: ExecProcess, stdio: Stdio, onStarted?: () => void): Promise<number>;
   usage(spec: InstanceSpec): Promise<Usage>;
   /**
    * Where the end of the current run shows (inotify targets: directories, with a name filter):
@@ -169,10 +183,27 @@ export interface Isolation {
    */
   release?(spec: InstanceSpec): Promise<ExitInfo | undefined>;
   /**
+   * What this wall left on the host for the hull root that no instance in `live` (ids of live
+   * or changing containers) owns: runtime state, cgroups, monitor processes.
+   */
+  orphans(live: Set<string>): Promise<Orphan[]>;
+  /**
    * Optional. The writable layer of an instance whose process has exited (and that was not
    * removed). FAILED_PRECONDITION when the wall cannot give it (a VM run without captureLayer).
    */
   writableLayer?(spec: InstanceSpec): Promise<WritableLayer>;
+}
+
+/** Something of a wall on this host that no live instance owns (`hull system check`). */
+export interface Orphan {
+  /** What it is: 'runtime-state', 'cgroup', 'monitor', 'qemu', ... */
+  kind: string;
+  /** Which one: a path, a pid and command line. */
+  what: string;
+  /** The instance id it was made for, when it can be told. */
+  id?: string;
+  /** Take it away. */
+  fix(): Promise<void>;
 }
 
 /** Options of a wall's factory (all optional). */

@@ -68,3 +68,21 @@ export function processGroup(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/** Live processes whose command line contains `needle` (with their pid and command line). */
+export function processesMentioning(needle: string): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (pid === process.pid) continue;
+    let cmdline: string;
+    try {
+      cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+    } catch {
+      continue;
+    }
+    if (cmdline.includes(needle) && pidAlive(pid)) out.push({ pid, cmdline });
+  }
+  return out;
+}

@@ -89,3 +89,42 @@ export function processesMentioning(needle: string): string[] {
   }
   return out;
 }
+
+/**
+ * Processes (other than this one) that belong to a hull root: their command line names it
+ * (conmon, runtimes, exit hooks, monitor shells) or they work in it (QEMU's cwd is its
+ * instance directory; its files arrive as inherited descriptors, so its argv names none).
+ */
+export function processesOfRoot(root: string): string[] {
+  const out: string[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (/\) Z /.test(stat)) continue; // a zombie runs nothing
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      let cwd = '';
+      try {
+        cwd = fs.readlinkSync(`/proc/${p}/cwd`);
+      } catch {
+        /* not ours to read */
+      }
+      if (cmd.includes(root) || cwd.startsWith(root)) out.push(`${p}: ${cmd.slice(0, 200)}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same sequence. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -17,9 +17,9 @@ async function eventually(f: () => string[], timeoutMs = 15_000): Promise<string
 }
 
 /** Every cgroup directory named after a hull container id, anywhere under the hull parent. */
-function hullCgroups(ids: string[]): string[] {
+function hullCgroups(root: string, ids: string[]): string[] {
   const layout = detectCgroupLayout();
-  return ids.flatMap((id) => existingCgroupDirs(layout, containerCgroupPath(id)));
+  return ids.flatMap((id) => existingCgroupDirs(layout, containerCgroupPath(root, id)));
 }
 
 describe('container state and cleanup', { timeout: 600_000 }, () => {
@@ -50,7 +50,7 @@ describe('container state and cleanup', { timeout: 600_000 }, () => {
     for (const r of rm) assert.equal(r.code, 0, r.stderr);
     assert.equal(h('ps', '-aq').stdout, '');
     assert.deepEqual(await eventually(() => processesMentioning(tr.root)), []);
-    assert.deepEqual(await eventually(() => hullCgroups(ids)), []);
+    assert.deepEqual(await eventually(() => hullCgroups(tr.root, ids)), []);
     assert.deepEqual(mountsUnder(tr.root), []);
     assert.deepEqual(fs.readdirSync(path.join(tr.root, 'containers')), []);
   });
@@ -113,7 +113,7 @@ describe('container state and cleanup', { timeout: 600_000 }, () => {
     for (let i = 0; i < 100 && h('ps', '-aq').stdout !== ''; i++) await new Promise((res) => setTimeout(res, 100));
     assert.equal(h('ps', '-aq').stdout, '');
     assert.deepEqual(await eventually(() => processesMentioning(tr.root)), []);
-    assert.deepEqual(await eventually(() => hullCgroups(seen)), []);
+    assert.deepEqual(await eventually(() => hullCgroups(tr.root, seen)), []);
     assert.deepEqual(mountsUnder(tr.root), []);
     assert.deepEqual(await eventually(() => fs.readdirSync(path.join(tr.root, 'containers')).filter((x) => !before.has(x))), []);
     const conmonLinks = path.join(tr.root, 'run', 'conmon');

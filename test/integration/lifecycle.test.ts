@@ -27,7 +27,7 @@ async function noProcesses(root: string, timeoutMs = 15_000): Promise<string[]> 
 function assertNothingLeft(root: string, ids: string[]): void {
   assert.deepEqual(mountsUnder(root), [], 'mounts left');
   const layout = detectCgroupLayout();
-  for (const id of ids) assert.deepEqual(existingCgroupDirs(layout, containerCgroupPath(id)), [], `cgroup of ${id} left`);
+  for (const id of ids) assert.deepEqual(existingCgroupDirs(layout, containerCgroupPath(root, id)), [], `cgroup of ${id} left`);
   const cdir = path.join(root, 'containers');
   assert.deepEqual(fs.existsSync(cdir) ? fs.readdirSync(cdir) : [], [], 'container directories left');
 }

@@ -67,7 +67,7 @@ function qemuFor(spec: InstanceSpec): number[] {
 function assertGone(spec: InstanceSpec) {
   assert.deepEqual(qemuFor(spec), [], 'no QEMU left');
   const v = cgroupVersion();
-  if (v) assert.equal(fs.existsSync(vmCgroupDir(v, spec.id)), false, 'no cgroup left');
+  if (v) assert.equal(fs.existsSync(vmCgroupDir(v, tr.root, spec.id)), false, 'no cgroup left');
   assert.equal(fs.existsSync(path.join(spec.dir, 'vm')), false, 'no VM files left');
 }
 

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { accelFromFacts } from '../../src/runtime/vm/accel.js';
 import { exitFromStatus, VmStartError } from '../../src/runtime/vm/attached.js';
 import { joinCommand, vmCgroupDir } from '../../src/runtime/vm/cgroup.js';
+import { rootKey } from '../../src/paths.js';
 import { ctlAddress } from '../../src/runtime/vm/control.js';
 import { guestRunSpec, shq, unsupported } from '../../src/runtime/vm/launch.js';
 import { encodeFrame, T } from '../../src/runtime/vm/protocol.js';
@@ -71,8 +72,11 @@ test('guest spec from an InstanceSpec: attached vs detached, mounts, read-only',
 });
 
 test('paths: cgroup per version, disk per image id, control socket fallback for long paths', () => {
-  assert.equal(vmCgroupDir(1, 'x'), '/sys/fs/cgroup/memory/hull-vm/x');
-  assert.equal(vmCgroupDir(2, 'x'), '/sys/fs/cgroup/hull-vm/x');
+  const key = rootKey('/r');
+  assert.match(key, /^[0-9a-f]{12}$/);
+  assert.notEqual(rootKey('/r2'), key, 'each root its own parent');
+  assert.equal(vmCgroupDir(1, '/r', 'x'), `/sys/fs/cgroup/memory/hull-vm/${key}/x`);
+  assert.equal(vmCgroupDir(2, '/r', 'x'), `/sys/fs/cgroup/hull-vm/${key}/x`);
   // v1: the shell moves its one thread ("0" = itself) through tasks; v2: its pid into cgroup.procs
   assert.deepEqual(joinCommand({ version: 1, dir: '/c/x' }), { file: '/c/x/tasks', word: '0' });
   assert.deepEqual(joinCommand({ version: 2, dir: '/c/x' }), { file: '/c/x/cgroup.procs', word: '$$' });

@@ -12,6 +12,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { rootKey } from '../../paths.js';
 
 export type CgroupLayout =
   | { kind: 'v2'; mount: string }
@@ -87,9 +88,17 @@ export function detectCgroupLayout(): CgroupLayout {
   return cachedLayout;
 }
 
-/** The cgroupsPath hull gives the runtime for a container: absolute, one per container. */
-export function containerCgroupPath(id: string): string {
-  return `/hull/${id}`;
+/**
+ * The cgroupsPath hull gives the runtime for a container: absolute, one per container, under
+ * one parent per hull root (/hull/<root key>/<id>), so a root's orphans can be told apart.
+ */
+export function containerCgroupPath(root: string, id: string): string {
+  return `/hull/${rootKey(root)}/${id}`;
+}
+
+/** The parent cgroup path of all containers of a root. */
+export function rootCgroupPath(root: string): string {
+  return `/hull/${rootKey(root)}`;
 }
 
 /** Every directory the container's cgroup may occupy on this host (one per v1 controller). */

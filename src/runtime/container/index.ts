@@ -21,17 +21,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { HullError, precondition } from '../../errors.js';
-import type { ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Stdio, Usage, WritableLayer } from '../types.js';
-import { containerCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
+import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
+import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
 import { buildOciConfig } from './config.js';
 import { findConmon, startConmon } from './conmon.js';
 import { hostFacts } from './host.js';
-import { checkExecutable, LayeredRoot, resolveUserInRoot } from './rootfs.js';
-import { conmonRuntimeScript, makeDriver, overlayVolatileSupported, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
+import { checkExecutable, ExecError, LayeredRoot, resolveUserInRoot } from './rootfs.js';
+import { conmonRuntimeScript, makeDriver, RUNTIMES, overlayVolatileSupported, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
 import { goArch, loadDefaultSeccomp } from './seccomp.js';
 import { effectiveCaps } from './caps.js';
-import { killGroup, pidAlive, processGroup } from '../../util/proc.js';
-import { Watch } from '../../util/watch.js';
+import { killGroup, pidAlive, processesMentioning, processGroup } from '../../util/proc.js';
+import { fileTarget, Watch } from '../../util/watch.js';
 
 
 /** Where --init's binary is looked for (Debian's tini-static, then tini). */
@@ -152,7 +152,7 @@ class ContainerIsolation implements Isolation {
     const config = buildOciConfig(spec, {
       rootfs: f.rootfs,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-      cgroupsPath: containerCgroupPath(spec.id),
+      cgroupsPath: containerCgroupPath(this.root, spec.id),
       seccompProfile: spec.seccomp === 'default' ? loadDefaultSeccomp() : undefined,
       arch: goArch(process.arch),
       kernel: os.release(),
@@ -213,7 +213,7 @@ class ContainerIsolation implements Isolation {
       return code === 0 && this.saveBpf(scratch, driver);
     } finally {
       if (fs.existsSync(path.join(driver.stateDir, scratch))) await call(runtimeArgv(driver, sub.delete(driver, scratch, true)));
-      removeCgroup(this.layout, containerCgroupPath(spec.id));
+      removeCgroup(this.layout, containerCgroupPath(this.root, spec.id));
     }
   }
 
@@ -269,7 +269,7 @@ class ContainerIsolation implements Isolation {
     this.removeRuntimeLeftovers(spec, driver);
     const exitCode = result.code ?? 128 + (os.constants.signals[result.signal ?? 'SIGKILL'] ?? 9);
     // crun removed the cgroup with its oom_kill counter: ask the kernel log (SIGKILL exits only)
-    const oomKilled = exitCode === 137 && spec.resources.memoryBytes !== undefined && kernelLogOomKill(containerCgroupPath(spec.id));
+    const oomKilled = exitCode === 137 && spec.resources.memoryBytes !== undefined && kernelLogOomKill(containerCgroupPath(this.root, spec.id));
     return { exitCode, oomKilled };
   }
 
@@ -302,7 +302,7 @@ class ContainerIsolation implements Isolation {
       await this.teardownRuntime(spec, driver);
       throw runtimeError(driver, 'start', r.stderr, r.code);
     }
-    return { pid, facts: { conmonPid: readInt(f.conmonPid) ?? 0, runtime: driver.name, cgroupsPath: containerCgroupPath(spec.id), logPath: f.log } };
+    return { pid, facts: { conmonPid: readInt(f.conmonPid) ?? 0, runtime: driver.name, cgroupsPath: containerCgroupPath(this.root, spec.id), logPath: f.log } };
   }
 
   /**
@@ -315,13 +315,15 @@ class ContainerIsolation implements Isolation {
     const f = this.files(spec);
     const exited = (code: number, error?: string): InstanceState => ({
       running: false,
-      exit: { exitCode: code, oomKilled: readOomKilled(this.layout, containerCgroupPath(spec.id)), ...(error ? { error } : {}) },
+      exit: { exitCode: code, oomKilled: readOomKilled(this.layout, containerCgroupPath(this.root, spec.id)), ...(error ? { error } : {}) },
     });
     const code = readInt(f.exitFile);
     if (code !== undefined) return exited(code);
     const pid = readInt(f.pid) ?? 0;
-    if (pidAlive(pid)) return { running: true, pid };
-    if (this.monitorPid(spec)) return { running: true, pid };
+    // crun and runc keep exec.fifo in their state directory until `start`
+    const created = () => fs.existsSync(path.join(this.root, 'run', spec.runtime || 'crun', spec.id, 'exec.fifo'));
+    if (pidAlive(pid)) return created() ? { running: true, pid, pending: true } : { running: true, pid };
+    if (this.monitorPid(spec)) return { running: true, pid, pending: true };
     const again = readInt(f.exitFile);
     if (again !== undefined) return exited(again);
     const sig = readInt(f.signalled);
@@ -429,11 +431,7 @@ class ContainerIsolation implements Isolation {
     throw new HullError('UNAVAILABLE', `container ${spec.id.slice(0, 12)} did not exit after SIGKILL`);
   }
 
-  async exec(
-    spec: InstanceSpec,
-    proc: { args: string[]; env: string[]; cwd?: string; user?: string; terminal: boolean; stdin: boolean },
-    stdio: Stdio,
-  ): Promise<number> {
+  async exec(spec: InstanceSpec, proc: ExecProcess, stdio: Stdio, onStarted?: () => void): Promise<number> {
     const driver = this.driver(spec);
     if (!(await this.state(spec)).running) throw precondition(`container ${spec.id.slice(0, 12)} is not running`);
     const layers = new LayeredRoot(spec.image.lowerDirs);
@@ -455,8 +453,27 @@ class ContainerIsolation implements Isolation {
     };
     const file = path.join(spec.dir, `exec-${crypto.randomBytes(6).toString('hex')}.json`);
     fs.writeFileSync(file, JSON.stringify(processJson));
+    // crun writes its own errors to --log instead of stderr: a failure of the runtime (the
+    // container stopped under it) is then told apart from the exec'd process's exit code
+    const log = driver.name === 'crun' ? `${file}.log` : undefined;
+    // the runtime writes the process's pid once it runs: that ends the start (onStarted)
+    const pidFile = `${file}.pid`;
+    const started = new Watch([fileTarget(pidFile)]);
+    let told = false;
+    const tell = () => {
+      if (told) return;
+      told = true;
+      started.close();
+      onStarted?.();
+    };
+    void (async () => {
+      for (let seen = started.seq; !told; seen = started.seq) {
+        if (fs.existsSync(pidFile)) return tell();
+        await started.after(seen, 1000);
+      }
+    })();
     try {
-      const argv = runtimeArgv(driver, sub.exec(driver, spec.id, file, proc.terminal));
+      const argv = runtimeArgv(log ? { ...driver, globalArgs: [...driver.globalArgs, `--log=${log}`] } : driver, sub.exec(driver, spec.id, file, proc.terminal, pidFile));
       const outFd = fdOf(stdio.stdout);
       const errFd = fdOf(stdio.stderr);
       const inFd = proc.stdin ? fdOf(stdio.stdin) : undefined;
@@ -469,14 +486,20 @@ class ContainerIsolation implements Isolation {
         child.on('close', (code, signal) => resolve({ code, signal }));
       });
       if (child.stdin && stdio.stdin) stdio.stdin.unpipe(child.stdin);
+      const failed = r.code !== 0 && log ? safeRead(log).trim() : '';
+      if (failed) {
+        if (!(await this.state(spec)).running) throw precondition(`Container ${spec.id} is not running`);
+        throw new ExecError(`OCI runtime exec failed: ${failed.split('\n').slice(-3).join('; ')}`, 126);
+      }
       return r.code ?? 128 + (os.constants.signals[r.signal ?? 'SIGKILL'] ?? 9);
     } finally {
-      fs.rmSync(file, { force: true });
+      tell();
+      for (const x of [file, pidFile, log]) if (x) fs.rmSync(x, { force: true });
     }
   }
 
   async usage(spec: InstanceSpec): Promise<Usage> {
-    return readUsage(this.layout, containerCgroupPath(spec.id));
+    return readUsage(this.layout, containerCgroupPath(this.root, spec.id));
   }
 
   async writableLayer(spec: InstanceSpec): Promise<WritableLayer> {
@@ -500,6 +523,73 @@ class ContainerIsolation implements Isolation {
     fs.rmSync(spec.dir, { recursive: true, force: true });
   }
 
+  /**
+   * What this root's containers left that no live container owns: a runtime's state of an id
+   * (crun/runc/runsc --root under <root>/run), cgroups under /hull/<root key>/, conmon
+   * processes of this root's bundles.
+   */
+  async orphans(live: Set<string>): Promise<Orphan[]> {
+    const out: Orphan[] = [];
+    for (const rt of RUNTIMES) {
+      const stateDir = path.join(this.root, 'run', rt);
+      let ids: string[] = [];
+      try {
+        ids = fs.readdirSync(stateDir);
+      } catch {
+        continue;
+      }
+      for (const rid of ids) {
+        const owner = rid.slice(0, 64);
+        if (live.has(owner) || (rid.includes('-seccomp-') && pidAlive(Number(rid.split('-seccomp-')[1])))) continue;
+        out.push({
+          kind: 'runtime-state', what: path.join(stateDir, rid), id: owner,
+          fix: async () => {
+            const driver = makeDriver(rt, stateDir, this.layout);
+            await run(runtimeArgv(driver, sub.delete(driver, rid, true)));
+            fs.rmSync(path.join(stateDir, rid), { recursive: true, force: true });
+          },
+        });
+      }
+    }
+    const seen = new Set<string>();
+    for (const parent of cgroupDirs(this.layout, rootCgroupPath(this.root))) {
+      let ids: string[] = [];
+      try {
+        ids = fs.readdirSync(parent, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+      } catch {
+        continue;
+      }
+      for (const id of ids) {
+        if (live.has(id) || seen.has(id)) continue;
+        seen.add(id);
+        out.push({
+          kind: 'cgroup', what: containerCgroupPath(this.root, id), id,
+          fix: async () => {
+            const cg = containerCgroupPath(this.root, id);
+            // whatever still runs in it goes first (a workload whose runtime state is gone)
+            for (let i = 0; i < 300; i++) {
+              const pids = cgroupDirs(this.layout, cg).flatMap((d) => readProcs(path.join(d, 'cgroup.procs')));
+              if (pids.length === 0) break;
+              for (const p of pids) killQuietly(p);
+              await sleep(10);
+            }
+            const left = removeCgroup(this.layout, cg);
+            if (left.length) throw new HullError('FAILED_PRECONDITION', `cgroup still has processes: ${left.join(', ')}`);
+          },
+        });
+      }
+    }
+    const bundles = `${path.join(this.root, 'containers')}/`;
+    for (const p of processesMentioning(bundles)) {
+      if (!/(^|\/)conmon /.test(p.cmdline)) continue;
+      const at = p.cmdline.indexOf(bundles);
+      const id = p.cmdline.slice(at + bundles.length, at + bundles.length + 64);
+      if (!/^[0-9a-f]{64}$/.test(id) || live.has(id)) continue;
+      out.push({ kind: 'monitor', what: `pid ${p.pid}: ${p.cmdline.slice(0, 120)}`, id, fix: async () => void killGroup(p.pid, 'SIGKILL') });
+    }
+    return out;
+  }
+
   private driverOrUndefined(spec: InstanceSpec): RuntimeDriver | undefined {
     try {
       return this.driver(spec);
@@ -515,11 +605,11 @@ class ContainerIsolation implements Isolation {
       if (r.code !== 0 && fs.existsSync(path.join(driver.stateDir, spec.id))) throw runtimeError(driver, 'delete', r.stderr, r.code);
     }
     if (driver) this.removeRuntimeLeftovers(spec, driver);
-    else removeCgroup(this.layout, containerCgroupPath(spec.id));
+    else removeCgroup(this.layout, containerCgroupPath(this.root, spec.id));
   }
 
   private removeRuntimeLeftovers(spec: InstanceSpec, driver: RuntimeDriver): void {
-    removeCgroup(this.layout, containerCgroupPath(spec.id));
+    removeCgroup(this.layout, containerCgroupPath(this.root, spec.id));
     void driver;
   }
 }
@@ -529,6 +619,18 @@ function signalNumber(signal: string): number | undefined {
   const t = signal.trim().toUpperCase();
   if (/^\d+$/.test(t)) return Number(t);
   return (os.constants.signals as Record<string, number>)[t.startsWith('SIG') ? t : `SIG${t}`];
+}
+
+function readProcs(file: string): number[] {
+  return safeRead(file).split('\n').filter(Boolean).map(Number);
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
 }
 
 function safeRead(file: string): string {

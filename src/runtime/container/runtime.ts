@@ -189,8 +189,8 @@ export const sub = {
   delete(d: RuntimeDriver, id: string, force: boolean): string[] {
     return force ? ['delete', d.name === 'runsc' ? '-force' : '--force', id] : ['delete', id];
   },
-  exec(d: RuntimeDriver, id: string, processFile: string, tty: boolean): string[] {
-    return ['exec', '--process', processFile, ...(tty && d.name !== 'crun' ? ['--tty'] : []), id];
+  exec(d: RuntimeDriver, id: string, processFile: string, tty: boolean, pidFile?: string): string[] {
+    return ['exec', '--process', processFile, ...(pidFile ? ['--pid-file', pidFile] : []), ...(tty && d.name !== 'crun' ? ['--tty'] : []), id];
   },
   state(_d: RuntimeDriver, id: string): string[] {
     return ['state', id];

@@ -35,6 +35,16 @@ export function guestAssets(env: NodeJS.ProcessEnv = process.env): GuestAssets {
   return { kernel: fs.realpathSync(kernel), initramfs, release };
 }
 
+/**
+ * The control-port multiplexer (native/hull-vmmux.c, built by set-up into build/bin), which lets
+ * several hull processes exec into one VM at once. Undefined when it is not built: each VM's
+ * control port then serves one caller at a time.
+ */
+export function vmmuxBinary(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const p = env.HULL_VMMUX ?? path.join(PKG, 'build', 'bin', 'hull-vmmux');
+  return fs.existsSync(p) ? p : undefined;
+}
+
 /** Host TSC frequency in kHz from /proc/cpuinfo (0 when unknown). */
 export function hostTscKhz(cpuinfo?: string): number {
   let text = cpuinfo;

@@ -74,7 +74,7 @@ export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Std
       });
     });
     const pid = child.pid ?? 0;
-    onMonitor?.({ pid, startTime: procStartTime(pid) ?? 0, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease });
+    onMonitor?.({ pid, startTime: procStartTime(pid) ?? 0, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, mux: prep.mux });
     onStarted?.(pid);
     gout.on('data', (d: Buffer) => out.write(d));
     gerr.on('data', (d: Buffer) => stdio.stderr.write(d));

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { rootKey } from '../../paths.js';
 import { HullError } from '../../errors.js';
 
 const CG = '/sys/fs/cgroup';
@@ -18,9 +19,14 @@ export interface VmCgroup {
 /** QEMU's memory beyond guest RAM: its own heap, the TCG code cache (32 MiB), device buffers. */
 export const QEMU_OVERHEAD_BYTES = 160 * 1024 * 1024;
 
+/** Pure: the cgroup directory of a root's VMs for a cgroup version (hull-vm/<root key>). */
+export function vmRootCgroupDir(version: 1 | 2, root: string): string {
+  return version === 2 ? path.join(CG, 'hull-vm', rootKey(root)) : path.join(CG, 'memory', 'hull-vm', rootKey(root));
+}
+
 /** Pure: the cgroup directory of a VM for a cgroup version. */
-export function vmCgroupDir(version: 1 | 2, id: string): string {
-  return version === 2 ? path.join(CG, 'hull-vm', id) : path.join(CG, 'memory', 'hull-vm', id);
+export function vmCgroupDir(version: 1 | 2, root: string, id: string): string {
+  return path.join(vmRootCgroupDir(version, root), id);
 }
 
 export function cgroupVersion(): 1 | 2 | undefined {
@@ -30,16 +36,16 @@ export function cgroupVersion(): 1 | 2 | undefined {
 }
 
 /** Creates the cgroup with its memory limit; undefined when the host has no memory controller. */
-export function createVmCgroup(id: string, limitBytes: number): VmCgroup | undefined {
+export function createVmCgroup(root: string, id: string, limitBytes: number): VmCgroup | undefined {
   const version = cgroupVersion();
   if (!version) return undefined;
-  const dir = vmCgroupDir(version, id);
+  const dir = vmCgroupDir(version, root, id);
   if (version === 2) {
-    const parent = path.dirname(dir);
-    fs.mkdirSync(parent, { recursive: true });
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
     try {
-      fs.writeFileSync(path.join(CG, 'cgroup.subtree_control'), '+memory');
-      fs.writeFileSync(path.join(parent, 'cgroup.subtree_control'), '+memory');
+      // the memory controller delegated down to the VM: CG -> hull-vm -> hull-vm/<root key>
+      const rootDir = path.dirname(dir);
+      for (const d of [CG, path.dirname(rootDir), rootDir]) fs.writeFileSync(path.join(d, 'cgroup.subtree_control'), '+memory');
     } catch {
       // controller already delegated, or not available: the limit write below tells
     }

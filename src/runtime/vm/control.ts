@@ -1,16 +1,17 @@
 /**
- * Talking to a running VM's agent over its hull.ctl port (a unix socket QEMU listens on):
- * exec, signals, shutdown. QEMU serves one connection at a time; a second caller waits in the
- * socket's backlog until the first is done.
+ * Talking to a running VM's agent over its hull.ctl port: exec, signals, shutdown. QEMU serves
+ * that port's unix socket to one connection at a time, so callers go through hull-vmmux
+ * (native/hull-vmmux.c), which multiplexes them by channel on that one connection.
  */
 import net from 'node:net';
+import path from 'node:path';
 import { HullError } from '../../errors.js';
 import type { Stdio } from '../types.js';
 import { encodeData, encodeFrame, encodeProcessRecords, FrameDecoder, T, decodeExit, type GuestProcessSpec } from './protocol.js';
 
-/** sun_path holds 107 bytes: longer paths are reached through QEMU's cwd in /proc. */
-export function ctlAddress(ctlPath: string, qemuPid: number): string {
-  return Buffer.byteLength(ctlPath) <= 107 ? ctlPath : `/proc/${qemuPid}/cwd/ctl.sock`;
+/** sun_path holds 107 bytes: longer paths are reached through QEMU's cwd (the vm dir) in /proc. */
+export function ctlAddress(socketPath: string, qemuPid: number): string {
+  return Buffer.byteLength(socketPath) <= 107 ? socketPath : `/proc/${qemuPid}/cwd/${path.basename(socketPath)}`;
 }
 
 export function connectCtl(address: string, timeoutMs = 5000): Promise<net.Socket> {
@@ -31,19 +32,26 @@ export function connectCtl(address: string, timeoutMs = 5000): Promise<net.Socke
   });
 }
 
-/** Sends one frame and closes (signals, shutdown). */
-export async function sendControl(address: string, type: number, channel: number, payload?: Buffer): Promise<void> {
+/**
+ * Sends one frame and closes (signals, shutdown). Through hull-vmmux a disconnect never reaches
+ * the guest; straight to QEMU's port (`direct`) QEMU is given a moment to pass the bytes on first.
+ */
+export async function sendControl(address: string, type: number, channel: number, payload?: Buffer, o: { direct?: boolean } = {}): Promise<void> {
   const s = await connectCtl(address);
   await new Promise<void>((resolve) => s.end(encodeFrame(type, channel, payload), () => resolve()));
-  // give QEMU a moment to pass the bytes on before the disconnect reaches the guest
-  await new Promise((r) => setTimeout(r, 50));
+  if (o.direct) await new Promise((r) => setTimeout(r, 50));
   s.destroy();
 }
 
 /** Runs a process in the VM; resolves with its exit code (126/127 when it cannot start). */
-export async function execInVm(address: string, proc: GuestProcessSpec, stdio: Stdio): Promise<number> {
+export async function execInVm(address: string, proc: GuestProcessSpec, stdio: Stdio, onStarted?: () => void): Promise<number> {
   const payload = encodeProcessRecords(proc);
-  const s = await connectCtl(address);
+  let s: net.Socket;
+  try {
+    s = await connectCtl(address);
+  } finally {
+    onStarted?.(); // connected (or not): the agent starts the session on its own from here
+  }
   const ch = 1;
   const dec = new FrameDecoder();
   return new Promise<number>((resolve, reject) => {
@@ -80,7 +88,8 @@ export async function execInVm(address: string, proc: GuestProcessSpec, stdio: S
         }
       }
     });
-    s.on('close', () => finish(new HullError('UNAVAILABLE', 'the VM went away during exec')));
+    // the VM stopped under the session: its process died with it, as docker reports (SIGKILL)
+    s.on('close', () => finish(null, 137));
     s.on('error', () => undefined);
     s.write(encodeFrame(T.EXEC, ch, payload));
     if (proc.stdin && stdio.stdin) {

@@ -6,11 +6,12 @@
  * later call reads them from <instance dir>/vm/.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import os from 'node:os';
 import { HullError } from '../../errors.js';
-import type { ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Stdio, Usage, WritableLayer } from '../types.js';
+import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
-import { readVmCgroup, removeVmCgroup } from './cgroup.js';
+import { cgroupVersion, readVmCgroup, removeVmCgroup, vmRootCgroupDir } from './cgroup.js';
 import { ctlAddress, execInVm, sendControl } from './control.js';
 import { prepare, vmFiles, type Monitor } from './launch.js';
 import { killGroup, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
@@ -115,7 +116,7 @@ class VmIsolation implements Isolation {
         if (pid && !m) {
           const st = procStartTime(pid);
           if (st !== undefined) {
-            m = { pid, startTime: st, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, ...(wrapped && child.pid ? { shellPid: child.pid } : {}) };
+            m = { pid, startTime: st, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, mux: prep.mux, ...(wrapped && child.pid ? { shellPid: child.pid } : {}) };
             writeMonitor(spec, m);
           }
         }
@@ -183,7 +184,8 @@ class VmIsolation implements Isolation {
   }
 
   private address(spec: InstanceSpec, m: Monitor): string {
-    return ctlAddress(vmFiles(spec).ctl, m.pid);
+    const f = vmFiles(spec);
+    return ctlAddress(m.mux ? f.mux : f.ctl, m.pid);
   }
 
   private async hardKill(spec: InstanceSpec, m: Monitor): Promise<void> {
@@ -200,7 +202,7 @@ class VmIsolation implements Isolation {
     const b = Buffer.alloc(4);
     b.writeUInt32LE(n, 0);
     try {
-      await sendControl(this.address(spec, m!), T.SIGNAL, 0, b);
+      await sendControl(this.address(spec, m!), T.SIGNAL, 0, b, { direct: !m!.mux });
     } catch (e) {
       if (n !== 9) throw e;
       await this.hardKill(spec, m!);
@@ -211,7 +213,7 @@ class VmIsolation implements Isolation {
     const m = readMonitor(spec);
     if (!alive(m)) return;
     try {
-      await sendControl(this.address(spec, m!), T.SHUTDOWN, 0);
+      await sendControl(this.address(spec, m!), T.SHUTDOWN, 0, undefined, { direct: !m!.mux });
       if (await waitGone(spec, m!, Math.max(0, timeoutSec) * 1000)) return;
     } catch {
       // agent unreachable: stop the hard way
@@ -219,11 +221,11 @@ class VmIsolation implements Isolation {
     await this.hardKill(spec, m!);
   }
 
-  async exec(spec: InstanceSpec, proc: { args: string[]; env: string[]; cwd?: string; user?: string; terminal: boolean; stdin: boolean }, stdio: Stdio): Promise<number> {
+  async exec(spec: InstanceSpec, proc: ExecProcess, stdio: Stdio, onStarted?: () => void): Promise<number> {
     const m = readMonitor(spec);
     if (!alive(m)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running`);
     const out = stdio.stdout as { rows?: number; columns?: number };
-    return execInVm(this.address(spec, m!), { args: proc.args, env: proc.env, cwd: proc.cwd ?? spec.process.cwd, user: proc.user ?? spec.process.user, tty: proc.terminal, stdin: proc.stdin, rows: out.rows, cols: out.columns }, stdio);
+    return execInVm(this.address(spec, m!), { args: proc.args, env: proc.env, cwd: proc.cwd ?? spec.process.cwd, user: proc.user ?? spec.process.user, tty: proc.terminal, stdin: proc.stdin, rows: out.rows, cols: out.columns }, stdio, onStarted);
   }
 
   async usage(spec: InstanceSpec): Promise<Usage> {
@@ -257,8 +259,51 @@ class VmIsolation implements Isolation {
     const m = readMonitor(spec);
     if (m?.cgroup) await removeVmCgroup(m.cgroup);
     const f = vmFiles(spec);
-    for (const x of [f.initrd, f.ctl]) fs.rmSync(x, { force: true });
+    for (const x of [f.initrd, f.ctl, f.mux]) fs.rmSync(x, { force: true });
     return st.exit;
+  }
+
+  /**
+   * What this root's VMs left that no live VM owns: memory cgroups under hull-vm/<root key>,
+   * QEMU processes and monitor shells working in this root's instance directories (<id>/vm).
+   */
+  async orphans(live: Set<string>): Promise<Orphan[]> {
+    const out: Orphan[] = [];
+    const version = cgroupVersion();
+    if (version) {
+      const parent = vmRootCgroupDir(version, this.root);
+      let ids: string[] = [];
+      try {
+        ids = fs.readdirSync(parent, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+      } catch {
+        ids = [];
+      }
+      for (const id of ids) {
+        if (live.has(id)) continue;
+        out.push({ kind: 'vm-cgroup', what: path.join(parent, id), id, fix: () => removeVmCgroup({ version, dir: path.join(parent, id) }) });
+      }
+    }
+    const base = `${path.join(this.root, 'containers')}/`;
+    for (const e of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+      let cwd: string;
+      try {
+        cwd = fs.readlinkSync(`/proc/${e}/cwd`);
+      } catch {
+        continue;
+      }
+      if (!cwd.startsWith(base)) continue;
+      const id = cwd.slice(base.length, base.length + 64);
+      if (cwd !== `${base}${id}/vm` || !/^[0-9a-f]{64}$/.test(id) || live.has(id) || !pidAlive(Number(e))) continue;
+      let cmd = '';
+      try {
+        cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      } catch {
+        continue;
+      }
+      out.push({ kind: 'vm-process', what: `pid ${e}: ${cmd.slice(0, 120)}`, id, fix: async () => void process.kill(Number(e), 'SIGKILL') });
+    }
+    return out;
   }
 
   async cleanup(spec: InstanceSpec): Promise<void> {

@@ -2,6 +2,7 @@
  * Preparing and spawning one VM. Everything a VM needs on the host lives in <instance dir>/vm/:
  *   initrd.cpio  base initramfs + this run's spec      status   the hull.status port (file)
  *   ctl.sock     the hull.ctl port (QEMU listens)       qemu.err QEMU's own stderr (detached)
+ *   exec.sock    hull-vmmux's socket: every caller's exec, signal and shutdown (ctl.sock's one client)
  *   monitor.json pid, start time, accelerator, cgroup   killed   written when hull killed QEMU
  * and the detached log is <instance dir>/ctr.log (k8s-file lines written by the guest agent).
  *
@@ -16,7 +17,7 @@ import path from 'node:path';
 import { HullError } from '../../errors.js';
 import type { InstanceSpec } from '../types.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
-import { guestAssets, hostTscKhz, qemuBinary } from './assets.js';
+import { guestAssets, hostTscKhz, qemuBinary, vmmuxBinary } from './assets.js';
 import { createVmCgroup, joinCommand, QEMU_OVERHEAD_BYTES, removeVmCgroup, type VmCgroup } from './cgroup.js';
 import { newcArchive } from './cpio.js';
 import { encodeSpecFile, type GuestRunSpec } from './protocol.js';
@@ -31,6 +32,8 @@ export interface VmFiles {
   initrd: string;
   status: string;
   ctl: string;
+  /** hull-vmmux's socket in front of ctl (absent when the multiplexer is not built). */
+  mux: string;
   qemuErr: string;
   /** Written by a detached VM's wrapper shell: QEMU's pid, then its exit status. */
   qemuPid: string;
@@ -49,6 +52,7 @@ export function vmFiles(spec: InstanceSpec): VmFiles {
     initrd: path.join(dir, 'initrd.cpio'),
     status: path.join(dir, 'status'),
     ctl: path.join(dir, 'ctl.sock'),
+    mux: path.join(dir, 'exec.sock'),
     qemuErr: path.join(dir, 'qemu.err'),
     qemuPid: path.join(dir, 'qemu.pid'),
     qemuRc: path.join(dir, 'qemu.rc'),
@@ -68,6 +72,8 @@ export interface Monitor {
   kernelRelease?: string;
   /** The detached VM's monitor shell (waits for QEMU, then execs the exit hook): its process group. */
   shellPid?: number;
+  /** Callers reach the agent through hull-vmmux's exec.sock (else QEMU's ctl.sock, one at a time). */
+  mux?: boolean;
 }
 
 /** Pure: what of an InstanceSpec a VM cannot honour, as messages (empty = fine). */
@@ -110,6 +116,8 @@ export interface Prepared {
   accel: AccelChoice;
   cgroup?: VmCgroup;
   kernelRelease?: string;
+  /** Whether hull-vmmux serves exec.sock in front of the control port. */
+  mux: boolean;
   /** Spawns QEMU; `ports` name this run's chardevs, `extraStdio` fills fds from 9 up. */
   spawn(ports: { stdout: Chardev; stderr: Chardev; main?: Chardev; log?: boolean }, stdio: { base: StdioOptions; detached: boolean; pdeathsig: boolean; exitCommand?: string[] }): ChildProcess;
   /** Removes the cgroup and the per-run files (not the log). */
@@ -189,9 +197,10 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
     for (const s of shares) if (!fs.statSync(s.hostPath, { throwIfNoEntry: false })?.isDirectory()) throw new HullError('NOT_FOUND', `volume source ${s.hostPath} is not a directory`);
     const asNobody = shares.length === 0 && process.getuid?.() === 0;
     if (asNobody) fs.chownSync(files.dir, NOBODY, NOBODY);
-    cgroup = createVmCgroup(spec.id, memMiB * 1024 * 1024 + QEMU_OVERHEAD_BYTES);
+    const mux = vmmuxBinary();
+    cgroup = createVmCgroup(root, spec.id, memMiB * 1024 * 1024 + QEMU_OVERHEAD_BYTES);
     const p: Prepared = {
-      files, accel, cgroup, kernelRelease: assets.release, release,
+      files, accel, cgroup, kernelRelease: assets.release, release, mux: mux !== undefined,
       spawn(ports, io) {
         // fds 3..5: kernel, initrd, disk (QEMU reopens them through /proc/self/fd)
         const fdKernel = fs.openSync(assets.kernel, 'r');
@@ -233,7 +242,11 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : ['setpriv'];
           if (io.pdeathsig) priv.push('--pdeathsig', 'KILL');
           const jc = cgroup ? joinCommand(cgroup) : undefined;
-          const join = jc ? `echo ${jc.word} > ${shq(jc.file)} || exit 125; ` : '';
+          // hull-vmmux joins the VM's cgroup with QEMU (it dies with it) and runs as QEMU does;
+          // it connects to QEMU's ctl.sock and serves exec.sock (names relative to the vm dir)
+          const muxPriv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : [];
+          const muxCmd = mux ? `${[...muxPriv, mux].map(shq).join(' ')} ctl.sock exec.sock </dev/null >/dev/null & ` : '';
+          const join = `${jc ? `echo ${jc.word} > ${shq(jc.file)} || exit 125; ` : ''}${muxCmd}`;
           // With an exit command the shell stays as a tiny monitor: it records QEMU's pid, waits
           // for it, then runs the command (the engine's exit hook).
           // Only QEMU joins the cgroup (an inner sh joins, then execs it): the waiting shell and
