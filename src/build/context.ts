@@ -12,6 +12,7 @@ import { invalid } from '../errors.js';
 import { peek } from '../images/stream-util.js';
 import { decompressor, sniffCompression } from '../snapshots/unpack-layer.js';
 import { unpackTar } from '../snapshots/unpack.js';
+import { archiveKind } from './copy.js';
 import { dockerignorePatterns, SourceTree } from './tree.js';
 
 export interface OpenContext {
@@ -69,9 +70,7 @@ export function emptyContext(tmp: string, dockerfile: string): OpenContext {
 
 /** Whether a stream's first bytes look like a tar archive (plain or compressed). */
 export function looksLikeArchive(head: Buffer): boolean {
-  if (sniffCompression(head) !== 'none') return true;
-  if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return true;
-  return head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar';
+  return sniffCompression(head) !== 'none' || archiveKind(head) !== undefined;
 }
 
 /**

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { invalid } from '../errors.js';
 import { LayeredRoot, resolveUser } from '../runtime/container/rootfs.js';
+import { readHead, sniffCompression } from '../snapshots/unpack-layer.js';
 import { unpackTar } from '../snapshots/unpack.js';
 import type { Found, SourceTree } from './tree.js';
 
@@ -249,20 +250,12 @@ export class Stager {
   }
 }
 
-/** The compression of an archive from its first bytes, or undefined when it is not one ADD unpacks. */
-function archiveKind(file: string): 'gzip' | 'bzip2' | 'xz' | 'tar' | undefined {
-  const fd = fs.openSync(file, 'r');
-  const head = Buffer.alloc(512);
-  let n: number;
-  try {
-    n = fs.readSync(fd, head, 0, 512, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  if (n >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (n >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
-  if (n >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
-  if (n >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar') return 'tar';
+/** What kind of archive the first 512 bytes of a file are, or undefined (pure; ADD and the context). */
+export function archiveKind(head: Buffer): 'gzip' | 'bzip2' | 'xz' | 'tar' | undefined {
+  if (sniffCompression(head) === 'gzip') return 'gzip';
+  if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (head.subarray(257, 262).toString('latin1') === 'ustar') return 'tar';
   return undefined;
 }
 
@@ -306,7 +299,7 @@ export async function stageCopy(tree: SourceTree, sel: CopySelection, req: CopyR
       continue;
     }
     if (req.add && it.st.isFile()) {
-      const kind = archiveKind(it.abs);
+      const kind = archiveKind(readHead(it.abs, 512));
       if (kind) {
         const tmp = fs.mkdtempSync(path.join(o.tmp, 'add-'));
         try {
