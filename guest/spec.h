@@ -16,7 +16,7 @@ struct spec {
   char **env;  /* NULL-terminated */
   int envc;
   char *cwd, *user, *hostname;
-  int tty, stdin_open, readonly, mainport, logfmt;
+  int tty, stdin_open, readonly, mainport, logfmt, layer;
   int pod; /* R_POD: pod mode (guest/pod.c), no main process */
   uint64_t clock_ns;
   uint16_t rows, cols;

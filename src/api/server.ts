@@ -26,6 +26,7 @@ import { register as registerImages } from './images.js';
 import { register as registerContainers } from './containers.js';
 import { register as registerExec } from './exec.js';
 import { register as registerNetworks } from './networks.js';
+import { register as registerBuild } from './build.js';
 import { register as registerUnsupported } from './unsupported.js';
 
 export const DEFAULT_SOCKET = '/run/hull/docker.sock';
@@ -58,6 +59,7 @@ export function buildRouter(): Router<Handler> {
   registerContainers(r);
   registerExec(r);
   registerNetworks(r);
+  registerBuild(r);
   registerUnsupported(r);
   return r;
 }

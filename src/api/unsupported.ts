@@ -18,8 +18,6 @@ const ROUTES: [string, string][] = [
   ['PUT', '/containers/{id}/archive'],
   ['HEAD', '/containers/{id}/archive'],
   ['POST', '/commit'],
-  ['POST', '/build'],
-  ['POST', '/build/prune'],
   ['GET', '/images/search'],
   ['GET', '/images/{name*}/history'],
   ['GET', '/events'],

@@ -15,6 +15,7 @@ const MODULES: Record<string, () => Promise<CommandModule>> = {
   contrast: () => import('./contrast.js'),
   system: () => import('./system.js'),
   networks: () => import('./networks.js'),
+  build: () => import('./build.js'),
 };
 
 /** Command (and `group sub` form) -> module. Docker's aliases map to the same command. */
@@ -41,6 +42,7 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   'network create': 'networks', 'network ls': 'networks', 'network list': 'networks', 'network inspect': 'networks',
   'network rm': 'networks', 'network remove': 'networks', 'network prune': 'networks',
   'network connect': 'networks', 'network disconnect': 'networks',
+  build: 'build', 'image build': 'build', 'builder build': 'build', 'builder prune': 'build',
 };
 
 const GLOBAL_FLAGS: FlagSpec[] = [
@@ -50,14 +52,14 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'help', short: 'h', type: 'bool', help: 'Print usage' },
 ];
 
-const GROUPS = ['image', 'container', 'system', 'network'];
+const GROUPS = ['image', 'container', 'system', 'network', 'builder'];
 
 function usage(): string {
   return `Usage:  hull [OPTIONS] COMMAND
 
 Run the same OCI image as a container (shared kernel) or a microVM (own kernel).
 
-Images:      images  load  save  import  tag  rmi  pull  push  login  logout  image ...
+Images:      images  build  load  save  import  tag  rmi  pull  push  login  logout  image ...  builder prune
 Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  port  container ...
 Networks:    network create  ls  inspect  rm  prune  connect  disconnect
 Engine:      serve  info  version  system check

@@ -12,7 +12,7 @@ import { HullError, isHullError, notFound, precondition } from '../errors.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { layout, packageRoot } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
-import type { ExitInfo, InstanceSpec, Isolation, Usage, Wall } from '../runtime/types.js';
+import type { ExitInfo, InstanceSpec, Isolation, Usage, Wall, WritableLayer } from '../runtime/types.js';
 import { ContainerTables, type ContainerRow } from '../state/containers.js';
 import { addEvent, lastEvent, nowIso, type DB } from '../state/db.js';
 import { bootId, identityAlive, processIdentity } from '../util/proc.js';
@@ -354,6 +354,64 @@ export class Engine {
       if (opts.rm) await this.removeLocked(this.rows.get(id)!);
     });
     return { id: row.id, name: row.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined };
+  }
+
+  /**
+   * A build step (or any run whose changes are wanted): `opts` runs in the foreground like
+   * `run --rm` (no monitor, output to `io`), with the wall told to keep the writable layer; once
+   * the process has exited, `use` gets the exit and, after a zero exit, that layer. The container
+   * is removed afterwards whatever happened (a failed step leaves no container behind). A start
+   * failure (command not found, ...) is thrown as `run` throws it.
+   */
+  async runStep<T>(
+    opts: RunOptions,
+    io: AttachStdio & { onCreated?: (id: string) => void; /** Kills the instance (SIGKILL) once it runs; it is then removed as usual. */ signal?: AbortSignal },
+    use: (exit: RunResult, layer: WritableLayer | undefined) => Promise<T>,
+  ): Promise<T> {
+    const { id, name } = await this.create({ ...opts, rm: false }, io.stderr);
+    let stopAbort = () => undefined as void;
+    try {
+      io.onCreated?.(id);
+      if (io.signal?.aborted) throw new HullError('UNAVAILABLE', 'interrupted before it started');
+      const facts: RunFacts = { bootId: bootId(), attached: true, owner: processIdentity(process.pid) };
+      const { row, run } = await this.locked(id, async (r) => ({ row: r, run: this.rows.beginRun(r.id, nowIso(), JSON.stringify(facts)) }));
+      const spec: InstanceSpec = { ...(await this.liveSpec(this.rows.get(id) ?? { ...row, run })), captureLayer: true };
+      const iso = await this.wall(row.isolation);
+      // This process owns the run: an abort goes straight to the wall. Between the runtime's
+      // spawn and the moment its container (or the guest agent) exists, a kill is refused, so it
+      // is sent again every 100 ms until the run has ended.
+      let started = false;
+      let ended = false;
+      let killing = false;
+      const onAbort = () => {
+        if (!started || killing) return;
+        killing = true;
+        void (async () => {
+          while (!ended) {
+            await iso.kill(spec, 'SIGKILL').catch(() => undefined);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+      };
+      io.signal?.addEventListener('abort', onAbort);
+      stopAbort = () => io.signal?.removeEventListener('abort', onAbort);
+      const exit = await iso.runAttached(spec, { stdin: null, stdout: io.stdout, stderr: io.stderr }, (pid) => {
+        this.rows.setStarted(row.id, run, pid, JSON.stringify(facts));
+        started = true;
+        if (io.signal?.aborted) onAbort();
+      }).finally(() => (ended = true));
+      await this.locks.with(id, async (present) => {
+        const cur = present ? this.rows.get(id) : undefined;
+        if (cur && cur.run === run) this.rows.markExited(id, run, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '');
+      });
+      const layer = exit.exitCode === 0 && !exit.error && iso.writableLayer ? await iso.writableLayer(spec) : undefined;
+      return await use({ id, name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined }, layer);
+    } finally {
+      stopAbort();
+      await this.rm(id, { force: true }).catch((e: unknown) => {
+        if (!isHullError(e, 'NOT_FOUND')) throw e;
+      });
+    }
   }
 
   // ---------------------------------------------------------------- exits and reconciling

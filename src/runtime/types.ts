@@ -134,7 +134,20 @@ export interface InstanceSpec {
     /** Accelerator: auto picks KVM when a probe shows it works, TCG otherwise. */
     accel: 'auto' | 'kvm' | 'tcg';
   };
+  /**
+   * Keep the writable layer readable after the process exited, for writableLayer() (build
+   * steps, commit). A VM's writes live in guest memory: with this set its agent streams them to
+   * the host when the process ends. Absent: false.
+   */
+  captureLayer?: boolean;
 }
+
+/**
+ * A stopped instance's writable layer: an overlay upper directory (container wall), or a tar of
+ * it in OCI layer form streamed out of the guest (VM wall; untrusted: unpack it with the
+ * hardened unpacker before use).
+ */
+export type WritableLayer = { kind: 'upper'; dir: string } | { kind: 'tar'; file: string };
 
 export interface ExitInfo {
   exitCode: number;
@@ -220,6 +233,11 @@ export interface Isolation {
    * or changing containers) owns: runtime state, cgroups, monitor processes.
    */
   orphans(live: Set<string>): Promise<Orphan[]>;
+  /**
+   * Optional. The writable layer of an instance whose process has exited (and that was not
+   * removed). FAILED_PRECONDITION when the wall cannot give it (a VM run without captureLayer).
+   */
+  writableLayer?(spec: InstanceSpec): Promise<WritableLayer>;
 }
 
 /** Something of a wall on this host that no live instance owns (`hull system check`). */

@@ -148,6 +148,19 @@ const MIGRATIONS: string[] = [
     created_at   TEXT NOT NULL
   );
   `,
+  // 4: hull build's layer cache.
+  `
+  -- hull build's layer cache: each step's result is an (untagged) image; the key is what docker
+  -- keys a step on (parent image, instruction, inputs). A row goes with its image.
+  CREATE TABLE build_cache (
+    key        TEXT PRIMARY KEY,
+    image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    parent_id  TEXT NOT NULL,                  -- '' for a step on scratch
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX build_cache_image ON build_cache(image_id);
+  CREATE INDEX build_cache_parent ON build_cache(parent_id);
+  `,
 ];
 
 const cache = new Map<string, DB>();

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { HullError, precondition } from '../../errors.js';
-import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage } from '../types.js';
+import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
 import { buildOciConfig } from './config.js';
 import { findConmon, startConmon } from './conmon.js';
@@ -504,6 +504,12 @@ class ContainerIsolation implements Isolation {
 
   async usage(spec: InstanceSpec): Promise<Usage> {
     return readUsage(this.layout, containerCgroupPath(this.root, spec.id));
+  }
+
+  async writableLayer(spec: InstanceSpec): Promise<WritableLayer> {
+    const dir = this.files(spec).upper;
+    if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw precondition(`container ${spec.id.slice(0, 12)} has no writable layer (${dir} is missing)`);
+    return { kind: 'upper', dir };
   }
 
   async cleanup(spec: InstanceSpec): Promise<void> {

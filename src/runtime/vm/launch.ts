@@ -45,6 +45,8 @@ export interface VmFiles {
   monitor: string;
   killed: string;
   log: string;
+  /** The guest's writable layer as a tar (captureLayer runs); outside vm/, which a run removes. */
+  layer: string;
 }
 
 export function vmFiles(spec: InstanceSpec): VmFiles {
@@ -61,6 +63,7 @@ export function vmFiles(spec: InstanceSpec): VmFiles {
     monitor: path.join(dir, 'monitor.json'),
     killed: path.join(dir, 'killed'),
     log: path.join(spec.dir, 'ctr.log'),
+    layer: path.join(spec.dir, 'layer.tar'),
   };
 }
 
@@ -108,6 +111,7 @@ export function guestRunSpec(spec: InstanceSpec, mode: { attached: boolean; rows
     shares: binds.map((m, i) => ({ tag: `v${i}`, destination: m.destination, readOnly: m.readOnly })),
     mainPort: mode.attached,
     logFormat: !mode.attached,
+    layer: spec.captureLayer === true,
     clockNs: BigInt(Date.now()) * 1_000_000n,
     interfaces: spec.network === 'netns' ? spec.netns?.interfaces : undefined,
     gateway: spec.network === 'netns' ? spec.netns?.gateway : undefined,
@@ -230,9 +234,17 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           fdConsole = fs.openSync(consolePath, 'w', 0o640);
           if (asNobody) fs.fchownSync(fdConsole, NOBODY, NOBODY);
         }
+        // build steps: the guest's writable layer, written by QEMU (maybe as nobody) through a file chardev
+        let fdLayer: number | undefined;
+        if (spec.captureLayer) {
+          fdLayer = fs.openSync(files.layer, 'w', 0o600);
+          if (asNobody) fs.fchownSync(fdLayer, NOBODY, NOBODY);
+        }
         try {
           const base = io.base as (string | number | null)[];
           const stdio = [...base.slice(0, 3), fdKernel, fdInitrd, fdDisk, fdLog ?? 'ignore', ...base.slice(3)];
+          if (fdLayer !== undefined) stdio.push(fdLayer);
+          const layerFd = fdLayer !== undefined ? stdio.length - 1 : undefined;
           if (fdConsole !== undefined) stdio.push(fdConsole);
           const consoleFd = stdio.length - 1;
           // held host ports: the monitor shell (and QEMU) keep them open for the VM's life
@@ -241,7 +253,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
             kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', disk: '/proc/self/fd/5',
             memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(), tbSizeMiB: tbSizeMiB(mode.attached),
             ramBackend: ramBackend(mode.attached),
-            ports: { status: { kind: 'file', path: 'status' }, stdout: ports.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : ports.stdout, stderr: ports.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: ports.main },
+            ports: { status: { kind: 'file', path: 'status' }, stdout: ports.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : ports.stdout, stderr: ports.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: ports.main, ...(layerFd !== undefined ? { layer: { kind: 'file', path: `/proc/self/fd/${layerFd}` } } : {}) },
             shares,
             consoleLog: fdConsole !== undefined ? `/proc/self/fd/${consoleFd}` : undefined,
             nics: taps?.qemuNics,
@@ -266,7 +278,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
             cwd: files.dir, stdio: stdio as StdioOptions, detached: io.detached,
           });
         } finally {
-          for (const fd of [fdKernel, fdInitrd, fdDisk, fdLog, fdConsole]) if (fd !== undefined) fs.closeSync(fd);
+          for (const fd of [fdKernel, fdInitrd, fdDisk, fdLog, fdConsole, fdLayer]) if (fd !== undefined) fs.closeSync(fd);
         }
       },
     };
