@@ -64,6 +64,7 @@ async function build(c: Ctx): Promise<void> {
         context: opened.tree, dockerfile: opened.dockerfile, tags, buildArgs, labels,
         target: c.query.str('target') || undefined, noCache: c.query.bool('nocache'), pull: c.query.bool('pull'),
         platform: c.query.str('platform') || undefined, isolation, memoryBytes: memory && memory > 0 ? memory : undefined,
+        network: networkMode(c.query.str('networkmode')),
         signal: ac.signal,
       },
       // the client prints "Sending build context" itself
@@ -86,6 +87,11 @@ async function build(c: Ctx): Promise<void> {
 async function prune(c: Ctx): Promise<void> {
   const r = c.images.pruneBuildCache();
   sendJson(c, 200, { CachesDeleted: r.deleted.flatMap((d) => ('Deleted' in d ? [d.Deleted] : [])), SpaceReclaimed: r.reclaimed });
+}
+
+/** docker's networkmode query: 'default' (or absent) is the default bridge. */
+function networkMode(m: string | undefined): string | undefined {
+  return m === undefined || m === '' || m === 'default' ? undefined : m;
 }
 
 export function register(r: Router<Handler>): void {

@@ -52,6 +52,11 @@ export interface BuildRequest {
   /** Memory of each RUN's container or VM, bytes. */
   memoryBytes?: number;
   /**
+   * --network of RUN steps: docker's default network ('bridge', the default), 'none', 'host', or
+   * a user network's name. Not part of the cache key (as in docker).
+   */
+  network?: string;
+  /**
    * Stops the build: no further step starts, and a running RUN's container or VM is killed (it
    * is then removed like any failed step). The build fails with "build interrupted".
    */
@@ -234,7 +239,7 @@ class Build {
     const argEnv = runArgEnv(state);
     const createdBy = runCreatedBy(argv, argEnv);
     const isolation = this.req.isolation ?? 'container';
-    return this.cached(image, createdBy, `wall=${isolation}`, (c) => runStep(c, i, argv, argEnv, createdBy, { isolation, memoryBytes: this.req.memoryBytes, signal: this.req.signal }), state, t0);
+    return this.cached(image, createdBy, `wall=${isolation}`, (c) => runStep(c, i, argv, argEnv, createdBy, { isolation, memoryBytes: this.req.memoryBytes, network: this.req.network, signal: this.req.signal }), state, t0);
   }
 
   private async workdir(image: ImageRecord | undefined, state: StageState, i: Instr, t0: number): Promise<ImageRecord> {

@@ -106,6 +106,8 @@ export interface RunStepOptions {
   isolation: Wall;
   /** Memory of each RUN's container or VM, bytes (default: none for containers, 1 GiB for VMs). */
   memoryBytes?: number;
+  /** RUN's network (BuildRequest.network): undefined = the default bridge. */
+  network?: string;
   /** Kills the RUN's container or VM when aborted (BuildRequest.signal). */
   signal?: AbortSignal;
 }
@@ -121,7 +123,7 @@ export async function runStep(c: StepContext, i: Instr, argv: string[], argEnv: 
   const memoryBytes = o.memoryBytes ?? (o.isolation === 'vm' ? 1024 * 1024 * 1024 : undefined);
   try {
     return await c.engine.runStep(
-      { image: image.id, entrypoint: '', cmd: argv, env: argEnv, workdir: cfg.WorkingDir || '/', user: cfg.User ?? '', network: 'none', isolation: o.isolation, memoryBytes },
+      { image: image.id, entrypoint: '', cmd: argv, env: argEnv, workdir: cfg.WorkingDir || '/', user: cfg.User ?? '', network: o.network, isolation: o.isolation, memoryBytes },
       {
         stdout: out,
         stderr: err,

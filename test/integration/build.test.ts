@@ -346,3 +346,12 @@ test('an interrupted build (SIGTERM during a RUN) kills and removes the step\'s 
   assert.deepEqual(fs.readdirSync(path.join(t.root, 'containers')), []);
   assert.deepEqual(processesMentioning(t.root), []);
 });
+
+test('RUN steps are on the default bridge network (docker\'s default), --network none leaves them without one', () => {
+  const dir = context('net', { Dockerfile: 'FROM busybox\nRUN (ip -4 -o addr show eth0 2>/dev/null || echo no-eth0) > /net.txt\n' });
+  ok(['-t', 'net:bridge', dir]);
+  assert.match(run('net:bridge', 'cat', '/net.txt'), /eth0\s+inet \d+\.\d+\.\d+\.\d+\/\d+/, 'an address on the bridge');
+  ok(['--no-cache', '--network', 'none', '-t', 'net:none', dir]);
+  assert.equal(run('net:none', 'cat', '/net.txt'), 'no-eth0\n');
+  assert.equal(hull(t.root, ['ps', '-aq']).stdout.trim(), '', 'no step container left');
+});
