@@ -22,8 +22,6 @@ const ROUTES: [string, string][] = [
   ['GET', '/images/{name*}/history'],
   ['GET', '/events'],
   ['GET', '/system/df'],
-  ['GET', '/volumes'],
-  ['POST', '/volumes/create'],
   ['GET', '/swarm'],
   ['GET', '/services'],
   ['GET', '/plugins'],

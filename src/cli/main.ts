@@ -16,6 +16,7 @@ const MODULES: Record<string, () => Promise<CommandModule>> = {
   system: () => import('./system.js'),
   networks: () => import('./networks.js'),
   build: () => import('./build.js'),
+  volumes: () => import('./volumes.js'),
 };
 
 /** Command (and `group sub` form) -> module. Docker's aliases map to the same command. */
@@ -43,6 +44,8 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   'network rm': 'networks', 'network remove': 'networks', 'network prune': 'networks',
   'network connect': 'networks', 'network disconnect': 'networks',
   build: 'build', 'image build': 'build', 'builder build': 'build', 'builder prune': 'build',
+  'volume create': 'volumes', 'volume ls': 'volumes', 'volume list': 'volumes', 'volume inspect': 'volumes',
+  'volume rm': 'volumes', 'volume remove': 'volumes', 'volume prune': 'volumes',
 };
 
 const GLOBAL_FLAGS: FlagSpec[] = [
@@ -52,7 +55,7 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'help', short: 'h', type: 'bool', help: 'Print usage' },
 ];
 
-const GROUPS = ['image', 'container', 'system', 'network', 'builder'];
+const GROUPS = ['image', 'container', 'system', 'network', 'builder', 'volume'];
 
 function usage(): string {
   return `Usage:  hull [OPTIONS] COMMAND
@@ -62,6 +65,7 @@ Run the same OCI image as a container (shared kernel) or a microVM (own kernel).
 Images:      images  build  load  save  import  tag  rmi  pull  push  login  logout  image ...  builder prune
 Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  port  container ...
 Networks:    network create  ls  inspect  rm  prune  connect  disconnect
+Volumes:     volume create  ls  inspect  rm  prune
 Engine:      serve  info  version  system check
 Contrast:    contrast  advise
 
@@ -128,6 +132,8 @@ function findCommand(commands: CommandDef[], name: string): CommandDef {
   if (name === 'container port') candidates.push('port');
   if (name === 'network list') candidates.push('network ls');
   if (name === 'network remove') candidates.push('network rm');
+  if (name === 'volume list') candidates.push('volume ls');
+  if (name === 'volume remove') candidates.push('volume rm');
   for (const c of candidates) {
     const d = commands.find((x) => x.name === c);
     if (d) return d;

@@ -24,6 +24,8 @@ import { newContainerId, randomName } from './names.js';
 import { buildInstanceSpec, netRequest, validateRunOptions, type RunOptions } from './options.js';
 import type { NetworkStack, PreparedNetwork } from '../network/stack.js';
 import type { NetworkService } from './networks.js';
+import { EngineVolumes } from './volumes.js';
+import { VolumeStore } from '../volumes/store.js';
 
 export interface AttachStdio {
   /** Read when the container keeps stdin open (-i). */
@@ -221,28 +223,63 @@ export class Engine {
     const lowerDirs = await this.images.lowerDirs(img);
     const id = newContainerId();
     const dir = path.join(layout(this.root).containers, id);
+    // volumes: image VOLUMEs become anonymous volumes; each volume mount a bind of its directory
+    const plan = this.vols.plan(opts.mounts ?? [], Object.keys(img.config.config?.Volumes ?? {}));
     for (let attempt = 0; ; attempt++) {
       const name = opts.name ?? randomName();
-      const spec = buildInstanceSpec(opts, { id: img.id, config: img.config, lowerDirs }, { id, name, dir, hostHostname: os.hostname() });
+      const spec = buildInstanceSpec({ ...opts, mounts: plan.mounts }, { id: img.id, config: img.config, lowerDirs }, { id, name, dir, hostHostname: os.hostname() });
       const stored: StoredSpec = { opts, spec: { ...spec, image: { ...spec.image, lowerDirs: [] } } };
+      let made: string[];
       try {
-        this.rows.insert({
-          id, name, image_id: img.id, image_ref: opts.image, isolation: opts.isolation ?? 'container', runtime: spec.runtime,
-          status: 'created', spec_json: JSON.stringify(stored), created_at: nowIso(),
-        });
+        // the row and its volumes' uses in one transaction: a volume in use is never removed
+        made = this.db
+          .transaction(() => {
+            this.rows.insert({
+              id, name, image_id: img.id, image_ref: opts.image, isolation: opts.isolation ?? 'container', runtime: spec.runtime,
+              status: 'created', spec_json: JSON.stringify(stored), created_at: nowIso(),
+            });
+            return this.vols.attach(id, plan.uses);
+          })
+          .immediate();
       } catch (e) {
         if (opts.name === undefined && isHullError(e, 'CONFLICT') && attempt < 5) continue;
         throw e;
       }
       try {
         await (await this.net()).stack.configure({ id, name, wall: opts.isolation ?? 'container', hostname: spec.hostname }, netRequest(opts, img.config));
+        await this.vols.populate(plan.uses, lowerDirs);
       } catch (e) {
-        this.rows.delete(id); // nothing half-made: no row without its network
+        // nothing half-made: no row without its network, no volume this create made
+        await (await this.net()).stack.teardown(id).catch(() => undefined);
+        this.rows.delete(id);
+        this.vols.removeUnused(made);
         throw e;
       }
-      addEvent(this.db, 'container', 'create', id, { name, image: opts.image });
+      addEvent(this.db, 'container', 'create', id, this.attrs({ name, image_ref: opts.image, spec_json: JSON.stringify(stored) }));
       return { id, name, spec };
     }
+  }
+
+  // ---------------------------------------------------------------- volumes (src/volumes)
+
+  private volsCache?: EngineVolumes;
+  private get vols(): EngineVolumes {
+    this.volsCache ??= new EngineVolumes(new VolumeStore(this.db, this.root), this.root);
+    return this.volsCache;
+  }
+
+  /** `volume create/ls/inspect/rm/prune`: the root's volume store. */
+  get volumes(): VolumeStore {
+    return this.vols.store;
+  }
+
+  /**
+   * docker's event attributes of a container: its labels (image's and its own), image and name,
+   * then `extra` (exitCode, signal, ...).
+   */
+  private attrs(row: Pick<ContainerRow, 'name' | 'image_ref' | 'spec_json'>, extra: Record<string, string> = {}): Record<string, string> {
+    const { opts, spec } = JSON.parse(row.spec_json) as StoredSpec;
+    return { ...(spec.image.config.config?.Labels ?? {}), ...(opts.labels ?? {}), image: row.image_ref, name: row.name, ...extra };
   }
 
   /** The spec of a stored container's current run with its image's layer directories filled in. */
@@ -250,6 +287,7 @@ export class Engine {
     const spec = this.runSpec(row);
     const img = this.images.record(row.image_id);
     if (!img) throw precondition(`the image ${row.image_id} of container ${row.name} is gone`);
+    for (const m of spec.mounts) if (m.volume) this.vols.store.ensureDir(m.volume);
     return { ...spec, image: { ...spec.image, lowerDirs: await this.images.lowerDirs(img) } };
   }
 
@@ -281,7 +319,7 @@ export class Engine {
       const { pid, facts } = await iso.startDetached(net.spec);
       prep.closeHeld(); // the monitor holds the published ports now
       this.rows.setStarted(row.id, run, pid, JSON.stringify({ ...(facts ?? {}), bootId: bootId() } satisfies RunFacts));
-      addEvent(this.db, 'container', 'start', row.id, { name: row.name, run: String(run) });
+      addEvent(this.db, 'container', 'start', row.id, this.attrs(row, { run: String(run) }));
     } catch (e) {
       prep?.closeHeld();
       await this.failStart(current, spec ?? this.runSpec(current), iso, e);
@@ -349,7 +387,7 @@ export class Engine {
       const cur = present ? this.rows.get(id) : undefined;
       if (!cur || cur.run !== run) return; // removed (rm -f) or restarted meanwhile
       if (this.rows.markExited(id, run, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '')) {
-        addEvent(this.db, 'container', 'die', id, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(run) });
+        addEvent(this.db, 'container', 'die', id, this.attrs(cur, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(run) }));
       }
       if (opts.rm) await this.removeLocked(this.rows.get(id)!);
     });
@@ -460,7 +498,7 @@ export class Engine {
   private async recordExit(row: ContainerRow, exit: ExitInfo, o: { autoRemove?: boolean } = {}): Promise<void> {
     const iso = await this.wall(row.isolation);
     if (this.rows.markExited(row.id, row.run, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '')) {
-      addEvent(this.db, 'container', 'die', row.id, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(row.run) });
+      addEvent(this.db, 'container', 'die', row.id, this.attrs(row, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(row.run) }));
     }
     if (iso.release) await iso.release(this.runSpec(row));
     await this.netTeardown(row.id);
@@ -528,7 +566,7 @@ export class Engine {
       row = await this.settle(row);
       if (!this.rows.get(id) || admit('stop', row) === 'noop') return;
       await this.stopLocked(row, timeoutSec);
-      addEvent(this.db, 'container', 'stop', row.id, { name: row.name });
+      addEvent(this.db, 'container', 'stop', row.id, this.attrs(row));
       await this.settle(this.rows.get(id) ?? row);
     });
   }
@@ -550,7 +588,7 @@ export class Engine {
       admit('kill', row);
       const iso = await this.wall(row.isolation);
       await iso.kill(this.runSpec(row), signal);
-      addEvent(this.db, 'container', 'kill', row.id, { name: row.name, signal });
+      addEvent(this.db, 'container', 'kill', row.id, this.attrs(row, { signal }));
     });
   }
 
@@ -608,8 +646,11 @@ export class Engine {
     }
   }
 
-  /** docker rm: a running container needs `force` (then it is killed first). */
-  async rm(ref: string, opts: { force?: boolean } = {}): Promise<string> {
+  /**
+   * docker rm: a running container needs `force` (then it is killed first); `volumes` (-v) also
+   * removes its anonymous volumes (an --rm container's always go with it).
+   */
+  async rm(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<string> {
     const id = this.rows.resolve(ref).id;
     await this.locks.with(id, async (present) => {
       let row = present ? this.rows.get(id) : undefined;
@@ -621,7 +662,7 @@ export class Engine {
         await this.stopLocked(row, 0);
         await this.settle(row, { autoRemove: false });
       }
-      await this.removeLocked(this.rows.get(id) ?? row);
+      await this.removeLocked(this.rows.get(id) ?? row, { volumes: opts.volumes });
     });
     return id;
   }
@@ -631,7 +672,7 @@ export class Engine {
    * exit hook leaves it alone; the wall then takes away everything (monitor, runtime state,
    * mounts, cgroup, files); the row goes last. A wall that fails leaves the row 'dead'.
    */
-  private async removeLocked(row: ContainerRow): Promise<void> {
+  private async removeLocked(row: ContainerRow, o: { volumes?: boolean } = {}): Promise<void> {
     if (!this.rows.get(row.id)) return;
     this.rows.setStatus(row.id, 'removing', row.error);
     const iso = await this.wall(row.isolation);
@@ -642,7 +683,9 @@ export class Engine {
       this.rows.setStatus(row.id, 'dead', `removal failed: ${(e as Error).message}`);
       throw e;
     }
-    if (this.rows.delete(row.id)) addEvent(this.db, 'container', 'destroy', row.id, { name: row.name });
+    const anonymous = (o.volumes || this.stored(row).opts.rm) ? this.vols.anonymousOf(row.id) : [];
+    if (this.rows.delete(row.id)) addEvent(this.db, 'container', 'destroy', row.id, this.attrs(row));
+    this.vols.removeUnused(anonymous); // its uses went with the row (ON DELETE CASCADE)
   }
 
   /** docker restart: stop (with timeout) then start, as one transition. */
@@ -653,12 +696,12 @@ export class Engine {
       admit('restart', row);
       if (isLive(row.status)) {
         await this.stopLocked(row, timeoutSec);
-        addEvent(this.db, 'container', 'stop', row.id, { name: row.name });
+        addEvent(this.db, 'container', 'stop', row.id, this.attrs(row));
         row = await this.settle(this.rows.get(id) ?? row, { autoRemove: false });
       }
       this.rows.incrementRestarts(row.id);
       await this.startLocked(this.rows.get(id)!);
-      addEvent(this.db, 'container', 'restart', row.id, { name: row.name });
+      addEvent(this.db, 'container', 'restart', row.id, this.attrs(row));
     });
   }
 

@@ -11,9 +11,17 @@ import type { ImageConfig } from '../oci/types.js';
 export type Wall = 'container' | 'vm';
 
 export interface MountSpec {
-  type: 'bind' | 'tmpfs';
-  /** Host path for bind mounts. */
+  /**
+   * 'volume' exists only in what callers ask (RunOptions): the engine turns each into a 'bind'
+   * of the volume's directory (with `volume` set) before a wall sees it.
+   */
+  type: 'bind' | 'tmpfs' | 'volume';
+  /** Host path for bind mounts; the volume's name for volume mounts (absent: a new anonymous volume). */
   source?: string;
+  /** On a bind the engine made of a volume: the volume's name. */
+  volume?: string;
+  /** Volume mounts: do not copy the image's files at the destination into an empty volume (docker's nocopy). */
+  noCopy?: boolean;
   /** Absolute path inside the instance. */
   destination: string;
   readOnly: boolean;

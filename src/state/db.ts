@@ -161,6 +161,27 @@ const MIGRATIONS: string[] = [
   CREATE INDEX build_cache_image ON build_cache(image_id);
   CREATE INDEX build_cache_parent ON build_cache(parent_id);
   `,
+  // 5: named volumes (issue 16). A volume row exists from `volume create` (or first use) to
+  // `volume rm`; its directory is volumes/<name>/_data. A volume_users row ties a volume to each
+  // container that mounts it, from create to rm: a volume with users cannot be deleted (the
+  // foreign key refuses it even if a caller forgot to look).
+  `
+  CREATE TABLE volumes (
+    name         TEXT PRIMARY KEY,             -- [a-zA-Z0-9][a-zA-Z0-9_.-]+, or 64 hex for anonymous ones
+    driver       TEXT NOT NULL DEFAULT 'local',
+    labels_json  TEXT NOT NULL DEFAULT '{}',
+    options_json TEXT NOT NULL DEFAULT '{}',
+    anonymous    INTEGER NOT NULL DEFAULT 0,   -- made for one container (-v /path, an image VOLUME)
+    created_at   TEXT NOT NULL
+  );
+  CREATE TABLE volume_users (
+    volume       TEXT NOT NULL REFERENCES volumes(name),
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    destination  TEXT NOT NULL,
+    PRIMARY KEY (volume, container_id, destination)
+  );
+  CREATE INDEX volume_users_container ON volume_users(container_id);
+  `,
 ];
 
 const cache = new Map<string, DB>();
