@@ -1,4 +1,5 @@
 /** Image routes: list, inspect, pull (images/create), push, tag, delete, save (get), load, prune. */
+import { labelsMatch } from '../engine/filters.js';
 import type { ServerResponse } from 'node:http';
 import { HullError } from '../errors.js';
 import { imageRows, inspectImage } from '../images/inspect.js';
@@ -35,19 +36,22 @@ async function list(c: Ctx): Promise<void> {
   const filters = c.query.filters();
   let dangling: boolean | undefined;
   const refs: RegExp[] = [];
+  const labels: string[] = [];
   for (const [k, vals] of filters) {
     if (k === 'dangling') {
       if (vals.some((v) => !['true', 'false', '1', '0'].includes(v))) throw new HttpError(400, `invalid filter 'dangling=${vals.join(',')}'`);
       dangling = vals.includes('true') || vals.includes('1');
     } else if (k === 'reference') {
       for (const v of vals) refs.push(globRe(v.includes(':') && v.lastIndexOf(':') > v.lastIndexOf('/') ? v : `${v}:*`), globRe(v));
-    } else throw new HttpError(400, `invalid filter '${k}'`);
+    } else if (k === 'label') labels.push(...vals);
+    else throw new HttpError(400, `invalid filter '${k}'`);
   }
   const used = new Map<string, number>();
   for (const ctr of await c.engine.ps({ all: true })) used.set(ctr.ImageID, (used.get(ctr.ImageID) ?? 0) + 1);
   const out = c.images
     .list({ all: c.query.bool('all') })
     .filter((img) => dangling === undefined || (img.tags.length === 0) === dangling)
+    .filter((img) => labelsMatch(img.config.config?.Labels ?? {}, labels))
     .filter((img) => refs.length === 0 || imageRows(img).some((r) => refs.some((re) => re.test(`${r.Repository}:${r.Tag}`) || re.test(r.Repository))))
     .map((img) => summary(img, c.images.addedAt(img.id), used.get(img.id) ?? 0));
   sendJson(c, 200, out);

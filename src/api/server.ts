@@ -28,6 +28,7 @@ import { register as registerExec } from './exec.js';
 import { register as registerNetworks } from './networks.js';
 import { register as registerBuild } from './build.js';
 import { register as registerVolumes } from './volumes.js';
+import { register as registerEvents } from './events.js';
 import { register as registerUnsupported } from './unsupported.js';
 
 export const DEFAULT_SOCKET = '/run/hull/docker.sock';
@@ -62,6 +63,7 @@ export function buildRouter(): Router<Handler> {
   registerNetworks(r);
   registerBuild(r);
   registerVolumes(r);
+  registerEvents(r);
   registerUnsupported(r);
   return r;
 }

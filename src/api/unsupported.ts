@@ -20,7 +20,6 @@ const ROUTES: [string, string][] = [
   ['POST', '/commit'],
   ['GET', '/images/search'],
   ['GET', '/images/{name*}/history'],
-  ['GET', '/events'],
   ['GET', '/system/df'],
   ['GET', '/swarm'],
   ['GET', '/services'],

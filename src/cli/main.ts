@@ -17,6 +17,7 @@ const MODULES: Record<string, () => Promise<CommandModule>> = {
   networks: () => import('./networks.js'),
   build: () => import('./build.js'),
   volumes: () => import('./volumes.js'),
+  events: () => import('./events.js'),
 };
 
 /** Command (and `group sub` form) -> module. Docker's aliases map to the same command. */
@@ -46,6 +47,7 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   build: 'build', 'image build': 'build', 'builder build': 'build', 'builder prune': 'build',
   'volume create': 'volumes', 'volume ls': 'volumes', 'volume list': 'volumes', 'volume inspect': 'volumes',
   'volume rm': 'volumes', 'volume remove': 'volumes', 'volume prune': 'volumes',
+  events: 'events', 'system events': 'events',
 };
 
 const GLOBAL_FLAGS: FlagSpec[] = [
@@ -66,7 +68,7 @@ Images:      images  build  load  save  import  tag  rmi  pull  push  login  log
 Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  port  container ...
 Networks:    network create  ls  inspect  rm  prune  connect  disconnect
 Volumes:     volume create  ls  inspect  rm  prune
-Engine:      serve  info  version  system check
+Engine:      serve  info  version  events  system check
 Contrast:    contrast  advise
 
 Options:

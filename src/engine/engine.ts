@@ -186,8 +186,17 @@ export class Engine {
   /** Sets up the container's network for a start: the spec the wall gets. */
   private async netPrepare(row: ContainerRow, spec: InstanceSpec): Promise<{ spec: InstanceSpec; prep: PreparedNetwork }> {
     const { opts } = this.stored(row);
-    const prep = await (await this.net()).stack.prepare({ id: row.id, name: row.name, wall: row.isolation, hostname: spec.hostname }, netRequest(opts, spec.image.config));
+    const { stack } = await this.net();
+    const prep = await stack.prepare({ id: row.id, name: row.name, wall: row.isolation, hostname: spec.hostname }, netRequest(opts, spec.image.config));
+    this.netEvents(stack, row.id, 'connect');
     return { spec: { ...spec, network: prep.network, netns: prep.netns, etc: prep.etc, heldFds: prep.heldFds }, prep };
+  }
+
+  /** docker's network connect/disconnect events as a container's run joins or leaves its networks. */
+  private netEvents(stack: NetworkStack, id: string, action: 'connect' | 'disconnect'): void {
+    for (const { net } of stack.endpoints(id)) {
+      if (net && net.driver === 'bridge') addEvent(this.db, 'network', action, net.id, { container: id, name: net.name, type: net.driver });
+    }
   }
 
   /** What `hull system check` asks of the network stack. */
@@ -198,7 +207,10 @@ export class Engine {
 
   /** Takes the container's network down again (idempotent; nothing to do for none and host). */
   private async netTeardown(id: string): Promise<void> {
-    await (await this.net()).stack.teardown(id);
+    const { stack } = await this.net();
+    const wasUp = stack.sandboxPath(id) !== undefined;
+    await stack.teardown(id);
+    if (wasUp) this.netEvents(stack, id, 'disconnect');
   }
 
   // ---------------------------------------------------------------- images
@@ -818,6 +830,12 @@ export class Engine {
       out.push({ id: l.row.id, name: l.row.name, cpuPercent: dt > 0 ? ((u.cpuNs - l.first.cpuNs) / dt) * 100 : 0, usage: u });
     }
     return out;
+  }
+
+  /** docker events: past events from `sinceNs`, then new ones until `untilNs` or an abort (events.ts). */
+  async events(o: import('./events.js').StreamOptions, emit: (e: import('./events.js').DockerEvent) => void | Promise<void>): Promise<void> {
+    const { streamEvents } = await import('./events.js');
+    return streamEvents(this.db, this.root, o, emit);
   }
 
   /**

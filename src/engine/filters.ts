@@ -137,3 +137,27 @@ export function pruneLabelMatch(f: Filters): (labels: Record<string, string>) =>
   const no = f.get('label!') ?? [];
   return (labels) => labelsMatch(labels, yes, no);
 }
+
+export const NETWORK_FILTERS = ['name', 'id', 'driver', 'type', 'label', 'scope', 'dangling'];
+
+/** docker network ls' filters over network views (Name, Id, Driver, Labels, Containers). */
+export function filterNetworks(nets: Record<string, unknown>[], f: Filters): Record<string, unknown>[] {
+  checkKeys(f, NETWORK_FILTERS);
+  const vals = (k: string) => f.get(k) ?? [];
+  const builtin = (n: Record<string, unknown>) => ['bridge', 'host', 'none'].includes(String(n.Name));
+  let out = nets;
+  if (f.has('name')) out = out.filter((n) => vals('name').some((v) => String(n.Name).includes(v)));
+  if (f.has('id')) out = out.filter((n) => vals('id').some((v) => String(n.Id).startsWith(v)));
+  if (f.has('driver')) out = out.filter((n) => vals('driver').includes(String(n.Driver)));
+  if (f.has('scope')) out = out.filter((n) => vals('scope').includes('local'));
+  if (f.has('type')) {
+    for (const v of vals('type')) if (v !== 'builtin' && v !== 'custom') throw invalid(`invalid filter 'type=${v}': builtin or custom`);
+    out = out.filter((n) => vals('type').includes(builtin(n) ? 'builtin' : 'custom'));
+  }
+  if (f.has('label')) out = out.filter((n) => labelsMatch((n.Labels as Record<string, string> | undefined) ?? {}, vals('label')));
+  if (f.has('dangling')) {
+    const want = vals('dangling').map((v) => filterBool('dangling', v));
+    out = out.filter((n) => !builtin(n) && want.includes(Object.keys((n.Containers as object | undefined) ?? {}).length === 0));
+  }
+  return out;
+}
