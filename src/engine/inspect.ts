@@ -112,6 +112,9 @@ export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string
       Ulimits: spec.ulimits.length ? spec.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) : null,
       Tmpfs: Object.keys(tmpfs).length ? tmpfs : null,
       Init: spec.init,
+      // the monitor's k8s-file log is read back through the API as docker's json-file driver's
+      // is (logs, logs -f, attach); docker-compose tails only containers whose driver it knows
+      LogConfig: { Type: 'json-file', Config: {} },
       Runtime: row.runtime,
       Isolation: row.isolation,
     },
