@@ -226,7 +226,7 @@ async function logs(c: Ctx): Promise<void> {
 
 async function sample(c: Ctx, id: string): Promise<Sample | undefined> {
   const [s] = await c.engine.stats([id], 0);
-  return s ? { at: new Date(), usage: s.usage, systemNs: systemCpuNs() } : undefined;
+  return s ? { at: new Date(), usage: s.usage, systemNs: systemCpuNs(), networks: await c.engine.networkCounters(id) } : undefined;
 }
 
 async function stats(c: Ctx): Promise<void> {

@@ -11,7 +11,8 @@ import { dockerJsonMessages } from '../registry/progress.js';
 import { type JsonMessage, errorMessageLine, parseRegistryAuth } from './progress.js';
 import type { Router } from './router.js';
 
-function summary(img: ImageRecord, addedAt: string | undefined, containers: number): Record<string, unknown> {
+/** docker's ImageSummary. */
+export function summary(img: ImageRecord, addedAt: string | undefined, containers: number): Record<string, unknown> {
   const created = Date.parse(img.created ?? addedAt ?? '');
   return {
     Id: img.id,

@@ -29,6 +29,8 @@ import { register as registerNetworks } from './networks.js';
 import { register as registerBuild } from './build.js';
 import { register as registerVolumes } from './volumes.js';
 import { register as registerEvents } from './events.js';
+import { register as registerManage } from './manage.js';
+import { register as registerDf } from './df.js';
 import { register as registerUnsupported } from './unsupported.js';
 
 export const DEFAULT_SOCKET = '/run/hull/docker.sock';
@@ -64,6 +66,8 @@ export function buildRouter(): Router<Handler> {
   registerBuild(r);
   registerVolumes(r);
   registerEvents(r);
+  registerManage(r);
+  registerDf(r);
   registerUnsupported(r);
   return r;
 }

@@ -7,11 +7,7 @@ import { HttpError } from './errors.js';
 import type { Router } from './router.js';
 
 const ROUTES: [string, string][] = [
-  ['POST', '/containers/{id}/pause'],
-  ['POST', '/containers/{id}/unpause'],
-  ['POST', '/containers/{id}/rename'],
   ['POST', '/containers/{id}/update'],
-  ['GET', '/containers/{id}/top'],
   ['GET', '/containers/{id}/changes'],
   ['GET', '/containers/{id}/export'],
   ['GET', '/containers/{id}/archive'],
@@ -20,7 +16,6 @@ const ROUTES: [string, string][] = [
   ['POST', '/commit'],
   ['GET', '/images/search'],
   ['GET', '/images/{name*}/history'],
-  ['GET', '/system/df'],
   ['GET', '/swarm'],
   ['GET', '/services'],
   ['GET', '/plugins'],

@@ -3,7 +3,7 @@
  * Thin: each calls the engine's volume store and shapes docker's reply.
  */
 import { checkKeys, filterBool, filterVolumes, pruneLabelMatch } from '../engine/filters.js';
-import { dirSize, volumeView } from '../volumes/store.js';
+import { volumeView } from '../volumes/store.js';
 import { type Ctx, type Handler, sendJson, sendStatus } from './context.js';
 import { HttpError } from './errors.js';
 import { jsonBody } from './params.js';
@@ -57,13 +57,6 @@ async function prune(c: Ctx): Promise<void> {
   const match = pruneLabelMatch(f);
   const { deleted, reclaimed } = c.engine.volumes.prune({ all, match: (r) => match(JSON.parse(r.labels_json) as Record<string, string>) });
   sendJson(c, 200, { VolumesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
-}
-
-/** Volumes with their usage (system df): size of the data directory, containers using it. */
-export function volumesWithUsage(c: Ctx): Record<string, unknown>[] {
-  const store = c.engine.volumes;
-  const counts = store.refCounts();
-  return store.list().map((r) => volumeView(store, r, { size: dirSize(store.dir(r.name)), refCount: counts.get(r.name) ?? 0 }));
 }
 
 export function register(r: Router<Handler>): void {

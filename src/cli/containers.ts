@@ -540,13 +540,18 @@ export const commands: CommandDef[] = [
       const { table } = await import('./output.js');
       for (;;) {
         const list = await engine.stats(p.args);
+        const net = new Map<string, [number, number]>();
+        for (const s of list) {
+          const c = Object.values(await engine.networkCounters(s.id));
+          net.set(s.id, [c.reduce((a, x) => a + x.rx_bytes, 0), c.reduce((a, x) => a + x.tx_bytes, 0)]);
+        }
         const rows = list.map((s) => ({
           ID: short(s.id),
           Name: s.name,
           CPUPerc: `${s.cpuPercent.toFixed(2)}%`,
           MemUsage: `${mib(s.usage.memoryBytes)} / ${s.usage.memoryLimitBytes ? mib(s.usage.memoryLimitBytes) : mib(os.totalmem())}`,
           MemPerc: `${((s.usage.memoryBytes / (s.usage.memoryLimitBytes || os.totalmem())) * 100).toFixed(2)}%`,
-          NetIO: '0B / 0B',
+          NetIO: `${mib(net.get(s.id)![0])} / ${mib(net.get(s.id)![1])}`,
           BlockIO: '0B / 0B',
           PIDs: String(s.usage.pids),
         }));

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { HullError, isHullError, notFound, precondition } from '../errors.js';
+import { conflict, HullError, invalid, isHullError, notFound, precondition } from '../errors.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { layout, packageRoot } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
@@ -62,6 +62,18 @@ export interface LogsOptions {
   timestamps?: boolean;
   /** Stops a follow. */
   signal?: AbortSignal;
+}
+
+/** docker's per-interface network stats (swagger: ContainerNetworkStats). */
+export interface NetCounters {
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errors: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errors: number;
+  tx_dropped: number;
 }
 
 export interface StatsEntry {
@@ -588,6 +600,8 @@ export class Engine {
     const facts = this.facts(row);
     if (facts.bootId !== undefined && facts.bootId !== bootId()) return; // nothing of it runs
     const iso = await this.wall(row.isolation);
+    // a frozen process cannot take its stop signal (nor die of SIGKILL): thaw it first
+    if (row.status === 'paused') await this.thaw(row);
     await iso.stop(this.runSpec(row), timeoutSec);
   }
 
@@ -599,7 +613,10 @@ export class Engine {
       if (!this.rows.get(id)) throw precondition(`Container ${id} is not running`);
       admit('kill', row);
       const iso = await this.wall(row.isolation);
+      // a paused VM's agent cannot take a signal; a frozen container dies of SIGKILL only once thawed
+      if (row.status === 'paused' && row.isolation === 'vm') await this.thaw(row);
       await iso.kill(this.runSpec(row), signal);
+      if (row.status === 'paused' && /^(SIG)?KILL$|^9$/i.test(signal)) await this.thaw(row);
       addEvent(this.db, 'container', 'kill', row.id, this.attrs(row, { signal }));
     });
   }
@@ -717,6 +734,84 @@ export class Engine {
     });
   }
 
+  /** docker pause: the cgroup freezer (containers) or QMP stop (VMs). */
+  async pause(ref: string): Promise<void> {
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row);
+      admit('pause', row);
+      const iso = await this.wall(row.isolation);
+      if (!iso.pause) throw precondition(`the ${row.isolation} wall cannot pause`);
+      await iso.pause(this.runSpec(row));
+      this.rows.setStatus(id, 'paused', row.error);
+      addEvent(this.db, 'container', 'pause', id, this.attrs(row));
+    });
+  }
+
+  /** docker unpause. */
+  async unpause(ref: string): Promise<void> {
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row);
+      admit('unpause', row);
+      await this.thaw(row);
+      addEvent(this.db, 'container', 'unpause', id, this.attrs(row));
+    });
+  }
+
+  /** A paused row's instance runs again and the row says running (lease held). */
+  private async thaw(row: ContainerRow): Promise<void> {
+    const iso = await this.wall(row.isolation);
+    await iso.unpause?.(this.runSpec(row));
+    if (this.rows.get(row.id)?.status === 'paused') this.rows.setStatus(row.id, 'running', row.error);
+  }
+
+  /** docker rename: the new name answers on the container's networks at once. */
+  async rename(ref: string, name: string): Promise<void> {
+    validateRunOptions({ image: 'x', name });
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      if (row.name === name) throw conflict(`Renaming a container with the same name as its current name`);
+      if (row.status === 'removing' || row.status === 'dead') throw conflict(`Container ${id} is marked for removal and cannot be renamed`);
+      this.rows.rename(id, name);
+      await (await this.net()).stack.rename(id, row.name, name);
+      addEvent(this.db, 'container', 'rename', id, this.attrs({ ...row, name }, { oldName: `/${row.name}` }));
+    });
+  }
+
+  /**
+   * docker top: a container's processes from the host's `ps` (its cgroup's pids), a VM's from
+   * `ps` inside the guest. `psArgs` as docker's ps_args (default -ef; a guest's ps gets only
+   * what was asked for).
+   */
+  async top(ref: string, psArgs?: string): Promise<import('./top.js').TopResult> {
+    const { psArgv, parsePs, guestNoise } = await import('./top.js');
+    const argv = psArgv(psArgs);
+    const row = await this.fresh(this.rows.resolve(ref));
+    if (!isLive(row.status)) throw conflict(`Container ${row.id} is not running`);
+    const iso = await this.wall(row.isolation);
+    if (iso.processes) {
+      const pids = new Set(await iso.processes(this.runSpec(row)));
+      const { execFile } = await import('node:child_process');
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile('ps', argv, { maxBuffer: 16 << 20 }, (e, stdout, stderr) => (e ? reject(invalid(`ps ${argv.join(' ')}: ${stderr.trim() || e.message}`)) : resolve(stdout))),
+      );
+      return parsePs(out, (pid) => pids.has(pid));
+    }
+    if (row.status === 'paused') throw conflict(`Container ${row.id} is paused: a VM's processes are listed by its guest, unpause it first`);
+    const guestArgv = psArgs === undefined ? [] : argv;
+    const { PassThrough } = await import('node:stream');
+    const out = new PassThrough();
+    const err = new PassThrough();
+    let text = '';
+    let errText = '';
+    out.setEncoding('utf8').on('data', (d: string) => (text += d));
+    err.setEncoding('utf8').on('data', (d: string) => (errText += d));
+    const code = await this.exec(row.id, { cmd: ['ps', ...guestArgv] }, { stdout: out, stderr: err });
+    if (code !== 0) throw invalid(`ps ${guestArgv.join(' ')} in the VM exited ${code}: ${errText.trim()}`);
+    return parsePs(text, (_pid, fields, titles) => !guestNoise(fields, titles, guestArgv));
+  }
+
   /** docker container prune: remove every container that is not running. */
   async prune(): Promise<{ deleted: string[] }> {
     const deleted: string[] = [];
@@ -810,6 +905,31 @@ export class Engine {
     return out;
   }
 
+  /**
+   * A running container's network counters per interface (eth0, ...), as the container sees
+   * them: read from the host side of each veth (its rx is the container's tx). Both walls: a
+   * VM's NIC is mirrored onto the veth in its namespace.
+   */
+  async networkCounters(ref: string): Promise<Record<string, NetCounters>> {
+    const row = this.rows.resolve(ref);
+    const out: Record<string, NetCounters> = {};
+    for (const { ep } of (await this.net()).stack.endpoints(row.id)) {
+      if (!ep.veth) continue;
+      const read = (k: string) => {
+        try {
+          return Number(fs.readFileSync(`/sys/class/net/${ep.veth}/statistics/${k}`, 'utf8').trim()) || 0;
+        } catch {
+          return 0;
+        }
+      };
+      out[`eth${ep.idx}`] = {
+        rx_bytes: read('tx_bytes'), rx_packets: read('tx_packets'), rx_errors: read('tx_errors'), rx_dropped: read('tx_dropped'),
+        tx_bytes: read('rx_bytes'), tx_packets: read('rx_packets'), tx_errors: read('rx_errors'), tx_dropped: read('rx_dropped'),
+      };
+    }
+    return out;
+  }
+
   /** Resource usage of running containers, CPU % over `sampleMs` (default 500). */
   async stats(refs: string[] = [], sampleMs = 500): Promise<StatsEntry[]> {
     const rows = refs.length ? refs.map((r) => this.rows.resolve(r)) : this.rows.list(false);
@@ -830,6 +950,25 @@ export class Engine {
       out.push({ id: l.row.id, name: l.row.name, cpuPercent: dt > 0 ? ((u.cpuNs - l.first.cpuNs) / dt) * 100 : 0, usage: u });
     }
     return out;
+  }
+
+  /** docker system df: images, containers (writable layers), volumes; `only`: some of image/container/volume. */
+  async diskUsage(only?: Set<string>): Promise<import('./df.js').DiskUsage> {
+    const { diskUsage } = await import('./df.js');
+    return diskUsage(
+      {
+        images: this.images,
+        volumes: this.volumes,
+        containers: await this.ps({ all: true }),
+        writableLayer: async (id) => {
+          const row = this.rows.get(id);
+          if (!row) return undefined;
+          const iso = await this.wall(row.isolation);
+          return iso.writableLayer ? iso.writableLayer(this.runSpec(row)) : undefined;
+        },
+      },
+      only,
+    );
   }
 
   /** docker events: past events from `sinceNs`, then new ones until `untilNs` or an abort (events.ts). */

@@ -56,7 +56,7 @@ export interface ContainerInspect {
 
 export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string, net?: ContainerNetView): ContainerInspect {
   const { spec, opts } = stored;
-  const running = row.status === 'running';
+  const running = row.status === 'running' || row.status === 'paused';
   const facts = JSON.parse(row.runtime_json || '{}') as Record<string, unknown>;
   const anonymous = new Set(anonymousDestinations(stored));
   const binds = spec.mounts
@@ -75,7 +75,7 @@ export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string
     State: {
       Status: dockerStatus(row),
       Running: running,
-      Paused: false,
+      Paused: row.status === 'paused',
       Restarting: false,
       OOMKilled: row.oom_killed === 1,
       Dead: row.status === 'dead',
@@ -181,6 +181,7 @@ export interface ContainerSummary {
 export function statusText(row: ContainerRow, now = Date.now()): string {
   const since = (iso: string | null) => humanDuration(Math.max(0, now - Date.parse(iso ?? '')));
   if (row.status === 'running') return `Up ${since(row.started_at)}`;
+  if (row.status === 'paused') return `Up ${since(row.started_at)} (Paused)`;
   if (row.status === 'exited') return `Exited (${row.exit_code ?? 0}) ${since(row.finished_at)} ago`;
   if (row.status === 'created') return 'Created';
   if (row.status === 'removing') return 'Removal In Progress';

@@ -42,7 +42,8 @@ export class NetworkService {
   }
 
   private running(id: string): boolean {
-    return this.e.rows.get(id)?.status === 'running';
+    const st = this.e.rows.get(id)?.status;
+    return st === 'running' || st === 'paused';
   }
 
   async create(o: CreateNetworkOptions): Promise<{ id: string; name: string; existed: boolean }> {
@@ -138,7 +139,7 @@ export class NetworkService {
     })]);
     const bound = this.stack.bindings(row.id);
     // docker shows ports (exposed or published) only while the container runs
-    const live = row.status === 'running';
+    const live = row.status === 'running' || row.status === 'paused';
     const shown = live ? exposed : [];
     const networks: Record<string, unknown> = {};
     let primary: Record<string, unknown> = { EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '' };

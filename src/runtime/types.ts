@@ -241,6 +241,12 @@ export interface Isolation {
    * or changing containers) owns: runtime state, cgroups, monitor processes.
    */
   orphans(live: Set<string>): Promise<Orphan[]>;
+  /** Optional. docker pause: stop every process of the instance (or the VM's vCPUs) in place. */
+  pause?(spec: InstanceSpec): Promise<void>;
+  /** Optional. docker unpause. Idempotent. */
+  unpause?(spec: InstanceSpec): Promise<void>;
+  /** Optional. Host pids of the instance's processes (docker top of a container); a VM's live in its guest. */
+  processes?(spec: InstanceSpec): Promise<number[]>;
   /**
    * Optional. The writable layer of an instance whose process has exited (and that was not
    * removed). FAILED_PRECONDITION when the wall cannot give it (a VM run without captureLayer).

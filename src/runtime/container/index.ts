@@ -15,6 +15,7 @@
  * exit hook, crun's state of the stopped id, the cgroup, the exit file), so a late writer of
  * run N never meets run N+1.
  */
+import { cgroupPids, setFrozen } from './freezer.js';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -504,6 +505,20 @@ class ContainerIsolation implements Isolation {
 
   async usage(spec: InstanceSpec): Promise<Usage> {
     return readUsage(this.layout, containerCgroupPath(this.root, spec.id));
+  }
+
+  /** docker pause: the cgroup freezer (v1 freezer.state here on a hybrid host, v2 cgroup.freeze). */
+  async pause(spec: InstanceSpec): Promise<void> {
+    if (!(await this.state(spec)).running) throw precondition(`container ${spec.id.slice(0, 12)} is not running`);
+    await setFrozen(this.layout, containerCgroupPath(this.root, spec.id), true);
+  }
+
+  async unpause(spec: InstanceSpec): Promise<void> {
+    await setFrozen(this.layout, containerCgroupPath(this.root, spec.id), false);
+  }
+
+  async processes(spec: InstanceSpec): Promise<number[]> {
+    return cgroupPids(this.layout, containerCgroupPath(this.root, spec.id));
   }
 
   async writableLayer(spec: InstanceSpec): Promise<WritableLayer> {

@@ -17,6 +17,7 @@ import { prepare, vmFiles, type Monitor } from './launch.js';
 import { killGroup, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
 import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
+import { qmpCommand } from './qmp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -226,6 +227,19 @@ class VmIsolation implements Isolation {
     if (!alive(m)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running`);
     const out = stdio.stdout as { rows?: number; columns?: number };
     return execInVm(this.address(spec, m!), { args: proc.args, env: proc.env, cwd: proc.cwd ?? spec.process.cwd, user: proc.user ?? spec.process.user, tty: proc.terminal, stdin: proc.stdin, rows: out.rows, cols: out.columns }, stdio, onStarted);
+  }
+
+  /** docker pause of a VM: QMP `stop` halts its vCPUs (the guest keeps its memory and devices). */
+  async pause(spec: InstanceSpec): Promise<void> {
+    if (!alive(readMonitor(spec))) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running`);
+    const sock = vmFiles(spec).qmp;
+    if (!fs.existsSync(sock)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} has no QMP monitor (started by an older hull, or attached): it cannot be paused`);
+    await qmpCommand(sock, 'stop');
+  }
+
+  async unpause(spec: InstanceSpec): Promise<void> {
+    if (!alive(readMonitor(spec))) return;
+    await qmpCommand(vmFiles(spec).qmp, 'cont');
   }
 
   async usage(spec: InstanceSpec): Promise<Usage> {
