@@ -31,6 +31,7 @@ import { register as registerVolumes } from './volumes.js';
 import { register as registerEvents } from './events.js';
 import { register as registerManage } from './manage.js';
 import { register as registerDf } from './df.js';
+import { register as registerArchive } from './archive.js';
 import { register as registerUnsupported } from './unsupported.js';
 
 export const DEFAULT_SOCKET = '/run/hull/docker.sock';
@@ -68,6 +69,7 @@ export function buildRouter(): Router<Handler> {
   registerEvents(r);
   registerManage(r);
   registerDf(r);
+  registerArchive(r);
   registerUnsupported(r);
   return r;
 }

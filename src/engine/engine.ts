@@ -952,6 +952,25 @@ export class Engine {
     return out;
   }
 
+  /**
+   * docker cp's door into an instance's files (archive.ts): `fn` gets an Archive whose tools
+   * run inside the instance. A stopped container is worked on under its lease (its overlay is
+   * mounted for the tool; a start must not mount it at the same time); a running one without.
+   */
+  async archive<T>(ref: string, fn: (a: import('./archive.js').Archive, info: { readOnly: boolean; mounts: import('../runtime/types.js').MountSpec[] }) => Promise<T>): Promise<T> {
+    const { Archive } = await import('./archive.js');
+    const go = async (row: ContainerRow): Promise<T> => {
+      const iso = await this.wall(row.isolation);
+      if (!iso.inRootfs) throw precondition(`the ${row.isolation} wall cannot copy files`);
+      if (row.status === 'paused' && row.isolation === 'vm') throw conflict(`Container ${row.id} is paused: a VM's files are reached through its guest, unpause it first`);
+      const spec = await this.liveSpec(row);
+      return fn(new Archive((tool, io) => iso.inRootfs!(spec, tool, io), row.name), { readOnly: spec.readOnlyRootfs, mounts: spec.mounts });
+    };
+    const first = await this.fresh(this.rows.resolve(ref));
+    if (isLive(first.status)) return go(first);
+    return this.locked(first.id, async (row) => go(await this.settle(row)));
+  }
+
   /** docker system df: images, containers (writable layers), volumes; `only`: some of image/container/volume. */
   async diskUsage(only?: Set<string>): Promise<import('./df.js').DiskUsage> {
     const { diskUsage } = await import('./df.js');

@@ -245,6 +245,13 @@ export interface Isolation {
   pause?(spec: InstanceSpec): Promise<void>;
   /** Optional. docker unpause. Idempotent. */
   unpause?(spec: InstanceSpec): Promise<void>;
+  /**
+   * Optional. docker cp: run a file tool (argv of tar, stat, test, readlink) with the instance's
+   * root filesystem as its root, stdin/stdout streamed; resolves with its exit code and stderr.
+   * Containers: the host's static busybox chrooted into the root (running or stopped); VMs: the
+   * guest's own tools, while it runs.
+   */
+  inRootfs?(spec: InstanceSpec, tool: string[], io: { stdin?: Readable; stdout: Writable }): Promise<{ code: number; stderr: string }>;
   /** Optional. Host pids of the instance's processes (docker top of a container); a VM's live in its guest. */
   processes?(spec: InstanceSpec): Promise<number[]>;
   /**

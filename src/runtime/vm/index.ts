@@ -6,6 +6,7 @@
  * later call reads them from <instance dir>/vm/.
  */
 import fs from 'node:fs';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import path from 'node:path';
 import os from 'node:os';
 import { HullError } from '../../errors.js';
@@ -227,6 +228,22 @@ class VmIsolation implements Isolation {
     if (!alive(m)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running`);
     const out = stdio.stdout as { rows?: number; columns?: number };
     return execInVm(this.address(spec, m!), { args: proc.args, env: proc.env, cwd: proc.cwd ?? spec.process.cwd, user: proc.user ?? spec.process.user, tty: proc.terminal, stdin: proc.stdin, rows: out.rows, cols: out.columns }, stdio, onStarted);
+  }
+
+  /**
+   * docker cp into or out of a running VM: the tool runs in the guest (the image's own tar,
+   * stat, ...) as root through the agent. A stopped VM's writes lived in its memory: refused.
+   */
+  async inRootfs(spec: InstanceSpec, tool: string[], io: { stdin?: Readable; stdout: Writable }): Promise<{ code: number; stderr: string }> {
+    const m = readMonitor(spec);
+    if (!alive(m)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running: a microVM's own files live in its memory while it runs (its volumes are on the host, under the hull root)`);
+    const err = new PassThrough();
+    let stderr = '';
+    err.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < 65536) stderr += d;
+    });
+    const code = await execInVm(this.address(spec, m!), { args: tool, env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], cwd: '/', user: '', tty: false, stdin: io.stdin !== undefined }, { stdin: io.stdin ?? null, stdout: io.stdout, stderr: err });
+    return { code, stderr };
   }
 
   /** docker pause of a VM: QMP `stop` halts its vCPUs (the guest keeps its memory and devices). */
