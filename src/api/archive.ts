@@ -3,7 +3,6 @@
  * X-Docker-Container-Path-Stat header (base64 JSON), a tar of it, or a tar extracted into a
  * directory. Thin over the engine's archive door (engine/archive.ts).
  */
-import { containerPath } from '../engine/archive.js';
 import { type Ctx, type Handler, commonHeaders, resOf, sendStatus } from './context.js';
 import { HttpError } from './errors.js';
 import type { Router } from './router.js';
@@ -34,7 +33,7 @@ async function put(c: Ctx): Promise<void> {
   c.query.bool('noOverwriteDirNonDir'); // validated; the tar extraction never turns a directory into a file or back
   await c.engine.archive(c.params.id!, async (a, info) => {
     if (info.readOnly) {
-      const abs = containerPath(p).abs;
+      const abs = await a.resolve(p);
       const writable = info.mounts.some((m) => !m.readOnly && (abs === m.destination || abs.startsWith(`${m.destination}/`)));
       if (!writable) throw new HttpError(403, `container rootfs is marked read-only: cannot extract into ${p}`);
     }

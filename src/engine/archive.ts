@@ -87,6 +87,13 @@ export class Archive {
     private readonly name: string,
   ) {}
 
+  /** The path with every symlink resolved inside the instance (readlink -f); itself when that fails. */
+  async resolve(p: string): Promise<string> {
+    const cp = containerPath(p);
+    const r = await capture(this.run, ['readlink', '-f', '--', cp.abs]);
+    return r.code === 0 && r.out.trim().startsWith('/') ? r.out.trim() : cp.abs;
+  }
+
   /** lstat of the path's last element, its parents resolved inside the instance. */
   async stat(p: string): Promise<PathStat> {
     const cp = containerPath(p);
@@ -129,6 +136,7 @@ export class Archive {
       throw notFound(`Could not find the file ${p} in container ${this.name}`);
     }
     const { head, stream } = await peek(input, 6);
+    if (head.length === 0) throw invalid(`the archive to extract into ${p} is empty`);
     const flag = compressionFlag(head);
     const tool = ['tar', '-x', ...(flag ? [flag] : []), '-f', '-', '-C', cp.abs, ...(o.copyUIDGID ? [] : ['-o'])];
     const r = await this.run(tool, { stdin: stream, stdout: devNull() });

@@ -249,14 +249,15 @@ class VmIsolation implements Isolation {
   /** docker pause of a VM: QMP `stop` halts its vCPUs (the guest keeps its memory and devices). */
   async pause(spec: InstanceSpec): Promise<void> {
     if (!alive(readMonitor(spec))) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running`);
-    const sock = vmFiles(spec).qmp;
+    const sock = vmFiles(spec).qmp; // reached through QEMU's cwd when the path is too long for sun_path
     if (!fs.existsSync(sock)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} has no QMP monitor (started by an older hull, or attached): it cannot be paused`);
-    await qmpCommand(sock, 'stop');
+    await qmpCommand(ctlAddress(sock, readMonitor(spec)!.pid), 'stop');
   }
 
   async unpause(spec: InstanceSpec): Promise<void> {
-    if (!alive(readMonitor(spec))) return;
-    await qmpCommand(vmFiles(spec).qmp, 'cont');
+    const m = readMonitor(spec);
+    if (!alive(m)) return;
+    await qmpCommand(ctlAddress(vmFiles(spec).qmp, m!.pid), 'cont');
   }
 
   async usage(spec: InstanceSpec): Promise<Usage> {

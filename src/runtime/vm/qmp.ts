@@ -46,7 +46,8 @@ export function qmpCommand(socket: string, command: string, timeoutMs = 10_000):
         } else if (step === 2 && 'return' in msg) {
           step = 3;
           clearTimeout(t);
-          s.end();
+          // QMP serves one client at a time, and QEMU keeps a half-closed one: close it whole
+          s.destroy();
           resolve(msg.return);
         }
       }
