@@ -41,7 +41,7 @@ export function readAll(file: string, tail = -1): { records: LogRecord[]; offset
   }
   const last = buf.lastIndexOf(0x0a);
   if (last < 0) return { records: [], offset: 0 };
-  return { records: tailRecords(parseLogLines(buf.subarray(0, last + 1).toString('utf8')), tail), offset: last + 1 };
+  return { records: tailRecords(parseLogLines(buf.subarray(0, last + 1)), tail), offset: last + 1 };
 }
 
 export async function follow(file: string, o: FollowOptions): Promise<void> {
@@ -80,7 +80,7 @@ export async function follow(file: string, o: FollowOptions): Promise<void> {
         continue;
       }
       carry = Buffer.from(data.subarray(last + 1));
-      const recs = parseLogLines(data.subarray(0, last + 1).toString('utf8'));
+      const recs = parseLogLines(data.subarray(0, last + 1));
       if (recs.length) await o.onRecords(recs);
       if (o.signal.aborted) return;
     }

@@ -868,16 +868,16 @@ export class Engine {
     const stop = o.signal ?? signal;
     const watch = o.follow ? new Watch([fileTarget(file), dbTarget(this.root), ...iso.exitTargets(this.runSpec(row))]) : undefined;
     try {
-      let { text, offset } = readFrom(file, 0);
-      writeRecords(tailRecords(parseLogLines(text), o.tail ?? -1), io, o.timestamps ?? false);
+      let { data, offset } = readFrom(file, 0);
+      writeRecords(tailRecords(parseLogLines(data), o.tail ?? -1), io, o.timestamps ?? false);
       if (!watch) return;
       for (;;) {
         if (stop?.aborted) return;
         const seen = watch.seq;
         const cur = this.rows.get(row.id);
         const ended = !cur || (cur.status !== 'created' && !isLive((await this.fresh(cur)).status));
-        ({ text, offset } = readFrom(file, offset));
-        if (text) writeRecords(parseLogLines(text), io, o.timestamps ?? false);
+        ({ data, offset } = readFrom(file, offset));
+        if (data.length) writeRecords(parseLogLines(data), io, o.timestamps ?? false);
         if (ended) return;
         await watch.after(seen, BACKSTOP_MS, stop);
       }

@@ -59,6 +59,27 @@ export function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
+/**
+ * Members of process group `pgid` that still run (zombies excluded: they run nothing). A
+ * SIGKILLed group's leader can be gone while a bigger member (QEMU unmapping guest RAM) is
+ * still exiting, so a caller that must know the whole group has ended asks this.
+ */
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  if (!(pgid > 1)) return out;
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      if (f[0] !== 'Z' && f[0] !== 'X' && Number(f[2]) === pgid) out.push(Number(e));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
 /** Process group of `pid` (undefined when it is gone). */
 export function processGroup(pid: number): number | undefined {
   try {

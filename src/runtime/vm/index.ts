@@ -15,7 +15,7 @@ import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
 import { cgroupVersion, readVmCgroup, removeVmCgroup, vmRootCgroupDir } from './cgroup.js';
 import { ctlAddress, execInVm, sendControl } from './control.js';
 import { prepare, vmFiles, type Monitor } from './launch.js';
-import { killGroup, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
+import { groupMembers, killGroup, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
 import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
 import { qmpCommand } from './qmp.js';
@@ -182,7 +182,8 @@ class VmIsolation implements Isolation {
     const shell = m?.shellPid;
     if (!shell || !pidAlive(shell) || processGroup(shell) !== shell || processGroup(process.pid) === shell) return;
     killGroup(shell, 'SIGKILL');
-    for (let i = 0; i < 500 && pidAlive(shell); i++) await sleep(5);
+    // the whole group (QEMU, hull-vmmux), not only the shell: rm -f returns when nothing runs
+    for (let i = 0; i < 2000 && groupMembers(shell).length; i++) await sleep(5);
   }
 
   private address(spec: InstanceSpec, m: Monitor): string {
