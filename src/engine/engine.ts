@@ -1015,6 +1015,7 @@ export class Engine {
             if (row) await this.removeLocked(row);
           }),
         network: await this.netCheck(),
+        volumes: () => this.volumes.list().map((v) => v.name),
       },
       o,
     );

@@ -187,3 +187,15 @@ test('dockerode: createVolume, listVolumes, inspect, remove, pruneVolumes; Binds
   assert.deepEqual(pruned.VolumesDeleted, ['dode2']);
   await assert.rejects(d.createVolume({ Name: 'xo', DriverOpts: { type: 'tmpfs' } }), (e: { statusCode?: number; message: string }) => e.statusCode === 400 && /takes no options/.test(e.message));
 });
+
+test('hull system check: a volume directory without its row, and a killed rm\'s moved-aside data, are found and fixed', () => {
+  fs.mkdirSync(path.join(tmp.root, 'volumes', 'stray', '_data'), { recursive: true });
+  fs.mkdirSync(path.join(tmp.root, 'tmp', 'volume-rm-0123456789ab'), { recursive: true });
+  const check = h('system', 'check');
+  assert.equal(check.code, 1);
+  assert.match(check.stdout + check.stderr, /volume-directory.*volumes\/stray/);
+  assert.match(check.stdout + check.stderr, /volume-trash.*volume-rm-0123456789ab/);
+  ok(h('system', 'check', '--fix'), 'fix');
+  assert.equal(fs.existsSync(path.join(tmp.root, 'volumes', 'stray')), false);
+  ok(h('system', 'check'), 'clean');
+});
