@@ -8,6 +8,7 @@
  */
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { HullError, invalid, notFound } from '../errors.js';
+import { peek } from '../images/stream-util.js';
 
 /** What docker's X-Docker-Container-Path-Stat header carries (base64 of this JSON). */
 export interface PathStat {
@@ -142,43 +143,6 @@ export class Archive {
     const r = await this.run(tool, { stdin: stream, stdout: devNull() });
     if (r.code !== 0) throw invalid(`extracting the archive into ${p} in container ${this.name} failed: ${r.stderr.trim() || `exit ${r.code}`}`);
   }
-}
-
-/** Read the first `n` bytes of a stream, and a stream that yields them again followed by the rest. */
-async function peek(input: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
-  const chunks: Buffer[] = [];
-  let have = 0;
-  const it = input[Symbol.asyncIterator]();
-  let done = false;
-  while (have < n) {
-    const r = await it.next();
-    if (r.done) {
-      done = true;
-      break;
-    }
-    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as string);
-    chunks.push(b);
-    have += b.length;
-  }
-  const head = Buffer.concat(chunks);
-  const pt = new PassThrough();
-  pt.write(head);
-  if (done) pt.end();
-  else {
-    void (async () => {
-      try {
-        for (;;) {
-          const r = await it.next();
-          if (r.done) break;
-          if (!pt.write(r.value)) await new Promise((res) => pt.once('drain', res));
-        }
-        pt.end();
-      } catch (e) {
-        pt.destroy(e as Error);
-      }
-    })();
-  }
-  return { head, stream: pt };
 }
 
 function devNull(): Writable {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { HullError, invalid, isHullError } from '../errors.js';
 import { layout } from '../paths.js';
 import { LayeredRoot } from '../runtime/container/rootfs.js';
+import { layersViewLines } from '../snapshots/vmdisk.js';
 import type { MountSpec } from '../runtime/types.js';
 import { newVolumeName, type VolumeStore } from '../volumes/store.js';
 
@@ -60,16 +61,7 @@ export function planMounts(asked: MountSpec[], imageVolumes: string[], dirOf: (n
 }
 
 /** The shell run in a private mount namespace to copy an image path into a volume: args volume, mnt, rel, lowers (top first). */
-export const POPULATE_SCRIPT = [
-  'set -e',
-  'vol=$1; mnt=$2; rel=$3; shift 3',
-  'if [ $# -eq 1 ]; then src=$1; else',
-  '  lower=$(printf "%s:" "$@"); lower=${lower%:}',
-  '  mount --make-rprivate / 2>/dev/null || true',
-  '  mount -t overlay -o "ro,lowerdir=$lower" hull-populate "$mnt"; src=$mnt',
-  'fi',
-  'exec cp -a "$src/$rel/." "$vol/"',
-].join('\n');
+export const POPULATE_SCRIPT = ['set -e', 'vol=$1; mnt=$2; rel=$3; shift 3', ...layersViewLines('hull-populate'), 'exec cp -a "$src/$rel/." "$vol/"'].join('\n');
 
 function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
