@@ -8,7 +8,6 @@ import type { Router } from './router.js';
 
 /** Each route with why hull does not answer it (the README's "Not built" list says the same). */
 export const UNSUPPORTED: [string, string, string][] = [
-  ['POST', '/containers/{id}/update', 'changing a container\'s limits after create is not built yet'],
   ['GET', '/containers/{id}/changes', 'not built yet (hull build diffs upper dirs; no route shows them)'],
   ['GET', '/containers/{id}/export', 'not built yet'],
   ['POST', '/commit', 'not built yet (hull build commits its steps; no route commits a container)'],

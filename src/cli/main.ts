@@ -51,7 +51,7 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   'volume rm': 'volumes', 'volume remove': 'volumes', 'volume prune': 'volumes',
   events: 'events', 'system events': 'events',
   'system df': 'manage', cp: 'cp', 'container cp': 'cp',
-  top: 'manage', pause: 'manage', unpause: 'manage', rename: 'manage',
+  top: 'manage', pause: 'manage', unpause: 'manage', rename: 'manage', update: 'manage', 'container update': 'manage',
   'container top': 'manage', 'container pause': 'manage', 'container unpause': 'manage', 'container rename': 'manage',
 };
 
@@ -70,7 +70,7 @@ function usage(): string {
 Run the same OCI image as a container (shared kernel) or a microVM (own kernel).
 
 Images:      images  build  load  save  import  tag  rmi  pull  push  login  logout  image ...  builder prune
-Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  port  top  pause  unpause  rename  cp  container ...
+Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  port  top  pause  unpause  rename  update  cp  container ...
 Networks:    network create  ls  inspect  rm  prune  connect  disconnect
 Volumes:     volume create  ls  inspect  rm  prune
 Engine:      serve  info  version  events  system check  system df

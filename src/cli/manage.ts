@@ -1,5 +1,6 @@
 /** `hull top|pause|unpause|rename`: thin adapters over the engine, with docker's output. */
-import type { Engine } from '../engine/engine.js';
+import type { Engine, UpdateOptions } from '../engine/engine.js';
+import { invalid } from '../errors.js';
 import type { CliContext, CommandDef } from './command.js';
 import { flagBool, flagStr } from './args.js';
 import { humanSize, table } from './output.js';
@@ -59,6 +60,34 @@ export const commands: CommandDef[] = [
     async run(ctx, p) {
       const e = await engineFor(ctx);
       return each(ctx, p.args, (ref) => e.unpause(ref));
+    },
+  },
+  {
+    name: 'update',
+    usage: 'update [OPTIONS] CONTAINER [CONTAINER...]',
+    summary: "Update containers' limits (a running one at once; a VM's memory and vCPUs at its next boot)",
+    flags: [
+      { name: 'memory', short: 'm', type: 'string', value: 'bytes', help: 'Memory limit (128m, 1g)' },
+      { name: 'memory-swap', type: 'string', value: 'bytes', help: "Memory plus swap limit: '-1' for unlimited swap" },
+      { name: 'cpus', type: 'string', value: 'decimal', help: 'Number of CPUs' },
+      { name: 'pids-limit', type: 'string', value: 'int', help: 'Process limit (-1 for unlimited)' },
+    ],
+    minArgs: 1,
+    async run(ctx, p) {
+      const { parseBytes, parseCpus, parseIntFlag } = await import('../engine/units.js');
+      const os = await import('node:os');
+      const u: UpdateOptions = {};
+      const m = flagStr(p, 'memory');
+      if (m !== undefined) u.memoryBytes = parseBytes(m, '--memory');
+      const sw = flagStr(p, 'memory-swap');
+      if (sw !== undefined) u.memorySwapBytes = sw === '-1' ? -1 : parseBytes(sw, '--memory-swap');
+      const c = flagStr(p, 'cpus');
+      if (c !== undefined) u.nanoCpus = parseCpus(c, os.cpus().length);
+      const pl = flagStr(p, 'pids-limit');
+      if (pl !== undefined) u.pidsLimit = parseIntFlag(pl, '--pids-limit', -1);
+      if (Object.keys(u).length === 0) throw invalid('you must provide one or more flags when using this command');
+      const e = await engineFor(ctx);
+      return each(ctx, p.args, (ref) => e.update(ref, u));
     },
   },
   {

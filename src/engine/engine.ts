@@ -64,6 +64,18 @@ export interface LogsOptions {
   signal?: AbortSignal;
 }
 
+/** docker update's limits (each as in RunOptions; absent: unchanged). */
+export interface UpdateOptions {
+  /** Bytes (at least 6 MiB). */
+  memoryBytes?: number;
+  /** Bytes of memory + swap; -1 unlimited. */
+  memorySwapBytes?: number;
+  /** 1e-9 CPUs. */
+  nanoCpus?: number;
+  /** Processes; -1 unlimited. */
+  pidsLimit?: number;
+}
+
 /** docker's per-interface network stats (swagger: ContainerNetworkStats). */
 export interface NetCounters {
   rx_bytes: number;
@@ -764,6 +776,46 @@ export class Engine {
     const iso = await this.wall(row.isolation);
     await iso.unpause?.(this.runSpec(row));
     if (this.rows.get(row.id)?.status === 'paused') this.rows.setStatus(row.id, 'running', row.error);
+  }
+
+  /**
+   * docker update: new memory, memory+swap, CPU and pids limits, stored for every later start
+   * and applied at once to a running container (its runtime writes the cgroup). A running VM's
+   * guest RAM and vCPUs are fixed at boot: refused while it runs, taken at its next boot.
+   */
+  async update(ref: string, u: UpdateOptions): Promise<void> {
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row);
+      if (row.status === 'removing' || row.status === 'dead') throw conflict(`Container ${id} is marked for removal and cannot be updated`);
+      const stored = this.stored(row);
+      const opts: RunOptions = { ...stored.opts };
+      if (u.memoryBytes !== undefined) opts.memoryBytes = u.memoryBytes;
+      if (u.memorySwapBytes !== undefined) opts.memorySwapBytes = u.memorySwapBytes;
+      else if (u.memoryBytes !== undefined && opts.memorySwapBytes !== undefined && opts.memorySwapBytes !== -1 && opts.memorySwapBytes < u.memoryBytes) {
+        throw invalid('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+      }
+      if (u.nanoCpus !== undefined) opts.nanoCpus = u.nanoCpus;
+      if (u.pidsLimit !== undefined) opts.pidsLimit = u.pidsLimit;
+      validateRunOptions(opts);
+      const resources = {
+        ...stored.spec.resources,
+        memoryBytes: opts.memoryBytes || undefined,
+        memorySwapBytes: opts.memorySwapBytes,
+        nanoCpus: opts.nanoCpus || undefined,
+        pidsLimit: opts.pidsLimit && opts.pidsLimit > 0 ? opts.pidsLimit : opts.pidsLimit === -1 || opts.pidsLimit === 0 ? -1 : undefined,
+      };
+      const iso = await this.wall(row.isolation);
+      if (isLive(row.status)) {
+        if (!iso.update) {
+          if (u.memoryBytes !== undefined || u.memorySwapBytes !== undefined || u.nanoCpus !== undefined || u.pidsLimit !== undefined) {
+            throw precondition(`Container ${row.name} runs in a microVM: its memory and vCPUs are fixed at boot (no hotplug). Stop it, update it and start it again`);
+          }
+        } else await iso.update({ ...this.runSpec(row), resources });
+      }
+      this.rows.setSpec(id, JSON.stringify({ opts, spec: { ...stored.spec, resources } } satisfies StoredSpec));
+      addEvent(this.db, 'container', 'update', id, this.attrs(row));
+    });
   }
 
   /** docker rename: the new name answers on the container's networks at once. */

@@ -241,6 +241,12 @@ export interface Isolation {
    * or changing containers) owns: runtime state, cgroups, monitor processes.
    */
   orphans(live: Set<string>): Promise<Orphan[]>;
+  /**
+   * Optional. docker update: apply spec.resources (the new limits) to the running instance;
+   * nothing to do when it does not run. A wall that cannot change a running instance's limits
+   * leaves this out (the engine then refuses while it runs).
+   */
+  update?(spec: InstanceSpec): Promise<void>;
   /** Optional. docker pause: stop every process of the instance (or the VM's vCPUs) in place. */
   pause?(spec: InstanceSpec): Promise<void>;
   /** Optional. docker unpause. Idempotent. */

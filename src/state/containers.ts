@@ -123,6 +123,11 @@ export class ContainerTables {
     return r.changes === 1;
   }
 
+  /** The stored options and spec (docker update changes the limits in both). */
+  setSpec(id: string, specJson: string): void {
+    this.db.prepare('UPDATE containers SET spec_json = ? WHERE id = ?').run(specJson, id);
+  }
+
   setStatus(id: string, status: ContainerStatus, error = ''): void {
     this.db.prepare('UPDATE containers SET status = ?, error = ? WHERE id = ?').run(status, error, id);
   }

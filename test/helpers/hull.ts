@@ -128,3 +128,9 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Remove every volume of the root (the end of a test file that made some). */
+export function removeAllVolumes(root: string): void {
+  const names = hull(root, ['volume', 'ls', '-q']).stdout.split('\n').filter(Boolean);
+  if (names.length) hull(root, ['volume', 'rm', ...names]);
+}

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { hull, importBusybox, makeTempRoot, processesOfRoot, type TempRoot } from '../helpers/hull.js';
+import { hull, importBusybox, removeAllVolumes, makeTempRoot, processesOfRoot, type TempRoot } from '../helpers/hull.js';
 import { removeAllNetworked } from '../helpers/net.js';
 import { buildRouter } from '../../src/api/server.js';
 import { UNSUPPORTED } from '../../src/api/unsupported.js';
@@ -32,7 +32,7 @@ before(async () => {
 after(async () => {
   await s.stop();
   await removeAllNetworked(tmp.root);
-  for (const v of hull(tmp.root, ['volume', 'ls', '-q']).stdout.split('\n').filter(Boolean)) hull(tmp.root, ['volume', 'rm', v]);
+  removeAllVolumes(tmp.root);
   assert.deepEqual(processesOfRoot(tmp.root), [], 'no process of the root left');
   tmp.cleanup();
 });
@@ -46,7 +46,7 @@ const ROUTES: [string, string, string?][] = [
   ['POST', '/containers/nosuch/wait'], ['POST', '/containers/nosuch/attach?stream=1&stdout=1'], ['GET', '/containers/nosuch/logs?stdout=1'],
   ['GET', '/containers/nosuch/stats?stream=0'], ['POST', '/containers/nosuch/resize?h=10&w=10'], ['POST', '/containers/prune'],
   ['GET', '/containers/nosuch/top'], ['POST', '/containers/nosuch/pause'], ['POST', '/containers/nosuch/unpause'],
-  ['POST', '/containers/nosuch/rename?name=x2'], ['HEAD', '/containers/nosuch/archive?path=/'], ['GET', '/containers/nosuch/archive?path=/'],
+  ['POST', '/containers/nosuch/rename?name=x2'], ['POST', '/containers/nosuch/update', '{"Memory":67108864}'], ['HEAD', '/containers/nosuch/archive?path=/'], ['GET', '/containers/nosuch/archive?path=/'],
   ['PUT', '/containers/nosuch/archive?path=/', ''], ['POST', '/containers/nosuch/exec', '{"Cmd":["true"]}'],
   ['POST', '/exec/nosuch/start', '{}'], ['GET', '/exec/nosuch/json'], ['POST', '/exec/nosuch/resize?h=1&w=1'],
   ['GET', '/images/json'], ['GET', '/images/busybox/json'], ['POST', '/images/nosuch/tag?repo=x&tag=y'], ['DELETE', '/images/nosuch'],

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { hull, importBusybox, makeTempRoot, processesOfRoot, type TempRoot } from '../helpers/hull.js';
+import { hull, importBusybox, removeAllVolumes, makeTempRoot, processesOfRoot, type TempRoot } from '../helpers/hull.js';
 import { removeAllNetworked } from '../helpers/net.js';
 import { docker, haveDocker, startServe, type Serve } from './api-harness.js';
 
@@ -29,7 +29,7 @@ before(async () => {
 after(async () => {
   await s.stop();
   await removeAllNetworked(tmp.root);
-  for (const v of hull(tmp.root, ['volume', 'ls', '-q']).stdout.split('\n').filter(Boolean)) hull(tmp.root, ['volume', 'rm', v]);
+  removeAllVolumes(tmp.root);
   assert.deepEqual(processesOfRoot(tmp.root), [], 'no process of the root left');
   tmp.cleanup();
 });

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { hull, importBusybox, makeTempRoot, mountsUnder, processesOfRoot, type TempRoot } from '../helpers/hull.js';
+import { hull, importBusybox, removeAllVolumes, makeTempRoot, mountsUnder, processesOfRoot, type TempRoot } from '../helpers/hull.js';
 import { removeAllNetworked } from '../helpers/net.js';
 import { docker, haveDocker, request, startServe, type Serve } from './api-harness.js';
 import { detectCgroupLayout } from '../../src/runtime/container/cgroups.js';
@@ -36,7 +36,7 @@ before(async () => {
 after(async () => {
   await s.stop();
   await removeAllNetworked(tmp.root);
-  for (const v of hull(tmp.root, ['volume', 'ls', '-q']).stdout.split('\n').filter(Boolean)) hull(tmp.root, ['volume', 'rm', v]);
+  removeAllVolumes(tmp.root);
   assert.deepEqual(processesOfRoot(tmp.root), [], 'no process of the root left');
   assert.deepEqual(mountsUnder(tmp.root), [], 'no mount left');
   tmp.cleanup();
@@ -259,4 +259,41 @@ test('dockerode: top, pause, unpause, rename, stats stream, df, getArchive/putAr
   const listed = spawnSync('tar', ['-t', '-f', '-'], { input: Buffer.concat(chunks), encoding: 'utf8' }).stdout;
   assert.equal(listed, 'in.txt\n');
   await d.getContainer('dm2').remove({ force: true });
+});
+
+test('update: a running container\'s cgroup takes the new limits at once; a VM\'s at its next boot (refused while it runs)', async () => {
+  const cg = (controller: string, file: string, id: string) => {
+    const layout = detectCgroupLayout();
+    const base = layout.kind === 'v2' ? layout.mount : layout.controllers[controller]!;
+    return fs.readFileSync(path.join(base, containerCgroupPath(tmp.root, id), file), 'utf8').trim();
+  };
+  const v2 = detectCgroupLayout().kind === 'v2';
+  const id = ok(h('run', '-d', '--name', 'up1', '--network', 'none', 'busybox', 'sleep', '300'), 'run').trim();
+  ok(h('update', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '20', 'up1'), 'update');
+  assert.equal(cg('memory', v2 ? 'memory.max' : 'memory.limit_in_bytes', id), String(64 * 1024 * 1024));
+  assert.equal(cg('pids', 'pids.max', id), '20');
+  assert.equal(v2 ? cg('cpu', 'cpu.max', id) : cg('cpu', 'cpu.cfs_quota_us', id), v2 ? '50000 100000' : '50000');
+  assert.equal(ok(h('inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}', 'up1'), 'inspect').trim(), `${64 * 1024 * 1024} 500000000 20`);
+  assert.match(h('update', '--memory', '1k', 'up1').stderr, /Minimum memory limit allowed is 6MB/);
+  assert.match(h('update', 'up1').stderr, /one or more flags/);
+  if (haveDockerCli) {
+    ok(docker(s, ['update', '--memory', '96m', '--memory-swap', '-1', 'up1']), 'docker update');
+    assert.equal(cg('memory', v2 ? 'memory.max' : 'memory.limit_in_bytes', id), String(96 * 1024 * 1024));
+  }
+  await d.getContainer('up1').update({ PidsLimit: 30 });
+  assert.equal(cg('pids', 'pids.max', id), '30');
+  await assert.rejects(d.getContainer('up1').update({ CpuShares: 512 }), (e: { statusCode?: number }) => e.statusCode === 400);
+  ok(h('restart', '-t', '0', 'up1'), 'restart');
+  assert.equal(cg('pids', 'pids.max', id), '30', 'a later start keeps the updated limits');
+  ok(h('rm', '-f', 'up1'), 'rm');
+  ok(h('run', '-d', '--name', 'upv', '--vm', '--network', 'none', 'busybox', 'sleep', '300'), 'run vm');
+  const refused = h('update', '-m', '200m', 'upv');
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /fixed at boot/);
+  ok(h('stop', '-t', '0', 'upv'), 'stop vm');
+  ok(h('update', '-m', '200m', 'upv'), 'update stopped vm');
+  ok(h('start', 'upv'), 'start vm');
+  const kb = Number(/MemTotal:\s+(\d+)/.exec(ok(h('exec', 'upv', 'cat', '/proc/meminfo'), 'meminfo'))![1]);
+  assert.ok(kb > 150 * 1024 && kb <= 200 * 1024, `the guest boots with the new RAM (${kb} kB)`);
+  ok(h('rm', '-f', 'upv'), 'rm vm');
 });

@@ -26,7 +26,7 @@ import path from 'node:path';
 import { HullError, precondition } from '../../errors.js';
 import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
-import { buildOciConfig } from './config.js';
+import { buildOciConfig, ociResources } from './config.js';
 import { findConmon, startConmon } from './conmon.js';
 import { hostFacts } from './host.js';
 import { checkExecutable, ExecError, LayeredRoot, resolveUserInRoot } from './rootfs.js';
@@ -535,6 +535,24 @@ class ContainerIsolation implements Isolation {
 
   async usage(spec: InstanceSpec): Promise<Usage> {
     return readUsage(this.layout, containerCgroupPath(this.root, spec.id));
+  }
+
+  /**
+   * docker update of a running container: its new limits (spec.resources) written to its cgroup
+   * by the runtime (`update -r`, the same mapping as at create).
+   */
+  async update(spec: InstanceSpec): Promise<void> {
+    const st = await this.state(spec);
+    if (!st.running) return; // the next start takes the stored limits
+    const driver = this.driver(spec);
+    const file = path.join(spec.dir, 'update.json');
+    fs.writeFileSync(file, JSON.stringify(ociResources(spec.resources, swapAccounting(this.layout))));
+    try {
+      const r = await run(runtimeArgv(driver, ['update', '-r', file, spec.id]));
+      if (r.code !== 0) throw runtimeError(driver, 'update', r.stderr, r.code);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
   }
 
   /** docker pause: the cgroup freezer (v1 freezer.state here on a hybrid host, v2 cgroup.freeze). */
