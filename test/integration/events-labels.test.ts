@@ -126,6 +126,8 @@ test('docker CLI: events streamed while things happen, and replayed with --since
     });
   });
   ok(docker(s, ['volume', 'create', 'devvol']), 'volume create');
+  ok(docker(s, ['tag', 'busybox', 'evtag:1']), 'tag');
+  ok(docker(s, ['rmi', 'evtag:1']), 'rmi');
   ok(docker(s, ['network', 'create', 'devnet']), 'network create');
   ok(docker(s, ['run', '--name', 'dev1', '--network', 'devnet', '-v', 'devvol:/d', 'busybox', 'true']), 'run');
   ok(docker(s, ['rm', 'dev1']), 'rm');
@@ -133,7 +135,7 @@ test('docker CLI: events streamed while things happen, and replayed with --since
   ev.kill('SIGTERM');
   await new Promise((r) => ev.once('close', r));
   const got = lines(out);
-  for (const want of ['volume create devvol', 'network create devnet', 'container create dev1', 'network connect devnet', 'container start dev1', 'container die dev1', 'container destroy dev1']) {
+  for (const want of ['image tag evtag:1', 'image untag evtag:1', 'volume create devvol', 'network create devnet', 'container create dev1', 'network connect devnet', 'container start dev1', 'container die dev1', 'container destroy dev1']) {
     assert.ok(got.some((l) => l.startsWith(want)), `streamed "${want}" (got ${JSON.stringify(got)})`);
   }
   const t1 = nowSec();

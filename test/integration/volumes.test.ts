@@ -199,3 +199,25 @@ test('hull system check: a volume directory without its row, and a killed rm\'s 
   assert.equal(fs.existsSync(path.join(tmp.root, 'volumes', 'stray')), false);
   ok(h('system', 'check'), 'clean');
 });
+
+test("an image's VOLUME becomes an anonymous volume holding the image's files there; -v NAME over it wins", () => {
+  const ctx = fs.mkdtempSync(path.join(tmp.root, 'ctx-'));
+  fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN mkdir -p /data && echo seed > /data/seed\nVOLUME /data\n');
+  const b = hull(tmp.root, ['build', '--network', 'none', '-t', 'withvol', ctx], { timeoutMs: 300_000 });
+  assert.equal(b.code, 0, b.stderr);
+  const id = ok(h('create', 'withvol', 'cat', '/data/seed'), 'create').trim();
+  const [m] = JSON.parse(ok(h('inspect', '-f', '{{json .Mounts}}', id), 'inspect')) as { Type: string; Name: string; Destination: string }[];
+  assert.deepEqual([m!.Type, m!.Destination], ['volume', '/data']);
+  assert.equal(fs.readFileSync(path.join(volDir(m!.Name), 'seed'), 'utf8'), 'seed\n', "the image's files were copied in");
+  assert.deepEqual(JSON.parse(ok(h('inspect', '-f', '{{json .Config.Volumes}}', id), 'inspect')), { '/data': {} });
+  ok(h('start', id), 'start');
+  assert.equal(ok(h('wait', id), 'wait').trim(), '0');
+  assert.equal(ok(h('logs', id), 'logs'), 'seed\n');
+  ok(h('rm', '-v', id), 'rm -v');
+  assert.equal(fs.existsSync(path.join(tmp.root, 'volumes', m!.Name)), false);
+  assert.equal(ok(h('run', '--rm', '-v', 'over:/data', 'withvol', 'cat', '/data/seed'), 'named over VOLUME'), 'seed\n', 'a new named volume gets the files too');
+  const [n] = JSON.parse(ok(h('volume', 'inspect', 'over'), 'inspect')) as { Name: string }[];
+  assert.equal(n!.Name, 'over');
+  ok(h('volume', 'rm', 'over'), 'rm');
+  ok(h('rmi', 'withvol'), 'rmi');
+});
