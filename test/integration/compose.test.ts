@@ -163,3 +163,30 @@ test('down -v: containers, the network and the volume gone; nothing of the proje
   assert.deepEqual(mountsUnder(tmp.root), []);
   assert.deepEqual(fs.readdirSync(path.join(tmp.root, 'containers')), [], 'no container directory left');
 });
+
+test('up attached (events and attach streams): --exit-code-from gives the service\'s exit code; logs; down', (t) => {
+  if (!haveCompose) return t.skip('docker-compose is not installed');
+  const d2 = fs.mkdtempSync(path.join(tmp.root, 'attached-'));
+  fs.writeFileSync(path.join(d2, 'docker-compose.yml'), `version: "3.8"
+services:
+  first:
+    image: busybox
+    command: ["sh", "-c", "echo hello-first; exec sleep 300"]
+    stop_grace_period: 1s
+  second:
+    image: busybox
+    depends_on: [first]
+    command: ["sh", "-c", "echo hello-second; exit 3"]
+`);
+  const run = (args: string[]) => spawnSync('docker-compose', ['--no-ansi', ...args], { cwd: d2, encoding: 'utf8', timeout: 120_000, env: { ...s.env, COMPOSE_PROJECT_NAME: 'hullattached' } });
+  const up = run(['up', '--exit-code-from', 'second']);
+  assert.equal(up.status, 3, `${up.stdout}\n${up.stderr}`);
+  assert.match(up.stdout, /hullattached_second_1 exited with code 3/);
+  // what compose prints while it aborts depends on its own threads; the logs are whole
+  const logs = run(['logs', '--no-color']);
+  assert.match(logs.stdout, /first_1\s+\| hello-first/);
+  assert.match(logs.stdout, /second_1\s+\| hello-second/);
+  const down = run(['down']);
+  assert.equal(down.status, 0, down.stderr);
+  assert.equal(hull(tmp.root, ['ps', '-aq']).stdout, '');
+});
