@@ -482,7 +482,8 @@ export class Engine {
       return await use({ id, name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined }, layer);
     } finally {
       stopAbort();
-      await this.rm(id, { force: true }).catch((e: unknown) => {
+      // with its anonymous volumes (an image's VOLUMEs): what a step writes there is not in its layer, as in docker
+      await this.rm(id, { force: true, volumes: true }).catch((e: unknown) => {
         if (!isHullError(e, 'NOT_FOUND')) throw e;
       });
     }

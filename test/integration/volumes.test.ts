@@ -221,3 +221,14 @@ test("an image's VOLUME becomes an anonymous volume holding the image's files th
   ok(h('volume', 'rm', 'over'), 'rm');
   ok(h('rmi', 'withvol'), 'rmi');
 });
+
+test('a build step on an image with a VOLUME leaves no volume behind, and its writes there are not in the layer (docker\'s rule)', () => {
+  const ctx = fs.mkdtempSync(path.join(tmp.root, 'ctx-'));
+  fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nVOLUME /v\nRUN echo lost > /v/f && echo kept > /k\n');
+  const before = h('volume', 'ls', '-q').stdout;
+  const b = hull(tmp.root, ['build', '--network', 'none', '-t', 'stepvol', ctx], { timeoutMs: 300_000 });
+  assert.equal(b.code, 0, b.stderr);
+  assert.equal(h('volume', 'ls', '-q').stdout, before, 'no anonymous volume left by the RUN step');
+  assert.equal(ok(h('run', '--rm', 'stepvol', 'sh', '-c', 'cat /k; ls /v'), 'run'), 'kept\n');
+  ok(h('rmi', 'stepvol'), 'rmi');
+});
