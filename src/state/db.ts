@@ -290,16 +290,19 @@ function migrate(db: DB): void {
   run.immediate();
 }
 
-/** Record an event (docker `events` shape: type, action, actor). */
+/**
+ * How many events the table keeps (the newest; `events --since` replays from them). docker keeps
+ * its last 256 in memory; a removed --rm container's exit code is read back from its 'die'.
+ */
+export const EVENTS_KEPT = 10_000;
+
+/** Record an event (docker `events` shape: type, action, actor); every 100th insert trims the oldest beyond EVENTS_KEPT. */
 export function addEvent(db: DB, type: string, action: string, actorId: string, attrs: Record<string, string> = {}): void {
   const ns = BigInt(Date.now()) * 1_000_000n;
-  db.prepare('INSERT INTO events (time_ns, type, action, actor_id, attrs) VALUES (?, ?, ?, ?, ?)').run(
-    ns,
-    type,
-    action,
-    actorId,
-    JSON.stringify(attrs),
+  const seq = Number(
+    db.prepare('INSERT INTO events (time_ns, type, action, actor_id, attrs) VALUES (?, ?, ?, ?, ?)').run(ns, type, action, actorId, JSON.stringify(attrs)).lastInsertRowid,
   );
+  if (seq % 100 === 0 && seq > EVENTS_KEPT) db.prepare('DELETE FROM events WHERE seq <= ?').run(seq - EVENTS_KEPT);
 }
 
 /** The attributes of the latest `action` event of `actorId`, if there is one. */
