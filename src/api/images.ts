@@ -65,7 +65,15 @@ function resolveImage(c: Ctx): ImageRecord {
 async function inspect(c: Ctx): Promise<void> {
   const img = resolveImage(c);
   const dirs = img.layers.filter((l) => c.images.t.layer(l.diffId)).map((l) => c.images.layerDir(l.diffId));
-  sendJson(c, 200, inspectImage(img, { layerDirs: dirs, addedAt: c.images.addedAt(img.id) }));
+  const body: Record<string, unknown> = { ...inspectImage(img, { layerDirs: dirs, addedAt: c.images.addedAt(img.id) }) };
+  // Container and ContainerConfig left API 1.45, but docker-compose 1.29 (which takes the server's
+  // version, 1.45 here) reads ContainerConfig.Volumes when it recreates a container and fails
+  // without it (as it does against docker 25+). Kept for every version: the image's
+  // container_config, or its Config; clients that do not know the fields ignore them.
+  const legacy = (img.config as { container_config?: Record<string, unknown> }).container_config;
+  body.Container = '';
+  body.ContainerConfig = legacy ?? body.Config;
+  sendJson(c, 200, body);
 }
 
 /** The credentials an X-Registry-Auth header carries; undefined: hull's stored ones. */

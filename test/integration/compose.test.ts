@@ -190,3 +190,35 @@ services:
   assert.equal(down.status, 0, down.stderr);
   assert.equal(hull(tmp.root, ['ps', '-aq']).stdout, '');
 });
+
+test('a changed service is recreated by up -d, keeping its anonymous volume; down -v removes it', (t) => {
+  if (!haveCompose) return t.skip('docker-compose is not installed');
+  const d3 = fs.mkdtempSync(path.join(tmp.root, 'recreate-'));
+  const file = (v: string) => `version: "3.8"
+services:
+  keeper:
+    image: busybox
+    environment: {V: "${v}"}
+    volumes: ["/anon"]
+    command: ["sh", "-c", "[ -f /anon/first ] || echo $$V > /anon/first; exec sleep 300"]
+    stop_grace_period: 1s
+`;
+  const run = (args: string[]) => {
+    const r = spawnSync('docker-compose', ['--no-ansi', ...args], { cwd: d3, encoding: 'utf8', timeout: 120_000, env: { ...s.env, COMPOSE_PROJECT_NAME: 'hullrecreate' } });
+    assert.equal(r.status, 0, `docker-compose ${args.join(' ')}: ${r.stdout}\n${r.stderr}`);
+    return r;
+  };
+  fs.writeFileSync(path.join(d3, 'docker-compose.yml'), file('one'));
+  run(['up', '-d']);
+  const first = hull(tmp.root, ['inspect', '-f', '{{.Id}}', 'hullrecreate_keeper_1']).stdout.trim();
+  assert.equal(run(['exec', '-T', 'keeper', 'cat', '/anon/first']).stdout, 'one\n');
+  fs.writeFileSync(path.join(d3, 'docker-compose.yml'), file('two'));
+  const up = run(['up', '-d']);
+  assert.match(up.stderr, /Recreating hullrecreate_keeper_1/);
+  assert.notEqual(hull(tmp.root, ['inspect', '-f', '{{.Id}}', 'hullrecreate_keeper_1']).stdout.trim(), first, 'a new container');
+  assert.equal(run(['exec', '-T', 'keeper', 'sh', '-c', 'cat /anon/first; echo $V']).stdout, 'one\ntwo\n', 'the anonymous volume came along');
+  const vols = hull(tmp.root, ['volume', 'ls', '-q']).stdout.split('\n').filter(Boolean);
+  assert.equal(vols.length, 1);
+  run(['down', '-v', '-t', '1']);
+  assert.equal(hull(tmp.root, ['volume', 'ls', '-q']).stdout, '');
+});
