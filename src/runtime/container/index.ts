@@ -30,7 +30,7 @@ import { checkExecutable, ExecError, LayeredRoot, resolveUserInRoot } from './ro
 import { conmonRuntimeScript, makeDriver, RUNTIMES, overlayVolatileSupported, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
 import { goArch, loadDefaultSeccomp } from './seccomp.js';
 import { effectiveCaps } from './caps.js';
-import { groupMembers, killGroup, pidAlive, processesMentioning, processGroup } from '../../util/proc.js';
+import { killGroup, killGroupAndWait, pidAlive, processesMentioning, processGroup } from '../../util/proc.js';
 import { fileTarget, Watch } from '../../util/watch.js';
 
 
@@ -386,10 +386,8 @@ class ContainerIsolation implements Isolation {
     // The exit hook conmon runs is in its group: when that hook is this process (removing an
     // --rm container), conmon ends by itself once it returns.
     if (!monitor || processGroup(process.pid) === monitor) return;
-    killGroup(monitor, 'SIGKILL');
     // the whole group (conmon and the exit hook it may have started), not only conmon
-    for (let i = 0; i < 500 && groupMembers(monitor).length; i++) await sleep(5);
-    if (groupMembers(monitor).length) throw new HullError('UNAVAILABLE', `the monitor of container ${spec.id.slice(0, 12)} (pid ${monitor}) did not exit after SIGKILL`);
+    if (!(await killGroupAndWait(monitor, 2500))) throw new HullError('UNAVAILABLE', `the monitor of container ${spec.id.slice(0, 12)} (pid ${monitor}) did not exit after SIGKILL`);
   }
 
   async release(spec: InstanceSpec): Promise<ExitInfo | undefined> {

@@ -14,7 +14,7 @@ import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
 import { cgroupVersion, readVmCgroup, removeVmCgroup, vmRootCgroupDir } from './cgroup.js';
 import { ctlAddress, execInVm, sendControl } from './control.js';
 import { prepare, vmFiles, type Monitor } from './launch.js';
-import { groupMembers, killGroup, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
+import { killGroupAndWait, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
 import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
 
@@ -179,9 +179,8 @@ class VmIsolation implements Isolation {
     const m = readMonitor(spec);
     const shell = m?.shellPid;
     if (!shell || !pidAlive(shell) || processGroup(shell) !== shell || processGroup(process.pid) === shell) return;
-    killGroup(shell, 'SIGKILL');
     // the whole group (QEMU, hull-vmmux), not only the shell: rm -f returns when nothing runs
-    for (let i = 0; i < 2000 && groupMembers(shell).length; i++) await sleep(5);
+    await killGroupAndWait(shell, 10_000);
   }
 
   private address(spec: InstanceSpec, m: Monitor): string {
