@@ -12,7 +12,7 @@ import { conflict, HullError, invalid, isHullError, notFound, precondition } fro
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { layout, packageRoot } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
-import type { ExitInfo, InstanceSpec, Isolation, Usage, Wall, WritableLayer } from '../runtime/types.js';
+import type { ExecProcess, ExitInfo, InstanceSpec, Isolation, Usage, Wall, WritableLayer } from '../runtime/types.js';
 import { ContainerTables, type ContainerRow } from '../state/containers.js';
 import { addEvent, lastEvent, nowIso, type DB } from '../state/db.js';
 import { bootId, identityAlive, processIdentity } from '../util/proc.js';
@@ -53,6 +53,9 @@ export interface ExecOptions {
   user?: string;
   tty?: boolean;
   interactive?: boolean;
+  /** With tty: the first window size, and a callback handed what resizes the terminal. */
+  consoleSize?: ExecProcess['consoleSize'];
+  onResizable?: ExecProcess['onResizable'];
 }
 
 export interface LogsOptions {
@@ -901,7 +904,7 @@ export class Engine {
       const iso = await this.wall(row.isolation);
       const spec = await this.liveSpec(row);
       await new Promise<void>((resolve) => {
-        running = iso.exec(spec, { args: o.cmd, env: o.env ?? [], cwd: o.workdir, user: o.user, terminal: o.tty ?? false, stdin: o.interactive ?? false }, io, resolve);
+        running = iso.exec(spec, { args: o.cmd, env: o.env ?? [], cwd: o.workdir, user: o.user, terminal: o.tty ?? false, stdin: o.interactive ?? false, consoleSize: o.consoleSize, onResizable: o.onResizable }, io, resolve);
         running.then(() => resolve(), () => resolve());
       });
     });

@@ -1,7 +1,8 @@
 /**
  * Container logs as conmon writes them (the CRI "k8s-file" format): one record per line,
  *   <RFC 3339 nano timestamp> <stdout|stderr> <F|P> <content>
- * where P marks a partial line continued by the next record. Parsing is pure and works on bytes (output need not be UTF-8).
+ * where P marks a partial line continued by the next record. Parsing is pure and works on bytes:
+ * output need not be UTF-8.
  */
 import fs from 'node:fs';
 
@@ -19,24 +20,30 @@ export interface LogRecord {
 const SP = 0x20;
 const NL = 0x0a;
 
-/** Parse complete lines of a k8s-file log (bytes: never decoded). Malformed lines are skipped. */
+/**
+ * Parse complete lines of a k8s-file log (bytes: never decoded). Malformed lines are skipped.
+ * Each record's data is a view of `buf` (a full line's with the '\n' that ends it there).
+ */
 export function parseLogLines(buf: Buffer): LogRecord[] {
   const out: LogRecord[] = [];
-  let start = 0;
-  while (start < buf.length) {
-    let end = buf.indexOf(NL, start);
-    if (end < 0) end = buf.length;
-    const line = buf.subarray(start, end);
-    start = end + 1;
+  for (let at = 0; at < buf.length; ) {
+    const nl = buf.indexOf(NL, at);
+    const end = nl < 0 ? buf.length : nl;
+    const line = buf.subarray(at, end);
+    const lineStart = at;
+    at = end + 1;
     const a = line.indexOf(SP);
     const b = a < 0 ? -1 : line.indexOf(SP, a + 1);
     if (b < 0) continue;
     const stream = line.toString('latin1', a + 1, b);
     if (stream !== 'stdout' && stream !== 'stderr') continue;
     const c = line.indexOf(SP, b + 1);
-    const partial = line[b + 1] === 0x50; /* 'P' */
-    const content = c < 0 ? Buffer.alloc(0) : line.subarray(c + 1);
-    out.push({ time: line.toString('latin1', 0, a), stream, data: partial ? Buffer.from(content) : Buffer.concat([content, Buffer.from([NL])]) });
+    const from = lineStart + (c < 0 ? line.length : c + 1);
+    let data: Buffer;
+    if (line[b + 1] === 0x50 /* 'P': the line goes on in the next record */) data = buf.subarray(from, end);
+    else if (nl >= 0) data = buf.subarray(from, nl + 1);
+    else data = Buffer.concat([buf.subarray(from, end), Buffer.from([NL])]);
+    out.push({ time: line.toString('latin1', 0, a), stream, data });
   }
   return out;
 }

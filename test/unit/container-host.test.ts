@@ -140,4 +140,7 @@ test('k8s-file logs: content is bytes, never decoded (output that is not UTF-8 c
   assert.equal(r.length, 2);
   assert.deepEqual(Buffer.concat(r.map((x) => x.data)), Buffer.concat([bytes, Buffer.from('\n')]));
   assert.deepEqual(tailRecords(r, 1).length, 2);
+  // a last line without its '\n' still ends a line
+  assert.deepEqual(parseLogLines(Buffer.from('2026-01-01T00:00:00Z stdout F x')).map((x) => x.data.toString()), ['x\n']);
+  assert.deepEqual(parseLogLines(Buffer.from('2026-01-01T00:00:00Z stderr F')).map((x) => x.data.toString()), ['\n']);
 });

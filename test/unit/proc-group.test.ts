@@ -5,9 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { groupMembers, killGroup } from '../../src/util/proc.js';
+import { groupMembers, killGroupAndWait } from '../../src/util/proc.js';
 
-test('groupMembers lists a group\'s live members and none once all of them have ended', async () => {
+test('groupMembers lists a group\'s live members; killGroupAndWait returns once none of them runs', async () => {
   // a leader shell with two children in its group
   const c = spawn('sh', ['-c', 'sleep 100 & sleep 100 & echo ready; wait'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
   await new Promise<void>((resolve) => c.stdout!.once('data', () => resolve()));
@@ -16,10 +16,10 @@ test('groupMembers lists a group\'s live members and none once all of them have 
   assert.equal(members.length, 3, `leader and two sleeps: ${members.join(' ')}`);
   assert.ok(members.includes(pgid));
   const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-  assert.equal(killGroup(pgid, 'SIGKILL'), true);
-  await exited; // the leader is reaped by us; the sleeps are reaped by init
-  for (let i = 0; i < 400 && groupMembers(pgid).length; i++) await new Promise((r) => setTimeout(r, 5));
+  // a zombie runs nothing: the group has ended before its leader is reaped (by us; the sleeps by init)
+  assert.equal(await killGroupAndWait(pgid, 2000), true);
   assert.deepEqual(groupMembers(pgid), []);
+  await exited;
   assert.deepEqual(groupMembers(0), [], 'no group 0');
   assert.deepEqual(groupMembers(1), [], 'never init\'s');
 });
