@@ -149,15 +149,15 @@ test('docker CLI: events streamed while things happen, and replayed with --since
 
 test('dockerode: listContainers with label filters, getEvents with since/until and filters', async () => {
   const t0 = Math.floor(Date.now() / 1000) - 1;
-  const c = await d.createContainer({ Image: 'busybox', name: 'dd1', Cmd: ['true'], Labels: { 'com.example.x': '1' }, HostConfig: { NetworkMode: 'none' } });
+  const c = await d.createContainer({ Image: 'busybox', name: 'labelled1', Cmd: ['true'], Labels: { 'com.example.x': '1' }, HostConfig: { NetworkMode: 'none' } });
   await c.start();
   await c.wait();
   const list = await d.listContainers({ all: true, filters: JSON.stringify({ label: ['com.example.x=1'] }) });
-  assert.deepEqual(list.map((x) => x.Names[0]), ['/dd1']);
+  assert.deepEqual(list.map((x) => x.Names[0]), ['/labelled1']);
   assert.equal(list[0]!.Labels['com.example.x'], '1');
   await c.remove();
   const t1 = Math.floor(Date.now() / 1000) + 1;
-  const stream = (await d.getEvents({ since: t0, until: t1, filters: JSON.stringify({ container: ['dd1'] }) })) as unknown as NodeJS.ReadableStream;
+  const stream = (await d.getEvents({ since: t0, until: t1, filters: JSON.stringify({ container: ['labelled1'] }) })) as unknown as NodeJS.ReadableStream;
   let text = '';
   for await (const chunk of stream) text += String(chunk);
   const actions = lines(text).map((l) => (JSON.parse(l) as { Action: string }).Action);
