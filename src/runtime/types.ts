@@ -125,6 +125,8 @@ export interface InstanceSpec {
   capDrop: string[];
   noNewPrivileges: boolean;
   seccomp: 'default' | 'unconfined';
+  /** docker's --privileged: every capability, no seccomp, the host's devices, /sys writable. Absent: false. */
+  privileged?: boolean;
   ulimits: Ulimit[];
   /** Run a tiny init as pid 1 that reaps zombies and forwards signals (--init). */
   init: boolean;

@@ -94,6 +94,16 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     for (const ref of rep.walls.filter((w) => w.kind === 'reference')) {
       assert.ok(ref.startup!.samplesMs.length > 0, `${ref.name}: ${ref.startup!.firstError}`);
     }
+    // hull's container wall allows no more of the risky actions than podman's (issue 14)
+    const RISKY = ['userns', 'mount', 'mknod', 'syslog', 'kmsg', 'kcore', 'rawsocket', 'chroot'];
+    const allowed = (name: string) => (rep.walls.find((w) => w.name === name)?.isolation?.rows ?? []).filter((x) => RISKY.includes(x.probe) && x.inside.startsWith('allowed')).map((x) => x.probe);
+    const mine = allowed('container');
+    for (const refused of ['userns', 'mknod', 'rawsocket', 'mount']) assert.ok(!mine.includes(refused), `${refused} allowed in hull's container: ${mine.join(', ')}`);
+    const podman = rep.walls.find((w) => w.name === 'podman');
+    if (podman?.isolation && !podman.isolation.error) {
+      const theirs = allowed('podman');
+      assert.ok(mine.every((p) => theirs.includes(p)), `hull allows ${mine.join(', ')}; podman ${theirs.join(', ')}`);
+    }
     const html0 = fs.readFileSync(html, 'utf8');
     assert.match(html0, /id="chart-startup"/);
     assert.deepEqual(leftovers(tr.root, rep), []);

@@ -5,7 +5,7 @@
  */
 import type { InstanceSpec } from '../types.js';
 import { effectiveCaps } from './caps.js';
-import { convertSeccomp, type DockerSeccompProfile, type OciSeccomp } from './seccomp.js';
+import { convertSeccomp, refuseUserNamespaces, type DockerSeccompProfile, type OciSeccomp } from './seccomp.js';
 
 export interface ConfigHost {
   /** Mounted (or to-be-mounted) root filesystem directory. */
@@ -103,8 +103,24 @@ export function buildRlimits(ulimits: InstanceSpec['ulimits'], hard: Record<stri
   });
 }
 
+/** The capabilities of the container's processes (its first and every exec), within `bounding`. */
+export function containerCaps(spec: Pick<InstanceSpec, 'capAdd' | 'capDrop' | 'privileged'>, bounding?: string[]): string[] {
+  return effectiveCaps(spec.capAdd, spec.capDrop, bounding, spec.privileged ?? false);
+}
+
+/**
+ * The seccomp filter: none with seccomp=unconfined; else the profile (the default one, or the
+ * caller's) converted for these capabilities. The default one also refuses new user namespaces
+ * unless CAP_SYS_ADMIN was given (docker's rule); a profile of the caller's is taken as written.
+ */
+export function buildSeccomp(spec: Pick<InstanceSpec, 'seccomp'>, profile: DockerSeccompProfile | undefined, caps: string[], host: { arch: string; kernel: string }): OciSeccomp | undefined {
+  if (spec.seccomp === 'unconfined' || !profile) return undefined;
+  const oci = convertSeccomp(profile, { caps, arch: host.arch, kernel: host.kernel });
+  return spec.seccomp === 'default' && !caps.includes('CAP_SYS_ADMIN') ? refuseUserNamespaces(oci, host.arch) : oci;
+}
+
 export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig {
-  const caps = effectiveCaps(spec.capAdd, spec.capDrop, host.bounding);
+  const caps = containerCaps(spec, host.bounding);
   const args = spec.init && host.initPath ? ['/dev/init', '--', ...spec.process.args] : spec.process.args;
   const namespaces: { type: string; path?: string }[] = ['pid', 'mount', 'ipc', 'uts', 'cgroup'].map((type) => ({ type }));
   // none: a namespace of its own (loopback only); netns: the one src/network prepared; host: the host's
@@ -175,8 +191,7 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
       readonlyPaths: READONLY_PATHS,
     },
   };
-  if (spec.seccomp === 'default' && host.seccompProfile) {
-    config.linux.seccomp = convertSeccomp(host.seccompProfile, { caps, arch: host.arch, kernel: host.kernel });
-  }
+  const seccomp = buildSeccomp(spec, host.seccompProfile, caps, host);
+  if (seccomp) config.linux.seccomp = seccomp;
   return config;
 }

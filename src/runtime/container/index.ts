@@ -23,14 +23,13 @@ import path from 'node:path';
 import { HullError, precondition } from '../../errors.js';
 import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
-import { buildOciConfig } from './config.js';
+import { buildOciConfig, containerCaps } from './config.js';
 import { findConmon, startConmon } from './conmon.js';
 import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
 import { hostFacts } from './host.js';
 import { checkExecutable, ExecError, LayeredRoot, resolveUserInRoot } from './rootfs.js';
 import { conmonRuntimeScript, makeDriver, RUNTIMES, overlayVolatileSupported, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
 import { goArch, loadDefaultSeccomp } from './seccomp.js';
-import { effectiveCaps } from './caps.js';
 import { killGroup, killGroupAndWait, pidAlive, processesMentioning, processGroup } from '../../util/proc.js';
 import { fileTarget, Watch } from '../../util/watch.js';
 
@@ -445,7 +444,7 @@ class ContainerIsolation implements Isolation {
     if (proc.args.length === 0) throw new HullError('INVALID_ARGUMENT', 'no command specified');
     checkExecutable(layers, proc.args[0]!, [...spec.process.env, ...proc.env], cwd, (p) => spec.mounts.some((m) => p.startsWith(m.destination)));
     const user = resolveUserInRoot(layers, proc.user ?? spec.process.user);
-    const caps = effectiveCaps(spec.capAdd, spec.capDrop, hostFacts().bounding);
+    const caps = containerCaps(spec, hostFacts().bounding);
     const env = new Map<string, string>();
     for (const kv of [...spec.process.env, ...proc.env]) env.set(kv.split('=')[0]!, kv);
     const processJson = {
