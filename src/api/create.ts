@@ -5,7 +5,7 @@
  * fields that change nothing hull does (ConsoleSize, LogConfig json-file) are accepted.
  */
 import type { MountSpec, Ulimit } from '../runtime/types.js';
-import type { RunOptions } from '../engine/options.js';
+import { PRIVILEGED_WARNING, type RunOptions } from '../engine/options.js';
 import { HttpError } from './errors.js';
 
 /** The runtime name that selects the VM wall (`docker run --runtime hull-vm`). */
@@ -103,6 +103,29 @@ function parseMounts(v: unknown): MountSpec[] {
   });
 }
 
+/** HostConfig.Devices [{PathOnHost, PathInContainer, CgroupPermissions}] -> --device strings. */
+function parseDevices(v: unknown): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw bad('HostConfig.Devices', 'expected a list');
+  const out = v.map((d, i) => {
+    const f = `HostConfig.Devices[${i}]`;
+    if (!isObj(d)) throw bad(f, 'expected an object');
+    const host = str(d.PathOnHost, `${f}.PathOnHost`);
+    if (!host) throw bad(`${f}.PathOnHost`, 'a host device path is required');
+    const ctr = str(d.PathInContainer, `${f}.PathInContainer`) || host;
+    const perms = str(d.CgroupPermissions, `${f}.CgroupPermissions`) || 'rwm';
+    return `${host}:${ctr}:${perms}`;
+  });
+  return out.length ? out : undefined;
+}
+
+/** HostConfig.Sysctls {KEY: VALUE}. */
+function parseSysctls(v: unknown): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v) || Object.values(v).some((x) => typeof x !== 'string')) throw bad('HostConfig.Sysctls', 'expected an object of name -> string value');
+  return Object.keys(v).length ? (v as Record<string, string>) : undefined;
+}
+
 function parseUlimits(v: unknown): Ulimit[] | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v)) throw bad('HostConfig.Ulimits', 'expected a list');
@@ -135,8 +158,8 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
 
   // What hull cannot do, refused rather than ignored.
   const refuse: [string, unknown][] = [
-    ['HostConfig.Privileged', hc.Privileged],
-    ['HostConfig.Devices', hc.Devices],
+    ['HostConfig.DeviceCgroupRules', hc.DeviceCgroupRules],
+    ['HostConfig.DeviceRequests', hc.DeviceRequests],
     ['HostConfig.VolumesFrom', hc.VolumesFrom],
     ['HostConfig.Links', hc.Links],
     ['HostConfig.CgroupParent', hc.CgroupParent],
@@ -188,6 +211,8 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     }
   }
 
+  const privileged = bool(hc.Privileged, 'HostConfig.Privileged');
+  if (privileged) warnings.push(PRIVILEGED_WARNING);
   const name = q.name === '' ? undefined : q.name;
   const opts: RunOptions = {
     image,
@@ -208,6 +233,10 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     capAdd: strList(hc.CapAdd, 'HostConfig.CapAdd'),
     capDrop: strList(hc.CapDrop, 'HostConfig.CapDrop'),
     securityOpt: strList(hc.SecurityOpt, 'HostConfig.SecurityOpt'),
+    privileged: privileged || undefined,
+    devices: parseDevices(hc.Devices),
+    groupAdd: strList(hc.GroupAdd, 'HostConfig.GroupAdd'),
+    sysctls: parseSysctls(hc.Sysctls),
     ulimits: parseUlimits(hc.Ulimits),
     init: hc.Init === true || undefined,
     interactive: bool(body.OpenStdin, 'OpenStdin') || undefined,

@@ -22,6 +22,7 @@ import { ContainerLocks } from './lock.js';
 import { toInspect, toSummary, statusText, type ContainerInspect, type ContainerSummary, type StoredSpec } from './inspect.js';
 import { newContainerId, randomName } from './names.js';
 import { buildInstanceSpec, netRequest, validateRunOptions, type RunOptions } from './options.js';
+import { parseDevice, resolveDevice } from '../runtime/container/devices.js';
 import type { NetworkStack, PreparedNetwork } from '../network/stack.js';
 import type { NetworkService } from './networks.js';
 
@@ -218,6 +219,8 @@ export class Engine {
   /** docker create: resolve (or pull) the image, record the container. */
   async create(asked: RunOptions, progress?: Writable): Promise<{ id: string; name: string; spec: InstanceSpec }> {
     validateRunOptions(asked);
+    // a --device must name a device node on this host now, before anything is recorded
+    for (const d of asked.devices ?? []) resolveDevice(parseDevice(d));
     // stored with its network mode: containers stored before networks existed had none
     const opts: RunOptions = { ...asked, network: asked.network ?? 'bridge' };
     const img = await this.image(opts.image, opts.platform, progress);

@@ -7,6 +7,8 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { ImageConfig } from '../oci/types.js';
+import type { DockerSeccompProfile } from './container/seccomp.js';
+import type { DeviceRequest } from './container/devices.js';
 
 export type Wall = 'container' | 'vm';
 
@@ -124,9 +126,18 @@ export interface InstanceSpec {
   capAdd: string[];
   capDrop: string[];
   noNewPrivileges: boolean;
-  seccomp: 'default' | 'unconfined';
+  /** 'default': podman's profile and hull's user-namespace rule; 'custom': `seccompProfile` as written. */
+  seccomp: 'default' | 'unconfined' | 'custom';
+  /** The caller's profile (docker's JSON format) when seccomp is 'custom'. */
+  seccompProfile?: DockerSeccompProfile;
   /** docker's --privileged: every capability, no seccomp, the host's devices, /sys writable. Absent: false. */
   privileged?: boolean;
+  /** --device: host device nodes made inside, each with its device cgroup rule. Absent: none. */
+  devices?: DeviceRequest[];
+  /** --group-add: more groups for the container's processes (names from the image's /etc/group, or gids). */
+  groupAdd?: string[];
+  /** --sysctl: namespaced sysctls written inside at start (checked by sysctl.ts). */
+  sysctls?: Record<string, string>;
   ulimits: Ulimit[];
   /** Run a tiny init as pid 1 that reaps zombies and forwards signals (--init). */
   init: boolean;

@@ -6,6 +6,7 @@
 import type { InstanceSpec } from '../types.js';
 import { effectiveCaps } from './caps.js';
 import { convertSeccomp, refuseUserNamespaces, type DockerSeccompProfile, type OciSeccomp } from './seccomp.js';
+import type { HostDevice } from './devices.js';
 
 export interface ConfigHost {
   /** Mounted (or to-be-mounted) root filesystem directory. */
@@ -14,7 +15,7 @@ export interface ConfigHost {
   user: { uid: number; gid: number; additionalGids?: number[] };
   /** cgroupsPath given to the runtime, e.g. /hull/<id>. */
   cgroupsPath: string;
-  /** The default profile (docker format); ignored when spec.seccomp is 'unconfined'. */
+  /** The default profile (docker format); used when spec.seccomp is 'default'. */
   seccompProfile?: DockerSeccompProfile;
   /** Go architecture name, e.g. amd64. */
   arch: string;
@@ -28,6 +29,8 @@ export interface ConfigHost {
   etc?: { hostname?: string; hosts?: string; resolv?: string };
   /** Static init binary for --init (tini-static), mounted at /dev/init. */
   initPath?: string;
+  /** Host device nodes to make inside (--device, resolved; for --privileged every host device). */
+  devices?: HostDevice[];
   /** Whether the memory cgroup accounts swap (v1 memsw / v2 memory.swap.max). */
   swapAccounting: boolean;
 }
@@ -54,6 +57,8 @@ export interface OciConfig {
     maskedPaths: string[];
     readonlyPaths: string[];
     seccomp?: OciSeccomp;
+    devices?: { path: string; type: string; major: number; minor: number; fileMode: number; uid: number; gid: number }[];
+    sysctl?: Record<string, string>;
   };
 }
 
@@ -113,14 +118,18 @@ export function containerCaps(spec: Pick<InstanceSpec, 'capAdd' | 'capDrop' | 'p
  * caller's) converted for these capabilities. The default one also refuses new user namespaces
  * unless CAP_SYS_ADMIN was given (docker's rule); a profile of the caller's is taken as written.
  */
-export function buildSeccomp(spec: Pick<InstanceSpec, 'seccomp'>, profile: DockerSeccompProfile | undefined, caps: string[], host: { arch: string; kernel: string }): OciSeccomp | undefined {
-  if (spec.seccomp === 'unconfined' || !profile) return undefined;
+export function buildSeccomp(spec: Pick<InstanceSpec, 'seccomp' | 'seccompProfile' | 'privileged'>, defaultProfile: DockerSeccompProfile | undefined, caps: string[], host: { arch: string; kernel: string }): OciSeccomp | undefined {
+  // docker: --privileged runs unconfined
+  if (spec.seccomp === 'unconfined' || spec.privileged) return undefined;
+  const profile = spec.seccomp === 'custom' ? spec.seccompProfile : defaultProfile;
+  if (!profile) return undefined;
   const oci = convertSeccomp(profile, { caps, arch: host.arch, kernel: host.kernel });
   return spec.seccomp === 'default' && !caps.includes('CAP_SYS_ADMIN') ? refuseUserNamespaces(oci, host.arch) : oci;
 }
 
 export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig {
   const caps = containerCaps(spec, host.bounding);
+  const priv = spec.privileged === true;
   const args = spec.init && host.initPath ? ['/dev/init', '--', ...spec.process.args] : spec.process.args;
   const namespaces: { type: string; path?: string }[] = ['pid', 'mount', 'ipc', 'uts', 'cgroup'].map((type) => ({ type }));
   // none: a namespace of its own (loopback only); netns: the one src/network prepared; host: the host's
@@ -133,8 +142,9 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+    // --privileged: /sys and the cgroup tree writable (docker's)
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ...(priv ? [] : ['ro'])] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', priv ? 'rw' : 'ro'] },
   ];
   const etc = host.etc ?? {};
   if (etc.hostname) mounts.push({ destination: '/etc/hostname', type: 'bind', source: etc.hostname, options: ['rbind', 'rprivate', ...(spec.readOnlyRootfs ? ['ro'] : [])] });
@@ -151,7 +161,12 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
     }
   }
 
-  const resources: Record<string, unknown> = { devices: DEFAULT_DEVICE_RULES };
+  const devices = host.devices ?? [];
+  // --privileged: every device (docker's "a *:* rwm"); else the default list and each --device
+  const deviceRules = priv
+    ? [{ allow: true, access: 'rwm' }]
+    : [...DEFAULT_DEVICE_RULES, ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access }))];
+  const resources: Record<string, unknown> = { devices: deviceRules };
   const r = spec.resources;
   if (r.memoryBytes !== undefined && r.memoryBytes > 0) {
     const memory: Record<string, number> = { limit: r.memoryBytes };
@@ -187,10 +202,13 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
       namespaces,
       cgroupsPath: host.cgroupsPath,
       resources,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      // --privileged: nothing masked or read-only (docker's)
+      maskedPaths: priv ? [] : MASKED_PATHS,
+      readonlyPaths: priv ? [] : READONLY_PATHS,
     },
   };
+  if (devices.length) config.linux.devices = devices.map((d) => ({ path: d.path, type: d.type, major: d.major, minor: d.minor, fileMode: d.fileMode, uid: d.uid, gid: d.gid }));
+  if (spec.sysctls && Object.keys(spec.sysctls).length) config.linux.sysctl = { ...spec.sysctls };
   const seccomp = buildSeccomp(spec, host.seccompProfile, caps, host);
   if (seccomp) config.linux.seccomp = seccomp;
   return config;

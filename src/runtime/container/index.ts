@@ -24,6 +24,7 @@ import { HullError, precondition } from '../../errors.js';
 import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
 import { buildOciConfig, containerCaps } from './config.js';
+import { hostDevices, resolveDevice, type HostDevice } from './devices.js';
 import { findConmon, startConmon } from './conmon.js';
 import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
 import { hostFacts } from './host.js';
@@ -119,8 +120,9 @@ class ContainerIsolation implements Isolation {
     const mounted = (p: string) => spec.mounts.some((m) => p === m.destination || p.startsWith(`${m.destination}/`));
     if (spec.process.args.length === 0) throw new HullError('INVALID_ARGUMENT', 'no command specified');
     checkExecutable(layers, spec.process.args[0]!, spec.process.env, spec.process.cwd, mounted);
-    const user = resolveUserInRoot(layers, spec.process.user);
+    const user = resolveUserInRoot(layers, spec.process.user, spec.groupAdd);
     const { hardLimits, bounding } = hostFacts();
+    const devices = containerDevices(spec);
     let initPath: string | undefined;
     if (spec.init) {
       initPath = INIT_CANDIDATES.find((p) => fs.existsSync(p));
@@ -154,7 +156,8 @@ class ContainerIsolation implements Isolation {
       rootfs: f.rootfs,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       cgroupsPath: containerCgroupPath(this.root, spec.id),
-      seccompProfile: spec.seccomp === 'default' ? loadDefaultSeccomp() : undefined,
+      seccompProfile: spec.seccomp === 'default' && !spec.privileged ? loadDefaultSeccomp() : undefined,
+      devices,
       arch: goArch(process.arch),
       kernel: os.release(),
       hardLimits,
@@ -443,7 +446,7 @@ class ContainerIsolation implements Isolation {
     const cwd = proc.cwd || spec.process.cwd || '/';
     if (proc.args.length === 0) throw new HullError('INVALID_ARGUMENT', 'no command specified');
     checkExecutable(layers, proc.args[0]!, [...spec.process.env, ...proc.env], cwd, (p) => spec.mounts.some((m) => p.startsWith(m.destination)));
-    const user = resolveUserInRoot(layers, proc.user ?? spec.process.user);
+    const user = resolveUserInRoot(layers, proc.user ?? spec.process.user, spec.groupAdd);
     const caps = containerCaps(spec, hostFacts().bounding);
     const env = new Map<string, string>();
     for (const kv of [...spec.process.env, ...proc.env]) env.set(kv.split('=')[0]!, kv);
@@ -685,4 +688,12 @@ export function completeBpf(data: Buffer): boolean {
     if (i + 1 + far >= n) return false;
   }
   return (data[(n - 1) * 8]! & 0x07) === 0x06;
+}
+
+/** The device nodes a container gets: each --device; with --privileged every host device too. */
+function containerDevices(spec: InstanceSpec): HostDevice[] {
+  const asked = (spec.devices ?? []).map(resolveDevice);
+  if (!spec.privileged) return asked;
+  const all = hostDevices();
+  return [...all, ...asked.filter((d) => !all.some((h) => h.path === d.path))];
 }
