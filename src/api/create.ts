@@ -165,7 +165,6 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     ['HostConfig.CgroupParent', hc.CgroupParent],
     ['HostConfig.PidMode', hc.PidMode === 'private' ? '' : hc.PidMode],
     ['HostConfig.IpcMode', ['private', 'shareable', 'none'].includes(String(hc.IpcMode)) ? '' : hc.IpcMode],
-    ['HostConfig.UsernsMode', hc.UsernsMode],
     ['Volumes', body.Volumes],
     ['Labels', body.Labels],
   ];
@@ -237,6 +236,7 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     devices: parseDevices(hc.Devices),
     groupAdd: strList(hc.GroupAdd, 'HostConfig.GroupAdd'),
     sysctls: parseSysctls(hc.Sysctls),
+    userns: str(hc.UsernsMode, 'HostConfig.UsernsMode') || undefined,
     ulimits: parseUlimits(hc.Ulimits),
     init: hc.Init === true || undefined,
     interactive: bool(body.OpenStdin, 'OpenStdin') || undefined,

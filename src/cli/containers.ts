@@ -58,6 +58,7 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'privileged', type: 'bool', help: 'Give the container every capability, no seccomp filter, the host devices and a writable /sys (root on the host)' },
   { name: 'device', type: 'list', help: 'Add a host device: HOST[:CONTAINER[:PERMS]] (PERMS of r, w, m; default rwm)' },
   { name: 'group-add', type: 'list', help: 'Add groups to join (names from the image, or gids)' },
+  { name: 'userns', type: 'string', help: 'User namespace: auto (own range of host ids: root inside is not root outside) or host (default; HULL_USERNS_DEFAULT changes it)' },
   { name: 'sysctl', type: 'list', help: 'Set a namespaced sysctl KEY=VALUE (IPC, net.*, fs.mqueue.*); global ones are refused' },
   { name: 'ulimit', type: 'list', help: 'Ulimit options: NAME=SOFT[:HARD] (clamped to the caller\'s hard limits)' },
   { name: 'init', type: 'bool', help: 'Run an init (tini) inside the container that forwards signals and reaps processes' },
@@ -146,6 +147,7 @@ export function runOptionsFromFlags(p: Parsed, env: NodeJS.ProcessEnv = process.
   if (flagBool(p, 'privileged')) o.privileged = true;
   if (flagList(p, 'device').length) o.devices = flagList(p, 'device');
   if (flagList(p, 'group-add').length) o.groupAdd = flagList(p, 'group-add');
+  if (str('userns') !== undefined) o.userns = str('userns');
   if (flagList(p, 'sysctl').length) o.sysctls = Object.fromEntries(flagList(p, 'sysctl').map(parseSysctl));
   if (flagBool(p, 'init')) o.init = true;
   if (flagBool(p, 'interactive')) o.interactive = true;

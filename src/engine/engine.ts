@@ -23,6 +23,7 @@ import { toInspect, toSummary, statusText, type ContainerInspect, type Container
 import { newContainerId, randomName } from './names.js';
 import { buildInstanceSpec, netRequest, validateRunOptions, type RunOptions } from './options.js';
 import { parseDevice, resolveDevice } from '../runtime/container/devices.js';
+import { UsernsRanges } from '../state/userns.js';
 import type { NetworkStack, PreparedNetwork } from '../network/stack.js';
 import type { NetworkService } from './networks.js';
 
@@ -231,11 +232,21 @@ export class Engine {
       const name = opts.name ?? randomName();
       const spec = buildInstanceSpec(opts, { id: img.id, config: img.config, lowerDirs }, { id, name, dir, hostHostname: os.hostname() });
       const stored: StoredSpec = { opts, spec: { ...spec, image: { ...spec.image, lowerDirs: [] } } };
-      try {
+      const insert = () => {
         this.rows.insert({
           id, name, image_id: img.id, image_ref: opts.image, isolation: opts.isolation ?? 'container', runtime: spec.runtime,
           status: 'created', spec_json: JSON.stringify(stored), created_at: nowIso(),
         });
+        if (spec.usernsMode === 'auto') {
+          // the range is taken with the row, under the write lock: no other create sees it free
+          spec.userns = new UsernsRanges(this.db).allocate(id);
+          stored.spec.userns = spec.userns;
+          this.rows.setSpecJson(id, JSON.stringify(stored));
+        }
+      };
+      try {
+        if (spec.usernsMode === 'auto') this.db.transaction(insert).immediate();
+        else insert();
       } catch (e) {
         if (opts.name === undefined && isHullError(e, 'CONFLICT') && attempt < 5) continue;
         throw e;

@@ -91,6 +91,12 @@ export interface RunOptions {
   groupAdd?: string[];
   /** --sysctl KEY=VALUE, namespaced ones only. */
   sysctls?: Record<string, string>;
+  /**
+   * --userns: 'auto' (a user namespace with its own range of host ids: root inside is an
+   * unprivileged uid outside) or 'host' (the host's: root inside is root). Default: 'host', or
+   * HULL_USERNS_DEFAULT (auto|host) where the engine runs.
+   */
+  userns?: string;
   /** Resource limits (--ulimit), clamped to the caller's hard limits. */
   ulimits?: Ulimit[];
   /** Run tini as pid 1. Default false. */
@@ -152,6 +158,19 @@ export function parseSecurityOpts(opts: string[]): Security {
   return s;
 }
 
+/**
+ * The user namespace mode: --userns (auto, host, '' = the default), else HULL_USERNS_DEFAULT,
+ * else host. A VM is always 'host' here (its own kernel). Throws on other values.
+ */
+export function usernsModeOf(o: Pick<RunOptions, 'userns' | 'isolation'>, env: NodeJS.ProcessEnv = process.env): 'auto' | 'host' {
+  const asked = o.userns ?? '';
+  if (!['', 'auto', 'host'].includes(asked)) throw invalid(`invalid --userns "${asked}": auto or host`);
+  const dflt = env.HULL_USERNS_DEFAULT ?? '';
+  if (!['', 'auto', 'host'].includes(dflt)) throw invalid(`HULL_USERNS_DEFAULT=${dflt}: auto or host`);
+  if ((o.isolation ?? 'container') === 'vm') return 'host';
+  return (asked || dflt || 'host') as 'auto' | 'host';
+}
+
 /** The --sysctl list as a map (later keys win), checked to be namespaced for this network mode. */
 export function sysctlMap(o: Pick<RunOptions, 'sysctls' | 'network'>): Record<string, string> | undefined {
   if (!o.sysctls || Object.keys(o.sysctls).length === 0) return undefined;
@@ -191,6 +210,10 @@ export function validateRunOptions(o: RunOptions): void {
   for (const d of o.devices ?? []) parseDevice(d);
   for (const g of o.groupAdd ?? []) if (typeof g !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(g)) throw invalid(`invalid --group-add ${JSON.stringify(g)}: a group name or gid`);
   sysctlMap(o);
+  const userns = usernsModeOf(o);
+  if (userns === 'auto' && o.privileged) throw invalid('--privileged cannot be used with --userns=auto: a privileged container is root on the host (add --userns=host)');
+  if (userns === 'auto' && (o.network === 'host' || o.network?.startsWith('container:'))) throw invalid(`--userns=auto cannot be used with --network ${o.network}: that network namespace belongs to another user namespace (add --userns=host)`);
+  if (o.userns === 'auto' && (o.isolation ?? 'container') === 'vm') throw invalid('--userns=auto is the container wall\'s: a VM has its own kernel and users');
   if ((o.isolation ?? 'container') === 'vm') {
     const asked = [o.privileged && '--privileged', o.devices?.length && '--device', o.sysctls && Object.keys(o.sysctls).length && '--sysctl', o.groupAdd?.length && '--group-add'].filter(Boolean);
     if (asked.length) throw invalid(`${asked.join(', ')}: the container wall's options; a VM has its own kernel and devices (drop ${asked.length > 1 ? 'them' : 'it'} or run without --vm)`);
@@ -235,6 +258,9 @@ export function buildInstanceSpec(
   if (o.tty) put('TERM=xterm');
   for (const kv of o.env ?? []) put(kv);
   const sec = parseSecurityOpts(o.securityOpt ?? []);
+  const userns = usernsModeOf(o);
+  // --userns=auto: no-new-privileges unless asked otherwise (setuid binaries gain nothing useful)
+  const nnpAsked = (o.securityOpt ?? []).some((x) => x.startsWith('no-new-privileges'));
   return {
     id: ids.id,
     name: ids.name,
@@ -261,8 +287,9 @@ export function buildInstanceSpec(
     network: mode.kind === 'none' || mode.kind === 'host' ? mode.kind : 'netns',
     capAdd: o.capAdd ?? [],
     capDrop: o.capDrop ?? [],
-    noNewPrivileges: sec.noNewPrivileges,
+    noNewPrivileges: sec.noNewPrivileges || (userns === 'auto' && !nnpAsked),
     seccomp: sec.seccomp,
+    ...(userns === 'auto' ? { usernsMode: 'auto' as const } : {}),
     ...(sec.seccompProfile ? { seccompProfile: sec.seccompProfile } : {}),
     ...(o.privileged ? { privileged: true } : {}),
     ...(o.devices?.length ? { devices: o.devices.map(parseDevice) } : {}),

@@ -136,6 +136,10 @@ export interface InstanceSpec {
   devices?: DeviceRequest[];
   /** --group-add: more groups for the container's processes (names from the image's /etc/group, or gids). */
   groupAdd?: string[];
+  /** --userns: 'auto' = a user namespace of its own with a range hull allocates; absent or 'host' = the host's. */
+  usernsMode?: 'auto' | 'host';
+  /** The --userns=auto range (host ids of container ids 0..size-1), filled by the engine at create and stored. */
+  userns?: { uid: number; gid: number; size: number };
   /** --sysctl: namespaced sysctls written inside at start (checked by sysctl.ts). */
   sysctls?: Record<string, string>;
   ulimits: Ulimit[];

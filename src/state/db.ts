@@ -161,6 +161,16 @@ const MIGRATIONS: string[] = [
   CREATE INDEX build_cache_image ON build_cache(image_id);
   CREATE INDEX build_cache_parent ON build_cache(parent_id);
   `,
+  // 5: --userns=auto id ranges (state/userns.ts).
+  `
+  -- Each --userns=auto container's slot in the root's pool of host ids: slot N is host uids and
+  -- gids start + N*size .. + size-1. UNIQUE: two containers never share one; a row goes with its
+  -- container.
+  CREATE TABLE userns_ranges (
+    container_id TEXT PRIMARY KEY REFERENCES containers(id) ON DELETE CASCADE,
+    slot         INTEGER NOT NULL UNIQUE
+  );
+  `,
 ];
 
 const cache = new Map<string, DB>();

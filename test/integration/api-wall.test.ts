@@ -85,3 +85,19 @@ test('docker run --privileged, --device, --group-add, --sysctl, --security-opt s
   assert.match(bad.stderr, /seccomp profile: defaultAction "SCMP_ACT_MAYBE"/);
   assert.equal(docker(s, ['ps', '-aq']).stdout, '', 'nothing created');
 });
+
+test('HostConfig.UsernsMode "auto" through the API (docker\'s CLI sends only host): its own range; others refused', async (t) => {
+  if (!have) return skip(t);
+  const c = await request(s.socket, 'POST', '/containers/create', JSON.stringify({ Image: 'busybox', Cmd: ['cat', '/proc/self/uid_map'], HostConfig: { UsernsMode: 'auto', NetworkMode: 'none' } }));
+  assert.equal(c.status, 201, c.body);
+  const id = (JSON.parse(c.body) as { Id: string }).Id;
+  const r = docker(s, ['start', '-a', id]);
+  assert.equal(r.code, 0, r.stderr);
+  const range = JSON.parse(docker(s, ['inspect', '-f', '{{json .HostConfig.HullIdRange}}', id]).stdout) as { Uid: number };
+  assert.match(r.stdout, new RegExp(`^\\s*0\\s+${range.Uid}\\s+65536$`, 'm'));
+  assert.equal(docker(s, ['inspect', '-f', '{{.HostConfig.UsernsMode}}', id]).stdout.trim(), 'auto');
+  docker(s, ['rm', id]);
+  const bad = await request(s.socket, 'POST', '/containers/create', JSON.stringify({ Image: 'busybox', HostConfig: { UsernsMode: 'keep-id' } }));
+  assert.equal(bad.status, 400, bad.body);
+  assert.match(bad.body, /invalid --userns/);
+});

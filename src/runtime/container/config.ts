@@ -58,6 +58,8 @@ export interface OciConfig {
     readonlyPaths: string[];
     seccomp?: OciSeccomp;
     devices?: { path: string; type: string; major: number; minor: number; fileMode: number; uid: number; gid: number }[];
+    uidMappings?: { containerID: number; hostID: number; size: number }[];
+    gidMappings?: { containerID: number; hostID: number; size: number }[];
     sysctl?: Record<string, string>;
   };
 }
@@ -135,6 +137,8 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
   // none: a namespace of its own (loopback only); netns: the one src/network prepared; host: the host's
   if (spec.network === 'none') namespaces.push({ type: 'network' });
   if (spec.network === 'netns' && spec.netns) namespaces.push({ type: 'network', path: spec.netns.path });
+  // --userns=auto: a user namespace of its own, container ids 0..size-1 = the range on the host
+  if (spec.userns) namespaces.push({ type: 'user' });
 
   const mounts: OciConfig['mounts'] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
@@ -207,6 +211,10 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
       readonlyPaths: priv ? [] : READONLY_PATHS,
     },
   };
+  if (spec.userns) {
+    config.linux.uidMappings = [{ containerID: 0, hostID: spec.userns.uid, size: spec.userns.size }];
+    config.linux.gidMappings = [{ containerID: 0, hostID: spec.userns.gid, size: spec.userns.size }];
+  }
   if (devices.length) config.linux.devices = devices.map((d) => ({ path: d.path, type: d.type, major: d.major, minor: d.minor, fileMode: d.fileMode, uid: d.uid, gid: d.gid }));
   if (spec.sysctls && Object.keys(spec.sysctls).length) config.linux.sysctl = { ...spec.sysctls };
   const seccomp = buildSeccomp(spec, host.seccompProfile, caps, host);

@@ -25,6 +25,7 @@ import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, Iso
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
 import { buildOciConfig, containerCaps } from './config.js';
 import { hostDevices, resolveDevice, type HostDevice } from './devices.js';
+import { idmapHelper } from './userns.js';
 import { findConmon, startConmon } from './conmon.js';
 import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
 import { hostFacts } from './host.js';
@@ -109,7 +110,10 @@ class ContainerIsolation implements Isolation {
 
   private overlay(spec: InstanceSpec): OverlayPlan {
     const f = this.files(spec);
-    return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs, volatile: spec.autoRemove === true && overlayVolatileSupported(os.release()) };
+    const idmap = spec.userns
+      ? { helper: idmapHelper(), ...spec.userns, targets: spec.image.lowerDirs.map((_, i) => path.join(spec.dir, 'idmap', String(i))) }
+      : undefined;
+    return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs, volatile: spec.autoRemove === true && overlayVolatileSupported(os.release()), ...(idmap ? { idmap } : {}) };
   }
 
   /** Check the command, resolve the user, write the bundle. Pure data until the last writes. */
@@ -140,10 +144,21 @@ class ContainerIsolation implements Isolation {
     const marker = path.join(f.work, 'work', 'incompat');
     if (spec.autoRemove && fs.existsSync(marker)) fs.rmSync(marker, { recursive: true, force: true });
     fs.chmodSync(spec.dir, 0o711);
-    // The overlay's "/" takes the upper dir's owner and mode: give it the image's.
+    // The overlay's "/" takes the upper dir's owner and mode: give it the image's (shifted into
+    // the --userns=auto range: the upper dir is not idmapped, the container's root owns it).
     const top = spec.image.lowerDirs.length ? fs.statSync(spec.image.lowerDirs[spec.image.lowerDirs.length - 1]!) : undefined;
     fs.chmodSync(f.upper, top ? top.mode & 0o7777 : 0o755);
-    if (top) fs.chownSync(f.upper, top.uid, top.gid);
+    const shift = spec.userns ? { uid: spec.userns.uid, gid: spec.userns.gid } : { uid: 0, gid: 0 };
+    if (top) fs.chownSync(f.upper, top.uid + shift.uid, top.gid + shift.gid);
+    else if (spec.userns) fs.chownSync(f.upper, shift.uid, shift.gid);
+    if (spec.userns) {
+      // the mount points of the idmapped layers; /etc files the container's root reads through binds
+      for (let i = 0; i < spec.image.lowerDirs.length; i++) fs.mkdirSync(path.join(spec.dir, 'idmap', String(i)), { recursive: true, mode: 0o700 });
+      fs.chmodSync(f.etc, 0o711);
+      // the container's root (an unprivileged uid on the host) must pass through hull's
+      // directories to its root filesystem: search, not read, for others (docker's 0711 for userns-remap)
+      traversable(path.dirname(spec.dir), this.root);
+    }
     const hostsText =
       spec.etc?.hosts ??
       (spec.network === 'host'
@@ -696,4 +711,25 @@ function containerDevices(spec: InstanceSpec): HostDevice[] {
   if (!spec.privileged) return asked;
   const all = hostDevices();
   return [...all, ...asked.filter((d) => !all.some((h) => h.path === d.path))];
+}
+
+/**
+ * Give `dir` and its parents up to and including hull's root `top` the search bit for everyone
+ * (0o111); above the root, hull changes nothing: a directory others cannot search is an error
+ * naming it.
+ */
+function traversable(dir: string, top: string): void {
+  let d = dir;
+  for (; ; d = path.dirname(d)) {
+    const mode = fs.statSync(d).mode & 0o7777;
+    if ((mode & 0o111) !== 0o111) fs.chmodSync(d, mode | 0o111);
+    if (d === top || d === path.dirname(d) || !d.startsWith(top)) break;
+  }
+  for (d = path.dirname(d); ; d = path.dirname(d)) {
+    const mode = fs.statSync(d).mode & 0o7777;
+    if ((mode & 0o001) === 0) {
+      throw new HullError('INVALID_ARGUMENT', `--userns=auto: ${d} (mode ${mode.toString(8).padStart(4, '0')}) above the hull root cannot be searched by the container's root, an unprivileged uid on the host`, { hint: `chmod o+x ${d}` });
+    }
+    if (d === path.dirname(d)) break;
+  }
 }
