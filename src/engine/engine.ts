@@ -297,6 +297,8 @@ export class Engine {
       try {
         await (await this.net()).stack.configure({ id, name, wall: opts.isolation ?? 'container', hostname: spec.hostname }, netRequest(opts, img.config));
         await this.vols.populate(plan.uses, lowerDirs);
+        // --userns=auto: a volume this create made belongs to the container's root (its range)
+        if (spec.userns) for (const u of plan.uses.filter((x) => made.includes(x.name))) this.vols.shiftOwners(u.name, spec.userns);
       } catch (e) {
         // nothing half-made: no row without its network, no volume this create made
         await (await this.net()).stack.teardown(id).catch(() => undefined);

@@ -98,6 +98,24 @@ describe('--userns=auto', { timeout: 600_000 }, () => {
     assert.deepEqual(mountsUnder(tr.root), [], 'no idmapped or overlay mount left');
   });
 
+  test('a named volume made for a --userns=auto container belongs to its root: the image\'s files copied in, writes, owners both sides', () => {
+    const r = hull(tr.root, ['run', '--name', 'uv', '--userns', 'auto', '--network', 'none', '-v', 'uvol:/etc', 'busybox', 'sh', '-c',
+      'echo data > /etc/new && ls -ln /etc/new /etc/passwd']);
+    assert.equal(r.code, 0, r.stderr);
+    try {
+      const ids = range('uv');
+      // inside: root owns the copied image files and what it wrote
+      assert.match(r.stdout, /^-rw-r--r--\s+1 0\s+0 .*\/etc\/new$/m);
+      assert.match(r.stdout, /^-rw-r--r--\s+1 0\s+0 .*\/etc\/passwd$/m);
+      const mp = ok(['volume', 'inspect', '-f', '{{.Mountpoint}}', 'uvol']).trim();
+      for (const f of ['new', 'passwd']) assert.equal(fs.statSync(path.join(mp, f)).uid, ids.Uid, `${f} on the host`);
+      assert.equal(fs.statSync(mp).uid, ids.Uid);
+    } finally {
+      hull(tr.root, ['rm', '-f', 'uv']);
+      hull(tr.root, ['volume', 'rm', 'uvol']);
+    }
+  });
+
   test('what the range cannot do: host files, raw sockets still refused; no-new-privileges on by default', () => {
     const r = hull(tr.root, ['run', '--rm', '--userns', 'auto', '--network', 'none', '-v', '/etc/hostname:/host-hostname', 'busybox', 'sh', '-c',
       'grep NoNewPrivs /proc/self/status; ls -ln /host-hostname; echo x >> /host-hostname && echo wrote; ping -c1 -W1 127.0.0.1 >/dev/null 2>&1 || echo no-ping']);
