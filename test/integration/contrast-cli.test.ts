@@ -169,6 +169,23 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     assert.deepEqual(leftovers(tr.root), []);
   });
 
+  test('container-userns beside container: root inside is unprivileged on the host there, root here; its start-up ratio', () => {
+    const json = path.join(out, 'u.json');
+    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--isolation', 'container,container-userns', '--peers', 'none', '--json', json], { timeoutMs: 600_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^container-userns\s+\d/m);
+    const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
+    const row = (wall: string, probe: string) => rep.walls.find((w) => w.name === wall)!.isolation!.rows.find((x) => x.probe === probe)!;
+    assert.deepEqual([row('container', 'rootuid').inside, row('container', 'rootuid').verdict], ['0 (root on the host)', 'exposed']);
+    assert.match(row('container-userns', 'rootuid').inside, /^\d+ \(unprivileged on the host\)$/);
+    assert.equal(row('container-userns', 'rootuid').verdict, 'contained');
+    assert.match(row('container-userns', 'userns').inside, /^denied/);
+    assert.equal(rep.walls.find((w) => w.name === 'container-userns')!.density!.started, 2);
+    const ratio = rep.ratios.find((x) => x.metric === 'start-up median' && x.of === 'container-userns / container');
+    assert.ok(ratio && ratio.value !== null && ratio.value > 0, JSON.stringify(rep.ratios));
+    assert.deepEqual(leftovers(tr.root, rep), []);
+  });
+
   test('--density-budget: instances are started until their host memory reaches the budget', () => {
     const json = path.join(out, 'b.json');
     const budget = 6 * 1048576;
