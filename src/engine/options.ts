@@ -217,6 +217,8 @@ export function validateRunOptions(o: RunOptions): void {
   for (const g of o.groupAdd ?? []) if (typeof g !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(g)) throw invalid(`invalid --group-add ${JSON.stringify(g)}: a group name or gid`);
   sysctlMap(o);
   const userns = usernsModeOf(o);
+  const idm = (o.mounts ?? []).find((m) => m.idmap);
+  if (idm && userns !== 'auto') throw invalid(`-v ${idm.source}:${idm.destination}:idmap needs --userns=auto (the mapping is the container's range)`);
   if (userns === 'auto' && o.privileged) throw invalid('--privileged cannot be used with --userns=auto: a privileged container is root on the host (add --userns=host)');
   if (userns === 'auto' && (o.network === 'host' || o.network?.startsWith('container:'))) throw invalid(`--userns=auto cannot be used with --network ${o.network}: that network namespace belongs to another user namespace (add --userns=host)`);
   if (o.userns === 'auto' && (o.isolation ?? 'container') === 'vm') throw invalid('--userns=auto is the container wall\'s: a VM has its own kernel and users');

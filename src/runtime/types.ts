@@ -29,6 +29,12 @@ export interface MountSpec {
   readOnly: boolean;
   /** Extra options, e.g. tmpfs 'size=64m', 'mode=1777'. */
   options?: string[];
+  /**
+   * A bind under --userns=auto mounted idmapped with the container's range (`-v SRC:DST:idmap`,
+   * podman's): a file of host uid N is uid N inside, and what the container's root writes is
+   * host uid 0 on disk.
+   */
+  idmap?: boolean;
 }
 
 export interface Ulimit {

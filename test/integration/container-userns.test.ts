@@ -116,6 +116,34 @@ describe('--userns=auto', { timeout: 600_000 }, () => {
     }
   });
 
+  test('-v SRC:DST:idmap: host owners seen as they are, the container\'s root writes as host root; plain binds stay refused', () => {
+    const src = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-userns-idmap-'));
+    try {
+      fs.chmodSync(src, 0o755);
+      fs.writeFileSync(path.join(src, 'owned-by-root'), 'x');
+      fs.writeFileSync(path.join(src, 'owned-by-1234'), 'y');
+      fs.chownSync(path.join(src, 'owned-by-1234'), 1234, 1234);
+      const r = hull(tr.root, ['run', '--rm', '--userns', 'auto', '--network', 'none', '-v', `${src}:/d:idmap`, 'busybox', 'sh', '-c', 'ls -ln /d; echo new > /d/written && echo wrote']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^-\S+\s+1 0\s+0 .* owned-by-root$/m);
+      assert.match(r.stdout, /^-\S+\s+1 1234\s+1234 .* owned-by-1234$/m);
+      assert.match(r.stdout, /wrote/);
+      const st = fs.statSync(path.join(src, 'written'));
+      assert.deepEqual([st.uid, st.gid], [0, 0], 'written as host root through the idmapped bind');
+      // the same directory without :idmap: host root's files are nobody's, and not writable
+      const plain = hull(tr.root, ['run', '--rm', '--userns', 'auto', '--network', 'none', '-v', `${src}:/d`, 'busybox', 'sh', '-c', 'ls -ln /d/owned-by-root; echo x > /d/w2']);
+      assert.notEqual(plain.code, 0);
+      assert.match(plain.stdout, /65534\s+65534/);
+      assert.match(plain.stderr, /Permission denied/);
+      const noUserns = hull(tr.root, ['run', '--rm', '--network', 'none', '-v', `${src}:/d:idmap`, 'busybox', 'true']);
+      assert.equal(noUserns.code, 125);
+      assert.match(noUserns.stderr, /:idmap needs --userns=auto/);
+    } finally {
+      fs.rmSync(src, { recursive: true, force: true });
+    }
+    assert.deepEqual(mountsUnder(tr.root), []);
+  });
+
   test('what the range cannot do: host files, raw sockets still refused; no-new-privileges on by default', () => {
     const r = hull(tr.root, ['run', '--rm', '--userns', 'auto', '--network', 'none', '-v', '/etc/hostname:/host-hostname', 'busybox', 'sh', '-c',
       'grep NoNewPrivs /proc/self/status; ls -ln /host-hostname; echo x >> /host-hostname && echo wrote; ping -c1 -W1 127.0.0.1 >/dev/null 2>&1 || echo no-ping']);

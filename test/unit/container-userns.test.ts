@@ -9,6 +9,7 @@ import { rangeOf, usernsPool, UsernsRanges } from '../../src/state/userns.js';
 import { buildInstanceSpec, usernsModeOf, validateRunOptions } from '../../src/engine/options.js';
 import { buildOciConfig } from '../../src/runtime/container/config.js';
 import { overlayOptions, runtimeArgv, type RuntimeDriver } from '../../src/runtime/container/runtime.js';
+import { parseVolume } from '../../src/engine/units.js';
 
 test('the pool: defaults, environment, refused when it overlaps host ids or passes 2^32', () => {
   assert.deepEqual(usernsPool({}), { start: 1_000_000_000, size: 65536, count: 4096 });
@@ -85,4 +86,20 @@ test('the overlay plan: hull-idmap mounts each layer idmapped first, the overlay
   const a = runtimeArgv(driver, ['run', 'id'], ov);
   assert.deepEqual(a.slice(0, 14), ['/usr/bin/unshare', '-m', '--propagation', 'private', '/b/hull-idmap', '1000000000', '1000000000', '65536', '/l/1', '/c/idmap/0', '/l/2', '/c/idmap/1', '--', '/bin/sh']);
   assert.ok(!runtimeArgv(driver, ['run', 'id'], { ...ov, idmap: undefined }).includes('/b/hull-idmap'));
+});
+
+test('-v SRC:DST:idmap: parsed, refused without --userns=auto, its bind source is the idmapped point, the helper mounts it', () => {
+  const m = parseVolume('/data:/d:idmap,ro');
+  assert.deepEqual(m, { type: 'bind', source: '/data', destination: '/d', readOnly: true, idmap: true });
+  assert.throws(() => validateRunOptions({ image: 'x', mounts: [m] }), /:idmap needs --userns=auto/);
+  validateRunOptions({ image: 'x', mounts: [m], userns: 'auto' });
+  const ids = { id: 'a'.repeat(64), name: 'c', dir: '/x/c' };
+  const host = { rootfs: '/r', user: { uid: 0, gid: 0 }, cgroupsPath: '/h', arch: 'amd64', kernel: '6.1', hardLimits: {}, swapAccounting: false };
+  const s = { ...buildInstanceSpec({ image: 'busybox', userns: 'auto', mounts: [parseVolume('/plain:/p'), m] }, img, ids), userns: { uid: 1e9, gid: 1e9, size: 65536 } };
+  const c = buildOciConfig(s, host);
+  assert.equal(c.mounts.find((x) => x.destination === '/d')!.source, '/x/c/idmap/b1');
+  assert.equal(c.mounts.find((x) => x.destination === '/p')!.source, '/plain');
+  const driver: RuntimeDriver = { name: 'crun', bin: '/usr/bin/crun', stateDir: '/s', globalArgs: [], unshare: '/usr/bin/unshare', shell: ['/bin/sh'] };
+  const a = runtimeArgv(driver, ['run', 'id'], { lower: ['/l/1'], upper: '/u', work: '/w', target: '/t', idmap: { helper: '/h', uid: 1, gid: 1, size: 65536, targets: ['/x/c/idmap/0'], binds: [['/data', '/x/c/idmap/b1']] } });
+  assert.deepEqual(a.slice(4, 13), ['/h', '1', '1', '65536', '/l/1', '/x/c/idmap/0', '/data', '/x/c/idmap/b1', '--']);
 });

@@ -7,6 +7,7 @@ import type { InstanceSpec } from '../types.js';
 import { effectiveCaps } from './caps.js';
 import { convertSeccomp, refuseUserNamespaces, type DockerSeccompProfile, type OciSeccomp } from './seccomp.js';
 import type { HostDevice } from './devices.js';
+import { idmapBindPoint } from './userns.js';
 
 export interface ConfigHost {
   /** Mounted (or to-be-mounted) root filesystem directory. */
@@ -155,9 +156,11 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
   if (etc.hosts) mounts.push({ destination: '/etc/hosts', type: 'bind', source: etc.hosts, options: ['rbind', 'rprivate', ...(spec.readOnlyRootfs ? ['ro'] : [])] });
   if (etc.resolv) mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: etc.resolv, options: ['rbind', 'rprivate', ...(spec.readOnlyRootfs ? ['ro'] : [])] });
   if (spec.init && host.initPath) mounts.push({ destination: '/dev/init', type: 'bind', source: host.initPath, options: ['bind', 'ro'] });
-  for (const m of spec.mounts) {
+  for (const [i, m] of spec.mounts.entries()) {
     if (m.type === 'bind') {
-      mounts.push({ destination: m.destination, type: 'bind', source: m.source!, options: ['rbind', 'rprivate', m.readOnly ? 'ro' : 'rw', ...(m.options ?? [])] });
+      // -v SRC:DST:idmap under --userns=auto: the idmapped mount of SRC the wrapper made (runtime.ts)
+      const source = m.idmap && spec.userns ? idmapBindPoint(spec.dir, i) : m.source!;
+      mounts.push({ destination: m.destination, type: 'bind', source, options: ['rbind', 'rprivate', m.readOnly ? 'ro' : 'rw', ...(m.options ?? [])] });
     } else {
       const opts = m.options ?? [];
       const base = ['nosuid', 'nodev', ...(opts.some((o) => o === 'exec' || o === 'noexec') ? [] : ['noexec'])];

@@ -28,7 +28,7 @@ import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, Iso
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
 import { buildOciConfig, containerCaps, ociResources } from './config.js';
 import { hostDevices, resolveDevice, type HostDevice } from './devices.js';
-import { idmapHelper } from './userns.js';
+import { idmapBindPoint, idmapHelper } from './userns.js';
 import { findConmon, startConmon } from './conmon.js';
 import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
 import { hostFacts } from './host.js';
@@ -114,7 +114,12 @@ class ContainerIsolation implements Isolation {
   private overlay(spec: InstanceSpec): OverlayPlan {
     const f = this.files(spec);
     const idmap = spec.userns
-      ? { helper: idmapHelper(), ...spec.userns, targets: spec.image.lowerDirs.map((_, i) => path.join(spec.dir, 'idmap', String(i))) }
+      ? {
+          helper: idmapHelper(),
+          ...spec.userns,
+          targets: spec.image.lowerDirs.map((_, i) => path.join(spec.dir, 'idmap', String(i))),
+          binds: spec.mounts.flatMap((m, i): [string, string][] => (m.type === 'bind' && m.idmap ? [[m.source!, idmapBindPoint(spec.dir, i)]] : [])),
+        }
       : undefined;
     return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs, volatile: spec.autoRemove === true && overlayVolatileSupported(os.release()), ...(idmap ? { idmap } : {}) };
   }
@@ -184,6 +189,13 @@ class ContainerIsolation implements Isolation {
     if (spec.userns) {
       // the mount points of the idmapped layers; /etc files the container's root reads through binds
       for (let i = 0; i < spec.image.lowerDirs.length; i++) fs.mkdirSync(path.join(spec.dir, 'idmap', String(i)), { recursive: true, mode: 0o700 });
+      // and of each -v SRC:DST:idmap: a directory or an empty file, as its source is
+      spec.mounts.forEach((m, i) => {
+        if (m.type !== 'bind' || !m.idmap) return;
+        const p = idmapBindPoint(spec.dir, i);
+        if (fs.statSync(m.source!).isDirectory()) fs.mkdirSync(p, { recursive: true, mode: 0o700 });
+        else if (!fs.existsSync(p)) fs.writeFileSync(p, '', { mode: 0o600 });
+      });
       fs.chmodSync(f.etc, 0o711);
       // the container's root (an unprivileged uid on the host) must pass through hull's
       // directories to its root filesystem: search, not read, for others (docker's 0711 for userns-remap)

@@ -65,7 +65,7 @@ export interface OverlayPlan {
    * seen as `uid`, the container's root) by the hull-idmap helper in the same private mount
    * namespace, and the overlay is made of those: one shared copy of each layer for every range.
    */
-  idmap?: { helper: string; uid: number; gid: number; size: number; targets: string[] };
+  idmap?: { helper: string; uid: number; gid: number; size: number; targets: string[]; binds?: [string, string][] };
 }
 
 /** Whether this kernel's overlayfs knows the `volatile` mount option (Linux 5.10). */
@@ -161,7 +161,8 @@ export function runtimeArgv(d: RuntimeDriver, sub: string[], overlay?: OverlayPl
   const rt = [d.bin, ...d.globalArgs, ...sub];
   if (!d.unmountUnified && !overlay) return rt;
   const im = overlay?.idmap;
-  const idmap = im ? [im.helper, String(im.uid), String(im.gid), String(im.size), ...overlay!.lower.flatMap((l, i) => [l, im.targets[i]!]), '--'] : [];
+  const pairs = im ? [...overlay!.lower.map((l, i) => [l, im.targets[i]!]), ...(im.binds ?? [])] : [];
+  const idmap = im ? [im.helper, String(im.uid), String(im.gid), String(im.size), ...pairs.flat(), '--'] : [];
   return [
     d.unshare, '-m', '--propagation', 'private', ...idmap, ...d.shell, '-c', wrapperScript(), 'hull-oci',
     d.unmountUnified ?? '-', overlay ? overlayOptions(overlay) : '-', overlay?.target ?? '-', ...rt,

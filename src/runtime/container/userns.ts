@@ -15,3 +15,8 @@ export function idmapHelper(env: NodeJS.ProcessEnv = process.env): string {
   if (!fs.existsSync(p)) throw new HullError('UNAVAILABLE', `--userns=auto needs the helper ${p}, which is missing`, { hint: 'run scripts/setup.sh (it builds build/bin/hull-idmap)' });
   return p;
 }
+
+/** Where an idmapped bind (`-v SRC:DST:idmap`, the i-th bind of the spec) is mounted on the host side. Pure. */
+export function idmapBindPoint(dir: string, i: number): string {
+  return path.join(dir, 'idmap', `b${i}`);
+}
