@@ -73,33 +73,26 @@ static int write_file(const char *path, const char *text) {
 
 /* A user namespace mapping 0..size-1 to uid.. / gid..; returns its fd. */
 static int make_userns(unsigned long uid, unsigned long gid, unsigned long size) {
-  int sync[2];
-  if (pipe2(sync, O_CLOEXEC) < 0) return -1;
+  /* ready: the child says it has its namespace; hold: the parent says it is done with it */
+  int ready[2], hold[2];
+  if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0) return -1;
   pid_t pid = fork();
   if (pid < 0) return -1;
   if (pid == 0) {
-    char c;
-    close(sync[1]);
-    if (unshare(CLONE_NEWUSER) < 0) _exit(1);
-    /* wait for the parent to have opened the namespace: it closes its end */
-    if (read(sync[0], &c, 1) < 0) _exit(1);
+    char c = unshare(CLONE_NEWUSER) == 0 ? 'y' : 'n';
+    close(ready[0]);
+    close(hold[1]);
+    if (write(ready[1], &c, 1) != 1) _exit(1);
+    /* returns when the parent closes its end (done, or gone) */
+    if (read(hold[0], &c, 1) < 0) _exit(1);
     _exit(0);
   }
-  close(sync[0]);
-  char path[64], map[96];
+  close(ready[1]);
+  close(hold[0]);
+  char path[64], map[96], c = 'n';
   int fd = -1;
-  /* the child's unshare may not have happened yet: its ns/user differs from ours once it has */
-  char self[64] = "", other[64] = "";
-  if (readlink("/proc/self/ns/user", self, sizeof self - 1) < 0) goto out;
-  for (int i = 0; i < 2000; i++) {
-    snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
-    memset(other, 0, sizeof other);
-    if (readlink(path, other, sizeof other - 1) < 0) goto out;
-    if (strcmp(self, other) != 0) break;
-    usleep(500);
-  }
-  if (strcmp(self, other) == 0) {
-    errno = ETIMEDOUT;
+  if (read(ready[0], &c, 1) != 1 || c != 'y') {
+    errno = c == 'n' ? EPERM : EIO;
     goto out;
   }
   snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
@@ -112,7 +105,8 @@ static int make_userns(unsigned long uid, unsigned long gid, unsigned long size)
   fd = open(path, O_RDONLY | O_CLOEXEC);
 out:;
   int saved = errno;
-  close(sync[1]);
+  close(ready[0]);
+  close(hold[1]);
   waitpid(pid, NULL, 0);
   errno = saved;
   return fd;
