@@ -457,7 +457,8 @@ export class Engine {
     io: AttachStdio & { onCreated?: (id: string) => void; /** Kills the instance (SIGKILL) once it runs; it is then removed as usual. */ signal?: AbortSignal },
     use: (exit: RunResult, layer: WritableLayer | undefined) => Promise<T>,
   ): Promise<T> {
-    const { id, name } = await this.create({ ...opts, rm: false }, io.stderr);
+    // the captured layer must carry the image's own ids: never a --userns=auto range (HULL_USERNS_DEFAULT)
+    const { id, name } = await this.create({ ...opts, rm: false, userns: 'host' }, io.stderr);
     let stopAbort = () => undefined as void;
     try {
       io.onCreated?.(id);

@@ -157,6 +157,22 @@ describe('--userns=auto', { timeout: 600_000 }, () => {
     assert.match(off.stdout, /NoNewPrivs:\s+0/);
   });
 
+  test('HULL_USERNS_DEFAULT=auto leaves hull build alone: a RUN step\'s layer keeps the image\'s own ids', () => {
+    const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-userns-build-'));
+    try {
+      fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN touch /made && chown 1234:1234 /made\n');
+      const env = { HULL_USERNS_DEFAULT: 'auto' };
+      const b = hull(tr.root, ['build', '-q', '-t', 'userns-build', ctx], { env, timeoutMs: 300_000 });
+      assert.equal(b.code, 0, b.stderr);
+      const r = hull(tr.root, ['run', '--rm', '--network', 'none', '--userns', 'host', 'userns-build', 'stat', '-c', '%u %g', '/made'], { env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), '1234 1234');
+      hull(tr.root, ['rmi', 'userns-build']);
+    } finally {
+      fs.rmSync(ctx, { recursive: true, force: true });
+    }
+  });
+
   test('refusals: bad modes, --privileged, --network host, a VM; HULL_USERNS_DEFAULT=auto makes it the default', () => {
     for (const [args, re] of [
       [['--userns', 'keep'], /invalid --userns "keep"/],
