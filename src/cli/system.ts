@@ -59,7 +59,9 @@ async function securityInfo(): Promise<Record<string, unknown>> {
     Seccomp: `${DEFAULT_SECCOMP_PATH} (podman's profile) + no new user namespace (clone/unshare CLONE_NEWUSER: EPERM, clone3: ENOSYS) unless --cap-add SYS_ADMIN, as docker's profile; podman's allows one`,
     SeccompOff: '--security-opt seccomp=unconfined',
     MaskedPaths: 'docker\'s /proc and /sys list, masked; /proc/sys, /proc/bus, /proc/fs, /proc/irq, /proc/sysrq-trigger read-only; /sys read-only',
-    UserNamespace: 'host (container root is uid 0 on the host)',
+    UserNamespace: process.env.HULL_USERNS_DEFAULT === 'auto'
+      ? 'auto (HULL_USERNS_DEFAULT): each container its own range of host ids; --userns=host for the host\'s'
+      : 'host (container root is uid 0 on the host); --userns=auto gives a container its own range of host ids',
     NoNewPrivileges: 'off unless --security-opt no-new-privileges',
   };
 }
