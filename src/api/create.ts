@@ -5,7 +5,7 @@
  * fields that change nothing hull does (ConsoleSize, LogConfig json-file) are accepted.
  */
 import type { MountSpec, Ulimit } from '../runtime/types.js';
-import type { RunOptions } from '../engine/options.js';
+import { PRIVILEGED_WARNING, type RunOptions } from '../engine/options.js';
 import { HttpError } from './errors.js';
 import { HullError } from '../errors.js';
 import { parseVolumeSpec } from '../volumes/syntax.js';
@@ -124,6 +124,29 @@ function parseMounts(v: unknown): MountSpec[] {
   });
 }
 
+/** HostConfig.Devices [{PathOnHost, PathInContainer, CgroupPermissions}] -> --device strings. */
+function parseDevices(v: unknown): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw bad('HostConfig.Devices', 'expected a list');
+  const out = v.map((d, i) => {
+    const f = `HostConfig.Devices[${i}]`;
+    if (!isObj(d)) throw bad(f, 'expected an object');
+    const host = str(d.PathOnHost, `${f}.PathOnHost`);
+    if (!host) throw bad(`${f}.PathOnHost`, 'a host device path is required');
+    const ctr = str(d.PathInContainer, `${f}.PathInContainer`) || host;
+    const perms = str(d.CgroupPermissions, `${f}.CgroupPermissions`) || 'rwm';
+    return `${host}:${ctr}:${perms}`;
+  });
+  return out.length ? out : undefined;
+}
+
+/** HostConfig.Sysctls {KEY: VALUE}. */
+function parseSysctls(v: unknown): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v) || Object.values(v).some((x) => typeof x !== 'string')) throw bad('HostConfig.Sysctls', 'expected an object of name -> string value');
+  return Object.keys(v).length ? (v as Record<string, string>) : undefined;
+}
+
 function parseUlimits(v: unknown): Ulimit[] | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v)) throw bad('HostConfig.Ulimits', 'expected a list');
@@ -156,14 +179,13 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
 
   // What hull cannot do, refused rather than ignored.
   const refuse: [string, unknown][] = [
-    ['HostConfig.Privileged', hc.Privileged],
-    ['HostConfig.Devices', hc.Devices],
+    ['HostConfig.DeviceCgroupRules', hc.DeviceCgroupRules],
+    ['HostConfig.DeviceRequests', hc.DeviceRequests],
     ['HostConfig.VolumesFrom', hc.VolumesFrom],
     ['HostConfig.Links', hc.Links],
     ['HostConfig.CgroupParent', hc.CgroupParent],
     ['HostConfig.PidMode', hc.PidMode === 'private' ? '' : hc.PidMode],
     ['HostConfig.IpcMode', ['private', 'shareable', 'none'].includes(String(hc.IpcMode)) ? '' : hc.IpcMode],
-    ['HostConfig.UsernsMode', hc.UsernsMode],
   ];
   for (const [field, v] of refuse) if (nonEmpty(v)) throw unsupported(field);
   const health = body.Healthcheck;
@@ -217,6 +239,8 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     }
   }
 
+  const privileged = bool(hc.Privileged, 'HostConfig.Privileged');
+  if (privileged) warnings.push(PRIVILEGED_WARNING);
   const name = q.name === '' ? undefined : q.name;
   const opts: RunOptions = {
     image,
@@ -237,6 +261,11 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     capAdd: strList(hc.CapAdd, 'HostConfig.CapAdd'),
     capDrop: strList(hc.CapDrop, 'HostConfig.CapDrop'),
     securityOpt: strList(hc.SecurityOpt, 'HostConfig.SecurityOpt'),
+    privileged: privileged || undefined,
+    devices: parseDevices(hc.Devices),
+    groupAdd: strList(hc.GroupAdd, 'HostConfig.GroupAdd'),
+    sysctls: parseSysctls(hc.Sysctls),
+    userns: str(hc.UsernsMode, 'HostConfig.UsernsMode') || undefined,
     ulimits: parseUlimits(hc.Ulimits),
     init: hc.Init === true || undefined,
     interactive: bool(body.OpenStdin, 'OpenStdin') || undefined,

@@ -14,6 +14,7 @@ import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.
 import { parseMountFlag } from '../volumes/syntax.js';
 import { parseFilterFlags, filterContainers, wantsAll } from '../engine/filters.js';
 import type { CliContext, CommandDef } from './command.js';
+import { parseDockerProfile, parseSysctl, PRIVILEGED_WARNING } from '../engine/options.js';
 
 async function engineFor(ctx: CliContext): Promise<Engine> {
   const { Engine } = await import('../engine/engine.js');
@@ -58,7 +59,12 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'hostname', short: 'h', type: 'string', help: 'Container host name' },
   { name: 'cap-add', type: 'list', help: 'Add Linux capabilities' },
   { name: 'cap-drop', type: 'list', help: 'Drop Linux capabilities' },
-  { name: 'security-opt', type: 'list', help: 'Security options: no-new-privileges, seccomp=unconfined' },
+  { name: 'security-opt', type: 'list', help: "Security options: no-new-privileges, seccomp=unconfined, seccomp=FILE (docker's JSON profile)" },
+  { name: 'privileged', type: 'bool', help: 'Give the container every capability, no seccomp filter, the host devices and a writable /sys (root on the host)' },
+  { name: 'device', type: 'list', help: 'Add a host device: HOST[:CONTAINER[:PERMS]] (PERMS of r, w, m; default rwm)' },
+  { name: 'group-add', type: 'list', help: 'Add groups to join (names from the image, or gids)' },
+  { name: 'userns', type: 'string', help: 'User namespace: auto (own range of host ids: root inside is not root outside) or host (default; HULL_USERNS_DEFAULT changes it)' },
+  { name: 'sysctl', type: 'list', help: 'Set a namespaced sysctl KEY=VALUE (IPC, net.*, fs.mqueue.*); global ones are refused' },
   { name: 'ulimit', type: 'list', help: 'Ulimit options: NAME=SOFT[:HARD] (clamped to the caller\'s hard limits)' },
   { name: 'init', type: 'bool', help: 'Run an init (tini) inside the container that forwards signals and reaps processes' },
   { name: 'interactive', short: 'i', type: 'bool', help: 'Keep STDIN open even if not attached' },
@@ -69,6 +75,28 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'vm-accel', type: 'string', value: 'string', help: 'VM accelerator: auto (default: KVM where a probe boot works, else TCG), kvm or tcg' },
   { name: 'platform', type: 'string', help: 'Platform to pull if the image is missing (os/arch)' },
 ];
+
+/**
+ * docker's CLI: `seccomp=FILE` is read here and sent as the profile's text; a file that cannot be
+ * read or is not a profile is refused naming it, before anything is created.
+ */
+function seccompFileOpt(so: string, readFile: (f: string) => string): string {
+  const m = /^seccomp[=:](.+)$/s.exec(so);
+  if (!m || ['unconfined', 'builtin', 'default'].includes(m[1]!) || m[1]!.trimStart().startsWith('{')) return so;
+  const file = m[1]!;
+  let text: string;
+  try {
+    text = readFile(file);
+  } catch (e) {
+    throw invalid(`opening seccomp profile (${file}) failed: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, e);
+  }
+  try {
+    parseDockerProfile(text);
+  } catch (e) {
+    throw invalid(`seccomp profile ${file}: ${(e as Error).message}`);
+  }
+  return `seccomp=${text}`;
+}
 
 /**
  * --label KEY=VALUE (KEY alone: an empty value) and --label-file lines (blank lines and # comments
@@ -150,7 +178,12 @@ export function runOptionsFromFlags(p: Parsed, env: NodeJS.ProcessEnv = process.
   if (str('hostname') !== undefined) o.hostname = str('hostname');
   o.capAdd = flagList(p, 'cap-add');
   o.capDrop = flagList(p, 'cap-drop');
-  o.securityOpt = flagList(p, 'security-opt');
+  o.securityOpt = flagList(p, 'security-opt').map((so) => seccompFileOpt(so, readFile));
+  if (flagBool(p, 'privileged')) o.privileged = true;
+  if (flagList(p, 'device').length) o.devices = flagList(p, 'device');
+  if (flagList(p, 'group-add').length) o.groupAdd = flagList(p, 'group-add');
+  if (str('userns') !== undefined) o.userns = str('userns');
+  if (flagList(p, 'sysctl').length) o.sysctls = Object.fromEntries(flagList(p, 'sysctl').map(parseSysctl));
   if (flagBool(p, 'init')) o.init = true;
   if (flagBool(p, 'interactive')) o.interactive = true;
   if (flagBool(p, 'tty')) o.tty = true;
@@ -179,6 +212,7 @@ async function cmdRun(ctx: CliContext, p: Parsed, detachOnly = false): Promise<n
   const detach = detachOnly || flagBool(p, 'detach');
   if (o.tty && o.interactive && !detach && !ctx.stdin.isTTY) throw invalid('the input device is not a TTY');
   const engine = await engineFor(ctx);
+  if (o.privileged) ctx.stderr.write(`${PRIVILEGED_WARNING}\n`);
   if (detachOnly) {
     const { id } = await engine.create(o, ctx.stderr);
     ctx.stdout.write(`${id}\n`);

@@ -22,6 +22,8 @@ import { ContainerLocks } from './lock.js';
 import { toInspect, toSummary, statusText, type ContainerInspect, type ContainerSummary, type StoredSpec } from './inspect.js';
 import { newContainerId, randomName } from './names.js';
 import { buildInstanceSpec, netRequest, validateRunOptions, type RunOptions } from './options.js';
+import { parseDevice, resolveDevice } from '../runtime/container/devices.js';
+import { UsernsRanges } from '../state/userns.js';
 import type { NetworkStack, PreparedNetwork } from '../network/stack.js';
 import type { NetworkService } from './networks.js';
 import { EngineVolumes } from './volumes.js';
@@ -256,6 +258,8 @@ export class Engine {
   /** docker create: resolve (or pull) the image, record the container. */
   async create(asked: RunOptions, progress?: Writable): Promise<{ id: string; name: string; spec: InstanceSpec }> {
     validateRunOptions(asked);
+    // a --device must name a device node on this host now, before anything is recorded
+    for (const d of asked.devices ?? []) resolveDevice(parseDevice(d));
     // stored with its network mode: containers stored before networks existed had none
     const opts: RunOptions = { ...asked, network: asked.network ?? 'bridge' };
     const img = await this.image(opts.image, opts.platform, progress);
@@ -270,13 +274,19 @@ export class Engine {
       const stored: StoredSpec = { opts, spec: { ...spec, image: { ...spec.image, lowerDirs: [] } } };
       let made: string[];
       try {
-        // the row and its volumes' uses in one transaction: a volume in use is never removed
+        // the row, its volumes' uses and its --userns=auto range in one transaction: a volume in
+        // use is never removed, and no other create sees the range free
         made = this.db
           .transaction(() => {
             this.rows.insert({
               id, name, image_id: img.id, image_ref: opts.image, isolation: opts.isolation ?? 'container', runtime: spec.runtime,
               status: 'created', spec_json: JSON.stringify(stored), created_at: nowIso(),
             });
+            if (spec.usernsMode === 'auto') {
+              spec.userns = new UsernsRanges(this.db).allocate(id);
+              stored.spec.userns = spec.userns;
+              this.rows.setSpecJson(id, JSON.stringify(stored));
+            }
             return this.vols.attach(id, plan.uses);
           })
           .immediate();
@@ -287,6 +297,8 @@ export class Engine {
       try {
         await (await this.net()).stack.configure({ id, name, wall: opts.isolation ?? 'container', hostname: spec.hostname }, netRequest(opts, img.config));
         await this.vols.populate(plan.uses, lowerDirs);
+        // --userns=auto: a volume this create made belongs to the container's root (its range)
+        if (spec.userns) for (const u of plan.uses.filter((x) => made.includes(x.name))) this.vols.shiftOwners(u.name, spec.userns);
       } catch (e) {
         // nothing half-made: no row without its network, no volume this create made
         await (await this.net()).stack.teardown(id).catch(() => undefined);
@@ -445,7 +457,8 @@ export class Engine {
     io: AttachStdio & { onCreated?: (id: string) => void; /** Kills the instance (SIGKILL) once it runs; it is then removed as usual. */ signal?: AbortSignal },
     use: (exit: RunResult, layer: WritableLayer | undefined) => Promise<T>,
   ): Promise<T> {
-    const { id, name } = await this.create({ ...opts, rm: false }, io.stderr);
+    // the captured layer must carry the image's own ids: never a --userns=auto range (HULL_USERNS_DEFAULT)
+    const { id, name } = await this.create({ ...opts, rm: false, userns: 'host' }, io.stderr);
     let stopAbort = () => undefined as void;
     try {
       io.onCreated?.(id);

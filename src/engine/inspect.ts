@@ -109,6 +109,13 @@ export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string
       CapAdd: spec.capAdd.length ? spec.capAdd : null,
       CapDrop: spec.capDrop.length ? spec.capDrop : null,
       SecurityOpt: opts.securityOpt?.length ? opts.securityOpt : null,
+      Privileged: spec.privileged ?? false,
+      Devices: spec.devices?.length ? spec.devices.map((d) => ({ PathOnHost: d.hostPath, PathInContainer: d.containerPath, CgroupPermissions: d.permissions })) : [],
+      GroupAdd: spec.groupAdd?.length ? spec.groupAdd : null,
+      Sysctls: spec.sysctls ?? null,
+      UsernsMode: spec.usernsMode === 'auto' ? 'auto' : '',
+      // hull's own: the --userns=auto range on the host (container ids 0..Size-1)
+      HullIdRange: spec.userns ? { Uid: spec.userns.uid, Gid: spec.userns.gid, Size: spec.userns.size } : null,
       Ulimits: spec.ulimits.length ? spec.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) : null,
       Tmpfs: Object.keys(tmpfs).length ? tmpfs : null,
       Init: spec.init,

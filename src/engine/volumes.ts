@@ -111,6 +111,19 @@ export class EngineVolumes {
     }
   }
 
+  /**
+   * --userns=auto: shift the owners of everything in a new volume (the image's files copied in,
+   * the directory itself) into the container's range, so its root owns what it owns inside.
+   */
+  shiftOwners(name: string, range: { uid: number; gid: number; size: number }): void {
+    const shift = (p: string) => {
+      const st = fs.lstatSync(p);
+      if (st.uid < range.size && st.gid < range.size) fs.lchownSync(p, st.uid + range.uid, st.gid + range.gid);
+      if (st.isDirectory()) for (const e of fs.readdirSync(p)) shift(path.join(p, e));
+    };
+    shift(this.store.ensureDir(name));
+  }
+
   /** The container's anonymous volumes (read before its row goes). */
   anonymousOf(containerId: string): string[] {
     return this.store.usedBy(containerId).filter((v) => v.anonymous).map((v) => v.name);

@@ -7,6 +7,8 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { ImageConfig } from '../oci/types.js';
+import type { DockerSeccompProfile } from './container/seccomp.js';
+import type { DeviceRequest } from './container/devices.js';
 
 export type Wall = 'container' | 'vm';
 
@@ -27,6 +29,12 @@ export interface MountSpec {
   readOnly: boolean;
   /** Extra options, e.g. tmpfs 'size=64m', 'mode=1777'. */
   options?: string[];
+  /**
+   * A bind under --userns=auto mounted idmapped with the container's range (`-v SRC:DST:idmap`,
+   * podman's): a file of host uid N is uid N inside, and what the container's root writes is
+   * host uid 0 on disk.
+   */
+  idmap?: boolean;
 }
 
 export interface Ulimit {
@@ -132,7 +140,22 @@ export interface InstanceSpec {
   capAdd: string[];
   capDrop: string[];
   noNewPrivileges: boolean;
-  seccomp: 'default' | 'unconfined';
+  /** 'default': podman's profile and hull's user-namespace rule; 'custom': `seccompProfile` as written. */
+  seccomp: 'default' | 'unconfined' | 'custom';
+  /** The caller's profile (docker's JSON format) when seccomp is 'custom'. */
+  seccompProfile?: DockerSeccompProfile;
+  /** docker's --privileged: every capability, no seccomp, the host's devices, /sys writable. Absent: false. */
+  privileged?: boolean;
+  /** --device: host device nodes made inside, each with its device cgroup rule. Absent: none. */
+  devices?: DeviceRequest[];
+  /** --group-add: more groups for the container's processes (names from the image's /etc/group, or gids). */
+  groupAdd?: string[];
+  /** --userns: 'auto' = a user namespace of its own with a range hull allocates; absent or 'host' = the host's. */
+  usernsMode?: 'auto' | 'host';
+  /** The --userns=auto range (host ids of container ids 0..size-1), filled by the engine at create and stored. */
+  userns?: { uid: number; gid: number; size: number };
+  /** --sysctl: namespaced sysctls written inside at start (checked by sysctl.ts). */
+  sysctls?: Record<string, string>;
   ulimits: Ulimit[];
   /** Run a tiny init as pid 1 that reaps zombies and forwards signals (--init). */
   init: boolean;

@@ -56,6 +56,11 @@ export class ContainerTables {
     }
   }
 
+  /** Replace the stored spec (create: once the --userns=auto range is known, same transaction). */
+  setSpecJson(id: string, specJson: string): void {
+    this.db.prepare('UPDATE containers SET spec_json = ? WHERE id = ?').run(specJson, id);
+  }
+
   get(id: string): ContainerRow | undefined {
     return this.db.prepare('SELECT * FROM containers WHERE id = ?').get(id) as ContainerRow | undefined;
   }

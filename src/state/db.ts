@@ -182,6 +182,16 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX volume_users_container ON volume_users(container_id);
   `,
+  // 6: --userns=auto id ranges (state/userns.ts).
+  `
+  -- Each --userns=auto container's slot in the root's pool of host ids: slot N is host uids and
+  -- gids start + N*size .. + size-1. UNIQUE: two containers never share one; a row goes with its
+  -- container.
+  CREATE TABLE userns_ranges (
+    container_id TEXT PRIMARY KEY REFERENCES containers(id) ON DELETE CASCADE,
+    slot         INTEGER NOT NULL UNIQUE
+  );
+  `,
 ];
 
 const cache = new Map<string, DB>();

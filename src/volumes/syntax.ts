@@ -8,7 +8,8 @@ import type { MountSpec } from '../runtime/types.js';
 import { validVolumeName } from './store.js';
 
 const PROPAGATION = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'];
-const BIND_OPTS = ['ro', 'rw', 'z', 'Z', ...PROPAGATION];
+/** idmap: with --userns=auto, mounted idmapped (host ids seen as the container's, podman's :idmap). */
+const BIND_OPTS = ['ro', 'rw', 'z', 'Z', 'idmap', ...PROPAGATION];
 const VOLUME_OPTS = ['ro', 'rw', 'z', 'Z', 'nocopy'];
 
 /**
@@ -44,7 +45,7 @@ export function parseVolumeSpec(value: string, what = '-v', o: { anonymous?: boo
     return { type: 'volume', ...(src ? { source: src } : {}), destination: dst, readOnly: opts.includes('ro'), ...(opts.includes('nocopy') ? { noCopy: true } : {}) };
   }
   for (const x of opts) if (!BIND_OPTS.includes(x)) throw bad(`invalid mode: ${x}`);
-  return { type: 'bind', source: src, destination: dst, readOnly: opts.includes('ro') };
+  return { type: 'bind', source: src, destination: dst, readOnly: opts.includes('ro'), ...(opts.includes('idmap') ? { idmap: true } : {}) };
 }
 
 function checkDestination(dst: string, bad: (why: string) => Error): void {

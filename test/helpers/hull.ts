@@ -80,6 +80,24 @@ export function hullAsync(root: string, args: string[], opts: { env?: NodeJS.Pro
   });
 }
 
+/**
+ * build/test/, holding test/fixtures/NAME.c built static (once, again when the source is newer):
+ * bind-mount it into a busybox container to run the program there.
+ */
+export function staticFixtureDir(name: string): string {
+  const dir = path.join(REPO, 'build', 'test');
+  const bin = path.join(dir, name);
+  const src = path.join(REPO, 'test', 'fixtures', `${name}.c`);
+  if (!fs.existsSync(bin) || fs.statSync(bin).mtimeMs < fs.statSync(src).mtimeMs) {
+    fs.mkdirSync(dir, { recursive: true });
+    const tmp = `${bin}.${process.pid}.tmp`;
+    const r = spawnSync('gcc', ['-static', '-O2', '-o', tmp, src], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`building the fixture ${name}.c failed: ${r.stderr}`);
+    fs.renameSync(tmp, bin);
+  }
+  return dir;
+}
+
 /** Import the offline busybox image (made by set-up) into `root` as busybox:latest. */
 export function importBusybox(root: string): void {
   const r = spawnSync('bash', [path.join(REPO, 'scripts', 'import-busybox.sh'), root], { encoding: 'utf8' });

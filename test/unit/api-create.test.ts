@@ -73,7 +73,10 @@ test('the VM wall: HostConfig.Runtime hull-vm or Isolation vm', () => {
 test('what hull cannot honour is a 400 naming the field; wrong types too', () => {
   const bad = (body: object, re: RegExp) => assert.throws(() => parseCreate(body as Record<string, unknown>, {}), (e: HttpError) => e.status === 400 && re.test(e.message));
   bad({}, /Image/);
-  bad({ Image: 'x', HostConfig: { Privileged: true } }, /HostConfig.Privileged/);
+  bad({ Image: 'x', HostConfig: { Privileged: 'yes' } }, /HostConfig.Privileged/);
+  bad({ Image: 'x', HostConfig: { Devices: [{ PathInContainer: '/dev/x' }] } }, /Devices\[0\].PathOnHost/);
+  bad({ Image: 'x', HostConfig: { Sysctls: { 'net.ipv4.ip_forward': 1 } } }, /HostConfig.Sysctls/);
+  bad({ Image: 'x', HostConfig: { DeviceCgroupRules: ['c 1:3 rwm'] } }, /DeviceCgroupRules/);
   bad({ Image: 'x', HostConfig: { PortBindings: { '80/sctp': [{ HostPort: '8080' }] } } }, /PortBindings.*sctp/);
   bad({ Image: 'x', HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '::1', HostPort: '8080' }] } } }, /IPv6/);
   bad({ Image: 'x', NetworkingConfig: { EndpointsConfig: { n: { IPAMConfig: { IPv6Address: '::2' } } } } }, /IPv6Address/);
@@ -136,4 +139,28 @@ test('networking: NetworkMode, EndpointsConfig, PortBindings, PublishAllPorts, E
   assert.equal(parseCreate({ Image: 'x', HostConfig: { NetworkMode: 'default' } }, {}).opts.network, 'bridge');
   assert.equal(parseCreate({ Image: 'x', NetworkDisabled: true }, {}).opts.network, 'none');
   assert.equal(parseCreate({ Image: 'x', HostConfig: { NetworkMode: 'container:db' } }, {}).opts.network, 'container:db');
+});
+
+test('Privileged (with its warning), Devices, GroupAdd, Sysctls, SecurityOpt with a profile reach RunOptions', () => {
+  const r = parseCreate({
+    Image: 'x',
+    HostConfig: {
+      Privileged: true,
+      Devices: [{ PathOnHost: '/dev/null', PathInContainer: '/dev/n2', CgroupPermissions: 'rw' }, { PathOnHost: '/dev/zero', PathInContainer: '', CgroupPermissions: '' }],
+      GroupAdd: ['audio', '1234'],
+      Sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' },
+      SecurityOpt: ['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}'],
+    },
+  }, {});
+  assert.equal(r.opts.privileged, true);
+  assert.match(r.warnings.join('\n'), /--privileged/);
+  assert.deepEqual(r.opts.devices, ['/dev/null:/dev/n2:rw', '/dev/zero:/dev/zero:rwm']);
+  assert.deepEqual(r.opts.groupAdd, ['audio', '1234']);
+  assert.deepEqual(r.opts.sysctls, { 'net.ipv4.ip_unprivileged_port_start': '0' });
+  assert.deepEqual(r.opts.securityOpt, ['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']);
+  // docker 28's CLI body (Privileged false, Devices []) asks for none of it
+  const plain = parseCreate(cliBody as Record<string, unknown>, {});
+  assert.equal(plain.opts.privileged, undefined);
+  assert.equal(plain.opts.devices, undefined);
+  assert.deepEqual(plain.warnings, []);
 });

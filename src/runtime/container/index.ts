@@ -26,14 +26,15 @@ import path from 'node:path';
 import { HullError, precondition } from '../../errors.js';
 import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
-import { buildOciConfig, ociResources } from './config.js';
+import { buildOciConfig, containerCaps, ociResources } from './config.js';
+import { hostDevices, resolveDevice, type HostDevice } from './devices.js';
+import { idmapBindPoint, idmapHelper } from './userns.js';
 import { findConmon, startConmon } from './conmon.js';
 import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
 import { hostFacts } from './host.js';
 import { checkExecutable, ExecError, LayeredRoot, resolveUserInRoot } from './rootfs.js';
 import { conmonRuntimeScript, makeDriver, RUNTIMES, overlayVolatileSupported, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
 import { goArch, loadDefaultSeccomp } from './seccomp.js';
-import { effectiveCaps } from './caps.js';
 import { killGroup, killGroupAndWait, pidAlive, processesMentioning, processGroup } from '../../util/proc.js';
 import { fileTarget, Watch } from '../../util/watch.js';
 
@@ -112,7 +113,15 @@ class ContainerIsolation implements Isolation {
 
   private overlay(spec: InstanceSpec): OverlayPlan {
     const f = this.files(spec);
-    return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs, volatile: spec.autoRemove === true && overlayVolatileSupported(os.release()) };
+    const idmap = spec.userns
+      ? {
+          helper: idmapHelper(),
+          ...spec.userns,
+          targets: spec.image.lowerDirs.map((_, i) => path.join(spec.dir, 'idmap', String(i))),
+          binds: spec.mounts.flatMap((m, i): [string, string][] => (m.type === 'bind' && m.idmap ? [[m.source!, idmapBindPoint(spec.dir, i)]] : [])),
+        }
+      : undefined;
+    return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs, volatile: spec.autoRemove === true && overlayVolatileSupported(os.release()), ...(idmap ? { idmap } : {}) };
   }
 
   /** The overlay's "/" takes the upper dir's owner and mode: give it the image's. */
@@ -120,7 +129,10 @@ class ContainerIsolation implements Isolation {
     const f = this.files(spec);
     const top = spec.image.lowerDirs.length ? fs.statSync(spec.image.lowerDirs[spec.image.lowerDirs.length - 1]!) : undefined;
     fs.chmodSync(f.upper, top ? top.mode & 0o7777 : 0o755);
-    if (top) fs.chownSync(f.upper, top.uid, top.gid);
+    // --userns=auto: shifted into the range (the upper dir is not idmapped, the container's root owns it)
+    const shift = spec.userns ?? { uid: 0, gid: 0 };
+    if (top) fs.chownSync(f.upper, top.uid + shift.uid, top.gid + shift.gid);
+    else if (spec.userns) fs.chownSync(f.upper, shift.uid, shift.gid);
   }
 
   /**
@@ -153,8 +165,9 @@ class ContainerIsolation implements Isolation {
     const mounted = (p: string) => spec.mounts.some((m) => p === m.destination || p.startsWith(`${m.destination}/`));
     if (spec.process.args.length === 0) throw new HullError('INVALID_ARGUMENT', 'no command specified');
     checkExecutable(layers, spec.process.args[0]!, spec.process.env, spec.process.cwd, mounted);
-    const user = resolveUserInRoot(layers, spec.process.user);
+    const user = resolveUserInRoot(layers, spec.process.user, spec.groupAdd);
     const { hardLimits, bounding } = hostFacts();
+    const devices = containerDevices(spec);
     let initPath: string | undefined;
     if (spec.init) {
       initPath = INIT_CANDIDATES.find((p) => fs.existsSync(p));
@@ -173,6 +186,21 @@ class ContainerIsolation implements Isolation {
     if (spec.autoRemove && fs.existsSync(marker)) fs.rmSync(marker, { recursive: true, force: true });
     fs.chmodSync(spec.dir, 0o711);
     this.upperLikeImage(spec);
+    if (spec.userns) {
+      // the mount points of the idmapped layers; /etc files the container's root reads through binds
+      for (let i = 0; i < spec.image.lowerDirs.length; i++) fs.mkdirSync(path.join(spec.dir, 'idmap', String(i)), { recursive: true, mode: 0o700 });
+      // and of each -v SRC:DST:idmap: a directory or an empty file, as its source is
+      spec.mounts.forEach((m, i) => {
+        if (m.type !== 'bind' || !m.idmap) return;
+        const p = idmapBindPoint(spec.dir, i);
+        if (fs.statSync(m.source!).isDirectory()) fs.mkdirSync(p, { recursive: true, mode: 0o700 });
+        else if (!fs.existsSync(p)) fs.writeFileSync(p, '', { mode: 0o600 });
+      });
+      fs.chmodSync(f.etc, 0o711);
+      // the container's root (an unprivileged uid on the host) must pass through hull's
+      // directories to its root filesystem: search, not read, for others (docker's 0711 for userns-remap)
+      traversable(path.dirname(spec.dir), this.root);
+    }
     const hostsText =
       spec.etc?.hosts ??
       (spec.network === 'host'
@@ -185,7 +213,8 @@ class ContainerIsolation implements Isolation {
       rootfs: f.rootfs,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       cgroupsPath: containerCgroupPath(this.root, spec.id),
-      seccompProfile: spec.seccomp === 'default' ? loadDefaultSeccomp() : undefined,
+      seccompProfile: spec.seccomp === 'default' && !spec.privileged ? loadDefaultSeccomp() : undefined,
+      devices,
       arch: goArch(process.arch),
       kernel: os.release(),
       hardLimits,
@@ -474,8 +503,8 @@ class ContainerIsolation implements Isolation {
     const cwd = proc.cwd || spec.process.cwd || '/';
     if (proc.args.length === 0) throw new HullError('INVALID_ARGUMENT', 'no command specified');
     checkExecutable(layers, proc.args[0]!, [...spec.process.env, ...proc.env], cwd, (p) => spec.mounts.some((m) => p.startsWith(m.destination)));
-    const user = resolveUserInRoot(layers, proc.user ?? spec.process.user);
-    const caps = effectiveCaps(spec.capAdd, spec.capDrop, hostFacts().bounding);
+    const user = resolveUserInRoot(layers, proc.user ?? spec.process.user, spec.groupAdd);
+    const caps = containerCaps(spec, hostFacts().bounding);
     const env = new Map<string, string>();
     for (const kv of [...spec.process.env, ...proc.env]) env.set(kv.split('=')[0]!, kv);
     const processJson = {
@@ -748,4 +777,33 @@ export function completeBpf(data: Buffer): boolean {
     if (i + 1 + far >= n) return false;
   }
   return (data[(n - 1) * 8]! & 0x07) === 0x06;
+}
+
+/** The device nodes a container gets: each --device; with --privileged every host device too. */
+function containerDevices(spec: InstanceSpec): HostDevice[] {
+  const asked = (spec.devices ?? []).map(resolveDevice);
+  if (!spec.privileged) return asked;
+  const all = hostDevices();
+  return [...all, ...asked.filter((d) => !all.some((h) => h.path === d.path))];
+}
+
+/**
+ * Give `dir` and its parents up to and including hull's root `top` the search bit for everyone
+ * (0o111); above the root, hull changes nothing: a directory others cannot search is an error
+ * naming it.
+ */
+function traversable(dir: string, top: string): void {
+  let d = dir;
+  for (; ; d = path.dirname(d)) {
+    const mode = fs.statSync(d).mode & 0o7777;
+    if ((mode & 0o111) !== 0o111) fs.chmodSync(d, mode | 0o111);
+    if (d === top || d === path.dirname(d) || !d.startsWith(top)) break;
+  }
+  for (d = path.dirname(d); ; d = path.dirname(d)) {
+    const mode = fs.statSync(d).mode & 0o7777;
+    if ((mode & 0o001) === 0) {
+      throw new HullError('INVALID_ARGUMENT', `--userns=auto: ${d} (mode ${mode.toString(8).padStart(4, '0')}) above the hull root cannot be searched by the container's root, an unprivileged uid on the host`, { hint: `chmod o+x ${d}` });
+    }
+    if (d === path.dirname(d)) break;
+  }
 }

@@ -50,7 +50,7 @@ export function runningArgv(helper: string, pid: number, tool: string[]): string
 /** argv of a tool in a stopped container's view mounted at `mnt` (pure). */
 export function stoppedArgv(helper: string, plan: OverlayPlan, mnt: string, binds: MountSpec[], tool: string[]): string[] {
   const triples = binds.flatMap((m) => [m.source!, m.destination, m.readOnly ? 'ro' : 'rw']);
-  return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', VIEW_SCRIPT, 'hull-cp', overlayOptions({ ...plan, volatile: false }), mnt, String(binds.length), ...triples, helper, mnt, HOST_BUSYBOX, ...tool];
+  return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', VIEW_SCRIPT, 'hull-cp', overlayOptions({ ...plan, volatile: false, idmap: undefined }), mnt, String(binds.length), ...triples, helper, mnt, HOST_BUSYBOX, ...tool];
 }
 
 /** Run argv with `stdin` piped in and stdout to `stdout`; resolves with the exit code and stderr (first 64 KiB). */
