@@ -15,7 +15,7 @@ say() { [ "${HULL_SETUP_QUIET:-}" = 1 ] || printf '[setup] %s\n' "$*" >&2; }
 # guest kernel build: linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils
 PKGS=(crun runc conmon tini qemu-system-x86 erofs-utils busybox-static attr iproute2 util-linux procps
       containerd containernetworking-plugins
-      podman skopeo docker-registry golang-github-containers-common hyperfine chromium
+      podman skopeo docker-registry golang-github-containers-common hyperfine chromium fio iperf3
       linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils build-essential musl-tools)
 missing=()
 for p in "${PKGS[@]}"; do

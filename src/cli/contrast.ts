@@ -8,14 +8,18 @@ import { findExecutable } from '../contrast/hostfacts.js';
 import { renderTable } from '../contrast/report-table.js';
 import { contrast, renderHtml, reportJson, writeReportFile } from '../contrast/setup.js';
 import { loadLastContrast } from '../contrast/store.js';
+import { parseOnly } from '../contrast/dimensions.js';
 import { parseCount, parseDuration, parsePeers, parseSize, parseWalls } from '../contrast/units.js';
 
 async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
   const image = p.args[0] ?? 'busybox';
-  const runs = parseCount(flagStr(p, 'runs') ?? '10', '--runs', 1, 1000);
+  const quick = flagBool(p, 'quick');
+  const runs = parseCount(flagStr(p, 'runs') ?? (quick ? '3' : '10'), '--runs', 1, 1000);
   const budget = flagStr(p, 'density-budget');
   const densityFlag = flagStr(p, 'density');
-  const density = densityFlag !== undefined ? parseCount(densityFlag, '--density', 0, 1000) : budget ? 0 : 10;
+  const density = densityFlag !== undefined ? parseCount(densityFlag, '--density', 0, 1000) : budget ? 0 : quick ? 3 : 10;
+  const only = parseOnly(flagStr(p, 'only'));
+  const idleWindowMs = parseDuration(flagStr(p, 'idle-window') ?? (quick ? '5s' : '15s'), '--idle-window');
   const densityBudgetBytes = budget ? parseSize(budget, '--density-budget') : null;
   const memoryBytes = parseSize(flagStr(p, 'memory') ?? '128m', '--memory');
   if (memoryBytes < 16 * 1048576) throw new HullError('INVALID_ARGUMENT', 'invalid argument for "--memory" flag: idle instances need at least 16m');
@@ -47,6 +51,8 @@ async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
       memoryBytes,
       maxInstances: 256,
       settleMs: 1000,
+      only,
+      cpu: { idleWindowMs, settleMs: 1000, memoryBytes, taskMiB: quick ? 8 : 32, taskRounds: quick ? 1 : 2, taskReps: 2 },
       walls,
       peers,
       machine,
@@ -125,7 +131,7 @@ export const commands: CommandDef[] = [
     name: 'contrast',
     usage: 'contrast [OPTIONS] [IMAGE]',
     summary:
-      'Measure both walls on this machine with IMAGE (default busybox): start-up, memory per idle instance, density and isolation, with peers installed (podman, crun, runc) as reference rows',
+      'Measure both walls on this machine with IMAGE (default busybox): start-up, memory per idle instance, density, isolation, CPU, disk, network and boot modes, with peers installed (podman, crun, runc) and the bare host as reference rows',
     flags: [
       { name: 'runs', type: 'string', value: 'int', help: 'Measured start-ups per wall, after 1 warm-up (default 10)' },
       { name: 'density', type: 'string', value: 'int', help: 'Idle instances to start in parallel for the density figure; 0 skips it (default 10)' },
@@ -133,6 +139,9 @@ export const commands: CommandDef[] = [
       { name: 'memory', type: 'string', value: 'bytes', help: 'Memory given to each idle instance (default 128m)' },
       { name: 'isolation', type: 'string', value: 'list', help: 'Walls to measure, comma-separated (default container,vm)' },
       { name: 'peers', type: 'string', value: 'list', help: "Reference rows: auto (every one installed), none, or a list of podman,crun,runc (default auto)" },
+      { name: 'only', type: 'string', value: 'list', help: 'Dimensions to measure, comma-separated: startup,memory,density,isolation,cpu,disk,network,boot (default all)' },
+      { name: 'quick', type: 'bool', help: 'A shorter run: 3 start-ups, 3 instances for density, a 5s idle window, smaller CPU and disk tasks' },
+      { name: 'idle-window', type: 'string', value: 'duration', help: 'How long idle CPU is measured (default 15s; 5s with --quick)' },
       { name: 'json', type: 'string', value: 'file', help: 'Write the raw figures, the machine and how each was measured as JSON' },
       { name: 'html', type: 'string', value: 'file', help: 'Write a self-contained HTML page with charts' },
       { name: 'quiet', short: 'q', type: 'bool', help: 'No progress lines' },

@@ -65,5 +65,28 @@ export function fixtureReport(): ContrastReport {
     walls,
     ratios: ratiosOf(walls),
     skipped: [{ name: 'runsc', reason: 'gVisor (runsc) is not installed' }],
+    only: ['startup', 'memory', 'density', 'isolation', 'cpu'],
+    cpu: fixtureCpu(),
+  };
+}
+
+const idleRow = (wall: string, accel: 'native' | 'tcg', msPerMinute: number) => ({ wall, accel, windowMs: 15_000, msPerMinute, processes: [{ pid: 10, comm: wall === 'vm' ? 'qemu-system-x86' : 'conmon', cpuMs: msPerMinute / 4, inCgroup: false }], cgroup: null, how: 'cgroup + /proc/PID/stat' });
+const taskRow = (wall: string, accel: 'native' | 'tcg', samples: number[], hostMedian: number) => {
+  const summary = summarize(samples);
+  return { wall, accel, samplesMs: samples, summary, mibPerSec: 32 / (summary.median / 1000), vsHost: summary.median / hostMedian };
+};
+
+export function fixtureCpu(): NonNullable<ContrastReport['cpu']> {
+  return {
+    idle: [idleRow('container', 'native', 2), idleRow('vm', 'tcg', 480)],
+    idleErrors: [],
+    task: {
+      description: 'busybox sha256sum of 32 MiB of zeros piped from busybox dd',
+      bytes: 32 * MiB,
+      binarySha256: 'ab'.repeat(32),
+      rows: [taskRow('host', 'native', [350, 360], 355), taskRow('container', 'native', [360, 370], 355), taskRow('vm', 'tcg', [1200, 1300], 355)],
+      how: 'interleaved',
+    },
+    notes: ['VM figures are TCG'],
   };
 }

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { renderHtml } from '../../src/contrast/report-html.js';
 import { COLUMNS, renderTable } from '../../src/contrast/report-table.js';
 import { reportJson } from '../../src/contrast/setup.js';
+import { summarySentences } from '../../src/contrast/summary.js';
 import { linTicks, logTicks, stripPlot } from '../../src/contrast/svg.js';
 import { CONTRAST_FORMAT, type ContrastReport } from '../../src/contrast/types.js';
 import { fixtureReport } from './contrast-fixture.js';
@@ -26,6 +27,16 @@ test('table: every column, one row per wall, ratios and notes', () => {
   assert.match(t, /guest uptime at the probe 430ms/);
   assert.match(t, /^  container: create 120ms, rm 96ms$/m);
   assert.match(t, /note: runsc: not measured: gVisor/);
+});
+
+test('table: the cpu section, TCG labelled, and one summary sentence for it', () => {
+  const rep = fixtureReport();
+  rep.summary = summarySentences(rep);
+  const t = renderTable(rep);
+  assert.match(t, /^  host \(ref\)\s+n\/a\s+355ms \(350-360\)\s+1\.00x/m);
+  assert.match(t, /^  container\s+2\.00ms\s+365ms \(360-370\)\s+1\.03x/m);
+  assert.match(t, /^  vm \[TCG\]\s+480ms\s+1250ms \(1200-1300\)\s+3\.52x/m);
+  assert.match(t, /^  cpu: container runs the CPU-bound task 3\.4x faster than vm \(TCG\).*idle, container burns 240x less host CPU than vm \(TCG\) \(2 vs 480 ms per minute\)\.$/m);
 });
 
 test('table: a wall whose runs failed shows dashes and failed, not zeros', () => {

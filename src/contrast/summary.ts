@@ -1,0 +1,38 @@
+/**
+ * One sentence per dimension: which wall wins on this machine and by how much (pure: report in,
+ * sentences out). Only measured figures are quoted; a dimension without them gets no sentence.
+ */
+import type { ContrastReport } from './types.js';
+
+const x = (n: number) => `${n >= 10 ? n.toFixed(0) : n.toFixed(1)}x`;
+const label = (w: string, accel?: string) => (w === 'vm' && accel && accel !== 'native' ? `vm (${accel.toUpperCase()})` : w);
+
+function cpuSentence(rep: ContrastReport): string | undefined {
+  const c = rep.cpu;
+  if (!c) return undefined;
+  const parts: string[] = [];
+  const t = c.task.rows.filter((r) => r.wall !== 'host' && r.summary);
+  if (t.length >= 2) {
+    const [fast, slow] = [...t].sort((a, b) => a.summary!.median - b.summary!.median);
+    parts.push(`${label(fast!.wall, fast!.accel)} runs the CPU-bound task ${x(slow!.summary!.median / fast!.summary!.median)} faster than ${label(slow!.wall, slow!.accel)}${t.every((r) => r.vsHost != null) ? ` (${t.map((r) => `${label(r.wall, r.accel)} ${r.vsHost!.toFixed(2)}x the bare host's time`).join(', ')})` : ''}`);
+  } else if (t.length === 1 && t[0]!.vsHost != null) {
+    parts.push(`${label(t[0]!.wall, t[0]!.accel)} takes ${t[0]!.vsHost.toFixed(2)}x the bare host's time for the CPU-bound task`);
+  }
+  if (c.idle.length >= 2) {
+    const [lo, hi] = [...c.idle].sort((a, b) => a.msPerMinute - b.msPerMinute);
+    const by = lo!.msPerMinute > 0 ? `${x(hi!.msPerMinute / lo!.msPerMinute)} less` : `${hi!.msPerMinute.toFixed(0)} ms less per minute`;
+    parts.push(`idle, ${label(lo!.wall, lo!.accel)} burns ${by} host CPU than ${label(hi!.wall, hi!.accel)} (${lo!.msPerMinute.toFixed(0)} vs ${hi!.msPerMinute.toFixed(0)} ms per minute)`);
+  } else if (c.idle.length === 1) {
+    parts.push(`idle, ${label(c.idle[0]!.wall, c.idle[0]!.accel)} burns ${c.idle[0]!.msPerMinute.toFixed(0)} ms host CPU per minute`);
+  }
+  return parts.length ? `${parts.join('; ')}.` : undefined;
+}
+
+export function summarySentences(rep: ContrastReport): Array<{ dimension: string; sentence: string }> {
+  const out: Array<{ dimension: string; sentence: string }> = [];
+  const add = (dimension: string, s: string | undefined) => {
+    if (s) out.push({ dimension, sentence: s });
+  };
+  add('cpu', cpuSentence(rep));
+  return out;
+}

@@ -1,0 +1,108 @@
+/**
+ * `hull contrast --only` on the second edition's dimensions (cpu, disk, network, boot), with
+ * small settings, on real containers and VMs: JSON keys and values sane, how each figure was
+ * measured, nothing left behind, also after Ctrl-C in the middle of a dimension.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { HULL_BIN, hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
+import type { ContrastReport } from '../../src/contrast/types.js';
+import { leftovers } from './contrast-helpers.js';
+
+describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => {
+  let tr: TempRoot;
+  let out: string;
+  let walls = 'container';
+  let vmError = '';
+  before(() => {
+    tr = makeTempRoot('hullct-dims-root-');
+    importBusybox(tr.root);
+    out = fs.mkdtempSync(path.join(os.tmpdir(), 'hullct-dims-'));
+    const v = hull(tr.root, ['run', '--rm', '--isolation', 'vm', 'busybox', 'true'], { timeoutMs: 120_000 });
+    if (v.code !== 0) vmError = v.stderr.trim().split('\n').pop() ?? `exit ${v.code}`;
+    else walls = 'container,vm';
+  });
+  after(() => {
+    tr.cleanup();
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+
+  function contrast(only: string, extra: string[] = []): { rep: ContrastReport; stdout: string; stderr: string } {
+    const json = path.join(out, `${only.replace(/,/g, '-')}.json`);
+    const r = hull(tr.root, ['contrast', 'busybox', '--only', only, '--quick', '--isolation', walls, '--peers', 'none', '--json', json, ...extra], { timeoutMs: 600_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
+    assert.deepEqual(rep.only, only.split(','));
+    assert.deepEqual(leftovers(tr.root, rep), []);
+    return { rep, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  test('cpu: idle host CPU per minute from cgroup and /proc accounting, the task inside vs the same busybox on the host', (t) => {
+    if (vmError) t.diagnostic(`vm wall left out: ${vmError}`);
+    const { rep, stdout } = contrast('cpu', ['--idle-window', '2s']);
+    const c = rep.cpu!;
+    assert.ok(c, 'cpu in the report');
+    // first-edition dimensions were not measured
+    assert.ok(rep.walls.every((w) => w.startup === null && w.memory === null && w.density === null && w.isolation === null));
+    for (const name of walls.split(',')) {
+      const idle = c.idle.find((r) => r.wall === name);
+      assert.ok(idle, `${name} idle row: ${JSON.stringify(c.idleErrors)}`);
+      assert.ok(idle.windowMs >= 2000 && idle.windowMs < 60_000, `window ${idle.windowMs}`);
+      assert.ok(idle.msPerMinute >= 0 && idle.msPerMinute < 60_000 * os.cpus().length);
+      assert.ok(idle.processes.length >= 1);
+      if (name === 'container') {
+        assert.ok(idle.processes.some((p) => p.comm === 'conmon' && !p.inCgroup), JSON.stringify(idle.processes));
+        assert.ok(idle.cgroup && idle.cgroup.cpuMs >= 0, 'the container cgroup was read');
+        assert.equal(idle.accel, 'native');
+      } else {
+        assert.ok(idle.processes.some((p) => /^qemu/.test(p.comm)), JSON.stringify(idle.processes));
+        assert.equal(idle.accel, rep.machine.kvm.usable ? 'kvm' : 'tcg');
+      }
+      assert.match(idle.how, /cgroup/);
+    }
+    const host = c.task.rows.find((r) => r.wall === 'host')!;
+    assert.ok(host.summary && host.summary.median > 0, JSON.stringify(host));
+    assert.equal(host.vsHost, 1);
+    assert.match(c.task.binarySha256 ?? '', /^[0-9a-f]{64}$/);
+    for (const name of walls.split(',')) {
+      const row = c.task.rows.find((r) => r.wall === name)!;
+      assert.ok(row.summary, `${name}: ${row.error}`);
+      assert.equal(row.samplesMs.length, 2);
+      assert.ok(row.vsHost! > 0 && row.mibPerSec! > 0);
+    }
+    if (walls.includes('vm') && !rep.machine.kvm.usable) {
+      assert.ok(c.notes.some((n) => /TCG/.test(n)));
+      assert.match(stdout, /vm \[TCG\]/);
+    }
+    assert.match(stdout, /IDLE CPU\/min/);
+    assert.ok(rep.summary!.some((s) => s.dimension === 'cpu' && s.sentence.length > 20));
+  });
+
+  /** Run a contrast, send SIGINT `delayMs` after stderr matches `when`. */
+  async function interrupted(args: string[], when: RegExp, delayMs: number): Promise<{ code: number | null; stderr: string; sent: boolean }> {
+    const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--peers', 'none', '--isolation', walls, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (!sent && when.test(stderr)) {
+        sent = true;
+        setTimeout(() => child.kill('SIGINT'), delayMs);
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    return { code, stderr, sent };
+  }
+
+  test('Ctrl-C in the idle CPU window: stops, removes the idle instances', async () => {
+    const { code, stderr, sent } = await interrupted(['--only', 'cpu', '--idle-window', '60s'], /cpu: .* idle, measuring/, 300);
+    assert.ok(sent, `never reached the idle window: ${stderr}`);
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /interrupted; every instance it started was removed/);
+    assert.deepEqual(leftovers(tr.root), []);
+  });
+});
