@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { layout } from '../paths.js';
 import { lastLine, runHull } from './spawn.js';
-import { parseInspect, parseTrace, type Driver, type IdleInstance, type StartupSample } from './driver.js';
+import { parseInspect, parseTrace, VOLUME_PATH, type Driver, type IdleInstance, type StartupSample } from './driver.js';
 
 export interface HullDriverOptions {
   root: string;
@@ -117,10 +117,11 @@ export function hullDriver(o: HullDriverOptions): Driver {
     async remove(instances) {
       await rmNames(instances ? instances.map((i) => i.name) : [...names]);
     },
-    async probe(script) {
+    async probe(script, opts = {}) {
       const name = nextName();
       names.add(name);
-      const r = await runHull(o.root, ['run', '--rm', '--name', name, ...wallArgs, o.image, 'sh', '-c', script], { timeoutMs: 180_000 });
+      const vol = opts.volume ? ['-v', `${opts.volume}:${VOLUME_PATH}`] : [];
+      const r = await runHull(o.root, ['run', '--rm', '--name', name, ...vol, ...wallArgs, o.image, 'sh', '-c', script], { timeoutMs: opts.timeoutMs ?? 180_000 });
       if (r.code === 0) names.delete(name);
       return { ok: r.code === 0, stdout: r.stdout, error: r.code === 0 ? undefined : lastLine(r.stderr) || `exit ${r.code}` };
     },

@@ -20,6 +20,9 @@ export interface IdleInstance {
   pid: number;
 }
 
+/** Where `probe`'s volume appears inside. */
+export const VOLUME_PATH = '/hull-contrast-vol';
+
 export interface Driver {
   readonly name: string;
   readonly kind: 'hull' | 'reference';
@@ -38,8 +41,11 @@ export interface Driver {
   startIdle?(count: number, memoryBytes: number): Promise<{ instances: IdleInstance[]; ms: number; failures: string[] }>;
   /** Remove the given idle instances (all of them when omitted). */
   remove(instances?: IdleInstance[]): Promise<void>;
-  /** Run the isolation probe script inside; undefined when unsupported. */
-  probe?(script: string): Promise<{ ok: boolean; stdout: string; error?: string }>;
+  /**
+   * Run a busybox sh script inside (isolation probes, cpu and disk tasks); undefined when
+   * unsupported. `volume`: a host directory bind-mounted at VOLUME_PATH.
+   */
+  probe?(script: string, opts?: { volume?: string; timeoutMs?: number }): Promise<{ ok: boolean; stdout: string; error?: string }>;
   /** Remove everything this driver ever started and its own temp state; returns what could not be removed. */
   dispose(): Promise<string[]>;
 }

@@ -42,9 +42,29 @@ export function renderCpu(rep: ContrastReport): string[] {
   return out;
 }
 
+const rate = (f: { mibPerSec: number | null; iops: number | null; blockBytes: number } | undefined) =>
+  !f || f.mibPerSec === null ? '-' : f.blockBytes < 1048576 ? `${f1(f.iops!)} IOPS` : `${f1(f.mibPerSec)} MiB/s`;
+
+export function renderDisk(rep: ContrastReport): string[] {
+  const d = rep.disk;
+  if (!d) return [];
+  const tests = ['seq-write', 'seq-read', 'small-write', 'small-read', 'rand-write', 'rand-read'].filter((t) => d.rows.some((r) => r.figures.some((f) => f.test === t)));
+  const rows = d.rows.map((r) => [
+    `${r.wall === 'host' ? 'host (ref)' : r.wall} ${r.target}`,
+    r.tool,
+    ...tests.map((t) => rate(r.figures.find((f) => f.test === t))),
+    r.error ? `failed: ${r.error}` : r.fs,
+  ]);
+  const out = ['', `disk: ${(d.fileBytes / 1048576).toFixed(0)} MiB sequential in 1 MiB blocks, 4 KiB blocks for small/rand (medians):`];
+  out.push(...grid([['WALL TARGET', 'TOOL', ...tests.map((t) => t.toUpperCase()), 'FILE SYSTEM'], ...rows]).map((l) => `  ${l}`));
+  out.push(`  page cache: ${d.pageCache}`);
+  for (const n of d.notes) out.push(`  note: ${n}`);
+  return out;
+}
+
 /** All dimension sections, in order. */
 export function renderDimensions(rep: ContrastReport): string[] {
-  const out = [...renderCpu(rep)];
+  const out = [...renderCpu(rep), ...renderDisk(rep)];
   if (rep.summary?.length) {
     out.push('', 'summary:');
     for (const s of rep.summary) out.push(`  ${s.dimension}: ${s.sentence}`);

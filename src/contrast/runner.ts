@@ -10,6 +10,7 @@ import type { Driver } from './driver.js';
 import type { Dimension } from './dimensions.js';
 import { describeMachine, vmWallAccel, type MachineInfo } from './machine.js';
 import { cpuScenario, type CpuOptions } from './scenario-cpu.js';
+import { diskScenario, type DiskOptions } from './scenario-disk.js';
 import { hostView } from './hostfacts.js';
 import { densityBudget, densityCount, idleMemory } from './scenarios-memory.js';
 import { interpretProbes, parseProbeOutput, probesComplete, probeUptimeMs, PROBE_SCRIPT } from './probes.js';
@@ -43,6 +44,7 @@ export interface ContrastOptions {
   /** The dimensions to measure (--only). Default all. */
   only: Dimension[];
   cpu: CpuOptions;
+  disk: DiskOptions;
 }
 
 export interface RunnerInput {
@@ -56,6 +58,8 @@ export interface RunnerInput {
   machine?: MachineInfo;
   /** The image's root extracted on the host (for the bare-host references), when there is one. */
   hostRootfs?: string;
+  /** The hull root: scratch files (disk tests) go into its tmp/. */
+  root: string;
 }
 
 
@@ -71,8 +75,9 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
   const results = new Map<string, WallResult>();
   const active: Driver[] = [];
   const want = (d: Dimension) => o.only.includes(d);
+  const hostBusybox = input.hostRootfs && `${input.hostRootfs}/bin/busybox`;
   const accelOf = (wall: string): Accel => (wall !== 'vm' ? 'native' : (vmWallAccel()?.usable ?? machine.kvm.usable) ? 'kvm' : 'tcg');
-  const extra: Pick<ContrastReport, 'cpu'> = {};
+  const extra: Pick<ContrastReport, 'cpu' | 'disk'> = {};
   try {
     for (const d of drivers) {
       checkAbort(signal);
@@ -185,7 +190,12 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
     if (want('cpu')) {
       checkAbort(signal);
       progress('cpu: idle instances, then the CPU-bound task inside each wall and on the host');
-      extra.cpu = await cpuScenario(active, input.hostRootfs && `${input.hostRootfs}/bin/busybox`, o.cpu, accelOf, progress, signal);
+      extra.cpu = await cpuScenario(active, hostBusybox, o.cpu, accelOf, progress, signal);
+    }
+    if (want('disk')) {
+      checkAbort(signal);
+      progress('disk: fio and busybox dd on the host, then busybox dd on each wall\'s root and a volume');
+      extra.disk = await diskScenario(active, hostBusybox, input.root, o.disk, progress, signal);
     }
   } finally {
     const left: string[] = [];

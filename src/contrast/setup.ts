@@ -73,7 +73,7 @@ export async function contrast(req: ContrastRequest): Promise<ContrastReport> {
       }
     }
     if (!findExecutable('runsc')) skipped.push({ name: 'runsc', reason: 'gVisor (runsc) is not installed' });
-    const rep = await runContrast({ options: req, drivers, skipped, progress: req.progress, signal: req.signal, machine: req.machine, hostRootfs: img?.rootfs });
+    const rep = await runContrast({ options: req, drivers, skipped, progress: req.progress, signal: req.signal, machine: req.machine, hostRootfs: img?.rootfs, root: req.root });
     // The VM wall may have decided its accelerator (probe boot) during the run.
     const acc = vmWallAccel();
     if (acc) rep.machine.kvm = { ...rep.machine.kvm, ...acc };

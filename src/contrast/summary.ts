@@ -28,11 +28,29 @@ function cpuSentence(rep: ContrastReport): string | undefined {
   return parts.length ? `${parts.join('; ')}.` : undefined;
 }
 
+function diskSentence(rep: ContrastReport): string | undefined {
+  const d = rep.disk;
+  if (!d) return undefined;
+  const seq = (wall: string, target: string, test: string) => d.rows.find((r) => r.wall === wall && r.target === target && r.tool === 'busybox dd')?.figures.find((f) => f.test === test)?.mibPerSec ?? null;
+  const parts: string[] = [];
+  for (const test of ['seq-write', 'seq-read'] as const) {
+    const c = seq('container', 'volume', test);
+    const v = seq('vm', 'volume', test);
+    if (c && v) parts.push(`${test} on a volume: ${c >= v ? 'container' : 'vm'} is ${x(Math.max(c, v) / Math.min(c, v))} faster (${c.toFixed(0)} vs ${v.toFixed(0)} MiB/s)`);
+  }
+  const h = seq('host', 'volume', 'seq-write');
+  const vr = d.rows.find((r) => r.wall === 'vm' && r.target === 'root');
+  if (h && vr?.fs.includes('buffered')) parts.push("the VM's root writes go to guest RAM (buffered), not to a disk");
+  else if (h) parts.push(`the bare host writes ${h.toFixed(0)} MiB/s with the same dd`);
+  return parts.length ? `${parts.join('; ')}.` : undefined;
+}
+
 export function summarySentences(rep: ContrastReport): Array<{ dimension: string; sentence: string }> {
   const out: Array<{ dimension: string; sentence: string }> = [];
   const add = (dimension: string, s: string | undefined) => {
     if (s) out.push({ dimension, sentence: s });
   };
   add('cpu', cpuSentence(rep));
+  add('disk', diskSentence(rep));
   return out;
 }

@@ -82,6 +82,32 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     assert.ok(rep.summary!.some((s) => s.dimension === 'cpu' && s.sentence.length > 20));
   });
 
+  test('disk: busybox dd on each wall\'s root and a volume, fio and the same dd on the host, page cache stated', () => {
+    const { rep, stdout } = contrast('disk');
+    const d = rep.disk!;
+    assert.ok(d, 'disk in the report');
+    assert.match(d.pageCache, /O_DIRECT/);
+    const keys = d.rows.map((r) => `${r.wall}/${r.target}/${r.tool}`);
+    const want = ['host/volume/busybox dd', ...walls.split(',').flatMap((w) => [`${w}/root/busybox dd`, `${w}/volume/busybox dd`])];
+    if (fs.existsSync('/usr/bin/fio')) want.push('host/volume/fio');
+    for (const k of want) assert.ok(keys.includes(k), `${k} in ${keys.join(', ')}`);
+    for (const r of d.rows) {
+      assert.ok(!r.error, `${r.wall} ${r.target}: ${r.error}`);
+      assert.ok(r.fs !== 'unknown' && /O_DIRECT|buffered/.test(r.fs), `${r.wall} ${r.target} fs: ${r.fs}`);
+      assert.equal(r.figures.length, 4, JSON.stringify(r.figures));
+      for (const f of r.figures) {
+        // measured, or below the clock's resolution (said so): never a failed dd
+        assert.ok((f.mibPerSec !== null && f.mibPerSec > 0 && f.iops! > 0 && !f.error) || (f.mibPerSec === null && /resolution/.test(f.error ?? '')), `${r.wall} ${r.target} ${f.test}: ${JSON.stringify(f)}`);
+      }
+      assert.ok(r.figures.some((f) => f.mibPerSec !== null), `${r.wall} ${r.target}: nothing measured`);
+    }
+    // a container's root is overlayfs on the host; a VM's volume is 9p
+    assert.match(d.rows.find((r) => r.wall === 'container' && r.target === 'root')!.fs, /^overlay/);
+    if (walls.includes('vm')) assert.match(d.rows.find((r) => r.wall === 'vm' && r.target === 'volume')!.fs, /^9p/);
+    assert.match(stdout, /WALL TARGET\s+TOOL\s+SEQ-WRITE/);
+    assert.match(stdout, /page cache:/);
+  });
+
   /** Run a contrast, send SIGINT `delayMs` after stderr matches `when`. */
   async function interrupted(args: string[], when: RegExp, delayMs: number): Promise<{ code: number | null; stderr: string; sent: boolean }> {
     const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--peers', 'none', '--isolation', walls, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -97,6 +123,13 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
     return { code, stderr, sent };
   }
+
+  test('Ctrl-C in the disk dimension: stops, removes instances and scratch files', async () => {
+    const { code, stderr, sent } = await interrupted(['--only', 'disk'], /disk host|disk container/, 0);
+    assert.ok(sent, `never reached the disk tests: ${stderr}`);
+    assert.equal(code, 130, stderr);
+    assert.deepEqual(leftovers(tr.root), []);
+  });
 
   test('Ctrl-C in the idle CPU window: stops, removes the idle instances', async () => {
     const { code, stderr, sent } = await interrupted(['--only', 'cpu', '--idle-window', '60s'], /cpu: .* idle, measuring/, 300);

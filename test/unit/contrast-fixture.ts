@@ -67,6 +67,7 @@ export function fixtureReport(): ContrastReport {
     skipped: [{ name: 'runsc', reason: 'gVisor (runsc) is not installed' }],
     only: ['startup', 'memory', 'density', 'isolation', 'cpu'],
     cpu: fixtureCpu(),
+    disk: fixtureDisk(),
   };
 }
 
@@ -88,5 +89,25 @@ export function fixtureCpu(): NonNullable<ContrastReport['cpu']> {
       how: 'interleaved',
     },
     notes: ['VM figures are TCG'],
+  };
+}
+
+const fig = (test: string, mibPerSec: number) => ({ test, blockBytes: test.startsWith('seq') ? MiB : 4096, samples: [mibPerSec], mibPerSec, iops: (mibPerSec * MiB) / (test.startsWith('seq') ? MiB : 4096) });
+const ddRow = (wall: string, target: 'root' | 'volume', fs: string, v: number[]) => ({ wall, target, fs, tool: 'busybox dd', figures: ['seq-write', 'seq-read', 'small-write', 'small-read'].map((t, i) => fig(t, v[i]!)) });
+
+export function fixtureDisk(): NonNullable<ContrastReport['disk']> {
+  return {
+    fileBytes: 32 * MiB,
+    rows: [
+      { wall: 'host', target: 'volume', fs: 'ext4; O_DIRECT', tool: 'fio', figures: [fig('seq-write', 1800), fig('seq-read', 900), fig('rand-write', 90), fig('rand-read', 80)] },
+      ddRow('host', 'volume', 'ext4; O_DIRECT', [1600, 1280, 80, 90]),
+      ddRow('container', 'root', 'overlay (fsync=volatile); O_DIRECT', [1600, 1000, 60, 70]),
+      ddRow('container', 'volume', 'ext4; O_DIRECT', [1500, 1000, 70, 80]),
+      ddRow('vm', 'root', 'overlay; no O_DIRECT: buffered', [300, 800, 100, 200]),
+      ddRow('vm', 'volume', '9p (sync,trans=virtio); O_DIRECT', [300, 500, 12, 15]),
+    ],
+    pageCache: 'O_DIRECT where the file system takes it',
+    how: 'interleaved',
+    notes: [],
   };
 }

@@ -39,6 +39,17 @@ test('table: the cpu section, TCG labelled, and one summary sentence for it', ()
   assert.match(t, /^  cpu: container runs the CPU-bound task 3\.4x faster than vm \(TCG\).*idle, container burns 240x less host CPU than vm \(TCG\) \(2 vs 480 ms per minute\)\.$/m);
 });
 
+test('table: the disk section with tools, file systems and the page-cache statement; its summary sentence', () => {
+  const rep = fixtureReport();
+  rep.summary = summarySentences(rep);
+  const t = renderTable(rep);
+  assert.match(t, /WALL TARGET\s+TOOL\s+SEQ-WRITE\s+SEQ-READ\s+SMALL-WRITE\s+SMALL-READ\s+RAND-WRITE\s+RAND-READ\s+FILE SYSTEM/);
+  assert.match(t, /^  host \(ref\) volume\s+fio\s+1800 MiB\/s\s+900 MiB\/s\s+-\s+-\s+23040 IOPS\s+20480 IOPS\s+ext4; O_DIRECT$/m);
+  assert.match(t, /^  vm volume\s+busybox dd\s+300 MiB\/s\s+500 MiB\/s\s+3072 IOPS\s+3840 IOPS\s+-\s+-\s+9p \(sync,trans=virtio\); O_DIRECT$/m);
+  assert.match(t, /page cache: O_DIRECT/);
+  assert.match(t, /^  disk: seq-write on a volume: container is 5\.0x faster \(1500 vs 300 MiB\/s\); seq-read on a volume: container is 2\.0x faster .*guest RAM/m);
+});
+
 test('table: a wall whose runs failed shows dashes and failed, not zeros', () => {
   const rep = fixtureReport();
   const c = rep.walls[0]!;
