@@ -53,6 +53,7 @@ async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
       settleMs: 1000,
       only,
       cpu: { idleWindowMs, settleMs: 1000, memoryBytes, taskMiB: quick ? 8 : 32, taskRounds: quick ? 1 : 2, taskReps: 2 },
+      network: { seconds: quick ? 1 : 2, rounds: quick ? 1 : 2 },
       disk: { seqMiB: quick ? 16 : 32, smallBlocks: quick ? 512 : 2048, rounds: quick ? 1 : 2 },
       walls,
       peers,

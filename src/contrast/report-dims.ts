@@ -62,9 +62,23 @@ export function renderDisk(rep: ContrastReport): string[] {
   return out;
 }
 
+const us = (v: number | null) => (v === null ? '-' : v >= 1000 ? `${(v / 1000).toFixed(2)}ms` : `${v.toFixed(0)}us`);
+
+export function renderNetwork(rep: ContrastReport): string[] {
+  const n = rep.network;
+  if (!n) return [];
+  const rows = n.rows.flatMap((r) =>
+    r.figures.map((f) => [`${r.wall === 'host' ? 'host (ref)' : r.wall}${accelTag(r.accel)}`, f.path, us(f.rttMedianUs), us(f.rttP99Us), f.mbitPerSec === null ? '-' : `${f1(f.mbitPerSec)} Mbit/s`, f.error ? `error: ${f.error}` : '']),
+  );
+  const out = ['', 'network: TCP round trip (sockperf ping-pong) and one-stream throughput (iperf3):'];
+  out.push(...grid([['WALL', 'PATH', 'RTT p50', 'RTT p99', 'THROUGHPUT', ''], ...rows]).map((l) => `  ${l}`));
+  for (const x of n.notes) out.push(`  note: ${x}`);
+  return out;
+}
+
 /** All dimension sections, in order. */
 export function renderDimensions(rep: ContrastReport): string[] {
-  const out = [...renderCpu(rep), ...renderDisk(rep)];
+  const out = [...renderCpu(rep), ...renderDisk(rep), ...renderNetwork(rep)];
   if (rep.summary?.length) {
     out.push('', 'summary:');
     for (const s of rep.summary) out.push(`  ${s.dimension}: ${s.sentence}`);

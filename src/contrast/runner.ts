@@ -11,6 +11,7 @@ import type { Dimension } from './dimensions.js';
 import { describeMachine, vmWallAccel, type MachineInfo } from './machine.js';
 import { cpuScenario, type CpuOptions } from './scenario-cpu.js';
 import { diskScenario, type DiskOptions } from './scenario-disk.js';
+import { networkScenario, type NetworkOptions } from './scenario-network.js';
 import { hostView } from './hostfacts.js';
 import { densityBudget, densityCount, idleMemory } from './scenarios-memory.js';
 import { interpretProbes, parseProbeOutput, probesComplete, probeUptimeMs, PROBE_SCRIPT } from './probes.js';
@@ -45,6 +46,7 @@ export interface ContrastOptions {
   only: Dimension[];
   cpu: CpuOptions;
   disk: DiskOptions;
+  network: NetworkOptions;
 }
 
 export interface RunnerInput {
@@ -77,7 +79,7 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
   const want = (d: Dimension) => o.only.includes(d);
   const hostBusybox = input.hostRootfs && `${input.hostRootfs}/bin/busybox`;
   const accelOf = (wall: string): Accel => (wall !== 'vm' ? 'native' : (vmWallAccel()?.usable ?? machine.kvm.usable) ? 'kvm' : 'tcg');
-  const extra: Pick<ContrastReport, 'cpu' | 'disk'> = {};
+  const extra: Pick<ContrastReport, 'cpu' | 'disk' | 'network'> = {};
   try {
     for (const d of drivers) {
       checkAbort(signal);
@@ -196,6 +198,11 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
       checkAbort(signal);
       progress('disk: fio and busybox dd on the host, then busybox dd on each wall\'s root and a volume');
       extra.disk = await diskScenario(active, hostBusybox, input.root, o.disk, progress, signal);
+    }
+    if (want('network')) {
+      checkAbort(signal);
+      progress('network: sockperf round trips and iperf3 throughput, host and instance to instance, bridge and published port');
+      extra.network = await networkScenario(active, input.root, o.network, accelOf, progress, signal);
     }
   } finally {
     const left: string[] = [];

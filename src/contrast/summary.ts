@@ -45,6 +45,27 @@ function diskSentence(rep: ContrastReport): string | undefined {
   return parts.length ? `${parts.join('; ')}.` : undefined;
 }
 
+function networkSentence(rep: ContrastReport): string | undefined {
+  const n = rep.network;
+  if (!n) return undefined;
+  const fig = (wall: string, p: string) => n.rows.find((r) => r.wall === wall)?.figures.find((f) => f.path.startsWith(p));
+  const c = fig('container', 'host -> instance');
+  const v = fig('vm', 'host -> instance');
+  const accel = n.rows.find((r) => r.wall === 'vm')?.accel;
+  const parts: string[] = [];
+  if (c?.rttMedianUs && v?.rttMedianUs) {
+    const [lo, hi] = c.rttMedianUs <= v.rttMedianUs ? [['container', c], [label('vm', accel), v]] as const : [[label('vm', accel), v], ['container', c]] as const;
+    parts.push(`over the bridge, ${lo[0]} answers a TCP round trip ${x(hi[1].rttMedianUs! / lo[1].rttMedianUs!)} faster (median ${lo[1].rttMedianUs!.toFixed(0)} vs ${hi[1].rttMedianUs!.toFixed(0)} us)`);
+  }
+  if (c?.mbitPerSec && v?.mbitPerSec) {
+    const cw = c.mbitPerSec >= v.mbitPerSec;
+    parts.push(`${cw ? 'container' : label('vm', accel)} moves ${x(Math.max(c.mbitPerSec, v.mbitPerSec) / Math.min(c.mbitPerSec, v.mbitPerSec))} the throughput (${c.mbitPerSec.toFixed(0)} vs ${v.mbitPerSec.toFixed(0)} Mbit/s)`);
+  }
+  const h = fig('host', 'host loopback');
+  if (h?.rttMedianUs && parts.length) parts.push(`the host's loopback: ${h.rttMedianUs.toFixed(0)} us`);
+  return parts.length ? `${parts.join('; ')}.` : undefined;
+}
+
 export function summarySentences(rep: ContrastReport): Array<{ dimension: string; sentence: string }> {
   const out: Array<{ dimension: string; sentence: string }> = [];
   const add = (dimension: string, s: string | undefined) => {
@@ -52,5 +73,6 @@ export function summarySentences(rep: ContrastReport): Array<{ dimension: string
   };
   add('cpu', cpuSentence(rep));
   add('disk', diskSentence(rep));
+  add('network', networkSentence(rep));
   return out;
 }

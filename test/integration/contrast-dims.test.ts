@@ -13,6 +13,27 @@ import { HULL_BIN, hull, importBusybox, makeTempRoot, type TempRoot } from '../h
 import type { ContrastReport } from '../../src/contrast/types.js';
 import { leftovers } from './contrast-helpers.js';
 
+/** sockperf / iperf3 servers started for this root's contrast (their cwd or argv never names it, so: ours are children of nothing left). */
+function hostServersOf(_root: string): string[] {
+  const out: string[] = [];
+  for (const n of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0').join(' ');
+      // the host reference servers listen on 127.0.0.1 only; a contrast's are gone when it exits
+      if (/^(sockperf server --tcp -i 127\.0\.0\.1|iperf3 -s -B 127\.0\.0\.1)/.test(cmd) && ppidOf(n) === 1) out.push(`${n}: ${cmd}`);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+function ppidOf(pid: string): number {
+  const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
 describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => {
   let tr: TempRoot;
   let out: string;
@@ -108,6 +129,29 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     assert.match(stdout, /page cache:/);
   });
 
+  test('network: sockperf round trips and iperf3 throughput over the bridge, a published port and instance to instance', (t) => {
+    for (const tool of ['iperf3', 'sockperf']) if (!fs.existsSync(`/usr/bin/${tool}`)) return t.skip(`${tool} is not installed (scripts/setup.sh installs it)`);
+    const { rep, stdout } = contrast('network');
+    const n = rep.network!;
+    assert.ok(n, 'network in the report');
+    assert.deepEqual(n.notes.filter((x) => /not measured/.test(x)), []);
+    const host = n.rows.find((r) => r.wall === 'host')!;
+    assert.equal(host.figures[0]!.path, 'host loopback (127.0.0.1)');
+    for (const name of walls.split(',')) {
+      const row = n.rows.find((r) => r.wall === name)!;
+      assert.ok(row, `${name} row`);
+      assert.deepEqual(row.figures.map((f) => f.path), ['host -> instance (bridge)', 'host -> published port', 'instance -> instance (bridge)']);
+      for (const f of [...row.figures, host.figures[0]!]) {
+        assert.ok(!f.error, `${name} ${f.path}: ${f.error}`);
+        assert.ok(f.rttMedianUs! > 0 && f.rttP99Us! >= f.rttMedianUs! && f.rttMedianUs! < 1e6, `${name} ${f.path} rtt ${f.rttMedianUs}/${f.rttP99Us}`);
+        assert.ok(f.mbitPerSec! > 0 && f.samplesMbit.length === 1, `${name} ${f.path} throughput ${f.mbitPerSec}`);
+        assert.match(f.how, /sockperf.*iperf3/);
+      }
+    }
+    assert.match(stdout, /RTT p50\s+RTT p99\s+THROUGHPUT/);
+    assert.ok(rep.summary!.some((s) => s.dimension === 'network'));
+  });
+
   /** Run a contrast, send SIGINT `delayMs` after stderr matches `when`. */
   async function interrupted(args: string[], when: RegExp, delayMs: number): Promise<{ code: number | null; stderr: string; sent: boolean }> {
     const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--peers', 'none', '--isolation', walls, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -129,6 +173,15 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     assert.ok(sent, `never reached the disk tests: ${stderr}`);
     assert.equal(code, 130, stderr);
     assert.deepEqual(leftovers(tr.root), []);
+  });
+
+  test('Ctrl-C in the network dimension: the server instances and host servers are gone', async (t) => {
+    if (!fs.existsSync('/usr/bin/sockperf')) return t.skip('sockperf is not installed (scripts/setup.sh installs it)');
+    const { code, stderr, sent } = await interrupted(['--only', 'network'], /network \w+: server instance at/, 200);
+    assert.ok(sent, `never reached the network tests: ${stderr}`);
+    assert.equal(code, 130, stderr);
+    assert.deepEqual(leftovers(tr.root), []);
+    assert.deepEqual(hostServersOf(tr.root), []);
   });
 
   test('Ctrl-C in the idle CPU window: stops, removes the idle instances', async () => {

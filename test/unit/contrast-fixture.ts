@@ -68,6 +68,7 @@ export function fixtureReport(): ContrastReport {
     only: ['startup', 'memory', 'density', 'isolation', 'cpu'],
     cpu: fixtureCpu(),
     disk: fixtureDisk(),
+    network: fixtureNetwork(),
   };
 }
 
@@ -109,5 +110,19 @@ export function fixtureDisk(): NonNullable<ContrastReport['disk']> {
     pageCache: 'O_DIRECT where the file system takes it',
     how: 'interleaved',
     notes: [],
+  };
+}
+
+const nf = (path: string, rtt: number, p99: number, mbit: number) => ({ path, rttMedianUs: rtt, rttP99Us: p99, mbitPerSec: mbit, samplesMbit: [mbit], how: 'sockperf; iperf3' });
+
+export function fixtureNetwork(): NonNullable<ContrastReport['network']> {
+  return {
+    rows: [
+      { wall: 'host', accel: 'native', figures: [nf('host loopback (127.0.0.1)', 17, 48, 23000)] },
+      { wall: 'container', accel: 'native', figures: [nf('host -> instance (bridge)', 20, 41, 12000), nf('host -> published port', 48, 300, 14000), nf('instance -> instance (bridge)', 22, 50, 9800)] },
+      { wall: 'vm', accel: 'tcg', figures: [nf('host -> instance (bridge)', 216, 2600, 1200), nf('host -> published port', 212, 2000, 1600), { ...nf('instance -> instance (bridge)', 0, 0, 0), rttMedianUs: null, rttP99Us: null, mbitPerSec: null, samplesMbit: [], error: 'sockperf printed no percentiles' }] },
+    ],
+    notes: ['VM figures are TCG'],
+    how: 'interleaved',
   };
 }

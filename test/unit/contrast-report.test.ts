@@ -50,6 +50,16 @@ test('table: the disk section with tools, file systems and the page-cache statem
   assert.match(t, /^  disk: seq-write on a volume: container is 5\.0x faster \(1500 vs 300 MiB\/s\); seq-read on a volume: container is 2\.0x faster .*guest RAM/m);
 });
 
+test('table: the network section, errors shown, and its summary sentence', () => {
+  const rep = fixtureReport();
+  rep.summary = summarySentences(rep);
+  const t = renderTable(rep);
+  assert.match(t, /^  host \(ref\)\s+host loopback \(127\.0\.0\.1\)\s+17us\s+48us\s+23000 Mbit\/s$/m);
+  assert.match(t, /^  vm \[TCG\]\s+host -> published port\s+212us\s+2\.00ms\s+1600 Mbit\/s$/m);
+  assert.match(t, /^  vm \[TCG\]\s+instance -> instance \(bridge\)\s+-\s+-\s+-\s+error: sockperf printed no percentiles$/m);
+  assert.match(t, /^  network: over the bridge, container answers a TCP round trip 11x faster \(median 20 vs 216 us\); container moves 10x the throughput \(12000 vs 1200 Mbit\/s\); the host's loopback: 17 us\.$/m);
+});
+
 test('table: a wall whose runs failed shows dashes and failed, not zeros', () => {
   const rep = fixtureReport();
   const c = rep.walls[0]!;
