@@ -9,7 +9,7 @@ import { renderTable } from '../contrast/report-table.js';
 import { contrast, renderHtml, reportJson, writeReportFile } from '../contrast/setup.js';
 import { loadLastContrast } from '../contrast/store.js';
 import { parseOnly } from '../contrast/dimensions.js';
-import { parseCount, parseDuration, parsePeers, parseSize, parseWalls } from '../contrast/units.js';
+import { parseCount, parseDuration, parseFraction, parsePeers, parseSize, parseWalls } from '../contrast/units.js';
 
 async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
   const image = p.args[0] ?? 'busybox';
@@ -109,7 +109,7 @@ async function ask(ctx: CliContext): Promise<AdviseInput> {
   }
 }
 
-const ADVISE_FLAGS = ['untrusted', 'tenants', 'needs-kernel', 'startup-budget', 'memory-budget', 'instances'];
+const ADVISE_FLAGS = ['untrusted', 'tenants', 'needs-kernel', 'startup-budget', 'memory-budget', 'instances', 'cpu-bound', 'io-bound', 'latency-budget', 'idle-ratio'];
 
 async function runAdvise(ctx: CliContext, p: Parsed): Promise<number> {
   const interactive = ctx.stdin.isTTY === true && !ADVISE_FLAGS.some((f) => p.flags.has(f)) && !flagBool(p, 'json');
@@ -122,6 +122,10 @@ async function runAdvise(ctx: CliContext, p: Parsed): Promise<number> {
         startupBudgetMs: flagStr(p, 'startup-budget') ? parseDuration(flagStr(p, 'startup-budget')!, '--startup-budget') : null,
         memoryBudgetBytes: flagStr(p, 'memory-budget') ? parseSize(flagStr(p, 'memory-budget')!, '--memory-budget') : null,
         instances: parseCount(flagStr(p, 'instances') ?? '1', '--instances', 1, 1_000_000),
+        cpuBound: flagBool(p, 'cpu-bound'),
+        ioBound: flagBool(p, 'io-bound'),
+        latencyBudgetMs: flagStr(p, 'latency-budget') ? parseDuration(flagStr(p, 'latency-budget')!, '--latency-budget') : null,
+        idleRatio: flagStr(p, 'idle-ratio') ? parseFraction(flagStr(p, 'idle-ratio')!, '--idle-ratio') : null,
       };
   const a = advise(input, loadLastContrast(ctx.root), findExecutable('runsc') !== undefined);
   ctx.stdout.write(flagBool(p, 'json') ? `${JSON.stringify(a, null, 2)}\n` : renderAdvice(a));
@@ -162,6 +166,10 @@ export const commands: CommandDef[] = [
       { name: 'startup-budget', type: 'string', value: 'duration', help: 'Longest acceptable start-up, e.g. 200ms or 1.5s' },
       { name: 'memory-budget', type: 'string', value: 'bytes', help: 'Host memory all instances may take together, e.g. 2g' },
       { name: 'instances', type: 'string', value: 'int', help: 'Instances running at once (default 1)' },
+      { name: 'cpu-bound', type: 'bool', help: 'The workload is CPU-bound: weigh the measured compute speed inside each wall' },
+      { name: 'io-bound', type: 'bool', help: 'The workload is I/O-bound: weigh the measured volume write speed' },
+      { name: 'latency-budget', type: 'string', value: 'duration', help: 'Longest acceptable TCP round trip (p99) to an instance, e.g. 1ms' },
+      { name: 'idle-ratio', type: 'string', value: 'fraction', help: 'Fraction of the time instances are idle (e.g. 0.9): weighs the host CPU an idle instance burns' },
       { name: 'json', type: 'bool', help: 'Print the advice as JSON' },
     ],
     maxArgs: 0,

@@ -76,9 +76,17 @@ export function renderNetwork(rep: ContrastReport): string[] {
   return out;
 }
 
+export function renderBoot(rep: ContrastReport): string[] {
+  const b = rep.boot;
+  if (!b?.rows.length) return [];
+  const out = ['', 'vm boot modes:'];
+  out.push(...grid(b.rows.map((r) => [`  ${r.mode}`, r.ms === null ? '-' : r.ms >= 1000 ? `${(r.ms / 1000).toFixed(2)}s` : `${r.ms.toFixed(0)}ms`, r.how])));
+  return out;
+}
+
 /** All dimension sections, in order. */
 export function renderDimensions(rep: ContrastReport): string[] {
-  const out = [...renderCpu(rep), ...renderDisk(rep), ...renderNetwork(rep)];
+  const out = [...renderCpu(rep), ...renderDisk(rep), ...renderNetwork(rep), ...renderBoot(rep)];
   if (rep.summary?.length) {
     out.push('', 'summary:');
     for (const s of rep.summary) out.push(`  ${s.dimension}: ${s.sentence}`);

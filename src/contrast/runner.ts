@@ -12,6 +12,7 @@ import { describeMachine, vmWallAccel, type MachineInfo } from './machine.js';
 import { cpuScenario, type CpuOptions } from './scenario-cpu.js';
 import { diskScenario, type DiskOptions } from './scenario-disk.js';
 import { networkScenario, type NetworkOptions } from './scenario-network.js';
+import { bootScenario } from './scenario-boot.js';
 import { hostView } from './hostfacts.js';
 import { densityBudget, densityCount, idleMemory } from './scenarios-memory.js';
 import { interpretProbes, parseProbeOutput, probesComplete, probeUptimeMs, PROBE_SCRIPT } from './probes.js';
@@ -79,7 +80,7 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
   const want = (d: Dimension) => o.only.includes(d);
   const hostBusybox = input.hostRootfs && `${input.hostRootfs}/bin/busybox`;
   const accelOf = (wall: string): Accel => (wall !== 'vm' ? 'native' : (vmWallAccel()?.usable ?? machine.kvm.usable) ? 'kvm' : 'tcg');
-  const extra: Pick<ContrastReport, 'cpu' | 'disk' | 'network'> = {};
+  const extra: Pick<ContrastReport, 'cpu' | 'disk' | 'network' | 'boot'> = {};
   try {
     for (const d of drivers) {
       checkAbort(signal);
@@ -203,6 +204,11 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
       checkAbort(signal);
       progress('network: sockperf round trips and iperf3 throughput, host and instance to instance, bridge and published port');
       extra.network = await networkScenario(active, input.root, o.network, accelOf, progress, signal);
+    }
+    const vm = active.find((d) => d.name === 'vm');
+    if (want('boot') && vm) {
+      checkAbort(signal);
+      extra.boot = await bootScenario(vm, input.root, results.get('vm')?.startup ?? null, progress, signal);
     }
   } finally {
     const left: string[] = [];

@@ -66,6 +66,18 @@ function networkSentence(rep: ContrastReport): string | undefined {
   return parts.length ? `${parts.join('; ')}.` : undefined;
 }
 
+function bootSentence(rep: ContrastReport): string | undefined {
+  const rows = rep.boot?.rows ?? [];
+  const cold = rows.find((r) => r.mode === 'cold');
+  if (!cold || cold.ms === null) return undefined;
+  const measured = rows.filter((r) => r.mode !== 'cold' && r.ms !== null);
+  const c = rep.walls.find((w) => w.name === 'container')?.startup?.summary?.median;
+  const vsC = c ? `, ${x(cold.ms / c)} a container's start-up` : '';
+  if (!measured.length) return `a VM boots cold in ${cold.ms.toFixed(0)} ms${vsC}; ${rows.filter((r) => r.ms === null).map((r) => r.mode).join(' and ')}: not available here.`;
+  const best = measured.sort((a, b) => a.ms! - b.ms!)[0]!;
+  return `a VM boots cold in ${cold.ms.toFixed(0)} ms${vsC}; ${best.mode} takes ${best.ms!.toFixed(0)} ms (${x(cold.ms / best.ms!)} faster).`;
+}
+
 export function summarySentences(rep: ContrastReport): Array<{ dimension: string; sentence: string }> {
   const out: Array<{ dimension: string; sentence: string }> = [];
   const add = (dimension: string, s: string | undefined) => {
@@ -74,5 +86,6 @@ export function summarySentences(rep: ContrastReport): Array<{ dimension: string
   add('cpu', cpuSentence(rep));
   add('disk', diskSentence(rep));
   add('network', networkSentence(rep));
+  add('boot', bootSentence(rep));
   return out;
 }

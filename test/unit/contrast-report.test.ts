@@ -4,6 +4,7 @@ import { renderHtml } from '../../src/contrast/report-html.js';
 import { COLUMNS, renderTable } from '../../src/contrast/report-table.js';
 import { reportJson } from '../../src/contrast/setup.js';
 import { summarySentences } from '../../src/contrast/summary.js';
+import { bootModesOffered, bootRows } from '../../src/contrast/scenario-boot.js';
 import { linTicks, logTicks, stripPlot } from '../../src/contrast/svg.js';
 import { CONTRAST_FORMAT, type ContrastReport } from '../../src/contrast/types.js';
 import { fixtureReport } from './contrast-fixture.js';
@@ -118,4 +119,25 @@ test('SVG helpers: ticks and an empty chart', () => {
   assert.deepEqual(logTicks(5, 300), [5, 10, 20, 50, 100, 200]);
   assert.deepEqual(linTicks(9), [0, 2, 4, 6, 8, 10]);
   assert.match(stripPlot([], { title: 't', unit: 'ms', id: 'x' }), /no data/);
+});
+
+test('HTML: one chart per new dimension, the summary sentences, and boot modes that are not available have no bar', () => {
+  const rep = fixtureReport();
+  rep.boot = { rows: bootRows({ ms: 920, how: 'the start-up median' }, bootModesOffered('Usage: hull run [OPTIONS]\n  --rm', false)) };
+  rep.summary = summarySentences(rep);
+  const html = renderHtml(rep);
+  for (const id of ['chart-cpu', 'chart-disk', 'chart-network', 'chart-boot']) assert.match(html, new RegExp(`<svg class="chart" id="${id}"`));
+  for (const id of ['cpu', 'disk', 'network', 'boot', 'summary']) assert.match(html, new RegExp(`id="${id}"`));
+  assert.match(html, /<b>boot<\/b>: a VM boots cold in 920 ms, 15x a container&#39;s start-up; restore and pool: not available here\./);
+  assert.match(html, /not available: this hull has no VM snapshot restore/);
+  const bootSvg = /<svg class="chart" id="chart-boot".*?<\/svg>/s.exec(html)![0];
+  assert.equal((bootSvg.match(/<rect [^>]*><title>/g) ?? []).length, 1, 'one bar: cold');
+  assert.ok(!/\b(src|href)=/i.test(html));
+});
+
+test('boot modes: what the CLI offers decides between "not measured" and "not available"', () => {
+  const off = bootRows({ ms: 500, how: 'x' }, bootModesOffered('--rm  --vm-boot string', true));
+  assert.match(off[1]!.how, /^not measured: this hull offers 'run --vm-boot'/);
+  assert.match(off[2]!.how, /^not measured: this hull offers 'hull vm pool'/);
+  assert.ok(off.slice(1).every((r) => r.ms === null));
 });
