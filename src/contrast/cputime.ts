@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseControllerMounts, parseProcCgroupFor } from './memcg.js';
 
 /** utime + stime of /proc/PID/stat text, clock ticks; undefined when malformed. */
 export function parseStatCpuTicks(text: string): number | undefined {
@@ -46,30 +47,10 @@ export interface CpuCgroup {
 }
 
 /** From /proc/PID/cgroup text: the v1 cpuacct cgroup path and the unified one. */
-export function parseCpuCgroup(text: string): { v1?: string; unified?: string } {
-  const out: { v1?: string; unified?: string } = {};
-  for (const line of text.split('\n')) {
-    const m = /^(\d+):([^:]*):(.*)$/.exec(line.trim());
-    if (!m) continue;
-    if (m[1] === '0' && m[2] === '') out.unified = m[3];
-    else if (m[2]!.split(',').includes('cpuacct')) out.v1 = m[3];
-  }
-  return out;
-}
+export const parseCpuCgroup = (text: string) => parseProcCgroupFor(text, 'cpuacct');
 
 /** From mountinfo text: where the v1 cpuacct controller and cgroup2 are mounted. */
-export function parseCpuMounts(mountinfo: string): { v1?: string; v2?: string } {
-  const out: { v1?: string; v2?: string } = {};
-  for (const line of mountinfo.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const mp = (line.slice(0, sep).split(' ')[4] ?? '').replace(/\\040/g, ' ');
-    const right = line.slice(sep + 3).split(' ');
-    if (right[0] === 'cgroup' && (right[2] ?? '').split(',').includes('cpuacct') && !out.v1) out.v1 = mp;
-    if (right[0] === 'cgroup2' && (!out.v2 || mp === '/sys/fs/cgroup')) out.v2 = mp;
-  }
-  return out;
-}
+export const parseCpuMounts = (mountinfo: string) => parseControllerMounts(mountinfo, 'cpuacct');
 
 /** v1 cpuacct.usage (ns) or v2 cpu.stat (usage_usec) text -> milliseconds. */
 export function parseCgroupCpuMs(version: 1 | 2, text: string): number | undefined {

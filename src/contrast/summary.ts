@@ -20,8 +20,10 @@ function cpuSentence(rep: ContrastReport): string | undefined {
   }
   if (c.idle.length >= 2) {
     const [lo, hi] = [...c.idle].sort((a, b) => a.msPerMinute - b.msPerMinute);
-    const by = lo!.msPerMinute > 0 ? `${x(hi!.msPerMinute / lo!.msPerMinute)} less` : `${hi!.msPerMinute.toFixed(0)} ms less per minute`;
-    parts.push(`idle, ${label(lo!.wall, lo!.accel)} burns ${by} host CPU than ${label(hi!.wall, hi!.accel)} (${lo!.msPerMinute.toFixed(0)} vs ${hi!.msPerMinute.toFixed(0)} ms per minute)`);
+    const lw = label(lo!.wall, lo!.accel);
+    const hw = label(hi!.wall, hi!.accel);
+    if (lo!.msPerMinute >= 0.5) parts.push(`idle, ${lw} burns ${x(hi!.msPerMinute / lo!.msPerMinute)} less host CPU than ${hw} (${lo!.msPerMinute.toFixed(0)} vs ${hi!.msPerMinute.toFixed(0)} ms per minute)`);
+    else parts.push(`idle, ${lw} burns next to no host CPU (${lo!.msPerMinute.toFixed(1)} ms per minute) against ${hi!.msPerMinute.toFixed(0)} ms for ${hw}`);
   } else if (c.idle.length === 1) {
     parts.push(`idle, ${label(c.idle[0]!.wall, c.idle[0]!.accel)} burns ${c.idle[0]!.msPerMinute.toFixed(0)} ms host CPU per minute`);
   }

@@ -4,14 +4,13 @@
  * measured, nothing left behind, also after Ctrl-C in the middle of a dimension.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { HULL_BIN, hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
+import { hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
 import type { ContrastReport } from '../../src/contrast/types.js';
-import { leftovers } from './contrast-helpers.js';
+import { interruptedContrast, leftovers } from './contrast-helpers.js';
 
 /** sockperf / iperf3 servers started for this root's contrast (their cwd or argv never names it, so: ours are children of nothing left). */
 function hostServersOf(_root: string): string[] {
@@ -152,21 +151,7 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     assert.ok(rep.summary!.some((s) => s.dimension === 'network'));
   });
 
-  /** Run a contrast, send SIGINT `delayMs` after stderr matches `when`. */
-  async function interrupted(args: string[], when: RegExp, delayMs: number): Promise<{ code: number | null; stderr: string; sent: boolean }> {
-    const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', '--peers', 'none', '--isolation', walls, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let sent = false;
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      if (!sent && when.test(stderr)) {
-        sent = true;
-        setTimeout(() => child.kill('SIGINT'), delayMs);
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-    return { code, stderr, sent };
-  }
+  const interrupted = (args: string[], when: RegExp, delayMs: number) => interruptedContrast(tr.root, ['--peers', 'none', '--isolation', walls, ...args], when, delayMs);
 
   test('Ctrl-C in the disk dimension: stops, removes instances and scratch files', async () => {
     const { code, stderr, sent } = await interrupted(['--only', 'disk'], /disk host|disk container/, 0);
