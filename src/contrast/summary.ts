@@ -65,6 +65,11 @@ function networkSentence(rep: ContrastReport): string | undefined {
   }
   const h = fig('host', 'host loopback');
   if (h?.rttMedianUs && parts.length) parts.push(`the host's loopback: ${h.rttMedianUs.toFixed(0)} us`);
+  // one wall only: against the host's loopback
+  const one = c && !v ? (['container', c] as const) : v && !c ? ([label('vm', accel), v] as const) : undefined;
+  if (one && h?.rttMedianUs && one[1].rttMedianUs) {
+    parts.push(`over the bridge, a ${one[0]} round trip takes ${x(one[1].rttMedianUs / h.rttMedianUs)} the host's loopback (median ${one[1].rttMedianUs.toFixed(0)} vs ${h.rttMedianUs.toFixed(0)} us)${one[1].mbitPerSec && h.mbitPerSec ? `, at ${Math.round((100 * one[1].mbitPerSec) / h.mbitPerSec)}% of its throughput` : ''}`);
+  }
   return parts.length ? `${parts.join('; ')}.` : undefined;
 }
 

@@ -100,6 +100,12 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     }
     assert.match(stdout, /IDLE CPU\/min/);
     assert.ok(rep.summary!.some((s) => s.dimension === 'cpu' && s.sentence.length > 20));
+    // advise weighs the stored figures and quotes them
+    const a = hull(tr.root, ['advise', '--untrusted', '--cpu-bound', '--idle-ratio', '0.5', '--json']);
+    assert.equal(a.code, 0, a.stderr);
+    const adv = JSON.parse(a.stdout) as { figures: string[]; reasons: string[] };
+    assert.ok(adv.figures.some((f) => /^container: CPU task \d+\.\d\dx the bare host's time, \d+ ms host CPU per idle minute$/.test(f)), adv.figures.join('\n'));
+    if (walls.includes('vm')) assert.ok(adv.reasons.some((r) => /idle 50% of the time, 1 x \d+ ms host CPU per idle minute/.test(r)), adv.reasons.join('\n'));
   });
 
   test('disk: busybox dd on each wall\'s root and a volume, fio and the same dd on the host, page cache stated', () => {

@@ -141,3 +141,13 @@ test('boot modes: what the CLI offers decides between "not measured" and "not av
   assert.match(off[2]!.how, /^not measured: this hull offers 'hull vm pool'/);
   assert.ok(off.slice(1).every((r) => r.ms === null));
 });
+
+test('summary: with one wall, network and cpu compare with the bare host', () => {
+  const rep = fixtureReport();
+  rep.network!.rows = rep.network!.rows.filter((r) => r.wall !== 'vm');
+  rep.cpu!.task.rows = rep.cpu!.task.rows.filter((r) => r.wall !== 'vm');
+  rep.cpu!.idle = rep.cpu!.idle.filter((r) => r.wall !== 'vm');
+  const s = summarySentences(rep);
+  assert.match(s.find((x) => x.dimension === 'network')!.sentence, /^over the bridge, a container round trip takes 1\.2x the host's loopback \(median 20 vs 17 us\), at 52% of its throughput\.$/);
+  assert.match(s.find((x) => x.dimension === 'cpu')!.sentence, /container takes 1\.03x the bare host's time/);
+});
