@@ -9,6 +9,7 @@ import type { InstanceSpec, MountSpec, Ulimit, Wall } from '../runtime/types.js'
 import { normalizeCap } from '../runtime/container/caps.js';
 import { ULIMIT_NAMES } from './units.js';
 import { parseMode, type NetRequest } from '../network/request.js';
+import { validVolumeName } from '../volumes/store.js';
 
 export interface RunOptions {
   /** Image reference as the user wrote it ('busybox', 'localhost:5000/app:v1', an id). */
@@ -37,8 +38,13 @@ export interface RunOptions {
   pidsLimit?: number;
   /** Mount the root filesystem read-only. Default false. */
   readOnly?: boolean;
-  /** Bind mounts (-v) and tmpfs mounts (--tmpfs). */
+  /**
+   * Bind mounts and volumes (-v, --mount) and tmpfs mounts (--tmpfs). A 'volume' mount names a
+   * volume (made on first use) or, without a source, asks for a new anonymous one.
+   */
   mounts?: MountSpec[];
+  /** --label KEY=VALUE: the container's labels, over the image's (docker's Config.Labels). */
+  labels?: Record<string, string>;
   /**
    * 'bridge' (default: docker's default network), 'none', 'host', 'container:<name|id>', or the
    * name or id of a user network (`hull network create`).
@@ -143,7 +149,11 @@ export function validateRunOptions(o: RunOptions): void {
   for (const c of o.capDrop ?? []) normalizeCap(c, '--cap-drop');
   parseSecurityOpts(o.securityOpt ?? []);
   for (const u of o.ulimits ?? []) if (!ULIMIT_NAMES.includes(u.name)) throw invalid(`unknown ulimit name ${u.name}`);
-  for (const m of o.mounts ?? []) if (!m.destination.startsWith('/')) throw invalid(`invalid mount destination ${m.destination}: must be absolute`);
+  for (const m of o.mounts ?? []) {
+    if (!m.destination.startsWith('/')) throw invalid(`invalid mount destination ${m.destination}: must be absolute`);
+    if (m.type === 'volume' && m.source !== undefined && m.source !== '' && !validVolumeName(m.source)) throw invalid(`invalid volume name ${JSON.stringify(m.source)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  }
+  for (const [k, v] of Object.entries(o.labels ?? {})) if (k === '' || typeof v !== 'string') throw invalid(`invalid label ${JSON.stringify(k)}: a label is KEY=VALUE with a non-empty key`);
   if (o.isolation !== undefined && o.isolation !== 'container' && o.isolation !== 'vm') throw invalid(`invalid --isolation ${String(o.isolation)}: container or vm`);
   if (o.vmAccel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.vmAccel)) throw invalid(`invalid --vm-accel "${String(o.vmAccel)}": auto, kvm or tcg`);
   if (o.vmAccel !== undefined && o.vmAccel !== 'auto' && (o.isolation ?? 'container') !== 'vm') throw invalid('--vm-accel applies to the VM wall only: add --vm');

@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupDirs, detectCgroupLayout, rootCgroupPath } from '../../src/runtime/container/cgroups.js';
+import { vmRootCgroupDir } from '../../src/runtime/vm/cgroup.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const HULL_BIN = path.join(REPO, 'bin', 'hull');
@@ -32,6 +34,16 @@ export function makeTempRoot(prefix = 'hull-test-'): TempRoot {
         if (ids.length) hull(root, ['rm', '-f', ...ids]);
       }
       fs.rmSync(root, { recursive: true, force: true });
+      // the root's cgroup parents (kept while a root lives, as docker keeps /docker): only when
+      // empty, so a leaked container cgroup still shows
+      const dirs = [...cgroupDirs(detectCgroupLayout(), rootCgroupPath(root)), vmRootCgroupDir(1, root), vmRootCgroupDir(2, root)];
+      for (const d of dirs) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          // absent, or not empty
+        }
+      }
     },
   };
 }
@@ -135,4 +147,10 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Remove every volume of the root (the end of a test file that made some). */
+export function removeAllVolumes(root: string): void {
+  const names = hull(root, ['volume', 'ls', '-q']).stdout.split('\n').filter(Boolean);
+  if (names.length) hull(root, ['volume', 'rm', ...names]);
 }

@@ -40,7 +40,7 @@ export function ping(socket: string, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
-export async function startServe(root: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Serve> {
+export async function startServe(root: string, opts: { env?: NodeJS.ProcessEnv; serveArgs?: string[] } = {}): Promise<Serve> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-api-'));
   const socket = path.join(dir, 'docker.sock');
   const cfg = path.join(dir, 'docker-config');
@@ -48,7 +48,7 @@ export async function startServe(root: string, opts: { env?: NodeJS.ProcessEnv }
   let proc: ChildProcess;
   let out = '';
   const launch = async () => {
-    proc = spawn(HULL_BIN, ['--root', root, 'serve', '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    proc = spawn(HULL_BIN, ['--root', root, 'serve', '--socket', socket, ...(opts.serveArgs ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
     const deadline = Date.now() + 20_000;

@@ -79,21 +79,38 @@ test('what hull cannot honour is a 400 naming the field; wrong types too', () =>
   bad({ Image: 'x', NetworkingConfig: { EndpointsConfig: { n: { IPAMConfig: { IPv6Address: '::2' } } } } }, /IPv6Address/);
   bad({ Image: 'x', HostConfig: { RestartPolicy: { Name: 'always' } } }, /RestartPolicy/);
   bad({ Image: 'x', HostConfig: { NetworkMode: 7 } }, /NetworkMode/);
-  bad({ Image: 'x', Labels: { a: 'b' } }, /Labels/);
-  bad({ Image: 'x', Volumes: { '/data': {} } }, /Volumes/);
+  bad({ Image: 'x', Labels: { a: 1 } }, /Labels/);
+  bad({ Image: 'x', Volumes: ['/data'] }, /Volumes/);
   bad({ Image: 'x', Cmd: 7 }, /Cmd/);
   bad({ Image: 'x', HostConfig: { Memory: '1g' } }, /HostConfig.Memory/);
-  bad({ Image: 'x', HostConfig: { Binds: ['vol:/data'] } }, /named volume/);
-  bad({ Image: 'x', HostConfig: { Mounts: [{ Type: 'volume', Target: '/d' }] } }, /Mounts\[0\].Type/);
+  bad({ Image: 'x', HostConfig: { Binds: ['v/l:/data'] } }, /invalid characters/);
+  bad({ Image: 'x', HostConfig: { Mounts: [{ Type: 'npipe', Target: '/d' }] } }, /Mounts\[0\].Type/);
+  bad({ Image: 'x', HostConfig: { Mounts: [{ Type: 'volume', Target: '/d', VolumeOptions: { DriverConfig: { Name: 'nfs' } } }] } }, /DriverConfig.Name/);
   bad({ Image: 'x', HostConfig: 'nope' }, /HostConfig/);
 });
 
 test('parseBind', () => {
   assert.deepEqual(parseBind('/a:/b'), { type: 'bind', source: '/a', destination: '/b', readOnly: false });
   assert.deepEqual(parseBind('/a:/b:ro,Z'), { type: 'bind', source: '/a', destination: '/b', readOnly: true });
-  assert.throws(() => parseBind('/a'), /SOURCE:DEST/);
-  assert.throws(() => parseBind('/a:b'), /absolute/);
-  assert.throws(() => parseBind('/a:/b:bogus'), /unknown option bogus/);
+  assert.throws(() => parseBind('/a'), /SOURCE:DESTINATION/);
+  assert.throws(() => parseBind('/a:b'), /invalid mode: b/);
+  assert.throws(() => parseBind('/a:/b:bogus'), /invalid mode: bogus/);
+  assert.deepEqual(parseBind('vol1:/b:ro'), { type: 'volume', source: 'vol1', destination: '/b', readOnly: true });
+  assert.deepEqual(parseBind('/data:ro'), { type: 'volume', destination: '/data', readOnly: true });
+});
+
+test('labels, anonymous volumes (Config.Volumes) and volume mounts reach RunOptions', () => {
+  const o = parseCreate({
+    Image: 'busybox', Labels: { 'com.docker.compose.project': 'p', empty: '' }, Volumes: { '/anon': {}, '/named': {} },
+    HostConfig: { Binds: ['web:/named:rw'], Mounts: [{ Type: 'volume', Source: 'mv', Target: '/m', ReadOnly: true, VolumeOptions: { NoCopy: true } }, { Type: 'volume', Target: '/a2' }] },
+  }, {}).opts;
+  assert.deepEqual(o.labels, { 'com.docker.compose.project': 'p', empty: '' });
+  assert.deepEqual(o.mounts, [
+    { type: 'volume', source: 'web', destination: '/named', readOnly: false },
+    { type: 'volume', source: 'mv', destination: '/m', readOnly: true, noCopy: true },
+    { type: 'volume', destination: '/a2', readOnly: false },
+    { type: 'volume', destination: '/anon', readOnly: false },
+  ]);
 });
 
 test('networking: NetworkMode, EndpointsConfig, PortBindings, PublishAllPorts, ExposedPorts, DNS and hosts', () => {

@@ -135,22 +135,7 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
     }
   }
 
-  const resources: Record<string, unknown> = { devices: DEFAULT_DEVICE_RULES };
-  const r = spec.resources;
-  if (r.memoryBytes !== undefined && r.memoryBytes > 0) {
-    const memory: Record<string, number> = { limit: r.memoryBytes };
-    if (host.swapAccounting) {
-      // docker: --memory-swap unset means memory+swap = 2 x memory; -1 means unlimited swap.
-      const sw = r.memorySwapBytes ?? r.memoryBytes * 2;
-      memory.swap = sw < 0 ? -1 : sw;
-    }
-    resources.memory = memory;
-  }
-  if (r.nanoCpus !== undefined && r.nanoCpus > 0) {
-    const period = 100_000;
-    resources.cpu = { period, quota: Math.round((r.nanoCpus * period) / 1e9) };
-  }
-  if (r.pidsLimit !== undefined && r.pidsLimit !== 0) resources.pids = { limit: r.pidsLimit };
+  const resources: Record<string, unknown> = { devices: DEFAULT_DEVICE_RULES, ...ociResources(spec.resources, host.swapAccounting) };
 
   const config: OciConfig = {
     ociVersion: '1.0.2',
@@ -179,4 +164,27 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
     config.linux.seccomp = convertSeccomp(host.seccompProfile, { caps, arch: host.arch, kernel: host.kernel });
   }
   return config;
+}
+
+/**
+ * The runtime spec's memory, cpu and pids resources for an instance's limits (pure): at create,
+ * and as the body of `<runtime> update -r` (docker update).
+ */
+export function ociResources(r: InstanceSpec['resources'], swapAccounting: boolean): { memory?: Record<string, number>; cpu?: Record<string, number>; pids?: { limit: number } } {
+  const out: { memory?: Record<string, number>; cpu?: Record<string, number>; pids?: { limit: number } } = {};
+  if (r.memoryBytes !== undefined && r.memoryBytes > 0) {
+    const memory: Record<string, number> = { limit: r.memoryBytes };
+    if (swapAccounting) {
+      // docker: --memory-swap unset means memory+swap = 2 x memory; -1 means unlimited swap.
+      const sw = r.memorySwapBytes ?? r.memoryBytes * 2;
+      memory.swap = sw < 0 ? -1 : sw;
+    }
+    out.memory = memory;
+  }
+  if (r.nanoCpus !== undefined && r.nanoCpus > 0) {
+    const period = 100_000;
+    out.cpu = { period, quota: Math.round((r.nanoCpus * period) / 1e9) };
+  }
+  if (r.pidsLimit !== undefined && r.pidsLimit !== 0) out.pids = { limit: r.pidsLimit };
+  return out;
 }

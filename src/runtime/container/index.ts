@@ -15,6 +15,9 @@
  * exit hook, crun's state of the stopped id, the cgroup, the exit file), so a late writer of
  * run N never meets run N+1.
  */
+import type { Readable, Writable } from 'node:stream';
+import { inRootHelper, runningArgv, runTool, stoppedArgv } from './inroot.js';
+import { cgroupPids, setFrozen } from './freezer.js';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -23,7 +26,7 @@ import path from 'node:path';
 import { HullError, precondition } from '../../errors.js';
 import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
-import { buildOciConfig } from './config.js';
+import { buildOciConfig, ociResources } from './config.js';
 import { findConmon, startConmon } from './conmon.js';
 import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
 import { hostFacts } from './host.js';
@@ -112,6 +115,36 @@ class ContainerIsolation implements Isolation {
     return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs, volatile: spec.autoRemove === true && overlayVolatileSupported(os.release()) };
   }
 
+  /** The overlay's "/" takes the upper dir's owner and mode: give it the image's. */
+  private upperLikeImage(spec: InstanceSpec): void {
+    const f = this.files(spec);
+    const top = spec.image.lowerDirs.length ? fs.statSync(spec.image.lowerDirs[spec.image.lowerDirs.length - 1]!) : undefined;
+    fs.chmodSync(f.upper, top ? top.mode & 0o7777 : 0o755);
+    if (top) fs.chownSync(f.upper, top.uid, top.gid);
+  }
+
+  /**
+   * docker cp: a busybox applet (tar, stat, test, readlink) chrooted into the container's root
+   * filesystem (inroot.ts): the live one of a running container, else its overlay and mounts in
+   * a private mount namespace (writes land in its upper dir and volumes, as a start would see).
+   */
+  async inRootfs(spec: InstanceSpec, tool: string[], io: { stdin?: Readable; stdout: Writable }): Promise<{ code: number; stderr: string }> {
+    const helper = inRootHelper();
+    const st = await this.state(spec);
+    if (st.running && !st.pending && st.pid > 0) return runTool(runningArgv(helper, st.pid, tool), io);
+    if (st.running) throw precondition(`container ${spec.id.slice(0, 12)} is starting`);
+    const f = this.files(spec);
+    for (const d of [spec.dir, f.upper, f.work]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    this.upperLikeImage(spec);
+    fs.mkdirSync(path.join(this.root, 'tmp'), { recursive: true });
+    const mnt = fs.mkdtempSync(path.join(this.root, 'tmp', 'cp-'));
+    try {
+      return await runTool(stoppedArgv(helper, this.overlay(spec), mnt, spec.mounts.filter((m) => m.type === 'bind'), tool), io);
+    } finally {
+      fs.rmSync(mnt, { recursive: true, force: true });
+    }
+  }
+
   /** Check the command, resolve the user, write the bundle. Pure data until the last writes. */
   private prepare(spec: InstanceSpec): PreparedDriver {
     const driver = this.driver(spec);
@@ -139,10 +172,7 @@ class ContainerIsolation implements Isolation {
     const marker = path.join(f.work, 'work', 'incompat');
     if (spec.autoRemove && fs.existsSync(marker)) fs.rmSync(marker, { recursive: true, force: true });
     fs.chmodSync(spec.dir, 0o711);
-    // The overlay's "/" takes the upper dir's owner and mode: give it the image's.
-    const top = spec.image.lowerDirs.length ? fs.statSync(spec.image.lowerDirs[spec.image.lowerDirs.length - 1]!) : undefined;
-    fs.chmodSync(f.upper, top ? top.mode & 0o7777 : 0o755);
-    if (top) fs.chownSync(f.upper, top.uid, top.gid);
+    this.upperLikeImage(spec);
     const hostsText =
       spec.etc?.hosts ??
       (spec.network === 'host'
@@ -516,6 +546,38 @@ class ContainerIsolation implements Isolation {
 
   async usage(spec: InstanceSpec): Promise<Usage> {
     return readUsage(this.layout, containerCgroupPath(this.root, spec.id));
+  }
+
+  /**
+   * docker update of a running container: its new limits (spec.resources) written to its cgroup
+   * by the runtime (`update -r`, the same mapping as at create).
+   */
+  async update(spec: InstanceSpec): Promise<void> {
+    const st = await this.state(spec);
+    if (!st.running) return; // the next start takes the stored limits
+    const driver = this.driver(spec);
+    const file = path.join(spec.dir, 'update.json');
+    fs.writeFileSync(file, JSON.stringify(ociResources(spec.resources, swapAccounting(this.layout))));
+    try {
+      const r = await run(runtimeArgv(driver, ['update', '-r', file, spec.id]));
+      if (r.code !== 0) throw runtimeError(driver, 'update', r.stderr, r.code);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  /** docker pause: the cgroup freezer (v1 freezer.state here on a hybrid host, v2 cgroup.freeze). */
+  async pause(spec: InstanceSpec): Promise<void> {
+    if (!(await this.state(spec)).running) throw precondition(`container ${spec.id.slice(0, 12)} is not running`);
+    await setFrozen(this.layout, containerCgroupPath(this.root, spec.id), true);
+  }
+
+  async unpause(spec: InstanceSpec): Promise<void> {
+    await setFrozen(this.layout, containerCgroupPath(this.root, spec.id), false);
+  }
+
+  async processes(spec: InstanceSpec): Promise<number[]> {
+    return cgroupPids(this.layout, containerCgroupPath(this.root, spec.id));
   }
 
   async writableLayer(spec: InstanceSpec): Promise<WritableLayer> {
