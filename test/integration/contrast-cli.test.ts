@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { HULL_BIN, hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
 import { COLUMNS } from '../../src/contrast/report-table.js';
 import { CONTRAST_FORMAT, type ContrastReport } from '../../src/contrast/types.js';
-import { interruptedContrast, leftovers } from './contrast-helpers.js';
+import { interruptedContrast, leftovers, vmUnavailable } from './contrast-helpers.js';
 
 describe('hull contrast', { timeout: 900_000 }, () => {
   let tr: TempRoot;
@@ -21,8 +21,7 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     tr = makeTempRoot('hullct-cli-root-');
     importBusybox(tr.root);
     out = fs.mkdtempSync(path.join(os.tmpdir(), 'hullct-out-'));
-    const v = hull(tr.root, ['run', '--rm', '--isolation', 'vm', 'busybox', 'true'], { timeoutMs: 120_000 });
-    if (v.code !== 0) vmError = v.stderr.trim().split('\n').pop() ?? `exit ${v.code}`;
+    vmError = vmUnavailable(tr.root);
   });
   after(() => {
     tr.cleanup();

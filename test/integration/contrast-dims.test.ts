@@ -10,7 +10,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
 import type { ContrastReport } from '../../src/contrast/types.js';
-import { interruptedContrast, leftovers } from './contrast-helpers.js';
+import { interruptedContrast, leftovers, vmUnavailable } from './contrast-helpers.js';
+import { assertNoNetwork } from '../helpers/net.js';
 
 /** sockperf / iperf3 servers started for this root's contrast (their cwd or argv never names it, so: ours are children of nothing left). */
 function hostServersOf(_root: string): string[] {
@@ -42,9 +43,8 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     tr = makeTempRoot('hullct-dims-root-');
     importBusybox(tr.root);
     out = fs.mkdtempSync(path.join(os.tmpdir(), 'hullct-dims-'));
-    const v = hull(tr.root, ['run', '--rm', '--isolation', 'vm', 'busybox', 'true'], { timeoutMs: 120_000 });
-    if (v.code !== 0) vmError = v.stderr.trim().split('\n').pop() ?? `exit ${v.code}`;
-    else walls = 'container,vm';
+    vmError = vmUnavailable(tr.root);
+    if (!vmError) walls = 'container,vm';
   });
   after(() => {
     tr.cleanup();
@@ -134,7 +134,7 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     assert.match(stdout, /page cache:/);
   });
 
-  test('network: sockperf round trips and iperf3 throughput over the bridge, a published port and instance to instance', (t) => {
+  test('network: sockperf round trips and iperf3 throughput over the bridge, a published port and instance to instance', async (t) => {
     for (const tool of ['iperf3', 'sockperf']) if (!fs.existsSync(`/usr/bin/${tool}`)) return t.skip(`${tool} is not installed (scripts/setup.sh installs it)`);
     const { rep, stdout } = contrast('network');
     const n = rep.network!;
@@ -154,6 +154,8 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
       }
     }
     assert.match(stdout, /RTT p50\s+RTT p99\s+THROUGHPUT/);
+    // no namespace, veth, published-port rule or address of the server and client instances is left
+    await assertNoNetwork(tr.root);
     assert.ok(rep.summary!.some((s) => s.dimension === 'network'));
   });
 
@@ -173,6 +175,7 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     assert.equal(code, 130, stderr);
     assert.deepEqual(leftovers(tr.root), []);
     assert.deepEqual(hostServersOf(tr.root), []);
+    await assertNoNetwork(tr.root);
   });
 
   test('Ctrl-C in the idle CPU window: stops, removes the idle instances', async () => {

@@ -58,3 +58,9 @@ export async function interruptedContrast(root: string, args: string[], when: Re
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, sig) => resolve([c, sig])));
   return { code, signal, stderr, sent };
 }
+
+/** Why `hull run --isolation vm` does not work with this root ('' when it does). */
+export function vmUnavailable(root: string): string {
+  const v = hull(root, ['run', '--rm', '--isolation', 'vm', 'busybox', 'true'], { timeoutMs: 120_000 });
+  return v.code === 0 ? '' : (v.stderr.trim().split('\n').pop() ?? `exit ${v.code}`);
+}

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
-import { leftovers } from './contrast-helpers.js';
+import { leftovers, vmUnavailable } from './contrast-helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -22,7 +22,7 @@ describe('hull contrast --html in headless Chromium', { timeout: 900_000 }, () =
   before(() => {
     tr = makeTempRoot('hullct-html-root-');
     importBusybox(tr.root);
-    if (hull(tr.root, ['run', '--rm', '--isolation', 'vm', 'busybox', 'true'], { timeoutMs: 120_000 }).code === 0) walls = 'container,vm';
+    if (!vmUnavailable(tr.root)) walls = 'container,vm';
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hullct-html-'));
   });
   after(() => {
