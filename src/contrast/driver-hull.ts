@@ -18,11 +18,17 @@ export interface HullDriverOptions {
   tag: string;
 }
 
+/** The `hull run` flags that choose a wall (pure): container-userns is the container wall with --userns=auto. */
+export function wallFlags(wall: HullDriverOptions['wall']): string[] {
+  return wall === 'container-userns' ? ['--isolation', 'container', '--userns', 'auto'] : ['--isolation', wall];
+}
+
 export function hullDriver(o: HullDriverOptions): Driver {
   const names = new Set<string>();
   let seq = 0;
+  const wall = wallFlags(o.wall);
   // no network, like the podman reference rows (--network none); bench/network.sh measures bridges
-  const wallArgs = o.wall === 'container-userns' ? ['--isolation', 'container', '--userns', 'auto', '--network', 'none'] : ['--isolation', o.wall, '--network', 'none'];
+  const wallArgs = [...wall, '--network', 'none'];
   const letter = o.wall === 'vm' ? 'v' : o.wall === 'container-userns' ? 'u' : 'c';
   const nextName = () => `${o.tag}-${letter}${++seq}`;
   // Scratch space inside the hull root: removed with the driver, and never confused with another root's.
@@ -123,7 +129,7 @@ export function hullDriver(o: HullDriverOptions): Driver {
       const name = nextName();
       names.add(name);
       const vols = [...(opts.volume ? [[opts.volume, VOLUME_PATH] as [string, string]] : []), ...(opts.volumes ?? [])].flatMap(([h, c]) => ['-v', `${h}:${c}`]);
-      const args = ['--isolation', o.wall, '--network', opts.network ?? 'none'];
+      const args = [...wall, '--network', opts.network ?? 'none'];
       const r = await runHull(o.root, ['run', '--rm', '--name', name, ...vols, ...args, o.image, 'sh', '-c', script], { timeoutMs: opts.timeoutMs ?? 180_000 });
       if (r.code === 0) names.delete(name);
       return { ok: r.code === 0, stdout: r.stdout, error: r.code === 0 ? undefined : lastLine(r.stderr) || `exit ${r.code}` };
@@ -132,7 +138,7 @@ export function hullDriver(o: HullDriverOptions): Driver {
       const name = nextName();
       names.add(name);
       const extra = [...opts.volumes.flatMap(([h, c]) => ['-v', `${h}:${c}`]), ...opts.publish.flatMap((p) => ['-p', p])];
-      const r = await runHull(o.root, ['run', '-d', '--name', name, ...extra, '--isolation', o.wall, '--network', 'bridge', o.image, 'sh', '-c', script], { timeoutMs: 300_000 });
+      const r = await runHull(o.root, ['run', '-d', '--name', name, ...extra, ...wall, '--network', 'bridge', o.image, 'sh', '-c', script], { timeoutMs: 300_000 });
       if (r.code !== 0) return { error: lastLine(r.stderr) || `exit ${r.code}` };
       const ins = await runHull(o.root, ['inspect', name]);
       const e = parseInspect(ins.stdout)[0];

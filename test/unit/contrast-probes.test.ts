@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeCaps, interpretProbes, parseProbeOutput, probesComplete, probeUptimeMs, PROBE_SCRIPT } from '../../src/contrast/probes.js';
+import { wallFlags } from '../../src/contrast/driver-hull.js';
 import { CONTAINER_PROBE, VM_PROBE } from './contrast-fixture.js';
 
 const HOST = { kernel: '6.18.44', pids: 90, devices: ['null', 'kvm', 'kmsg', 'vda'], capsCount: 41 };
@@ -82,4 +83,10 @@ test('a probe that did not run is unknown, not contained', () => {
   const rows = interpretProbes(parseProbeOutput('P|kernel|info|6.18.44\n'), HOST);
   assert.equal(rows.find((r) => r.probe === 'mount')!.verdict, 'unknown');
   assert.equal(rows.find((r) => r.probe === 'caps')!.verdict, 'unknown');
+});
+
+test('every scenario starts a wall with the same flags: container-userns is the container wall with --userns=auto', () => {
+  assert.deepEqual(wallFlags('container'), ['--isolation', 'container']);
+  assert.deepEqual(wallFlags('vm'), ['--isolation', 'vm']);
+  assert.deepEqual(wallFlags('container-userns'), ['--isolation', 'container', '--userns', 'auto']);
 });
