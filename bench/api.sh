@@ -35,12 +35,12 @@ for _ in $(seq 1 100); do [ -S "$W/docker.sock" ] && break; sleep 0.1; done
 export DOCKER_HOST=unix://$W/docker.sock DOCKER_CONFIG=$W/docker-config
 mkdir -p "$DOCKER_CONFIG"
 # Both paths must print hello before they are timed.
-[ "$(docker run --rm busybox echo hello)" = hello ] || { echo "docker via hull serve failed" >&2; cat "$W/serve.log" >&2; exit 1; }
-[ "$(bin/hull --root "$ROOT" run --rm busybox echo hello)" = hello ] || { echo "hull run failed" >&2; exit 1; }
+[ "$(docker run --rm --network none busybox echo hello)" = hello ] || { echo "docker via hull serve failed" >&2; cat "$W/serve.log" >&2; exit 1; }
+[ "$(bin/hull --root "$ROOT" run --rm --network none busybox echo hello)" = hello ] || { echo "hull run failed" >&2; exit 1; }
 
 hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$W/api.json" \
-  -n 'docker -> hull serve' "docker run --rm busybox echo hello" \
-  -n 'hull run' "bin/hull --root $ROOT run --rm busybox echo hello"
+  -n 'docker -> hull serve' "docker run --rm --network none busybox echo hello" \
+  -n 'hull run' "bin/hull --root $ROOT run --rm --network none busybox echo hello"
 
 node -e '
 const r = require(process.argv[1]).results;

@@ -48,7 +48,7 @@ report() {  # label monitor-pids... -- container-pids...
 
 # ---------------------------------------------------------------- hull
 bash scripts/import-busybox.sh "$HROOT"
-for i in $(seq 1 "$N"); do $HULL run -d --name "mem-$i" --memory=128m busybox sleep 3600 >/dev/null; done
+for i in $(seq 1 "$N"); do $HULL run -d --name "mem-$i" --memory=128m --network none busybox sleep 3600 >/dev/null; done
 sleep 2
 hm=(); hc=(); lim=0
 for i in $(seq 1 "$N"); do

@@ -2,7 +2,8 @@
 # bench/run.sh - `hull run --rm busybox echo hello` side by side with the OCI runtimes and podman,
 # timed by hyperfine in ONE run (same machine, same minute), medians and ratios.
 #
-#   hull     hull run --rm busybox echo hello           (temp hull root, busybox imported)
+#   hull     hull run --rm --network none busybox echo hello (temp hull root, busybox imported;
+#            no network, like podman below: bench/network.sh measures the bridge)
 #   crun     crun run of an equal bundle: the same busybox root, read-only, `crun spec` defaults;
 #            on a cgroup v1 hybrid host in the form crun needs there (private mount namespace
 #            with /sys/fs/cgroup/unified unmounted: `unshare -m` + umount + crun)
@@ -42,7 +43,7 @@ HROOT=$W/hull
 bash scripts/import-busybox.sh "$HROOT"
 HULL="$REPO/bin/hull --root $HROOT"
 # the first run of a root compiles the seccomp profile once and caches it, as any user's first run does
-$HULL run --rm busybox echo hello >/dev/null
+$HULL run --rm --network none busybox echo hello >/dev/null
 
 # ---------------------------------------------------------------- the equal bundle
 ROOTFS=$W/rootfs; BUNDLE=$W/bundle
@@ -87,7 +88,7 @@ if command -v podman >/dev/null; then
   fi
 fi
 
-cmds=(-n hull "$HULL run --rm busybox echo hello" -n crun "$W/crun.sh" -n runc "$W/runc.sh")
+cmds=(-n hull "$HULL run --rm --network none busybox echo hello" -n crun "$W/crun.sh" -n runc "$W/runc.sh")
 [ -n "$PODMAN" ] && cmds+=(-n podman "$PODMAN")
 hyperfine -N --style basic --warmup 3 --runs "$RUNS" --export-json "$RES/run.json" "${cmds[@]}" >&2
 

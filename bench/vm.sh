@@ -51,14 +51,14 @@ cleanup() {
 trap cleanup EXIT
 bash scripts/import-busybox.sh "$ROOT" >/dev/null
 H="$REPO/bin/hull --root $ROOT"
-[ "$($H run --rm --vm busybox echo hello)" = hello ] || { echo "bench/vm.sh: hull --vm does not print hello" >&2; exit 1; }
+[ "$($H run --rm --vm --network none busybox echo hello)" = hello ] || { echo "bench/vm.sh: hull --vm does not print hello" >&2; exit 1; }
 [ "$("$C/debian-cloud.sh" | tr -d '\r' | grep -x hello)" = hello ] || { echo "bench/vm.sh: the Debian kernel boot does not print hello" >&2; exit 1; }
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(qemu-system-x86_64 --version | head -n1)"
-echo "# accelerator: $($H run --rm --vm busybox true >/dev/null; cat /run/hull/accel.json 2>/dev/null | sed -n 's/.*"reason":"\([^"]*\)".*/\1/p' || echo unknown)"
+echo "# accelerator: $($H run --rm --vm --network none busybox true >/dev/null; cat /run/hull/accel.json 2>/dev/null | sed -n 's/.*"reason":"\([^"]*\)".*/\1/p' || echo unknown)"
 hyperfine -N -w 1 -r "$RUNS" --export-json "$C/startup.json" \
-  -n hull-vm "$H run --rm --vm busybox echo hello" \
-  -n hull-container "$H run --rm busybox echo hello" \
+  -n hull-vm "$H run --rm --vm --network none busybox echo hello" \
+  -n hull-container "$H run --rm --network none busybox echo hello" \
   -n debian-cloud "$C/debian-cloud.sh" >/dev/null
 node -e '
   const r = require(process.argv[1]).results;
@@ -72,7 +72,7 @@ node -e '
 
 # ---------------------------------------------------------------- memory of idle VMs
 ids=()
-for i in $(seq "$IDLE_VMS"); do ids+=("$($H run -d --vm -m 128m busybox sleep 3600)"); done
+for i in $(seq "$IDLE_VMS"); do ids+=("$($H run -d --vm -m 128m --network none busybox sleep 3600)"); done
 sleep 3
 pss=0; rss=0; n=0
 for id in "${ids[@]}"; do

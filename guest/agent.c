@@ -4,6 +4,7 @@
  * Protocol: guest/PROTOCOL.md. One thread, one poll loop; signals arrive through a signalfd.
  */
 #define _GNU_SOURCE
+#include "layer.h"
 #include "logfmt.h"
 #include "pod.h"
 #include "ports.h"
@@ -76,8 +77,14 @@ static void finish(int code, int oom, const char *reason) {
   int32_t c = code;
   memcpy(buf, &c, 4);
   buf[4] = oom ? EXIT_OOM : 0;
-  memcpy(buf + 5, reason, rl);
+  if (rl) memcpy(buf + 5, reason, rl); /* not memcpy(.., NULL, 0): the compiler would take reason as non-NULL */
   kill(-1, SIGKILL); /* like a container: when the main process ends, everything ends */
+  if (spec.layer && !reason && code == 0) {
+    /* hull build --vm: nothing may write any more, then the upper dir goes to the host */
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+    if (!layer_send(rootfs_upper_fd, ports[P_LAYER].fd)) buf[4] |= EXIT_LAYER;
+    else send_frame(P_STATUS, T_ERROR, 0, layer_error, strlen(layer_error)); /* the host reports it */
+  }
   send_frame(P_STATUS, T_EXIT, 0, buf, 5 + rl);
   if (ports[P_MAIN].fd >= 0) send_frame(P_MAIN, T_EXIT, 0, buf, 5 + rl);
   if (reason) klog(reason);
@@ -349,7 +356,7 @@ int main(void) {
     struct timespec now = {.tv_sec = spec.clock_ns / 1000000000ull, .tv_nsec = spec.clock_ns % 1000000000ull};
     clock_settime(CLOCK_REALTIME, &now);
   }
-  unsigned need = 1u << P_STATUS | 1u << P_STDOUT | 1u << P_STDERR | 1u << P_CTL | (spec.mainport ? 1u << P_MAIN : 0);
+  unsigned need = 1u << P_STATUS | 1u << P_STDOUT | 1u << P_STDERR | 1u << P_CTL | (spec.mainport ? 1u << P_MAIN : 0) | (spec.layer ? 1u << P_LAYER : 0);
   if (spec.pod) need = 1u << P_STATUS | 1u << P_CTL;
   if (ports_open(need, msg, sizeof msg)) { klog(msg); power_off(); }
   if (spec.pod) {
@@ -358,6 +365,7 @@ int main(void) {
   }
   if (enter_root(&spec, msg, sizeof msg)) finish(125, 0, msg);
   if (spec.hostname) sethostname(spec.hostname, strlen(spec.hostname));
+  if (net_up(&spec.net, msg, sizeof msg)) finish(125, 0, msg); /* guest/net.c */
   start_main();
   loop(sfd);
   return 0;

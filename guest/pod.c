@@ -529,6 +529,11 @@ void pod_main(const struct spec *s, int sfd) {
     power_off();
   }
   loopback_up();
+  /* the pod's NICs, as the shim prepared them (guest/net.c; NETIF/ROUTE records of the spec) */
+  if (net_up(&s->net, msg, sizeof msg)) {
+    error_frame(0, msg);
+    power_off();
+  }
   /* overcommit like a container host: a process may map more than the VM has and the OOM killer
    * ends it when it touches too much (reported as OOMKilled), instead of malloc failing early */
   int oc = open("/proc/sys/vm/overcommit_memory", O_WRONLY | O_CLOEXEC);

@@ -12,7 +12,7 @@
 struct port ports[NPORTS]; /* zeroed .bss: the receive buffers take no room in the binary */
 static const char *const names[NPORTS] = {
   [P_STATUS] = "hull.status", [P_STDOUT] = "hull.stdout", [P_STDERR] = "hull.stderr",
-  [P_CTL] = "hull.ctl", [P_MAIN] = "hull.main",
+  [P_CTL] = "hull.ctl", [P_MAIN] = "hull.main", [P_LAYER] = "hull.layer",
 };
 
 /* One pass over sysfs: opens each wanted port whose name has arrived. */
@@ -32,7 +32,7 @@ static void scan(unsigned need) {
     for (int p = 0; p < NPORTS; p++) {
       if (!(need & (1u << p)) || ports[p].fd >= 0 || strcmp(name, ports[p].name)) continue;
       snprintf(path, sizeof path, "/dev/%s", e->d_name);
-      int fd = open(path, (p == P_STDOUT || p == P_STDERR || p == P_STATUS ? O_WRONLY : O_RDWR) | O_CLOEXEC);
+      int fd = open(path, (p == P_STDOUT || p == P_STDERR || p == P_STATUS || p == P_LAYER ? O_WRONLY : O_RDWR) | O_CLOEXEC);
       if (fd < 0) continue; /* the node may lag behind the name: next pass */
       if (p == P_CTL || p == P_MAIN) {
         fcntl(fd, F_SETOWN, getpid());

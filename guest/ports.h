@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { P_STATUS, P_STDOUT, P_STDERR, P_CTL, P_MAIN, NPORTS };
+enum { P_STATUS, P_STDOUT, P_STDERR, P_CTL, P_MAIN, P_LAYER, NPORTS };
 
 struct port {
   const char *name;

@@ -24,6 +24,7 @@
 #define T_STDERR 0x22
 #define T_EXIT 0x23      /* payload: i32 exit code, u8 flags (EXIT_OOM), then an optional UTF-8 reason */
 #define EXIT_OOM 1
+#define EXIT_LAYER 2 /* the writable layer went out whole on hull.layer (R_LAYER) */
 #define T_ERROR 0x24     /* payload: UTF-8 message; a request was refused */
 
 /* spec records (a spec file is "HULLSPEC", u32 version, then records; an EXEC payload is records) */
@@ -42,6 +43,7 @@
 #define R_MAINPORT 12 /* u8 0|1: the host attached port "hull.main" (foreground run) */
 #define R_CLOCK 13    /* u64 host wall clock, ns since the epoch: the guest sets its clock */
 #define R_LOGFMT 14   /* u8 0|1: main output goes to hull.stdout as k8s-file log lines (detached) */
+#define R_LAYER 15    /* u8 0|1: after a zero exit, stream the writable layer as a tar on hull.layer */
 #define R_POD 48      /* u8 0|1: pod mode (guest/pod.h): no main process, containers come over hull.ctl */
 #define SPEC_MAX_RECORDS 8192
 

@@ -11,6 +11,8 @@
 
 #define NEWROOT "/mnt/root"
 
+int rootfs_upper_fd = -1;
+
 static int fail(char *msg, size_t msglen, const char *what, const char *path) {
   snprintf(msg, msglen, "%s %s: %s", what, path, strerror(errno));
   return -1;
@@ -89,7 +91,10 @@ int enter_root(const struct spec *s, char *msg, size_t msglen) {
   mkdir("/mnt/rw/work", 0755);
   if (mount("overlay", NEWROOT, "overlay", 0, "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work"))
     return fail(msg, msglen, "mount overlay", NEWROOT);
+  if (s->layer && (rootfs_upper_fd = open("/mnt/rw/upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    return fail(msg, msglen, "open", "/mnt/rw/upper");
   if (s->hostname) write_host_files(s->hostname);
+  net_write_etc(NEWROOT, &s->net); /* the host's /etc/hosts and /etc/resolv.conf, when it sent them */
   mkdir_p(NEWROOT "/proc", 0555);
   mkdir_p(NEWROOT "/sys", 0555);
   if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) return fail(msg, msglen, "mount", "/proc");

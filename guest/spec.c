@@ -68,6 +68,7 @@ int spec_parse(const uint8_t *buf, size_t len, struct spec *s, const char **err)
     case R_STDIN: s->stdin_open = n > 0 && p[0]; break;
     case R_READONLY: s->readonly = n > 0 && p[0]; break;
     case R_LOGFMT: s->logfmt = n > 0 && p[0]; break;
+    case R_LAYER: s->layer = n > 0 && p[0]; break;
     case R_CLOCK:
       if (n != 8) { *err = "bad clock record"; return -1; }
       memcpy(&s->clock_ns, p, 8);
@@ -87,7 +88,9 @@ int spec_parse(const uint8_t *buf, size_t len, struct spec *s, const char **err)
       if (s->nshares == 32 || split_mount(p, n, &s->shares[s->nshares], 1)) { *err = "bad share record"; return -1; }
       s->nshares++;
       break;
-    default: break; /* unknown records are skipped: newer hosts may add optional ones */
+    default: /* unknown records are skipped: newer hosts may add optional ones */
+      if (net_record(&s->net, tag, p, n, err) < 0) return -1;
+      break;
     }
   }
   if (s->argc == 0 && !s->pod) { *err = "spec has no command"; return -1; }
@@ -130,5 +133,6 @@ void spec_free(struct spec *s) {
   free(s->hostname);
   for (int i = 0; i < s->ntmpfs; i++) free(s->tmpfs[i].a);
   for (int i = 0; i < s->nshares; i++) free(s->shares[i].a);
+  net_free(&s->net);
   memset(s, 0, sizeof *s);
 }

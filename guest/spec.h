@@ -3,6 +3,7 @@
 #define HULL_SPEC_H
 #include <stddef.h>
 #include <stdint.h>
+#include "net.h"
 
 struct mountreq {
   char *a, *b; /* tmpfs: dest, options; share: tag, dest */
@@ -15,7 +16,7 @@ struct spec {
   char **env;  /* NULL-terminated */
   int envc;
   char *cwd, *user, *hostname;
-  int tty, stdin_open, readonly, mainport, logfmt;
+  int tty, stdin_open, readonly, mainport, logfmt, layer;
   int pod; /* R_POD: pod mode (guest/pod.c), no main process */
   uint64_t clock_ns;
   uint16_t rows, cols;
@@ -23,6 +24,7 @@ struct spec {
   int ntmpfs;
   struct mountreq shares[32];
   int nshares;
+  struct netspec net; /* guest/net.c */
 };
 
 /* Decodes records from buf[0..len). Returns 0, or -1 with *err set to a static message. */

@@ -204,13 +204,19 @@ static void from_agent(void) {
   drop(&agent_in, off);
 }
 
-static int connect_agent(const char *path) {
+/* A unix socket address for path (dies when it does not fit sun_path). */
+static struct sockaddr_un unix_addr(const char *path) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof a.sun_path) {
     errno = ENAMETOOLONG;
     die(path);
   }
   strcpy(a.sun_path, path);
+  return a;
+}
+
+static int connect_agent(const char *path) {
+  struct sockaddr_un a = unix_addr(path);
   struct timespec nap = {0, 2 * 1000 * 1000};
   for (int i = 0; i < 30000; i++) { /* QEMU may not listen yet: up to a minute */
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -226,21 +232,14 @@ static int connect_agent(const char *path) {
 }
 
 static int listen_on(const char *path) {
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof a.sun_path) {
-    errno = ENAMETOOLONG;
-    die(path);
-  }
-  strcpy(a.sun_path, path);
+  /* bind to a temporary name, then rename: callers never meet a socket that does not listen */
+  char tmp[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  struct sockaddr_un a = unix_addr(tmp);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) die("socket");
   unlink(path);
   mode_t old = umask(077);
-  /* bind to a temporary name, then rename: callers never meet a socket that does not listen */
-  char tmp[sizeof a.sun_path + 8];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  if (strlen(tmp) >= sizeof a.sun_path) die("socket path too long");
-  strcpy(a.sun_path, tmp);
   unlink(tmp);
   if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 64)) die(tmp);
   umask(old);

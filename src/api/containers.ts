@@ -67,7 +67,7 @@ async function list(c: Ctx): Promise<void> {
   sendJson(
     c,
     200,
-    rows.map((r) => ({ ...r, Ports: [], Labels: {}, HostConfig: { NetworkMode: 'none' }, NetworkSettings: { Networks: {} }, Mounts: [] })),
+    rows.map(({ PortsText: _text, NetworkMode, ...r }) => ({ ...r, Labels: {}, HostConfig: { NetworkMode }, Mounts: [] })),
   );
 }
 

@@ -2,8 +2,7 @@
  * Docker's container-create body (swagger: ContainerConfig + HostConfig) -> hull's RunOptions.
  * Pure. Fields hull cannot honour are refused with a 400 naming the field when they carry a
  * non-default value (the docker CLI sends most fields at their zero value on every create);
- * fields that change nothing hull does (ExposedPorts, ConsoleSize, LogConfig json-file) are
- * accepted.
+ * fields that change nothing hull does (ConsoleSize, LogConfig json-file) are accepted.
  */
 import type { MountSpec, Ulimit } from '../runtime/types.js';
 import type { RunOptions } from '../engine/options.js';
@@ -137,13 +136,9 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
   // What hull cannot do, refused rather than ignored.
   const refuse: [string, unknown][] = [
     ['HostConfig.Privileged', hc.Privileged],
-    ['HostConfig.PortBindings', hc.PortBindings],
-    ['HostConfig.PublishAllPorts', hc.PublishAllPorts],
     ['HostConfig.Devices', hc.Devices],
     ['HostConfig.VolumesFrom', hc.VolumesFrom],
     ['HostConfig.Links', hc.Links],
-    ['HostConfig.Dns', hc.Dns],
-    ['HostConfig.ExtraHosts', hc.ExtraHosts],
     ['HostConfig.CgroupParent', hc.CgroupParent],
     ['HostConfig.PidMode', hc.PidMode === 'private' ? '' : hc.PidMode],
     ['HostConfig.IpcMode', ['private', 'shareable', 'none'].includes(String(hc.IpcMode)) ? '' : hc.IpcMode],
@@ -159,12 +154,7 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
   const logType = isObj(hc.LogConfig) ? hc.LogConfig.Type : undefined;
   if (logType !== undefined && logType !== '' && logType !== 'json-file' && logType !== 'k8s-file' && logType !== 'local') throw unsupported('HostConfig.LogConfig.Type', String(logType));
 
-  let network: 'none' | 'host' | undefined;
-  const nm = str(hc.NetworkMode, 'HostConfig.NetworkMode') ?? '';
-  if (nm === 'host') network = 'host';
-  else if (nm === 'none' || nm === '' || nm === 'default' || nm === 'bridge') network = 'none';
-  else throw unsupported('HostConfig.NetworkMode', `network ${JSON.stringify(nm)}; none and host are`);
-  if (bool(body.NetworkDisabled, 'NetworkDisabled')) network = 'none';
+  const net = parseNetworking(body, hc);
 
   const { isolation, runtime } = pickWall(str(hc.Runtime, 'HostConfig.Runtime'), str(hc.Isolation, 'HostConfig.Isolation'));
 
@@ -213,7 +203,7 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     pidsLimit: pids === 0 || pids === undefined ? undefined : pids,
     readOnly: bool(hc.ReadonlyRootfs, 'HostConfig.ReadonlyRootfs') || undefined,
     mounts: mounts.length ? mounts : undefined,
-    network,
+    ...net,
     hostname: str(body.Hostname, 'Hostname') || undefined,
     capAdd: strList(hc.CapAdd, 'HostConfig.CapAdd'),
     capDrop: strList(hc.CapDrop, 'HostConfig.CapDrop'),
@@ -241,4 +231,78 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     stdinOnce: bool(body.StdinOnce, 'StdinOnce'),
     warnings,
   };
+}
+
+/** docker's PortBindings ({"80/tcp": [{HostIp, HostPort}]}) as -p values (pure). */
+export function publishFromBindings(v: unknown): string[] {
+  if (v === undefined || v === null) return [];
+  if (!isObj(v)) throw bad('HostConfig.PortBindings', 'expected an object of "port/proto" -> [{HostIp, HostPort}]');
+  const out: string[] = [];
+  for (const [key, list] of Object.entries(v)) {
+    const m = /^(\d+(?:-\d+)?)(?:\/(tcp|udp|sctp))?$/.exec(key);
+    if (!m) throw bad('HostConfig.PortBindings', `${JSON.stringify(key)}: expected PORT[/PROTO]`);
+    if (m[2] === 'sctp') throw unsupported('HostConfig.PortBindings', `sctp port ${key}`);
+    const proto = m[2] ?? 'tcp';
+    if (list === null) continue;
+    if (!Array.isArray(list)) throw bad(`HostConfig.PortBindings[${key}]`, 'expected a list');
+    for (const b of list.length ? list : [{}]) {
+      if (!isObj(b)) throw bad(`HostConfig.PortBindings[${key}]`, 'expected {HostIp, HostPort}');
+      const ip = str(b.HostIp, `HostConfig.PortBindings[${key}].HostIp`) ?? '';
+      const port = str(b.HostPort, `HostConfig.PortBindings[${key}].HostPort`) ?? '';
+      if (ip.includes(':')) throw unsupported('HostConfig.PortBindings', `IPv6 host address ${ip}`);
+      out.push(ip ? `${ip}:${port}:${m[1]}/${proto}` : port ? `${port}:${m[1]}/${proto}` : `${m[1]}/${proto}`);
+    }
+  }
+  return out;
+}
+
+/** The network part of a create body (pure): NetworkMode, EndpointsConfig, ports, DNS, hosts. */
+export function parseNetworking(body: Obj, hc: Obj): Partial<RunOptions> {
+  const o: Partial<RunOptions> = {};
+  let nm = str(hc.NetworkMode, 'HostConfig.NetworkMode') ?? '';
+  if (nm === '' || nm === 'default') nm = 'bridge';
+  if (bool(body.NetworkDisabled, 'NetworkDisabled')) nm = 'none';
+  o.network = nm;
+  const nc = body.NetworkingConfig;
+  const eps = isObj(nc) ? nc.EndpointsConfig : undefined;
+  if (eps !== undefined && eps !== null && !isObj(eps)) throw bad('NetworkingConfig.EndpointsConfig', 'expected an object of network -> endpoint');
+  for (const [name, e] of Object.entries((eps as Obj | undefined) ?? {})) {
+    if (e !== null && !isObj(e)) throw bad(`NetworkingConfig.EndpointsConfig[${name}]`, 'expected an object');
+    const x = (e ?? {}) as Obj;
+    const ipam = isObj(x.IPAMConfig) ? x.IPAMConfig : {};
+    if (nonEmpty(ipam.IPv6Address)) throw unsupported(`NetworkingConfig.EndpointsConfig[${name}].IPAMConfig.IPv6Address`);
+    if (nonEmpty(x.Links)) throw unsupported(`NetworkingConfig.EndpointsConfig[${name}].Links`);
+    const cfg = {
+      aliases: strList(x.Aliases, `NetworkingConfig.EndpointsConfig[${name}].Aliases`),
+      ip: str(ipam.IPv4Address, `NetworkingConfig.EndpointsConfig[${name}].IPAMConfig.IPv4Address`) || undefined,
+      mac: str(x.MacAddress, `NetworkingConfig.EndpointsConfig[${name}].MacAddress`) || undefined,
+    };
+    const main = name === nm || (nm === 'bridge' && name === 'default');
+    if (main) {
+      if (cfg.aliases?.length) o.networkAliases = cfg.aliases;
+      if (cfg.ip) o.ip = cfg.ip;
+      if (cfg.mac) o.macAddress = cfg.mac;
+    } else {
+      (o.endpoints ??= {})[name] = Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== undefined));
+    }
+  }
+  const mac = str(body.MacAddress, 'MacAddress');
+  if (mac) o.macAddress ??= mac;
+  const publish = publishFromBindings(hc.PortBindings);
+  if (publish.length) o.publish = publish;
+  if (bool(hc.PublishAllPorts, 'HostConfig.PublishAllPorts')) o.publishAll = true;
+  if (body.ExposedPorts !== undefined && body.ExposedPorts !== null) {
+    if (!isObj(body.ExposedPorts)) throw bad('ExposedPorts', 'expected an object of "port/proto" -> {}');
+    const keys = Object.keys(body.ExposedPorts);
+    if (keys.length) o.expose = keys;
+  }
+  const dns = strList(hc.Dns, 'HostConfig.Dns');
+  if (dns?.length) o.dns = dns;
+  const search = strList(hc.DnsSearch, 'HostConfig.DnsSearch');
+  if (search?.length) o.dnsSearch = search;
+  const dopts = strList(hc.DnsOptions, 'HostConfig.DnsOptions');
+  if (dopts?.length) o.dnsOptions = dopts;
+  const hosts = strList(hc.ExtraHosts, 'HostConfig.ExtraHosts');
+  if (hosts?.length) o.extraHosts = hosts;
+  return o;
 }

@@ -46,7 +46,7 @@ async function list(c: Ctx): Promise<void> {
   const used = new Map<string, number>();
   for (const ctr of await c.engine.ps({ all: true })) used.set(ctr.ImageID, (used.get(ctr.ImageID) ?? 0) + 1);
   const out = c.images
-    .list()
+    .list({ all: c.query.bool('all') })
     .filter((img) => dangling === undefined || (img.tags.length === 0) === dangling)
     .filter((img) => refs.length === 0 || imageRows(img).some((r) => refs.some((re) => re.test(`${r.Repository}:${r.Tag}`) || re.test(r.Repository))))
     .map((img) => summary(img, c.images.addedAt(img.id), used.get(img.id) ?? 0));

@@ -25,6 +25,8 @@ import { register as registerSystem } from './system.js';
 import { register as registerImages } from './images.js';
 import { register as registerContainers } from './containers.js';
 import { register as registerExec } from './exec.js';
+import { register as registerNetworks } from './networks.js';
+import { register as registerBuild } from './build.js';
 import { register as registerUnsupported } from './unsupported.js';
 
 export const DEFAULT_SOCKET = '/run/hull/docker.sock';
@@ -56,6 +58,8 @@ export function buildRouter(): Router<Handler> {
   registerImages(r);
   registerContainers(r);
   registerExec(r);
+  registerNetworks(r);
+  registerBuild(r);
   registerUnsupported(r);
   return r;
 }

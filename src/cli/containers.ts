@@ -36,8 +36,20 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'read-only', type: 'bool', help: "Mount the container's root filesystem as read only" },
   { name: 'volume', short: 'v', type: 'list', help: 'Bind mount a host path: HOST:CONTAINER[:ro]' },
   { name: 'tmpfs', type: 'list', help: 'Mount a tmpfs directory: /path[:size=64m,mode=1777]' },
-  { name: 'network', type: 'string', help: 'Network mode: none (default; bridge networking is not built yet) or host' },
+  { name: 'network', type: 'string', help: 'Connect to a network: bridge (default), none, host, container:NAME, or a network name' },
   { name: 'net', type: 'string', help: 'Alias of --network', hidden: true },
+  { name: 'publish', short: 'p', type: 'list', help: "Publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/udp], ranges 8000-8002:80-82" },
+  { name: 'publish-all', short: 'P', type: 'bool', help: 'Publish all exposed ports to free host ports' },
+  { name: 'expose', type: 'list', help: 'Expose a port or a range of ports' },
+  { name: 'network-alias', type: 'list', help: 'Add a network-scoped alias for the container (user networks)' },
+  { name: 'net-alias', type: 'list', help: 'Alias of --network-alias', hidden: true },
+  { name: 'ip', type: 'string', help: 'IPv4 address on the network (user networks), e.g. 10.214.7.50' },
+  { name: 'mac-address', type: 'string', help: 'Container MAC address (e.g. 02:42:ac:11:00:02)' },
+  { name: 'dns', type: 'list', help: 'Set custom DNS servers' },
+  { name: 'dns-search', type: 'list', help: "Set custom DNS search domains ('.' for none)" },
+  { name: 'dns-option', type: 'list', help: 'Set DNS options' },
+  { name: 'dns-opt', type: 'list', help: 'Alias of --dns-option', hidden: true },
+  { name: 'add-host', type: 'list', help: 'Add a custom host-to-IP mapping (host:ip, host:host-gateway)' },
   { name: 'hostname', short: 'h', type: 'string', help: 'Container host name' },
   { name: 'cap-add', type: 'list', help: 'Add Linux capabilities' },
   { name: 'cap-drop', type: 'list', help: 'Drop Linux capabilities' },
@@ -88,10 +100,18 @@ export function runOptionsFromFlags(p: Parsed, env: NodeJS.ProcessEnv = process.
   if (str('pids-limit') !== undefined) o.pidsLimit = parseIntFlag(str('pids-limit')!, '--pids-limit', -1);
   if (flagBool(p, 'read-only')) o.readOnly = true;
   const net = str('network') ?? str('net');
-  if (net !== undefined) {
-    if (net !== 'none' && net !== 'host') throw invalid(`network ${net} not found: only "none" (the default) and "host" exist until bridge networking is built`);
-    o.network = net;
-  }
+  if (net !== undefined) o.network = net;
+  const list = (...names: string[]) => names.flatMap((n) => flagList(p, n));
+  if (list('publish').length) o.publish = list('publish');
+  if (flagBool(p, 'publish-all')) o.publishAll = true;
+  if (list('expose').length) o.expose = list('expose');
+  if (list('network-alias', 'net-alias').length) o.networkAliases = list('network-alias', 'net-alias');
+  if (str('ip') !== undefined) o.ip = str('ip');
+  if (str('mac-address') !== undefined) o.macAddress = str('mac-address');
+  if (list('dns').length) o.dns = list('dns');
+  if (list('dns-search').length) o.dnsSearch = list('dns-search');
+  if (list('dns-option', 'dns-opt').length) o.dnsOptions = list('dns-option', 'dns-opt');
+  if (list('add-host').length) o.extraHosts = list('add-host');
   if (str('hostname') !== undefined) o.hostname = str('hostname');
   o.capAdd = flagList(p, 'cap-add');
   o.capDrop = flagList(p, 'cap-drop');
@@ -157,6 +177,46 @@ async function cmdRun(ctx: CliContext, p: Parsed, detachOnly = false): Promise<n
 
 function short(id: string): string {
   return id.slice(0, 12);
+}
+
+/** docker's prune question on stdout, answered by a line on stdin (y or yes goes on). */
+export function confirm(ctx: CliContext, warning: string): Promise<boolean> {
+  ctx.stdout.write(`${warning}\nAre you sure you want to continue? [y/N] `);
+  return new Promise<boolean>((resolve) => {
+    let buf = '';
+    ctx.stdin.setEncoding('utf8');
+    const onData = (d: string) => {
+      buf += d;
+      if (buf.includes('\n')) done();
+    };
+    const done = () => {
+      ctx.stdin.off('data', onData);
+      ctx.stdin.pause();
+      resolve(/^y(es)?$/i.test(buf.trim()));
+    };
+    ctx.stdin.on('data', onData);
+    ctx.stdin.once('end', done);
+  });
+}
+
+/**
+ * `inspect` of several objects: docker's JSON array (or each through a --format template); the
+ * ones that fail are named on stderr and make the exit code 1.
+ */
+export async function inspectAll(ctx: CliContext, refs: string[], get: (ref: string) => Promise<unknown>, fmt: string | undefined, errPrefix: string): Promise<number> {
+  const out = [];
+  let rc = 0;
+  for (const ref of refs) {
+    try {
+      out.push(await get(ref));
+    } catch (e) {
+      ctx.stderr.write(`${errPrefix}${(e as Error).message}\n`);
+      rc = 1;
+    }
+  }
+  if (fmt) for (const o of out) ctx.stdout.write(`${formatTemplate(fmt, o)}\n`);
+  else ctx.stdout.write(`${JSON.stringify(out, null, 4)}\n`);
+  return rc;
 }
 
 /** A tiny subset of Go templates for --format: {{.A.B}}, {{json .A}}, {{json .}}. */
@@ -341,7 +401,8 @@ export const commands: CommandDef[] = [
         Status: c.Status,
         State: c.State,
         Names: c.Names[0]!.slice(1),
-        Ports: '',
+        Ports: c.PortsText,
+        Networks: Object.keys(c.NetworkSettings.Networks).join(','),
         Isolation: c.Isolation,
       }));
       const fmt = flagStr(p, 'format');
@@ -421,20 +482,7 @@ export const commands: CommandDef[] = [
     minArgs: 1,
     async run(ctx, p) {
       const engine = await engineFor(ctx);
-      const out = [];
-      let rc = 0;
-      for (const ref of p.args) {
-        try {
-          out.push(await engine.inspect(ref));
-        } catch (e) {
-          ctx.stderr.write(`Error: ${(e as Error).message}\n`);
-          rc = 1;
-        }
-      }
-      const fmt = flagStr(p, 'format');
-      if (fmt) for (const o of out) ctx.stdout.write(`${formatTemplate(fmt, o)}\n`);
-      else ctx.stdout.write(`${JSON.stringify(out, null, 4)}\n`);
-      return rc;
+      return inspectAll(ctx, p.args, (ref) => engine.inspect(ref), flagStr(p, 'format'), 'Error: ');
     },
   },
   {
@@ -475,25 +523,7 @@ export const commands: CommandDef[] = [
     flags: [{ name: 'force', short: 'f', type: 'bool', help: 'Do not prompt for confirmation' }],
     maxArgs: 0,
     async run(ctx, p) {
-      if (!flagBool(p, 'force')) {
-        ctx.stdout.write('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ');
-        const answer = await new Promise<string>((resolve) => {
-          let buf = '';
-          ctx.stdin.setEncoding('utf8');
-          const onData = (d: string) => {
-            buf += d;
-            if (buf.includes('\n')) done();
-          };
-          const done = () => {
-            ctx.stdin.off('data', onData);
-            ctx.stdin.pause();
-            resolve(buf.trim());
-          };
-          ctx.stdin.on('data', onData);
-          ctx.stdin.once('end', done);
-        });
-        if (!/^y(es)?$/i.test(answer)) return 0;
-      }
+      if (!flagBool(p, 'force') && !(await confirm(ctx, 'WARNING! This will remove all stopped containers.'))) return 0;
       const engine = await engineFor(ctx);
       const r = await engine.prune();
       ctx.stdout.write(r.deleted.length ? `Deleted Containers:\n${r.deleted.map((d) => `${d}\n`).join('')}\n` : '');

@@ -120,7 +120,7 @@ const imagesCmd: CommandDef = {
   usage: 'images [OPTIONS] [REPOSITORY[:TAG]]',
   summary: 'List images',
   flags: [
-    { name: 'all', short: 'a', type: 'bool', help: 'Show all images (hull keeps no intermediate images, so the same as without)' },
+    { name: 'all', short: 'a', type: 'bool', help: 'Show all images (default hides intermediate images of hull build)' },
     { name: 'quiet', short: 'q', type: 'bool', help: 'Only show image IDs' },
     { name: 'no-trunc', type: 'bool', help: "Don't truncate output" },
     { name: 'digests', type: 'bool', help: 'Show digests' },
@@ -147,7 +147,7 @@ const imagesCmd: CommandDef = {
       refPatterns.push(globRe(a.includes(':') && a.lastIndexOf(':') > a.lastIndexOf('/') ? a : `${a}:*`));
     }
     const rows = store
-      .list()
+      .list({ all: flagBool(p, 'all') })
       .filter((img) => dangling === undefined || (img.tags.length === 0) === dangling)
       .flatMap((img) => imageRows(img, store.addedAt(img.id)))
       .filter((r) => refPatterns.length === 0 || refPatterns.some((re) => re.test(`${r.Repository}:${r.Tag}`) || re.test(r.Repository)));

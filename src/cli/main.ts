@@ -14,6 +14,8 @@ const MODULES: Record<string, () => Promise<CommandModule>> = {
   serve: () => import('./serve.js'),
   contrast: () => import('./contrast.js'),
   system: () => import('./system.js'),
+  networks: () => import('./networks.js'),
+  build: () => import('./build.js'),
 };
 
 /** Command (and `group sub` form) -> module. Docker's aliases map to the same command. */
@@ -36,6 +38,11 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   serve: 'serve',
   contrast: 'contrast', advise: 'contrast',
   info: 'system', version: 'system', 'system info': 'system', 'system check': 'system',
+  port: 'networks', 'container port': 'networks',
+  'network create': 'networks', 'network ls': 'networks', 'network list': 'networks', 'network inspect': 'networks',
+  'network rm': 'networks', 'network remove': 'networks', 'network prune': 'networks',
+  'network connect': 'networks', 'network disconnect': 'networks',
+  build: 'build', 'image build': 'build', 'builder build': 'build', 'builder prune': 'build',
 };
 
 const GLOBAL_FLAGS: FlagSpec[] = [
@@ -45,15 +52,16 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'help', short: 'h', type: 'bool', help: 'Print usage' },
 ];
 
-const GROUPS = ['image', 'container', 'system'];
+const GROUPS = ['image', 'container', 'system', 'network', 'builder'];
 
 function usage(): string {
   return `Usage:  hull [OPTIONS] COMMAND
 
 Run the same OCI image as a container (shared kernel) or a microVM (own kernel).
 
-Images:      images  load  save  import  tag  rmi  pull  push  login  logout  image ...
-Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  container ...
+Images:      images  build  load  save  import  tag  rmi  pull  push  login  logout  image ...  builder prune
+Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  port  container ...
+Networks:    network create  ls  inspect  rm  prune  connect  disconnect
 Engine:      serve  info  version  system check
 Contrast:    contrast  advise
 
@@ -117,6 +125,9 @@ function findCommand(commands: CommandDef[], name: string): CommandDef {
   const candidates = [name, name.startsWith('image ') ? `image ${short}` : short];
   if (name.startsWith('image ') && aliases[short]) candidates.push(aliases[short]!);
   if (name === 'container ls' || name === 'container list') candidates.push('ps');
+  if (name === 'container port') candidates.push('port');
+  if (name === 'network list') candidates.push('network ls');
+  if (name === 'network remove') candidates.push('network rm');
   for (const c of candidates) {
     const d = commands.find((x) => x.name === c);
     if (d) return d;

@@ -20,7 +20,8 @@ export interface HullDriverOptions {
 export function hullDriver(o: HullDriverOptions): Driver {
   const names = new Set<string>();
   let seq = 0;
-  const wallArgs = ['--isolation', o.wall];
+  // no network, like the podman reference rows (--network none); bench/network.sh measures bridges
+  const wallArgs = ['--isolation', o.wall, '--network', 'none'];
   const nextName = () => `${o.tag}-${o.wall === 'vm' ? 'v' : 'c'}${++seq}`;
   // Scratch space inside the hull root: removed with the driver, and never confused with another root's.
   fs.mkdirSync(layout(o.root).tmp, { recursive: true });

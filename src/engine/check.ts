@@ -10,7 +10,9 @@
  *   socket-link      conmon's attach-socket link of a container that is gone
  *   temp-database    a half-made new database left by a killed process
  * plus what each wall reports (Isolation.orphans: runtime state, cgroups, monitor and QEMU
- * processes) for ids that no live or changing container owns. `--fix` takes each away, walls'
+ * processes) and what the network stack reports (a network namespace, addresses, published
+ * ports, DNS names; subnet claims of removed networks) for ids that no live or changing
+ * container owns. `--fix` takes each away, walls'
  * processes and state first, directories last.
  */
 import { spawnSync } from 'node:child_process';
@@ -40,6 +42,8 @@ export interface CheckContext {
   reconcile(row: ContainerRow): Promise<void>;
   /** Remove a container whose row is broken (lease taken inside). */
   remove(id: string): Promise<void>;
+  /** The network stack's orphans; mounts under `dir` (namespace files) are its to judge. */
+  network?: { dir: string; orphans(live: Set<string>): Promise<Orphan[]> };
 }
 
 /** Mount points under `dir` in this process's mount namespace (deepest first). */
@@ -79,8 +83,10 @@ export async function systemCheck(ctx: CheckContext, o: { fix?: boolean } = {}):
   }
   const orphans: Orphan[] = [];
   for (const w of await ctx.walls()) orphans.push(...(await w.orphans(live)));
+  if (ctx.network) orphans.push(...(await ctx.network.orphans(live)));
   for (const x of orphans) add({ kind: x.kind, what: x.what, id: x.id }, x.fix);
   for (const m of mountsUnder(ctx.root)) {
+    if (ctx.network && m.startsWith(`${ctx.network.dir}/`)) continue;
     add({ kind: 'mount', what: m }, async () => {
       const r = spawnSync('umount', ['-l', m], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(r.stderr.trim() || `umount exited ${r.status}`);
@@ -102,7 +108,7 @@ export async function systemCheck(ctx: CheckContext, o: { fix?: boolean } = {}):
 
   if (o.fix) {
     // processes and runtime state before cgroups, mounts and directories
-    const order = ['monitor', 'vm-process', 'runtime-state', 'cgroup', 'vm-cgroup', 'mount'];
+    const order = ['monitor', 'vm-process', 'runtime-state', 'cgroup', 'vm-cgroup', 'network', 'mount'];
     const rank = (k: string) => (order.includes(k) ? order.indexOf(k) : order.length);
     for (const x of [...found].sort((a, b) => rank(a.f.kind) - rank(b.f.kind))) {
       try {

@@ -12,7 +12,7 @@ import { HullError, isHullError, notFound, precondition } from '../errors.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { layout, packageRoot } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
-import type { ExitInfo, InstanceSpec, Isolation, Usage, Wall } from '../runtime/types.js';
+import type { ExitInfo, InstanceSpec, Isolation, Usage, Wall, WritableLayer } from '../runtime/types.js';
 import { ContainerTables, type ContainerRow } from '../state/containers.js';
 import { addEvent, lastEvent, nowIso, type DB } from '../state/db.js';
 import { bootId, identityAlive, processIdentity } from '../util/proc.js';
@@ -21,7 +21,9 @@ import { admit, isLive } from './lifecycle.js';
 import { ContainerLocks } from './lock.js';
 import { toInspect, toSummary, statusText, type ContainerInspect, type ContainerSummary, type StoredSpec } from './inspect.js';
 import { newContainerId, randomName } from './names.js';
-import { buildInstanceSpec, validateRunOptions, type RunOptions } from './options.js';
+import { buildInstanceSpec, netRequest, validateRunOptions, type RunOptions } from './options.js';
+import type { NetworkStack, PreparedNetwork } from '../network/stack.js';
+import type { NetworkService } from './networks.js';
 
 export interface AttachStdio {
   /** Read when the container keeps stdin open (-i). */
@@ -159,6 +161,44 @@ export class Engine {
     });
   }
 
+  // ---------------------------------------------------------------- network (src/network)
+
+  private netCache?: { stack: NetworkStack; service: NetworkService };
+
+  /** The root's network stack and the network commands over it (loaded on first use). */
+  private async net(): Promise<{ stack: NetworkStack; service: NetworkService }> {
+    if (!this.netCache) {
+      const [{ NetworkStack }, { NetworkService }] = await Promise.all([import('../network/stack.js'), import('./networks.js')]);
+      const stack = new NetworkStack(this.root, this.db);
+      const service = new NetworkService({ stack, rows: this.rows, stored: (r) => this.stored(r), fresh: (r) => this.fresh(r) });
+      this.netCache = { stack, service };
+    }
+    return this.netCache;
+  }
+
+  /** `network create/ls/inspect/rm/prune/connect/disconnect` and `port`. */
+  async networks(): Promise<NetworkService> {
+    return (await this.net()).service;
+  }
+
+  /** Sets up the container's network for a start: the spec the wall gets. */
+  private async netPrepare(row: ContainerRow, spec: InstanceSpec): Promise<{ spec: InstanceSpec; prep: PreparedNetwork }> {
+    const { opts } = this.stored(row);
+    const prep = await (await this.net()).stack.prepare({ id: row.id, name: row.name, wall: row.isolation, hostname: spec.hostname }, netRequest(opts, spec.image.config));
+    return { spec: { ...spec, network: prep.network, netns: prep.netns, etc: prep.etc, heldFds: prep.heldFds }, prep };
+  }
+
+  /** What `hull system check` asks of the network stack. */
+  private async netCheck(): Promise<{ dir: string; orphans(live: Set<string>): Promise<import('../runtime/types.js').Orphan[]> }> {
+    const { stack } = await this.net();
+    return { dir: stack.netnsDir, orphans: async (live) => stack.orphans(live) };
+  }
+
+  /** Takes the container's network down again (idempotent; nothing to do for none and host). */
+  private async netTeardown(id: string): Promise<void> {
+    await (await this.net()).stack.teardown(id);
+  }
+
   // ---------------------------------------------------------------- images
 
   /** Resolve an image, pulling it like docker when it is not here. */
@@ -173,8 +213,10 @@ export class Engine {
   // ---------------------------------------------------------------- create / start / run
 
   /** docker create: resolve (or pull) the image, record the container. */
-  async create(opts: RunOptions, progress?: Writable): Promise<{ id: string; name: string; spec: InstanceSpec }> {
-    validateRunOptions(opts);
+  async create(asked: RunOptions, progress?: Writable): Promise<{ id: string; name: string; spec: InstanceSpec }> {
+    validateRunOptions(asked);
+    // stored with its network mode: containers stored before networks existed had none
+    const opts: RunOptions = { ...asked, network: asked.network ?? 'bridge' };
     const img = await this.image(opts.image, opts.platform, progress);
     const lowerDirs = await this.images.lowerDirs(img);
     const id = newContainerId();
@@ -190,6 +232,12 @@ export class Engine {
         });
       } catch (e) {
         if (opts.name === undefined && isHullError(e, 'CONFLICT') && attempt < 5) continue;
+        throw e;
+      }
+      try {
+        await (await this.net()).stack.configure({ id, name, wall: opts.isolation ?? 'container', hostname: spec.hostname }, netRequest(opts, img.config));
+      } catch (e) {
+        this.rows.delete(id); // nothing half-made: no row without its network
         throw e;
       }
       addEvent(this.db, 'container', 'create', id, { name, image: opts.image });
@@ -225,12 +273,17 @@ export class Engine {
     const run = this.rows.beginRun(row.id, nowIso(), JSON.stringify({ bootId: bootId() } satisfies RunFacts));
     const current = this.rows.get(row.id)!;
     let spec: InstanceSpec | undefined;
+    let prep: PreparedNetwork | undefined;
     try {
       spec = await this.liveSpec(current);
-      const { pid, facts } = await iso.startDetached(spec);
+      const net = await this.netPrepare(current, spec);
+      prep = net.prep;
+      const { pid, facts } = await iso.startDetached(net.spec);
+      prep.closeHeld(); // the monitor holds the published ports now
       this.rows.setStarted(row.id, run, pid, JSON.stringify({ ...(facts ?? {}), bootId: bootId() } satisfies RunFacts));
       addEvent(this.db, 'container', 'start', row.id, { name: row.name, run: String(run) });
     } catch (e) {
+      prep?.closeHeld();
       await this.failStart(current, spec ?? this.runSpec(current), iso, e);
       throw e;
     }
@@ -240,6 +293,7 @@ export class Engine {
   private async failStart(row: ContainerRow, spec: InstanceSpec, iso: Isolation, e: unknown): Promise<void> {
     const code = e instanceof HullError && 'exitCode' in e ? Number((e as { exitCode: number }).exitCode) : 125;
     this.rows.markExited(row.id, row.run, code, false, nowIso(), e instanceof Error ? e.message : String(e));
+    await this.netTeardown(row.id).catch(() => undefined);
     if (this.stored(row).opts.rm) await this.removeLocked(this.rows.get(row.id) ?? row).catch(() => undefined);
     else if (iso.release) await iso.release(spec).catch(() => undefined);
   }
@@ -273,18 +327,24 @@ export class Engine {
     const spec = await this.liveSpec(this.rows.get(id) ?? { ...row, run });
     const iso = await this.wall(row.isolation);
     let exit;
+    let prep: PreparedNetwork | undefined;
     try {
-      exit = await iso.runAttached(spec, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr }, (pid) => {
+      const net = await this.netPrepare(row, spec);
+      prep = net.prep; // this process holds the published ports while the run lasts
+      exit = await iso.runAttached(net.spec, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr }, (pid) => {
         this.rows.setStarted(row.id, run, pid, JSON.stringify(facts));
         io.onStarted?.(row.id);
       });
     } catch (e) {
+      prep?.closeHeld();
       await this.locks.with(id, async (present) => {
         const cur = present ? this.rows.get(id) : undefined;
         if (cur && cur.run === run) await this.failStart(cur, spec, iso, e);
       });
       throw e;
     }
+    prep.closeHeld();
+    await this.netTeardown(id);
     await this.locks.with(id, async (present) => {
       const cur = present ? this.rows.get(id) : undefined;
       if (!cur || cur.run !== run) return; // removed (rm -f) or restarted meanwhile
@@ -294,6 +354,64 @@ export class Engine {
       if (opts.rm) await this.removeLocked(this.rows.get(id)!);
     });
     return { id: row.id, name: row.name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined };
+  }
+
+  /**
+   * A build step (or any run whose changes are wanted): `opts` runs in the foreground like
+   * `run --rm` (no monitor, output to `io`), with the wall told to keep the writable layer; once
+   * the process has exited, `use` gets the exit and, after a zero exit, that layer. The container
+   * is removed afterwards whatever happened (a failed step leaves no container behind). A start
+   * failure (command not found, ...) is thrown as `run` throws it.
+   */
+  async runStep<T>(
+    opts: RunOptions,
+    io: AttachStdio & { onCreated?: (id: string) => void; /** Kills the instance (SIGKILL) once it runs; it is then removed as usual. */ signal?: AbortSignal },
+    use: (exit: RunResult, layer: WritableLayer | undefined) => Promise<T>,
+  ): Promise<T> {
+    const { id, name } = await this.create({ ...opts, rm: false }, io.stderr);
+    let stopAbort = () => undefined as void;
+    try {
+      io.onCreated?.(id);
+      if (io.signal?.aborted) throw new HullError('UNAVAILABLE', 'interrupted before it started');
+      const facts: RunFacts = { bootId: bootId(), attached: true, owner: processIdentity(process.pid) };
+      const { row, run } = await this.locked(id, async (r) => ({ row: r, run: this.rows.beginRun(r.id, nowIso(), JSON.stringify(facts)) }));
+      const spec: InstanceSpec = { ...(await this.liveSpec(this.rows.get(id) ?? { ...row, run })), captureLayer: true };
+      const iso = await this.wall(row.isolation);
+      // This process owns the run: an abort goes straight to the wall. Between the runtime's
+      // spawn and the moment its container (or the guest agent) exists, a kill is refused, so it
+      // is sent again every 100 ms until the run has ended.
+      let started = false;
+      let ended = false;
+      let killing = false;
+      const onAbort = () => {
+        if (!started || killing) return;
+        killing = true;
+        void (async () => {
+          while (!ended) {
+            await iso.kill(spec, 'SIGKILL').catch(() => undefined);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+      };
+      io.signal?.addEventListener('abort', onAbort);
+      stopAbort = () => io.signal?.removeEventListener('abort', onAbort);
+      const exit = await iso.runAttached(spec, { stdin: null, stdout: io.stdout, stderr: io.stderr }, (pid) => {
+        this.rows.setStarted(row.id, run, pid, JSON.stringify(facts));
+        started = true;
+        if (io.signal?.aborted) onAbort();
+      }).finally(() => (ended = true));
+      await this.locks.with(id, async (present) => {
+        const cur = present ? this.rows.get(id) : undefined;
+        if (cur && cur.run === run) this.rows.markExited(id, run, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '');
+      });
+      const layer = exit.exitCode === 0 && !exit.error && iso.writableLayer ? await iso.writableLayer(spec) : undefined;
+      return await use({ id, name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined }, layer);
+    } finally {
+      stopAbort();
+      await this.rm(id, { force: true }).catch((e: unknown) => {
+        if (!isHullError(e, 'NOT_FOUND')) throw e;
+      });
+    }
   }
 
   // ---------------------------------------------------------------- exits and reconciling
@@ -345,6 +463,7 @@ export class Engine {
       addEvent(this.db, 'container', 'die', row.id, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(row.run) });
     }
     if (iso.release) await iso.release(this.runSpec(row));
+    await this.netTeardown(row.id);
     if ((o.autoRemove ?? true) && this.stored(row).opts.rm) await this.removeLocked(this.rows.get(row.id) ?? row);
   }
 
@@ -518,6 +637,7 @@ export class Engine {
     const iso = await this.wall(row.isolation);
     try {
       await iso.cleanup(this.runSpec(row));
+      await this.netTeardown(row.id);
     } catch (e) {
       this.rows.setStatus(row.id, 'dead', `removal failed: ${(e as Error).message}`);
       throw e;
@@ -620,7 +740,7 @@ export class Engine {
     const row = await this.fresh(this.rows.resolve(ref));
     if (!this.rows.get(row.id)) throw notFound(`No such container: ${ref}`);
     const stored = this.stored(row);
-    return toInspect(row, stored, path.join(stored.spec.dir, 'ctr.log'));
+    return toInspect(row, stored, path.join(stored.spec.dir, 'ctr.log'), (await this.net()).service.containerView(row, stored));
   }
 
   /** docker ps: running containers, or all with `all`. */
@@ -630,7 +750,7 @@ export class Engine {
       const row = await this.fresh(r);
       if (!o.all && !isLive(row.status)) continue;
       if (!this.rows.get(row.id)) continue;
-      out.push(toSummary(row, this.stored(row), statusText(row)));
+      out.push(toSummary(row, this.stored(row), statusText(row), (await this.net()).service.containerView(row, this.stored(row))));
     }
     return out;
   }
@@ -675,6 +795,7 @@ export class Engine {
             const row = present ? this.rows.get(id) : undefined;
             if (row) await this.removeLocked(row);
           }),
+        network: await this.netCheck(),
       },
       o,
     );

@@ -5,6 +5,7 @@ import { humanDuration } from '../human.js';
 import type { ContainerRow } from '../state/containers.js';
 import type { InstanceSpec } from '../runtime/types.js';
 import type { RunOptions } from './options.js';
+import type { ContainerNetView } from './networks.js';
 
 /** What the engine stores in containers.spec_json. */
 export interface StoredSpec {
@@ -53,7 +54,7 @@ export interface ContainerInspect {
   Hull: { Isolation: string; Runtime: string; Facts: Record<string, unknown> };
 }
 
-export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string): ContainerInspect {
+export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string, net?: ContainerNetView): ContainerInspect {
   const { spec, opts } = stored;
   const running = row.status === 'running';
   const facts = JSON.parse(row.runtime_json || '{}') as Record<string, unknown>;
@@ -87,7 +88,13 @@ export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string
     LogPath: logPath,
     HostConfig: {
       Binds: binds.length ? binds : null,
-      NetworkMode: spec.network,
+      NetworkMode: net?.HostConfig.NetworkMode ?? spec.network,
+      PortBindings: net?.HostConfig.PortBindings ?? {},
+      PublishAllPorts: net?.HostConfig.PublishAllPorts ?? false,
+      Dns: net?.HostConfig.Dns ?? [],
+      DnsSearch: net?.HostConfig.DnsSearch ?? [],
+      DnsOptions: net?.HostConfig.DnsOptions ?? [],
+      ExtraHosts: net?.HostConfig.ExtraHosts ?? null,
       AutoRemove: opts.rm ?? false,
       Memory: spec.resources.memoryBytes ?? 0,
       MemorySwap: spec.resources.memorySwapBytes ?? (spec.resources.memoryBytes ? spec.resources.memoryBytes * 2 : 0),
@@ -115,11 +122,13 @@ export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string
       OpenStdin: spec.process.stdin,
       Labels: img.Labels ?? {},
       StopSignal: img.StopSignal ?? 'SIGTERM',
+      ...(net && Object.keys(net.ExposedPorts).length ? { ExposedPorts: net.ExposedPorts } : {}),
+      ...(net?.MacAddress ? { MacAddress: net.MacAddress } : {}),
     },
     Mounts: spec.mounts
       .filter((m) => m.type === 'bind')
       .map((m) => ({ Type: 'bind', Source: m.source, Destination: m.destination, Mode: m.readOnly ? 'ro' : '', RW: !m.readOnly, Propagation: 'rprivate' })),
-    NetworkSettings: { Networks: { [spec.network]: {} } },
+    NetworkSettings: net?.NetworkSettings ?? { Networks: { [spec.network]: {} } },
     Hull: { Isolation: row.isolation, Runtime: row.runtime, Facts: facts },
   };
 }
@@ -134,6 +143,11 @@ export interface ContainerSummary {
   State: string;
   Status: string;
   Isolation: string;
+  Ports: ContainerNetView['Ports'];
+  /** docker ps' PORTS column. */
+  PortsText: string;
+  NetworkMode: string;
+  NetworkSettings: { Networks: Record<string, unknown> };
 }
 
 /** docker ps STATUS column: 'Up 5 seconds', 'Exited (0) 2 minutes ago', 'Created'. */
@@ -146,7 +160,7 @@ export function statusText(row: ContainerRow, now = Date.now()): string {
   return 'Dead';
 }
 
-export function toSummary(row: ContainerRow, stored: StoredSpec, status: string): ContainerSummary {
+export function toSummary(row: ContainerRow, stored: StoredSpec, status: string, net?: ContainerNetView): ContainerSummary {
   return {
     Id: row.id,
     Names: [`/${row.name}`],
@@ -157,6 +171,10 @@ export function toSummary(row: ContainerRow, stored: StoredSpec, status: string)
     State: dockerStatus(row),
     Status: status,
     Isolation: row.isolation,
+    Ports: net?.Ports ?? [],
+    PortsText: net?.PortsText ?? '',
+    NetworkMode: net?.HostConfig.NetworkMode ?? stored.spec.network,
+    NetworkSettings: { Networks: (net?.NetworkSettings.Networks as Record<string, unknown> | undefined) ?? {} },
   };
 }
 

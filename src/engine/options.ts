@@ -8,6 +8,7 @@ import type { ImageConfig } from '../oci/types.js';
 import type { InstanceSpec, MountSpec, Ulimit, Wall } from '../runtime/types.js';
 import { normalizeCap } from '../runtime/container/caps.js';
 import { ULIMIT_NAMES } from './units.js';
+import { parseMode, type NetRequest } from '../network/request.js';
 
 export interface RunOptions {
   /** Image reference as the user wrote it ('busybox', 'localhost:5000/app:v1', an id). */
@@ -38,8 +39,33 @@ export interface RunOptions {
   readOnly?: boolean;
   /** Bind mounts (-v) and tmpfs mounts (--tmpfs). */
   mounts?: MountSpec[];
-  /** 'none' (default: no bridge networking yet) or 'host'. */
-  network?: 'none' | 'host';
+  /**
+   * 'bridge' (default: docker's default network), 'none', 'host', 'container:<name|id>', or the
+   * name or id of a user network (`hull network create`).
+   */
+  network?: string;
+  /** --network-alias: more names on the (user) network, besides the name and the short id. */
+  networkAliases?: string[];
+  /** --ip: a fixed IPv4 address on the (user) network. Default: the lowest free one. */
+  ip?: string;
+  /** --mac-address. Default: 02:42 and the address's four bytes (docker's). */
+  macAddress?: string;
+  /** More networks to be on from the start, name -> place (the Engine API's EndpointsConfig). */
+  endpoints?: Record<string, { aliases?: string[]; ip?: string; mac?: string }>;
+  /** -p values: [ip:][hostPort[-end]:]containerPort[-end][/tcp|udp]. */
+  publish?: string[];
+  /** -P: publish every exposed port on a free host port. Default false. */
+  publishAll?: boolean;
+  /** --expose: ports exposed besides the image's EXPOSE ('80', '53/udp', '8000-8002'). */
+  expose?: string[];
+  /** --dns servers (IPv4). Default: the network's DNS server, else the host's (loopback ones left out). */
+  dns?: string[];
+  /** --dns-search domains ('.' for none). Default: the host's. */
+  dnsSearch?: string[];
+  /** --dns-option values (e.g. ndots:2). */
+  dnsOptions?: string[];
+  /** --add-host NAME:IP or NAME:host-gateway. */
+  extraHosts?: string[];
   /** Default: the first 12 hex digits of the id (the host's name with network 'host'). */
   hostname?: string;
   /** Capabilities added to / dropped from docker's default set ('NET_ADMIN', 'ALL'). */
@@ -111,9 +137,7 @@ export function validateRunOptions(o: RunOptions): void {
   }
   if (o.nanoCpus !== undefined && (!Number.isInteger(o.nanoCpus) || o.nanoCpus < 0)) throw invalid(`invalid --cpus: ${o.nanoCpus / 1e9}`);
   if (o.pidsLimit !== undefined && !Number.isInteger(o.pidsLimit)) throw invalid(`invalid --pids-limit: ${o.pidsLimit}`);
-  if (o.network !== undefined && o.network !== 'none' && o.network !== 'host') {
-    throw invalid(`network ${o.network} not found: only "none" and "host" exist (bridge networking is not built yet)`);
-  }
+  if (o.network !== undefined && (typeof o.network !== 'string' || o.network === '')) throw invalid('invalid --network: give bridge, none, host, container:NAME or a network name');
   if (o.hostname !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$/.test(o.hostname)) throw invalid(`invalid hostname format: ${o.hostname}`);
   for (const c of o.capAdd ?? []) normalizeCap(c, '--cap-add');
   for (const c of o.capDrop ?? []) normalizeCap(c, '--cap-drop');
@@ -149,6 +173,7 @@ export function buildInstanceSpec(
   const args = resolveArgs(o, image.config);
   if (args.length === 0) throw invalid('No command specified');
   const hostname = o.hostname ?? (o.network === 'host' && ids.hostHostname ? ids.hostHostname : ids.id.slice(0, 12));
+  const mode = parseMode(o.network);
   const envMap = new Map<string, string>();
   const put = (kv: string) => envMap.set(kv.includes('=') ? kv.slice(0, kv.indexOf('=')) : kv, kv);
   put(DEFAULT_PATH_ENV);
@@ -180,7 +205,7 @@ export function buildInstanceSpec(
     },
     readOnlyRootfs: o.readOnly ?? false,
     mounts: o.mounts ?? [],
-    network: o.network ?? 'none',
+    network: mode.kind === 'none' || mode.kind === 'host' ? mode.kind : 'netns',
     capAdd: o.capAdd ?? [],
     capDrop: o.capDrop ?? [],
     noNewPrivileges: sec.noNewPrivileges,
@@ -189,5 +214,21 @@ export function buildInstanceSpec(
     init: o.init ?? false,
     runtime: (o.isolation ?? 'container') === 'vm' ? 'qemu' : (o.runtime ?? 'crun'),
     ...((o.isolation ?? 'container') === 'vm' ? { vm: { accel: o.vmAccel ?? 'auto' } } : {}),
+  };
+}
+
+/** The network part of RunOptions, as the network stack takes it (pure). */
+export function netRequest(o: RunOptions, cfg: ImageConfig): NetRequest {
+  return {
+    mode: o.network ?? 'none', // create stores the mode; older rows have none stored and ran without one
+    primary: { aliases: o.networkAliases, ip: o.ip, mac: o.macAddress },
+    more: o.endpoints ?? {},
+    publish: o.publish ?? [],
+    publishAll: o.publishAll ?? false,
+    exposed: [...Object.keys(cfg.config?.ExposedPorts ?? {}), ...(o.expose ?? [])],
+    dns: o.dns ?? [],
+    dnsSearch: o.dnsSearch ?? [],
+    dnsOptions: o.dnsOptions ?? [],
+    extraHosts: o.extraHosts ?? [],
   };
 }

@@ -20,6 +20,7 @@ import { type Digest, hex, isDigest, sha256, shortId } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/types.js';
 import { layout, type RootLayout } from '../paths.js';
 import { addEvent, type DB, nowIso, openDb } from '../state/db.js';
+import { BuildCacheTables } from '../state/build-cache.js';
 import { ImageTables, type ImageRow } from '../state/images.js';
 import { parseImageConfig, parseManifest } from './manifest.js';
 import { type Reference, digestKey, familiarString, parseReference, tagKey } from './reference.js';
@@ -187,11 +188,15 @@ export class ImageStore {
     };
   }
 
-  /** All images, newest first. */
-  list(): ImageRecord[] {
+  /**
+   * Images, newest first. Intermediate images of `hull build` (untagged, with a cached step on
+   * top) are listed only with `all`, as `docker images -a` lists them.
+   */
+  list(opts: { all?: boolean } = {}): ImageRecord[] {
     const tags = groupBy(this.t.allTags());
     const digests = groupBy(this.t.allRepoDigests());
-    return this.t.allImages().map((row) => this.fromRow(row, tags.get(row.id) ?? [], digests.get(row.id) ?? []));
+    const hidden = opts.all ? new Set<string>() : new BuildCacheTables(this.db).intermediates();
+    return this.t.allImages().filter((row) => !hidden.has(row.id)).map((row) => this.fromRow(row, tags.get(row.id) ?? [], digests.get(row.id) ?? []));
   }
 
   /** When the image was added to this store (for images without a `created`). */
@@ -494,9 +499,11 @@ export class ImageStore {
       .transaction(() => {
         const used = this.t.imagesInUse();
         const tagged = new Set(this.t.allTags().map((t) => t.image_id));
+        // docker: an intermediate image (a build step with a cached step on top) is not dangling
+        const intermediate = opts.all ? new Set<string>() : new BuildCacheTables(this.db).intermediates();
         for (const row of this.t.allImages()) {
           if (used.has(row.id)) continue;
-          if (!opts.all && tagged.has(row.id)) continue;
+          if (!opts.all && (tagged.has(row.id) || intermediate.has(row.id))) continue;
           for (const k of this.t.tagsOf(row.id)) out.push({ Untagged: familiarKey(k) });
           for (const k of this.t.repoDigestsOf(row.id)) out.push({ Untagged: familiarKey(k) });
           this.deleteImageTx(row.id, out, gone);
@@ -506,6 +513,34 @@ export class ImageStore {
       .immediate();
     this.removeGarbage(gone);
     return { deleted: out, reclaimed };
+  }
+
+  /**
+   * `hull builder prune`: forget every cached build step and remove the images that existed only
+   * as build cache (untagged, unused by containers, named by a cache row); tagged images and
+   * untagged final images stay, as `docker builder prune` keeps images.
+   */
+  pruneBuildCache(): { deleted: DeleteItem[]; reclaimed: number; steps: number } {
+    const out: DeleteItem[] = [];
+    const gone: Garbage = { layers: [], blobs: [], images: [] };
+    let reclaimed = 0;
+    let steps = 0;
+    this.db
+      .transaction(() => {
+        const cache = new BuildCacheTables(this.db);
+        steps = cache.count();
+        const intermediate = cache.intermediates();
+        const used = this.t.imagesInUse();
+        cache.clear();
+        for (const id of intermediate) {
+          if (used.has(id) || !this.t.image(id)) continue;
+          this.deleteImageTx(id, out, gone);
+        }
+        for (const d of gone.layers) reclaimed += this.t.layer(d)?.size ?? 0;
+      })
+      .immediate();
+    this.removeGarbage(gone);
+    return { deleted: out, reclaimed, steps };
   }
 
   /** Which name (tag or repo digest key) `ref` used, if it was a name rather than an id. */

@@ -44,6 +44,12 @@ export interface ImageRunConfig {
   WorkingDir?: string;
   Labels?: Record<string, string> | null;
   StopSignal?: string;
+  /** docker's health check (durations in nanoseconds); written by HEALTHCHECK. */
+  Healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; StartInterval?: number; Retries?: number };
+  /** ONBUILD triggers, run by a build FROM this image. */
+  OnBuild?: string[] | null;
+  /** SHELL: the shell of shell-form RUN, CMD and ENTRYPOINT. */
+  Shell?: string[];
 }
 
 export interface HistoryEntry {

@@ -28,6 +28,39 @@ export interface Ulimit {
   hard: number;
 }
 
+/** One interface of a prepared network namespace (for a VM: what its NIC mirrors and becomes). */
+export interface NetInterface {
+  /** Name inside the namespace: eth0, eth1, ... */
+  name: string;
+  /** aa:bb:cc:dd:ee:ff */
+  mac: string;
+  /** Bytes. */
+  mtu: number;
+  /** a.b.c.d/prefix */
+  address: string;
+}
+
+/**
+ * A network namespace src/network prepared for one run; the wall joins it and never knows which
+ * driver made it. A container joins it as its network namespace; a VM's NICs mirror its
+ * interfaces (src/network/vm-tap.ts) and the guest agent gives them their addresses and routes.
+ */
+export interface NetnsSpec {
+  /** The namespace file. */
+  path: string;
+  /** Another container's namespace (--network container:X): nothing in it is this instance's. */
+  shared?: boolean;
+  interfaces: NetInterface[];
+  /** The default route's gateway, when there is one. */
+  gateway?: string;
+}
+
+/** The contents of the instance's /etc/hosts and /etc/resolv.conf (src/network/etc.ts). */
+export interface EtcFiles {
+  hosts: string;
+  resolvConf: string;
+}
+
 /** Everything a wall needs to start one instance. Built by the engine, validated there. */
 export interface InstanceSpec {
   /** 64 hex. */
@@ -74,7 +107,20 @@ export interface InstanceSpec {
   };
   readOnlyRootfs: boolean;
   mounts: MountSpec[];
-  network: 'none' | 'host';
+  /**
+   * 'none': a namespace of the wall's own with loopback only (no NIC for a VM); 'host': the
+   * host's; 'netns': the prepared namespace in `netns` (bridge and user networks, container:X).
+   */
+  network: 'none' | 'host' | 'netns';
+  /** Per run, filled by the engine before a start when network is 'netns'. Not stored. */
+  netns?: NetnsSpec;
+  /** Per run: /etc/hosts and /etc/resolv.conf; absent: the wall's defaults. Not stored. */
+  etc?: EtcFiles;
+  /**
+   * Per run: descriptors the instance's monitor must hold open for the instance's life (the
+   * published host ports, bound so nothing else takes them). Not stored.
+   */
+  heldFds?: number[];
   capAdd: string[];
   capDrop: string[];
   noNewPrivileges: boolean;
@@ -88,7 +134,20 @@ export interface InstanceSpec {
     /** Accelerator: auto picks KVM when a probe shows it works, TCG otherwise. */
     accel: 'auto' | 'kvm' | 'tcg';
   };
+  /**
+   * Keep the writable layer readable after the process exited, for writableLayer() (build
+   * steps, commit). A VM's writes live in guest memory: with this set its agent streams them to
+   * the host when the process ends. Absent: false.
+   */
+  captureLayer?: boolean;
 }
+
+/**
+ * A stopped instance's writable layer: an overlay upper directory (container wall), or a tar of
+ * it in OCI layer form streamed out of the guest (VM wall; untrusted: unpack it with the
+ * hardened unpacker before use).
+ */
+export type WritableLayer = { kind: 'upper'; dir: string } | { kind: 'tar'; file: string };
 
 export interface ExitInfo {
   exitCode: number;
@@ -174,6 +233,11 @@ export interface Isolation {
    * or changing containers) owns: runtime state, cgroups, monitor processes.
    */
   orphans(live: Set<string>): Promise<Orphan[]>;
+  /**
+   * Optional. The writable layer of an instance whose process has exited (and that was not
+   * removed). FAILED_PRECONDITION when the wall cannot give it (a VM run without captureLayer).
+   */
+  writableLayer?(spec: InstanceSpec): Promise<WritableLayer>;
 }
 
 /** Something of a wall on this host that no live instance owns (`hull system check`). */

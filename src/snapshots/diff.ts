@@ -6,7 +6,9 @@
  * scanUpper() reads the directory into a list of entries (tested as data); layerTar() writes
  * them with tar-stream. What docker does, and so hull:
  *  - entries in lexical order (parents first), no entry for the root itself;
- *  - overlay whiteouts (char device 0/0) become `.wh.NAME` (regular, empty, mode 0600);
+ *  - overlay whiteouts (char device 0/0) become `.wh.NAME` (regular, empty, mode 0600, and,
+ *    unlike moby, mtime 0: the time of a deletion is not part of what it
+ *    does, and without it the same RUN gives the same layer on every run and wall);
  *    an opaque directory (xattr trusted.overlay.opaque=y) is written, then `DIR/.wh..wh..opq`
  *    (regular, empty, the directory's permission bits and owner, mtime 0);
  *  - owners and modes (setuid, setgid, sticky) as on disk, numeric only (no user names);
@@ -173,7 +175,7 @@ export function scanUpper(upper: string, opts: DiffOptions = {}): DiffEntry[] {
       const own = new Map([...(xattrs.get(r) ?? new Map<string, Buffer>())].filter(([k]) => !k.startsWith(OVERLAY_XATTR)).map(([k, v]) => [k, k === 'security.capability' ? capabilityV2(v) : v] as [string, Buffer]));
       const x = own.size > 0 ? own : undefined;
       if (st.isCharacterDevice() && st.rdev === 0) {
-        out.push({ ...base, name: `${rel === '' ? '' : `${rel}/`}${WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0o600 });
+        out.push({ ...base, name: `${rel === '' ? '' : `${rel}/`}${WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0o600, mtime: 0 });
         continue;
       }
       if (st.isDirectory()) {
@@ -291,4 +293,28 @@ export function layerTar(entries: DiffEntry[], what = 'layer'): Readable {
 /** The OCI layer tar of an upper directory (scanUpper + layerTar). */
 export function diffUpperDir(upper: string, opts: DiffOptions = {}): Readable {
   return layerTar(scanUpper(upper, opts), opts.what);
+}
+
+/**
+ * The layer tar of a stopped instance's writable layer, whichever wall kept it: an upper dir is
+ * diffed where it is; a VM's tar (written by the guest, so untrusted) is first unpacked by the
+ * hardened unpacker into a temp dir under `tmp`, then diffed the same way, so both walls give
+ * layers of the same form. `done()` removes the temp dir; call it once the stream is consumed.
+ */
+export async function writableLayerTar(
+  layer: { kind: 'upper'; dir: string } | { kind: 'tar'; file: string },
+  opts: DiffOptions & { tmp: string },
+): Promise<{ stream: Readable; done: () => void }> {
+  if (layer.kind === 'upper') return { stream: diffUpperDir(layer.dir, opts), done: () => undefined };
+  const { unpackTar } = await import('./unpack.js');
+  fs.mkdirSync(opts.tmp, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(opts.tmp, 'guest-layer-'));
+  const done = () => fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    await unpackTar(fs.createReadStream(layer.file, { highWaterMark: 1 << 20 }), dir, { what: `${opts.what ?? 'layer'} (from the VM)` });
+    return { stream: diffUpperDir(dir, opts), done };
+  } catch (e) {
+    done();
+    throw e;
+  }
 }

@@ -64,6 +64,17 @@ export class CountTap extends Transform {
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
+/** The first `n` bytes of a file (fewer when it is shorter). Throws when it cannot be opened. */
+export function readHead(file: string, n: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(n);
+    return head.subarray(0, fs.readSync(fd, head, 0, n, 0));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Compression of a blob from its first bytes. */
 export function sniffCompression(head: Buffer): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
@@ -150,23 +161,16 @@ export async function unpackLayerBlob(
   const dir = path.join(dirs.layers, hex(layer.diffId));
   fs.mkdirSync(dirs.layers, { recursive: true, mode: 0o755 });
   const blobPath = content.path(layer.blobDigest);
-  let fd: number;
+  let head: Buffer;
   try {
-    fd = fs.openSync(blobPath, 'r');
+    head = readHead(blobPath, 4);
   } catch {
     throw invalid(`${what}: blob ${layer.blobDigest} is missing from the content store`);
-  }
-  const head = Buffer.alloc(4);
-  let n: number;
-  try {
-    n = fs.readSync(fd, head, 0, 4, 0);
-  } finally {
-    fs.closeSync(fd);
   }
   const src = fs.createReadStream(blobPath, { highWaterMark: 1 << 20 });
   let out: Awaited<ReturnType<typeof unpackToTemp>>;
   try {
-    out = await unpackToTemp(src, sniffCompression(head.subarray(0, n)), dirs.tmp, what, { hashBlob: false });
+    out = await unpackToTemp(src, sniffCompression(head), dirs.tmp, what, { hashBlob: false });
   } catch (e) {
     // A corrupt stream or a refused entry: is the stored blob itself damaged?
     if (e instanceof HullError && e.code === 'INVALID_ARGUMENT') await checkStoredBlob(blobPath, layer, what);

@@ -41,7 +41,7 @@ export interface UnpackOptions {
 }
 
 interface Pending {
-  whiteouts: { dir: string; name: string; entry: string }[];
+  whiteouts: { dir: string; name: string; entry: string; mtime?: Date }[];
   xattrs: { rel: string; name: string; value: Buffer; entry: string }[];
   dirs: Map<string, Date>;
 }
@@ -116,7 +116,7 @@ class Unpacker {
       await drain(e);
       const dir = this.resolveDir(wo.dir, name, true);
       if (wo.kind === 'opaque') this.pending.xattrs.push({ rel: dir, name: 'trusted.overlay.opaque', value: Buffer.from('y'), entry: name });
-      else this.pending.whiteouts.push({ dir, name: wo.target, entry: name });
+      else this.pending.whiteouts.push({ dir, name: wo.target, entry: name, mtime: h.mtime instanceof Date ? h.mtime : undefined });
       return;
     }
     const type = h.type ?? 'file';
@@ -308,15 +308,21 @@ class Unpacker {
   /** Whiteouts, xattrs and directory mtimes, once every entry is in place. */
   finish(): void {
     const nodes: string[] = [];
+    const times: [string, Date][] = [];
     for (const w of this.pending.whiteouts) {
       this.assertRealDir(w.dir, w.entry);
       const rel = w.dir === '' ? w.name : `${w.dir}/${w.name}`;
       // A whiteout hides lower layers only; an entry of the same name in this layer wins.
-      if (!lstatOrUndefined(this.abs(rel))) nodes.push(this.abs(rel));
+      if (!lstatOrUndefined(this.abs(rel))) {
+        nodes.push(this.abs(rel));
+        if (w.mtime) times.push([this.abs(rel), w.mtime]);
+      }
     }
     if (nodes.length > 0) {
       const r = spawnSync('sh', ['-c', 'for p do mknod "$p" c 0 0 || exit 1; done', 'sh', ...nodes], { encoding: 'utf8' });
       if (r.status !== 0) throw invalid(`${this.what}: creating overlay whiteouts failed: ${r.stderr || r.error?.message}`);
+      // the whiteout keeps the entry's mtime, so an upper dir diffs back to the same bytes
+      for (const [node, t] of times) fs.lutimesSync(node, t, t);
     }
     if (this.pending.xattrs.length > 0) {
       let dump = '';

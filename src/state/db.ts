@@ -97,6 +97,70 @@ const MIGRATIONS: string[] = [
   ALTER TABLE containers ADD COLUMN run INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE containers ADD COLUMN lock_owner TEXT NOT NULL DEFAULT '';
   `,
+  // 3: networks (issue 12). A network row exists from `network create` (or first use of the
+  // default `bridge`) to `network rm`; an endpoint row from create/connect to rm/disconnect, with
+  // an address, MAC and host veth only while the container's network is set up; published ports
+  // and the network namespace (sandbox) only while it runs.
+  `
+  CREATE TABLE networks (
+    id          TEXT PRIMARY KEY,              -- 64 hex
+    name        TEXT NOT NULL UNIQUE,
+    driver      TEXT NOT NULL,                 -- bridge | host | null
+    subnet      TEXT NOT NULL DEFAULT '',      -- CIDR, '' for host/null
+    gateway     TEXT NOT NULL DEFAULT '',
+    ip_range    TEXT NOT NULL DEFAULT '',      -- CIDR addresses are leased from ('' = the subnet)
+    internal    INTEGER NOT NULL DEFAULT 0,
+    dns         INTEGER NOT NULL DEFAULT 0,    -- names resolve on it (user networks)
+    bridge      TEXT UNIQUE,                   -- host bridge name, unique per hull root
+    mtu         INTEGER NOT NULL DEFAULT 1500,
+    labels_json TEXT NOT NULL DEFAULT '{}',
+    options_json TEXT NOT NULL DEFAULT '{}',
+    created_at  TEXT NOT NULL
+  );
+  CREATE TABLE endpoints (
+    network_id   TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    idx          INTEGER NOT NULL,             -- interface order: eth<idx>
+    aliases_json TEXT NOT NULL DEFAULT '[]',
+    static_ip    TEXT NOT NULL DEFAULT '',
+    static_mac   TEXT NOT NULL DEFAULT '',
+    ip           TEXT,                         -- while set up
+    mac          TEXT,
+    veth         TEXT,                         -- host side of the veth pair
+    dns_json     TEXT NOT NULL DEFAULT '{}',   -- while set up: names it resolves by, upstream servers
+    PRIMARY KEY (network_id, container_id)
+  );
+  CREATE UNIQUE INDEX endpoints_ip ON endpoints(network_id, ip);
+  CREATE INDEX endpoints_container ON endpoints(container_id);
+  CREATE TABLE published_ports (
+    container_id   TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    proto          TEXT NOT NULL,              -- tcp | udp
+    host_ip        TEXT NOT NULL,              -- '' = every address
+    host_port      INTEGER NOT NULL,
+    container_port INTEGER NOT NULL,
+    PRIMARY KEY (proto, host_ip, host_port)
+  );
+  CREATE TABLE sandboxes (
+    container_id TEXT PRIMARY KEY,             -- no FK: a sandbox is torn down before its row goes
+    netns        TEXT NOT NULL,                -- the namespace file
+    hosts        TEXT NOT NULL DEFAULT '',     -- its /etc/hosts and /etc/resolv.conf (container:X shares them)
+    resolv       TEXT NOT NULL DEFAULT '',
+    created_at   TEXT NOT NULL
+  );
+  `,
+  // 4: hull build's layer cache.
+  `
+  -- hull build's layer cache: each step's result is an (untagged) image; the key is what docker
+  -- keys a step on (parent image, instruction, inputs). A row goes with its image.
+  CREATE TABLE build_cache (
+    key        TEXT PRIMARY KEY,
+    image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    parent_id  TEXT NOT NULL,                  -- '' for a step on scratch
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX build_cache_image ON build_cache(image_id);
+  CREATE INDEX build_cache_parent ON build_cache(parent_id);
+  `,
 ];
 
 const cache = new Map<string, DB>();

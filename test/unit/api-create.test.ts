@@ -24,7 +24,7 @@ test("the docker CLI's zero-valued create body maps to plain run options", () =>
   const r = parseCreate(cliBody, { name: 'web' });
   assert.equal(r.autoRemove, true);
   assert.deepEqual(r.consoleSize, [40, 120]);
-  assert.deepEqual(r.opts, { image: 'busybox', cmd: ['echo', 'hello'], name: 'web', env: [], network: 'none', ulimits: [], isolation: 'container' });
+  assert.deepEqual(r.opts, { image: 'busybox', cmd: ['echo', 'hello'], name: 'web', env: [], network: 'bridge', ulimits: [], isolation: 'container' });
 });
 
 test('resources, mounts, security and terminal fields', () => {
@@ -55,9 +55,9 @@ test('resources, mounts, security and terminal fields', () => {
 });
 
 test('Entrypoint arrays: the first word is the entrypoint, the rest leads the command; [] clears it', () => {
-  assert.deepEqual(parseCreate({ Image: 'x', Entrypoint: ['sh', '-c'], Cmd: ['echo hi'] }, {}).opts, { image: 'x', entrypoint: 'sh', cmd: ['-c', 'echo hi'], network: 'none', isolation: 'container' });
-  assert.deepEqual(parseCreate({ Image: 'x', Entrypoint: [], Cmd: ['ls'] }, {}).opts, { image: 'x', entrypoint: '', cmd: ['ls'], network: 'none', isolation: 'container' });
-  assert.deepEqual(parseCreate({ Image: 'x', Entrypoint: 'top' }, {}).opts, { image: 'x', entrypoint: 'top', network: 'none', isolation: 'container' });
+  assert.deepEqual(parseCreate({ Image: 'x', Entrypoint: ['sh', '-c'], Cmd: ['echo hi'] }, {}).opts, { image: 'x', entrypoint: 'sh', cmd: ['-c', 'echo hi'], network: 'bridge', isolation: 'container' });
+  assert.deepEqual(parseCreate({ Image: 'x', Entrypoint: [], Cmd: ['ls'] }, {}).opts, { image: 'x', entrypoint: '', cmd: ['ls'], network: 'bridge', isolation: 'container' });
+  assert.deepEqual(parseCreate({ Image: 'x', Entrypoint: 'top' }, {}).opts, { image: 'x', entrypoint: 'top', network: 'bridge', isolation: 'container' });
 });
 
 test('the VM wall: HostConfig.Runtime hull-vm or Isolation vm', () => {
@@ -74,9 +74,11 @@ test('what hull cannot honour is a 400 naming the field; wrong types too', () =>
   const bad = (body: object, re: RegExp) => assert.throws(() => parseCreate(body as Record<string, unknown>, {}), (e: HttpError) => e.status === 400 && re.test(e.message));
   bad({}, /Image/);
   bad({ Image: 'x', HostConfig: { Privileged: true } }, /HostConfig.Privileged/);
-  bad({ Image: 'x', HostConfig: { PortBindings: { '80/tcp': [{ HostPort: '8080' }] } } }, /PortBindings/);
+  bad({ Image: 'x', HostConfig: { PortBindings: { '80/sctp': [{ HostPort: '8080' }] } } }, /PortBindings.*sctp/);
+  bad({ Image: 'x', HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '::1', HostPort: '8080' }] } } }, /IPv6/);
+  bad({ Image: 'x', NetworkingConfig: { EndpointsConfig: { n: { IPAMConfig: { IPv6Address: '::2' } } } } }, /IPv6Address/);
   bad({ Image: 'x', HostConfig: { RestartPolicy: { Name: 'always' } } }, /RestartPolicy/);
-  bad({ Image: 'x', HostConfig: { NetworkMode: 'mynet' } }, /NetworkMode/);
+  bad({ Image: 'x', HostConfig: { NetworkMode: 7 } }, /NetworkMode/);
   bad({ Image: 'x', Labels: { a: 'b' } }, /Labels/);
   bad({ Image: 'x', Volumes: { '/data': {} } }, /Volumes/);
   bad({ Image: 'x', Cmd: 7 }, /Cmd/);
@@ -92,4 +94,29 @@ test('parseBind', () => {
   assert.throws(() => parseBind('/a'), /SOURCE:DEST/);
   assert.throws(() => parseBind('/a:b'), /absolute/);
   assert.throws(() => parseBind('/a:/b:bogus'), /unknown option bogus/);
+});
+
+test('networking: NetworkMode, EndpointsConfig, PortBindings, PublishAllPorts, ExposedPorts, DNS and hosts', () => {
+  const o = parseCreate({
+    Image: 'x',
+    ExposedPorts: { '80/tcp': {}, '53/udp': {} },
+    MacAddress: '02:42:0a:00:00:09',
+    HostConfig: {
+      NetworkMode: 'appnet',
+      PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '8080' }, { HostIp: '127.0.0.1', HostPort: '' }], '53/udp': [{ HostIp: '', HostPort: '' }], '81/tcp': null },
+      PublishAllPorts: true,
+      Dns: ['1.1.1.1'], DnsSearch: ['x.test'], DnsOptions: ['ndots:2'], ExtraHosts: ['db:10.0.0.5', 'gw:host-gateway'],
+    },
+    NetworkingConfig: { EndpointsConfig: { appnet: { Aliases: ['web'], IPAMConfig: { IPv4Address: '10.214.9.9' } }, other: { Aliases: ['w2'] } } },
+  }, {}).opts;
+  assert.equal(o.network, 'appnet');
+  assert.deepEqual([o.networkAliases, o.ip, o.macAddress], [['web'], '10.214.9.9', '02:42:0a:00:00:09']);
+  assert.deepEqual(o.endpoints, { other: { aliases: ['w2'] } });
+  assert.deepEqual(o.publish, ['8080:80/tcp', '127.0.0.1::80/tcp', '53/udp']);
+  assert.equal(o.publishAll, true);
+  assert.deepEqual(o.expose, ['80/tcp', '53/udp']);
+  assert.deepEqual([o.dns, o.dnsSearch, o.dnsOptions, o.extraHosts], [['1.1.1.1'], ['x.test'], ['ndots:2'], ['db:10.0.0.5', 'gw:host-gateway']]);
+  assert.equal(parseCreate({ Image: 'x', HostConfig: { NetworkMode: 'default' } }, {}).opts.network, 'bridge');
+  assert.equal(parseCreate({ Image: 'x', NetworkDisabled: true }, {}).opts.network, 'none');
+  assert.equal(parseCreate({ Image: 'x', HostConfig: { NetworkMode: 'container:db' } }, {}).opts.network, 'container:db');
 });

@@ -66,7 +66,12 @@ test('docker flags parse into RunOptions with units', () => {
   assert.equal(o.user, '1000:1000');
   assert.equal(o.workdir, '/tmp');
   validateRunOptions(o);
-  assert.throws(() => runOptionsFromFlags(parseArgs(['--network', 'bridge', 'busybox'], RUN_FLAGS, { stopAtPositional: true })), /not found/);
+  const net = runOptionsFromFlags(parseArgs(['--network', 'appnet', '-p', '8080:80', '-p', '127.0.0.1::53/udp', '-P', '--network-alias', 'w', '--ip', '10.214.7.9', '--mac-address', '02:42:0a:d6:07:09', '--dns', '1.1.1.1', '--dns-search', 'x.test', '--dns-option', 'ndots:2', '--add-host', 'db:host-gateway', '--expose', '9000', 'busybox'], RUN_FLAGS, { stopAtPositional: true }));
+  assert.equal(net.network, 'appnet');
+  assert.deepEqual(net.publish, ['8080:80', '127.0.0.1::53/udp']);
+  assert.equal(net.publishAll, true);
+  assert.deepEqual([net.networkAliases, net.ip, net.macAddress], [['w'], '10.214.7.9', '02:42:0a:d6:07:09']);
+  assert.deepEqual([net.dns, net.dnsSearch, net.dnsOptions, net.extraHosts, net.expose], [['1.1.1.1'], ['x.test'], ['ndots:2'], ['db:host-gateway'], ['9000']]);
   assert.throws(() => parseArgs(['--bogus', 'busybox'], RUN_FLAGS, { stopAtPositional: true }), /unknown flag: --bogus/);
 });
 

@@ -40,6 +40,8 @@ function sampleUpper(): string {
       'mkfifo bin/pipe',
       'echo s > "sp ace/$(printf "n\\nl")"',
       'touch -h -d @1600000000 etc/motd bin/tool bin/link bin/pipe opq/keep/f opq/keep opq etc bin "sp ace"',
+      // a whiteout's own time travels too (the round trip below must keep it, not take "now")
+      'touch -h -d @1500000000 etc/gone',
     ].join('\n'),
     d,
   );

@@ -48,7 +48,7 @@ export interface OciConfig {
   hostname: string;
   mounts: { destination: string; type: string; source: string; options: string[] }[];
   linux: {
-    namespaces: { type: string }[];
+    namespaces: { type: string; path?: string }[];
     cgroupsPath: string;
     resources: Record<string, unknown>;
     maskedPaths: string[];
@@ -106,7 +106,10 @@ export function buildRlimits(ulimits: InstanceSpec['ulimits'], hard: Record<stri
 export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig {
   const caps = effectiveCaps(spec.capAdd, spec.capDrop, host.bounding);
   const args = spec.init && host.initPath ? ['/dev/init', '--', ...spec.process.args] : spec.process.args;
-  const namespaces = ['pid', 'mount', 'ipc', 'uts', 'cgroup', ...(spec.network === 'none' ? ['network'] : [])];
+  const namespaces: { type: string; path?: string }[] = ['pid', 'mount', 'ipc', 'uts', 'cgroup'].map((type) => ({ type }));
+  // none: a namespace of its own (loopback only); netns: the one src/network prepared; host: the host's
+  if (spec.network === 'none') namespaces.push({ type: 'network' });
+  if (spec.network === 'netns' && spec.netns) namespaces.push({ type: 'network', path: spec.netns.path });
 
   const mounts: OciConfig['mounts'] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
@@ -165,7 +168,7 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
     hostname: spec.hostname,
     mounts,
     linux: {
-      namespaces: namespaces.map((type) => ({ type })),
+      namespaces,
       cgroupsPath: host.cgroupsPath,
       resources,
       maskedPaths: MASKED_PATHS,

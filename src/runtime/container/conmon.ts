@@ -29,6 +29,8 @@ export interface ConmonPlan {
   stdin: boolean;
   /** Program and args conmon runs after the container exited. */
   exitCommand: string[];
+  /** Descriptors conmon inherits and holds until it ends (published host ports). */
+  heldFds?: number[];
 }
 
 /** conmon's argv (without the program). */
@@ -71,7 +73,7 @@ export function startConmon(p: ConmonPlan, cwd: string, timeoutMs = 60_000): Pro
     const child = spawn(p.conmon, conmonArgs(p), {
       cwd,
       detached: true,
-      stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe', ...(p.heldFds ?? [])],
       env: { ...process.env, _OCI_SYNCPIPE: '3' },
     });
     const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { HullError, precondition } from '../../errors.js';
-import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage } from '../types.js';
+import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
 import { buildOciConfig } from './config.js';
 import { findConmon, startConmon } from './conmon.js';
@@ -143,12 +143,13 @@ class ContainerIsolation implements Isolation {
     fs.chmodSync(f.upper, top ? top.mode & 0o7777 : 0o755);
     if (top) fs.chownSync(f.upper, top.uid, top.gid);
     const hostsText =
-      spec.network === 'host'
+      spec.etc?.hosts ??
+      (spec.network === 'host'
         ? safeRead('/etc/hosts')
-        : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t${spec.hostname}\n`;
+        : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t${spec.hostname}\n`);
     fs.writeFileSync(path.join(f.etc, 'hostname'), `${spec.hostname}\n`);
     fs.writeFileSync(path.join(f.etc, 'hosts'), hostsText);
-    fs.writeFileSync(path.join(f.etc, 'resolv.conf'), safeRead('/etc/resolv.conf'));
+    fs.writeFileSync(path.join(f.etc, 'resolv.conf'), spec.etc?.resolvConf ?? safeRead('/etc/resolv.conf'));
     const config = buildOciConfig(spec, {
       rootfs: f.rootfs,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
@@ -289,6 +290,7 @@ class ContainerIsolation implements Isolation {
           conmonPidFile: f.conmonPid, logPath: f.log, exitDir: f.exitDir, socketDir,
           terminal: spec.process.terminal, stdin: spec.process.stdin,
           exitCommand: this.opts.exitCommand ? [...this.opts.exitCommand, spec.id, String(spec.run ?? 0)] : [],
+          heldFds: spec.heldFds,
         },
         spec.dir,
       );
@@ -323,7 +325,9 @@ class ContainerIsolation implements Isolation {
     // crun and runc keep exec.fifo in their state directory until `start`
     const created = () => fs.existsSync(path.join(this.root, 'run', spec.runtime || 'crun', spec.id, 'exec.fifo'));
     if (pidAlive(pid)) return created() ? { running: true, pid, pending: true } : { running: true, pid };
-    if (this.monitorPid(spec)) return { running: true, pid, pending: true };
+    // the monitor lives: either before the process (no pid yet, or created and not started),
+    // or just after it, about to write its exit file
+    if (this.monitorPid(spec)) return pid === 0 || created() ? { running: true, pid, pending: true } : { running: true, pid };
     const again = readInt(f.exitFile);
     if (again !== undefined) return exited(again);
     const sig = readInt(f.signalled);
@@ -500,6 +504,12 @@ class ContainerIsolation implements Isolation {
 
   async usage(spec: InstanceSpec): Promise<Usage> {
     return readUsage(this.layout, containerCgroupPath(this.root, spec.id));
+  }
+
+  async writableLayer(spec: InstanceSpec): Promise<WritableLayer> {
+    const dir = this.files(spec).upper;
+    if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw precondition(`container ${spec.id.slice(0, 12)} has no writable layer (${dir} is missing)`);
+    return { kind: 'upper', dir };
   }
 
   async cleanup(spec: InstanceSpec): Promise<void> {

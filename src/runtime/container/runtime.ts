@@ -122,7 +122,7 @@ export interface RuntimeDriver {
  * @param name crun | runc | runsc
  * @param stateDir the runtime's --root (hull root/run/<name>)
  */
-export function makeDriver(name: string, stateDir: string, layout: CgroupLayout, extra: { network?: 'none' | 'host' } = {}): RuntimeDriver {
+export function makeDriver(name: string, stateDir: string, layout: CgroupLayout, extra: { network?: 'none' | 'host' | 'netns' } = {}): RuntimeDriver {
   if (!(RUNTIMES as readonly string[]).includes(name)) {
     throw invalid(`unknown runtime "${name}": choose crun, runc or runsc`);
   }
@@ -132,7 +132,8 @@ export function makeDriver(name: string, stateDir: string, layout: CgroupLayout,
     throw unavailable(`OCI runtime ${name} not found in PATH`, { hint: `install ${pkg}` });
   }
   const globalArgs = ['--root', stateDir];
-  if (name === 'runsc') globalArgs.push(`--network=${extra.network === 'host' ? 'host' : 'none'}`);
+  // runsc: its own netstack over the namespace's interfaces (netns), the host's, or none
+  if (name === 'runsc') globalArgs.push(`--network=${extra.network === 'host' ? 'host' : extra.network === 'netns' ? 'sandbox' : 'none'}`);
   return {
     name: name as RuntimeName,
     bin,

@@ -42,6 +42,14 @@ export function exitFromStatus(status: Buffer, facts: { killedByHull: boolean; o
   };
 }
 
+function safeStatus(status: Buffer): ReturnType<typeof decodeStatus> {
+  try {
+    return decodeStatus(status);
+  } catch {
+    return {};
+  }
+}
+
 export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void, onMonitor?: (m: Monitor) => void): Promise<ExitInfo> {
   const out = stdio.stdout as Writable & { columns?: number; rows?: number };
   const prep = await prepare(root, spec, { attached: true, rows: out.rows, cols: out.columns });
@@ -109,6 +117,12 @@ export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Std
     const status = fs.existsSync(prep.files.status) ? fs.readFileSync(prep.files.status) : Buffer.alloc(0);
     const oom = prep.cgroup ? readVmCgroup(prep.cgroup).oomKilled : false;
     if (code === 125 && !status.length && !qemuErr) qemuErr = 'could not join the VM cgroup';
+    // a layer the guest did not finish (its EXIT frame says so) is not a layer
+    if (spec.captureLayer && !safeStatus(status).exit?.layerSent) {
+      fs.rmSync(prep.files.layer, { force: true });
+      const why = safeStatus(status).errors?.join('; ');
+      if (why) fs.writeFileSync(`${prep.files.layer}.err`, why);
+    }
     return exitFromStatus(status, { killedByHull, oomKilled: oom, qemuErr: qemuErr.trim() ? qemuErr : how });
   } finally {
     killedByHull = false;

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { HullError } from '../../errors.js';
-import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage } from '../types.js';
+import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
 import { cgroupVersion, readVmCgroup, removeVmCgroup, vmRootCgroupDir } from './cgroup.js';
 import { ctlAddress, execInVm, sendControl } from './control.js';
@@ -241,6 +241,16 @@ class VmIsolation implements Isolation {
     }
     const rss = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${m!.pid}/status`, 'utf8'));
     return { memoryBytes: rss ? Number(rss[1]) * 1024 : 0, memoryLimitBytes: 0, cpuNs, pids: 1 };
+  }
+
+  /** The guest's writable layer, when the run captured it (captureLayer) and the guest sent it whole. */
+  async writableLayer(spec: InstanceSpec): Promise<WritableLayer> {
+    const file = vmFiles(spec).layer;
+    if (!fs.existsSync(file)) {
+      const why = fs.existsSync(`${file}.err`) ? `the guest could not send it: ${fs.readFileSync(`${file}.err`, 'utf8')}` : 'it lived in guest memory and was not captured (only build steps stream it out)';
+      throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)}: no writable layer: ${why}`);
+    }
+    return { kind: 'tar', file };
   }
 
   async release(spec: InstanceSpec): Promise<ExitInfo | undefined> {

@@ -23,6 +23,10 @@ import { newcArchive } from './cpio.js';
 import { encodeSpecFile, type GuestRunSpec } from './protocol.js';
 import { buildQemuArgs, type Chardev } from './qemu-args.js';
 import { ensureVmDisk } from '../../snapshots/vmdisk.js';
+import { attachVmTaps, tapFdArgv, tapFdHelper, tapName, type VmNic } from '../../network/vm-tap.js';
+
+/** QEMU inherits the VM's taps from this descriptor number up (clear of the fds 3-9 above). */
+const TAP_FD_BASE = 100;
 
 export const NOBODY = 65534;
 export const DEFAULT_VM_MEMORY = 128 * 1024 * 1024;
@@ -41,6 +45,8 @@ export interface VmFiles {
   monitor: string;
   killed: string;
   log: string;
+  /** The guest's writable layer as a tar (captureLayer runs); outside vm/, which a run removes. */
+  layer: string;
 }
 
 export function vmFiles(spec: InstanceSpec): VmFiles {
@@ -57,6 +63,7 @@ export function vmFiles(spec: InstanceSpec): VmFiles {
     monitor: path.join(dir, 'monitor.json'),
     killed: path.join(dir, 'killed'),
     log: path.join(spec.dir, 'ctr.log'),
+    layer: path.join(spec.dir, 'layer.tar'),
   };
 }
 
@@ -76,7 +83,8 @@ export interface Monitor {
 /** Pure: what of an InstanceSpec a VM cannot honour, as messages (empty = fine). */
 export function unsupported(spec: InstanceSpec): string[] {
   const out: string[] = [];
-  if (spec.network === 'host') out.push('--network host: a VM has its own kernel and no access to the host network (use --network none)');
+  if (spec.network === 'host') out.push('--network host: a VM has its own kernel and no access to the host network (use --network none or a bridge network)');
+  if (spec.network === 'netns' && spec.netns?.shared) out.push("--network container:...: a VM has its own kernel and cannot share another container's network namespace");
   for (const m of spec.mounts) {
     if (m.type === 'bind' && m.source && fs.existsSync(m.source) && !fs.statSync(m.source).isDirectory()) {
       out.push(`-v ${m.source}:${m.destination}: a VM can share directories only, not single files`);
@@ -103,7 +111,12 @@ export function guestRunSpec(spec: InstanceSpec, mode: { attached: boolean; rows
     shares: binds.map((m, i) => ({ tag: `v${i}`, destination: m.destination, readOnly: m.readOnly })),
     mainPort: mode.attached,
     logFormat: !mode.attached,
+    layer: spec.captureLayer === true,
     clockNs: BigInt(Date.now()) * 1_000_000n,
+    interfaces: spec.network === 'netns' ? spec.netns?.interfaces : undefined,
+    gateway: spec.network === 'netns' ? spec.netns?.gateway : undefined,
+    hosts: spec.etc?.hosts,
+    resolvConf: spec.etc?.resolvConf,
   };
 }
 
@@ -195,6 +208,12 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
     if (asNobody) fs.chownSync(files.dir, NOBODY, NOBODY);
     const mux = vmmuxBinary();
     cgroup = createVmCgroup(root, spec.id, memMiB * 1024 * 1024 + QEMU_OVERHEAD_BYTES);
+    // NICs: a tap next to each veth of the prepared namespace, mirrored to it (network/vm-tap.ts)
+    const nics: VmNic[] = spec.network === 'netns' && spec.netns ? spec.netns.interfaces.map((i, k) => ({ ifname: i.name, tap: tapName(k), mtu: i.mtu, mac: i.mac })) : [];
+    // microvm has 8 virtio-mmio transports: the disk, the serial bus, then volumes and NICs
+    if (2 + shares.length + nics.length > 8) throw new HullError('INVALID_ARGUMENT', `a VM has room for 6 volumes and networks together; this one asks for ${shares.length} and ${nics.length}`);
+    if (nics.length) await attachVmTaps(spec.netns!.path, nics);
+    const taps = nics.length ? tapFdArgv(tapFdHelper(), spec.netns!.path, nics, TAP_FD_BASE) : undefined;
     const p: Prepared = {
       files, accel, cgroup, kernelRelease: assets.release, release, mux: mux !== undefined,
       spawn(ports, io) {
@@ -215,17 +234,29 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           fdConsole = fs.openSync(consolePath, 'w', 0o640);
           if (asNobody) fs.fchownSync(fdConsole, NOBODY, NOBODY);
         }
+        // build steps: the guest's writable layer, written by QEMU (maybe as nobody) through a file chardev
+        let fdLayer: number | undefined;
+        if (spec.captureLayer) {
+          fdLayer = fs.openSync(files.layer, 'w', 0o600);
+          if (asNobody) fs.fchownSync(fdLayer, NOBODY, NOBODY);
+        }
         try {
           const base = io.base as (string | number | null)[];
           const stdio = [...base.slice(0, 3), fdKernel, fdInitrd, fdDisk, fdLog ?? 'ignore', ...base.slice(3)];
+          if (fdLayer !== undefined) stdio.push(fdLayer);
+          const layerFd = fdLayer !== undefined ? stdio.length - 1 : undefined;
           if (fdConsole !== undefined) stdio.push(fdConsole);
+          const consoleFd = stdio.length - 1;
+          // held host ports: the monitor shell (and QEMU) keep them open for the VM's life
+          stdio.push(...(spec.heldFds ?? []));
           const args = buildQemuArgs({
             kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', disk: '/proc/self/fd/5',
             memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(), tbSizeMiB: tbSizeMiB(mode.attached),
             ramBackend: ramBackend(mode.attached),
-            ports: { status: { kind: 'file', path: 'status' }, stdout: ports.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : ports.stdout, stderr: ports.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: ports.main },
+            ports: { status: { kind: 'file', path: 'status' }, stdout: ports.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : ports.stdout, stderr: ports.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: ports.main, ...(layerFd !== undefined ? { layer: { kind: 'file', path: `/proc/self/fd/${layerFd}` } } : {}) },
             shares,
-            consoleLog: fdConsole !== undefined ? `/proc/self/fd/${stdio.length - 1}` : undefined,
+            consoleLog: fdConsole !== undefined ? `/proc/self/fd/${consoleFd}` : undefined,
+            nics: taps?.qemuNics,
           });
           const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : ['setpriv'];
           if (io.pdeathsig) priv.push('--pdeathsig', 'KILL');
@@ -242,11 +273,12 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           const script = io.exitCommand?.length
             ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > ${shq(files.qemuPid)}; wait $!; echo $? > ${shq(files.qemuRc)}; exec ${io.exitCommand.map(shq).join(' ')}`
             : `${join}exec "$@"`;
-          return spawn('sh', ['-c', script, 'hull-vm', ...priv, qemu, ...args], {
+          // hull-tapfd (as root) opens the taps in the namespace, then execs setpriv and QEMU
+          return spawn('sh', ['-c', script, 'hull-vm', ...(taps?.argv ?? []), ...priv, qemu, ...args], {
             cwd: files.dir, stdio: stdio as StdioOptions, detached: io.detached,
           });
         } finally {
-          for (const fd of [fdKernel, fdInitrd, fdDisk, fdLog, fdConsole]) if (fd !== undefined) fs.closeSync(fd);
+          for (const fd of [fdKernel, fdInitrd, fdDisk, fdLog, fdConsole, fdLayer]) if (fd !== undefined) fs.closeSync(fd);
         }
       },
     };

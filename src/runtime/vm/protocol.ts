@@ -26,7 +26,9 @@ export const T = {
 
 const R = {
   ARG: 1, ENV: 2, CWD: 3, USER: 4, HOSTNAME: 5, TTY: 6, STDIN: 7, READONLY: 8, TMPFS: 9, SHARE: 10,
-  WINSIZE: 11, MAINPORT: 12, CLOCK: 13, LOGFMT: 14,
+  WINSIZE: 11, MAINPORT: 12, CLOCK: 13, LOGFMT: 14, LAYER: 15,
+  // 32-47: network (guest/net.c)
+  NETIF: 32, ROUTE: 33, HOSTS: 34, RESOLV: 35,
 } as const;
 
 /** What the guest agent runs and how (the main process, or an exec'd one). */
@@ -54,8 +56,17 @@ export interface GuestRunSpec extends GuestProcessSpec {
   mainPort?: boolean;
   /** Main output as k8s-file log lines on hull.stdout (detached runs). */
   logFormat?: boolean;
+  /** After a zero exit, the guest streams its writable layer as a tar on port hull.layer. */
+  layer?: boolean;
   /** Host wall clock, ns since the epoch, for the guest's clock. */
   clockNs?: bigint;
+  /** NICs the agent configures (guest/net.c), matched by MAC, else by name. */
+  interfaces?: { name: string; mac: string; mtu: number; address: string }[];
+  /** The default route's gateway. */
+  gateway?: string;
+  /** /etc/hosts and /etc/resolv.conf of the guest (else the agent's defaults). */
+  hosts?: string;
+  resolvConf?: string;
 }
 
 /** One spec record: u16 tag, u32 length, the bytes. */
@@ -102,11 +113,17 @@ export function encodeSpecFile(s: GuestRunSpec): Buffer {
   if (s.readOnly) parts.push(rec(R.READONLY, flag(true)));
   if (s.mainPort) parts.push(rec(R.MAINPORT, flag(true)));
   if (s.logFormat) parts.push(rec(R.LOGFMT, flag(true)));
+  if (s.layer) parts.push(rec(R.LAYER, flag(true)));
   if (s.clockNs !== undefined) {
     const c = Buffer.alloc(8);
     c.writeBigUInt64LE(s.clockNs, 0);
     parts.push(rec(R.CLOCK, c));
   }
+  for (const n of s.interfaces ?? []) parts.push(rec(R.NETIF, `${noNul('an interface', n.name)}\0${n.mac}\0${n.address}\0${n.mtu}`));
+  if (s.gateway) parts.push(rec(R.ROUTE, `0.0.0.0/0\0${s.gateway}`));
+  if (s.hosts !== undefined) parts.push(rec(R.HOSTS, noNul('/etc/hosts', s.hosts)));
+  if (s.resolvConf !== undefined) parts.push(rec(R.RESOLV, noNul('/etc/resolv.conf', s.resolvConf)));
+  if ((s.interfaces?.length ?? 0) > 8) throw new HullError('INVALID_ARGUMENT', 'a VM takes at most 8 network interfaces');
   for (const t of s.tmpfs ?? []) parts.push(rec(R.TMPFS, `${noNul('a tmpfs path', t.destination)}\0${noNul('tmpfs options', t.options)}`));
   for (const m of s.shares ?? []) parts.push(rec(R.SHARE, `${m.tag}\0${noNul('a volume path', m.destination)}\0${m.readOnly ? 'ro' : 'rw'}`));
   if ((s.tmpfs?.length ?? 0) > 32 || (s.shares?.length ?? 0) > 32) throw new HullError('INVALID_ARGUMENT', 'a VM takes at most 32 tmpfs mounts and 32 volumes');
@@ -167,6 +184,8 @@ export interface ExitFrame {
   code: number;
   /** The guest kernel's OOM killer ended the process. */
   oomKilled: boolean;
+  /** The whole writable layer went out on hull.layer before this frame (R_LAYER runs). */
+  layerSent?: boolean;
   reason?: string;
 }
 
@@ -174,13 +193,15 @@ export function decodeExit(payload: Buffer): ExitFrame {
   if (payload.length < 5) throw new HullError('INTERNAL', 'guest protocol: EXIT frame shorter than 5 bytes');
   const code = payload.readInt32LE(0);
   const reason = payload.length > 5 ? payload.subarray(5).toString('utf8') : undefined;
-  return { code, oomKilled: (payload[4]! & 1) === 1, reason };
+  return { code, oomKilled: (payload[4]! & 1) === 1, ...((payload[4]! & 2) === 2 ? { layerSent: true } : {}), reason };
 }
 
 export interface GuestStatus {
   /** The main process started: its guest pid and the guest kernel release. */
   ready?: { pid: number; release: string };
   exit?: ExitFrame;
+  /** ERROR frames the guest wrote on the status port (e.g. why it could not send its layer). */
+  errors?: string[];
 }
 
 /**
@@ -192,6 +213,7 @@ export function decodeStatus(data: Buffer): GuestStatus {
   for (const f of new FrameDecoder().push(data)) {
     if (f.type === T.READY && f.payload.length >= 4) st.ready = { pid: f.payload.readUInt32LE(0), release: f.payload.subarray(4).toString('utf8') };
     else if (f.type === T.EXIT && f.channel === 0) st.exit = decodeExit(f.payload);
+    else if (f.type === T.ERROR && f.channel === 0) (st.errors ??= []).push(f.payload.subarray(0, 1024).toString('utf8'));
   }
   return st;
 }

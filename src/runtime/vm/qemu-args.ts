@@ -36,7 +36,8 @@ export interface QemuOptions {
   tscKhz?: number;
   /** TCG translation cache, MiB (default 32; QEMU's own default is 1 GiB of address space). */
   tbSizeMiB?: number;
-  ports: { status: Chardev; stdout: Chardev; stderr: Chardev; ctl: Chardev; main?: Chardev };
+  /** `layer`: where the guest's writable layer tar goes (build steps). */
+  ports: { status: Chardev; stdout: Chardev; stderr: Chardev; ctl: Chardev; main?: Chardev; layer?: Chardev };
   /** Host directories shared over 9p; tag names the device in the guest. */
   shares?: { tag: string; hostPath: string; readOnly: boolean }[];
   /** Send the guest's kernel log to this file through a UART (debugging; slower boot). */
@@ -108,7 +109,7 @@ export function buildQemuArgs(o: QemuOptions): string[] {
   if (o.disk) a.push('-drive', `if=none,id=root,file=${esc(o.disk)},format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=root');
   const ports: [string, Chardev | undefined][] = [
     ['hull.status', o.ports.status], ['hull.stdout', o.ports.stdout], ['hull.stderr', o.ports.stderr],
-    ['hull.ctl', o.ports.ctl], ['hull.main', o.ports.main],
+    ['hull.ctl', o.ports.ctl], ['hull.main', o.ports.main], ['hull.layer', o.ports.layer],
   ];
   a.push('-device', 'virtio-serial-device,max_ports=8');
   ports.forEach(([name, c], i) => {

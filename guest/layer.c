@@ -1,0 +1,211 @@
+/*
+ * The writable layer as a tar stream on hull.layer (R_LAYER, guest/PROTOCOL.md), written after
+ * every process of the container has exited. The overlay's upper dir (tmpfs) is walked through
+ * a directory fd the agent opened before it moved into the container root; the stream is in OCI
+ * layer form: an overlay whiteout (char device 0/0) becomes an empty `.wh.NAME`, an opaque
+ * directory (trusted.overlay.opaque=y) gets an empty `DIR/.wh..wh..opq`, a file with several
+ * links is written once and linked after, extended attributes other than trusted.overlay.* go
+ * into pax records (as are names and link targets longer than ustar holds). The host trusts none
+ * of it: it unpacks the stream with its hardened unpacker and writes the real layer itself.
+ */
+#define _GNU_SOURCE
+#include "layer.h"
+#include "ports.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define BLK 512
+#define PATHMAX 4096
+#define XMAX 65536
+
+static int out_fd;
+char layer_error[512];
+
+/* Records the first failure (what, path, errno) and returns -1. */
+static int failed(const char *what, const char *path) {
+  if (!layer_error[0]) snprintf(layer_error, sizeof layer_error, "%s %s: %s", what, path, strerror(errno));
+  return -1;
+}
+static char zeros[BLK];
+
+static int put(const void *b, size_t n) { return write_all(out_fd, b, n) ? failed("write to", "hull.layer") : 0; }
+static int pad(size_t n) { return n % BLK ? put(zeros, BLK - n % BLK) : 0; }
+
+/* w-1 octal digits and a NUL (the value is known to fit: larger ones travel in pax records). */
+static void octal(char *f, size_t w, unsigned long long v) {
+  f[w - 1] = 0;
+  for (size_t i = w - 1; i-- > 0; v >>= 3) f[i] = '0' + (v & 7);
+}
+
+/* Appends one pax record "LEN key=value\n" (LEN counts itself) to *buf. */
+static int pax_add(char **buf, size_t *len, const char *key, const void *val, size_t vlen) {
+  size_t body = 1 + strlen(key) + 1 + vlen + 1, total = body + 1;
+  while (total != body + (size_t)snprintf(NULL, 0, "%zu", total)) total = body + snprintf(NULL, 0, "%zu", total);
+  char *b = realloc(*buf, *len + total);
+  if (!b) return -1;
+  int d = snprintf(b + *len, total + 1, "%zu %s=", total, key);
+  memcpy(b + *len + d, val, vlen);
+  b[*len + total - 1] = '\n';
+  *buf = b;
+  *len += total;
+  return 0;
+}
+
+/* A ustar header block; name and link must fit (the caller puts longer ones in pax records). */
+static int ustar(const char *name, const char *link, char type, const struct stat *st, unsigned long long size) {
+  char h[BLK];
+  memset(h, 0, sizeof h);
+  memcpy(h, name, strnlen(name, 100));
+  octal(h + 100, 8, st->st_mode & 07777);
+  octal(h + 108, 8, st->st_uid & 07777777);
+  octal(h + 116, 8, st->st_gid & 07777777);
+  octal(h + 124, 12, size > 077777777777ull ? 0 : size);
+  octal(h + 136, 12, st->st_mtim.tv_sec > 0 ? (unsigned long long)st->st_mtim.tv_sec : 0);
+  h[156] = type;
+  if (link) memcpy(h + 157, link, strnlen(link, 100));
+  memcpy(h + 257, "ustar", 6);
+  memcpy(h + 263, "00", 2);
+  memset(h + 148, ' ', 8);
+  unsigned sum = 0;
+  for (int i = 0; i < BLK; i++) sum += (unsigned char)h[i];
+  octal(h + 148, 7, sum);
+  return put(h, BLK);
+}
+
+/* Pax records (long names, big ids, xattrs of `fd` when >= 0), then the ustar header. */
+static int entry(const char *name, const char *link, char type, const struct stat *st, unsigned long long size, int fd) {
+  char *pax = NULL;
+  size_t plen = 0;
+  int rc = -1;
+  char num[32];
+  if (strlen(name) >= 100 && pax_add(&pax, &plen, "path", name, strlen(name))) goto out;
+  if (link && strlen(link) >= 100 && pax_add(&pax, &plen, "linkpath", link, strlen(link))) goto out;
+  if (size > 077777777777ull && pax_add(&pax, &plen, "size", num, snprintf(num, sizeof num, "%llu", size))) goto out;
+  if (st->st_uid > 07777777 && pax_add(&pax, &plen, "uid", num, snprintf(num, sizeof num, "%u", st->st_uid))) goto out;
+  if (st->st_gid > 07777777 && pax_add(&pax, &plen, "gid", num, snprintf(num, sizeof num, "%u", st->st_gid))) goto out;
+  if (fd >= 0) {
+    static char names[XMAX], val[XMAX];
+    ssize_t n = flistxattr(fd, names, sizeof names);
+    for (ssize_t i = 0; n > 0 && i < n; i += strlen(names + i) + 1) {
+      const char *k = names + i;
+      if (!strncmp(k, "trusted.overlay.", 16)) continue;
+      ssize_t v = fgetxattr(fd, k, val, sizeof val);
+      char key[300];
+      if (v < 0 || snprintf(key, sizeof key, "SCHILY.xattr.%s", k) >= (int)sizeof key) continue;
+      if (pax_add(&pax, &plen, key, val, v)) goto out;
+    }
+  }
+  if (plen) {
+    struct stat ps = {.st_mode = 0644, .st_mtim = st->st_mtim};
+    if (ustar("PaxHeader", NULL, 'x', &ps, plen) || put(pax, plen) || pad(plen)) goto out;
+  }
+  rc = ustar(name, link, type, st, size);
+out:
+  free(pax);
+  return rc;
+}
+
+struct seen { dev_t dev; ino_t ino; char *path; };
+static struct seen *links;
+static size_t nlinks;
+
+static const char *seen_before(const struct stat *st, const char *path) {
+  for (size_t i = 0; i < nlinks; i++)
+    if (links[i].dev == st->st_dev && links[i].ino == st->st_ino) return links[i].path;
+  struct seen *l = realloc(links, (nlinks + 1) * sizeof *l);
+  if (!l) return NULL;
+  links = l;
+  links[nlinks++] = (struct seen){st->st_dev, st->st_ino, strdup(path)};
+  return NULL;
+}
+
+static int walk(int dirfd, const char *rel);
+
+static int one(int dirfd, const char *name, const char *rel) {
+  char path[PATHMAX];
+  struct stat st;
+  if (snprintf(path, sizeof path, "%s%s", rel, name) >= (int)sizeof path) { errno = ENAMETOOLONG; return failed("path", rel); }
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW)) return failed("stat", path);
+  if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) { /* whiteout */
+    char wo[PATHMAX];
+    if (snprintf(wo, sizeof wo, "%s.wh.%s", rel, name) >= (int)sizeof wo) { errno = ENAMETOOLONG; return failed("path", path); }
+    st.st_mode = S_IFREG | 0600;
+    return entry(wo, NULL, '0', &st, 0, -1);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return failed("open", path);
+    char dpath[PATHMAX + 1], opq[2] = {0};
+    snprintf(dpath, sizeof dpath, "%s/", path);
+    int rc = entry(dpath, NULL, '5', &st, 0, fd);
+    if (!rc && fgetxattr(fd, "trusted.overlay.opaque", opq, 1) == 1 && opq[0] == 'y') {
+      char o[PATHMAX + 16];
+      struct stat os = st;
+      os.st_mode = S_IFREG | (st.st_mode & 0777);
+      os.st_mtim.tv_sec = 0;
+      snprintf(o, sizeof o, "%s.wh..wh..opq", dpath);
+      rc = entry(o, NULL, '0', &os, 0, -1);
+    }
+    if (!rc) rc = walk(fd, dpath);
+    close(fd);
+    return rc;
+  }
+  if (S_ISSOCK(st.st_mode)) return 0; /* docker leaves sockets out too */
+  if (st.st_nlink > 1) {
+    const char *first = seen_before(&st, path);
+    if (first) return entry(path, first, '1', &st, 0, -1);
+  }
+  if (S_ISLNK(st.st_mode)) {
+    char target[PATHMAX];
+    ssize_t n = readlinkat(dirfd, name, target, sizeof target - 1);
+    if (n < 0) return failed("readlink", path);
+    target[n] = 0;
+    return entry(path, target, '2', &st, 0, -1);
+  }
+  if (S_ISFIFO(st.st_mode)) return entry(path, NULL, '6', &st, 0, -1);
+  if (!S_ISREG(st.st_mode)) { /* device nodes: the host refuses them in a layer */
+    return entry(path, NULL, S_ISCHR(st.st_mode) ? '3' : '4', &st, 0, -1);
+  }
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return failed("open", path);
+  int rc = entry(path, NULL, '0', &st, st.st_size, fd);
+  static char buf[1 << 16];
+  off_t left = st.st_size;
+  while (!rc && left > 0) {
+    ssize_t n = read(fd, buf, left < (off_t)sizeof buf ? (size_t)left : sizeof buf);
+    if (n <= 0) rc = failed("read", path); /* nothing runs any more: a short read is an error */
+    else { rc = put(buf, n); left -= n; }
+  }
+  close(fd);
+  return rc ? rc : pad(st.st_size);
+}
+
+static int walk(int dirfd, const char *rel) {
+  int fd = dup(dirfd);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  struct dirent *e;
+  int rc = 0;
+  if (!d) { if (fd >= 0) close(fd); return failed("read directory", rel[0] ? rel : "/"); }
+  while (!rc && (e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    rc = one(dirfd, e->d_name, rel);
+  }
+  closedir(d);
+  return rc;
+}
+
+int layer_send(int dirfd, int out) {
+  out_fd = out;
+  layer_error[0] = 0;
+  if (dirfd < 0 || out < 0) { errno = EBADF; return failed("open", out < 0 ? "hull.layer" : "the upper dir"); }
+  if (walk(dirfd, "")) return -1;
+  return put(zeros, BLK) || put(zeros, BLK) ? -1 : 0;
+}
