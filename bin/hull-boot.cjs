@@ -29,11 +29,16 @@ const entry = hook
   ? { bundle: 'exit-hook.cjs', compiled: ['engine', 'exit-hook.js'], word: 'exit-hook' }
   : { bundle: 'cli.cjs', compiled: ['cli', 'main.js'], word: commandWord() };
 
-// Exit as soon as the command has returned its code: everything it started has finished by
-// then (it awaits its children, and writes to stdout/stderr are synchronous on Linux), while
-// node would still spend a loop turn or two (~2.5 ms) closing handles before it exits.
+// Exit as soon as the command has returned its code and its output is out: everything it
+// started has finished by then (it awaits its children), while node would still spend a loop
+// turn or two (~2.5 ms) closing handles before it exits. Writes to a file or a terminal are
+// synchronous, but a pipe whose reader is slower than hull (`hull logs C | sha256sum`) holds
+// what did not fit in node's own buffer: exiting then would cut the output short.
 function done(code) {
-  process.exit(code);
+  const pending = [process.stdout, process.stderr].filter((s) => s.writableLength > 0);
+  if (!pending.length) process.exit(code);
+  let left = pending.length;
+  for (const s of pending) s.write('', () => --left === 0 && process.exit(code));
 }
 function crash(e) {
   process.stderr.write(`hull: ${e && e.stack ? e.stack : e}\n`);

@@ -2,7 +2,7 @@
  * Container routes: create, list, inspect, start, stop, kill, restart, remove, wait, attach,
  * logs, stats, resize, prune. Thin: each calls the engine and shapes docker's reply.
  */
-import { dockerTime, type LogRecord } from '../engine/logs.js';
+import { dockerTime, endsLine, type LogRecord } from '../engine/logs.js';
 import { HullError } from '../errors.js';
 import { type Ctx, type Handler, sendJson, sendStatus, startJsonStream } from './context.js';
 import { parseCreate } from './create.js';
@@ -165,8 +165,8 @@ function recordWriter(out: StreamReply, o: { stdout: boolean; stderr: boolean; t
       }
       if (!(r.stream === 'stdout' ? o.stdout : o.stderr)) continue;
       const prefix = o.timestamps && atStart[r.stream] ? `${dockerTime(r.time)} ` : '';
-      atStart[r.stream] = r.text.endsWith('\n');
-      await out.write(r.stream === 'stdout' ? 1 : 2, Buffer.from(prefix + r.text));
+      atStart[r.stream] = endsLine(r);
+      await out.write(r.stream === 'stdout' ? 1 : 2, prefix ? Buffer.concat([Buffer.from(prefix), r.data]) : r.data);
     }
   };
 }

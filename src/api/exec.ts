@@ -29,6 +29,10 @@ export interface ExecInstance {
   running: boolean;
   started: boolean;
   exitCode: number | null;
+  /** The window size last asked for (ConsoleSize at start, then resize). */
+  size?: { rows: number; cols: number };
+  /** Resizes the running exec's terminal, once it has one. */
+  resize?: (rows: number, cols: number) => boolean;
 }
 
 const execs = new Map<string, ExecInstance>();
@@ -51,9 +55,6 @@ async function create(c: Ctx): Promise<void> {
   const cmd = strList(b.Cmd, 'Cmd');
   if (!cmd || cmd.length === 0) throw new HttpError(400, 'No exec command specified');
   if (b.Privileged === true) throw new HttpError(400, 'Privileged is not supported by hull');
-  // The runtime's exec allocates a TTY only on a terminal of its own caller (or through a
-  // console socket the engine does not offer yet); over the API there is none.
-  if (b.Tty === true) throw new HttpError(400, 'exec with a TTY (-t) is not supported by hull serve yet; use exec -i without -t');
   const i = await c.engine.inspect(c.params.id!);
   if (!i.State.Running) throw new HullError('CONFLICT', `Container ${i.Id} is not running`);
   const wd = typeof b.WorkingDir === 'string' && b.WorkingDir ? b.WorkingDir : undefined;
@@ -116,7 +117,20 @@ async function start(c: Ctx): Promise<void> {
   if (e.started) throw new HullError('CONFLICT', `Exec instance ${e.id} has already been started`);
   e.started = true;
   e.running = true;
-  const opts = { cmd: e.cmd, env: e.env, workdir: e.workdir, user: e.user, tty: e.tty, interactive: e.attachStdin };
+  const cs = b.ConsoleSize;
+  if (cs !== undefined && cs !== null && !(Array.isArray(cs) && cs.length === 2 && cs.every((n) => Number.isInteger(n) && n >= 0 && n < 65536))) {
+    throw new HttpError(400, 'ConsoleSize must be [height, width], two non-negative integers');
+  }
+  if (Array.isArray(cs) && cs[0] > 0 && cs[1] > 0 && !e.size) e.size = { rows: cs[0], cols: cs[1] };
+  const opts = {
+    cmd: e.cmd, env: e.env, workdir: e.workdir, user: e.user, tty: e.tty, interactive: e.attachStdin,
+    consoleSize: e.size,
+    // a resize that came before the terminal existed is applied when it does
+    onResizable: (fn: (rows: number, cols: number) => boolean) => {
+      e.resize = fn;
+      if (e.size) fn(e.size.rows, e.size.cols);
+    },
+  };
   if (b.Detach === true) {
     const discard = () => new Writable({ write: (_c, _e, cb) => cb() });
     void c.engine
@@ -168,10 +182,14 @@ async function inspect(c: Ctx): Promise<void> {
 }
 
 async function resize(c: Ctx): Promise<void> {
-  get(c.params.id!);
   const h = c.query.int('h');
   const w = c.query.int('w');
   if (h === undefined || w === undefined || h < 0 || w < 0) throw new HttpError(400, 'h and w (non-negative integers) are required');
+  const e = get(c.params.id!);
+  if (h > 0 && w > 0 && h < 65536 && w < 65536) {
+    e.size = { rows: h, cols: w };
+    e.resize?.(h, w);
+  }
   sendStatus(c, 200);
 }
 

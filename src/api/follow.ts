@@ -6,7 +6,7 @@
  * a removal of the container directory during the last read cannot take the output away.
  */
 import fs from 'node:fs';
-import { parseLogLines, tailRecords, type LogRecord } from '../engine/logs.js';
+import { parseLogLines, readFrom, tailRecords, type LogRecord } from '../engine/logs.js';
 import { fileTarget, Watch } from '../util/watch.js';
 
 export interface FollowOptions {
@@ -33,15 +33,8 @@ export function fileSize(file: string): number {
 
 /** All records of a log file (for `logs` without follow and `attach?logs=1`), and the offset after them. */
 export function readAll(file: string, tail = -1): { records: LogRecord[]; offset: number } {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch {
-    return { records: [], offset: 0 };
-  }
-  const last = buf.lastIndexOf(0x0a);
-  if (last < 0) return { records: [], offset: 0 };
-  return { records: tailRecords(parseLogLines(buf.subarray(0, last + 1).toString('utf8')), tail), offset: last + 1 };
+  const { data, offset } = readFrom(file, 0);
+  return { records: tailRecords(parseLogLines(data), tail), offset };
 }
 
 export async function follow(file: string, o: FollowOptions): Promise<void> {
@@ -80,7 +73,7 @@ export async function follow(file: string, o: FollowOptions): Promise<void> {
         continue;
       }
       carry = Buffer.from(data.subarray(last + 1));
-      const recs = parseLogLines(data.subarray(0, last + 1).toString('utf8'));
+      const recs = parseLogLines(data.subarray(0, last + 1));
       if (recs.length) await o.onRecords(recs);
       if (o.signal.aborted) return;
     }

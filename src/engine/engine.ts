@@ -12,7 +12,7 @@ import { HullError, isHullError, notFound, precondition } from '../errors.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { layout, packageRoot } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
-import type { ExitInfo, InstanceSpec, Isolation, Usage, Wall, WritableLayer } from '../runtime/types.js';
+import type { ExecProcess, ExitInfo, InstanceSpec, Isolation, Usage, Wall, WritableLayer } from '../runtime/types.js';
 import { ContainerTables, type ContainerRow } from '../state/containers.js';
 import { addEvent, lastEvent, nowIso, type DB } from '../state/db.js';
 import { bootId, identityAlive, processIdentity } from '../util/proc.js';
@@ -51,6 +51,9 @@ export interface ExecOptions {
   user?: string;
   tty?: boolean;
   interactive?: boolean;
+  /** With tty: the first window size, and a callback handed what resizes the terminal. */
+  consoleSize?: ExecProcess['consoleSize'];
+  onResizable?: ExecProcess['onResizable'];
 }
 
 export interface LogsOptions {
@@ -698,7 +701,7 @@ export class Engine {
       const iso = await this.wall(row.isolation);
       const spec = await this.liveSpec(row);
       await new Promise<void>((resolve) => {
-        running = iso.exec(spec, { args: o.cmd, env: o.env ?? [], cwd: o.workdir, user: o.user, terminal: o.tty ?? false, stdin: o.interactive ?? false }, io, resolve);
+        running = iso.exec(spec, { args: o.cmd, env: o.env ?? [], cwd: o.workdir, user: o.user, terminal: o.tty ?? false, stdin: o.interactive ?? false, consoleSize: o.consoleSize, onResizable: o.onResizable }, io, resolve);
         running.then(() => resolve(), () => resolve());
       });
     });
@@ -718,16 +721,16 @@ export class Engine {
     const stop = o.signal ?? signal;
     const watch = o.follow ? new Watch([fileTarget(file), dbTarget(this.root), ...iso.exitTargets(this.runSpec(row))]) : undefined;
     try {
-      let { text, offset } = readFrom(file, 0);
-      writeRecords(tailRecords(parseLogLines(text), o.tail ?? -1), io, o.timestamps ?? false);
+      let { data, offset } = readFrom(file, 0);
+      writeRecords(tailRecords(parseLogLines(data), o.tail ?? -1), io, o.timestamps ?? false);
       if (!watch) return;
       for (;;) {
         if (stop?.aborted) return;
         const seen = watch.seq;
         const cur = this.rows.get(row.id);
         const ended = !cur || (cur.status !== 'created' && !isLive((await this.fresh(cur)).status));
-        ({ text, offset } = readFrom(file, offset));
-        if (text) writeRecords(parseLogLines(text), io, o.timestamps ?? false);
+        ({ data, offset } = readFrom(file, offset));
+        if (data.length) writeRecords(parseLogLines(data), io, o.timestamps ?? false);
         if (ended) return;
         await watch.after(seen, BACKSTOP_MS, stop);
       }

@@ -1,33 +1,56 @@
 /**
  * Container logs as conmon writes them (the CRI "k8s-file" format): one record per line,
  *   <RFC 3339 nano timestamp> <stdout|stderr> <F|P> <content>
- * where P marks a partial line continued by the next record. Parsing is pure; follow() polls.
+ * where P marks a partial line continued by the next record. Parsing is pure and works on bytes:
+ * output need not be UTF-8.
  */
 import fs from 'node:fs';
 
 export interface LogRecord {
   time: string;
   stream: 'stdout' | 'stderr';
-  /** The content, with '\n' when the record ends a line (F). */
-  text: string;
+  /**
+   * The content as the process wrote it, byte for byte (output need not be UTF-8), with '\n'
+   * when the record ends a line (F). A record's content never holds '\n' otherwise: the log
+   * format splits lines there.
+   */
+  data: Buffer;
 }
 
-/** Parse complete lines of a k8s-file log. Malformed lines are skipped. */
-export function parseLogLines(text: string): LogRecord[] {
+const SP = 0x20;
+const NL = 0x0a;
+
+/**
+ * Parse complete lines of a k8s-file log (bytes: never decoded). Malformed lines are skipped.
+ * Each record's data is a view of `buf` (a full line's with the '\n' that ends it there).
+ */
+export function parseLogLines(buf: Buffer): LogRecord[] {
   const out: LogRecord[] = [];
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    const a = line.indexOf(' ');
-    const b = line.indexOf(' ', a + 1);
-    const c = line.indexOf(' ', b + 1);
-    if (a < 0 || b < 0) continue;
-    const stream = line.slice(a + 1, b);
+  for (let at = 0; at < buf.length; ) {
+    const nl = buf.indexOf(NL, at);
+    const end = nl < 0 ? buf.length : nl;
+    const line = buf.subarray(at, end);
+    const lineStart = at;
+    at = end + 1;
+    const a = line.indexOf(SP);
+    const b = a < 0 ? -1 : line.indexOf(SP, a + 1);
+    if (b < 0) continue;
+    const stream = line.toString('latin1', a + 1, b);
     if (stream !== 'stdout' && stream !== 'stderr') continue;
-    const tag = c < 0 ? line.slice(b + 1) : line.slice(b + 1, c);
-    const content = c < 0 ? '' : line.slice(c + 1);
-    out.push({ time: line.slice(0, a), stream, text: tag.startsWith('P') ? content : `${content}\n` });
+    const c = line.indexOf(SP, b + 1);
+    const from = lineStart + (c < 0 ? line.length : c + 1);
+    let data: Buffer;
+    if (line[b + 1] === 0x50 /* 'P': the line goes on in the next record */) data = buf.subarray(from, end);
+    else if (nl >= 0) data = buf.subarray(from, nl + 1);
+    else data = Buffer.concat([buf.subarray(from, end), Buffer.from([NL])]);
+    out.push({ time: line.toString('latin1', 0, a), stream, data });
   }
   return out;
+}
+
+/** Whether a record ends a line. */
+export function endsLine(r: LogRecord): boolean {
+  return r.data.length > 0 && r.data[r.data.length - 1] === NL;
 }
 
 /** docker logs --tail N: the records of the last N output lines (N < 0: all). */
@@ -36,7 +59,7 @@ export function tailRecords(recs: LogRecord[], n: number): LogRecord[] {
   if (n === 0) return [];
   let lines = 0;
   for (let i = recs.length - 1; i >= 0; i--) {
-    if (recs[i]!.text.endsWith('\n')) {
+    if (endsLine(recs[i]!)) {
       lines++;
       if (lines > n) return recs.slice(i + 1);
     }
@@ -62,29 +85,30 @@ export interface LogSink {
 export function writeRecords(recs: LogRecord[], sink: LogSink, timestamps: boolean): void {
   let atLineStart = { stdout: true, stderr: true };
   for (const r of recs) {
-    const prefix = timestamps && atLineStart[r.stream] ? `${dockerTime(r.time)} ` : '';
-    (r.stream === 'stdout' ? sink.stdout : sink.stderr).write(prefix + r.text);
-    atLineStart = { ...atLineStart, [r.stream]: r.text.endsWith('\n') };
+    const out = r.stream === 'stdout' ? sink.stdout : sink.stderr;
+    if (timestamps && atLineStart[r.stream]) out.write(`${dockerTime(r.time)} `);
+    out.write(r.data);
+    atLineStart = { ...atLineStart, [r.stream]: endsLine(r) };
   }
 }
 
 /** Read the complete lines of `file` from byte `offset`; returns them and the new offset. */
-export function readFrom(file: string, offset: number): { text: string; offset: number } {
+export function readFrom(file: string, offset: number): { data: Buffer; offset: number } {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch {
-    return { text: '', offset };
+    return { data: Buffer.alloc(0), offset };
   }
   try {
     const size = fs.fstatSync(fd).size;
-    if (size <= offset) return { text: '', offset };
+    if (size <= offset) return { data: Buffer.alloc(0), offset };
     const buf = Buffer.alloc(size - offset);
     const n = fs.readSync(fd, buf, 0, buf.length, offset);
     const s = buf.subarray(0, n);
     const last = s.lastIndexOf(0x0a);
-    if (last < 0) return { text: '', offset };
-    return { text: s.subarray(0, last + 1).toString('utf8'), offset: offset + last + 1 };
+    if (last < 0) return { data: Buffer.alloc(0), offset };
+    return { data: s.subarray(0, last + 1), offset: offset + last + 1 };
   } finally {
     fs.closeSync(fd);
   }

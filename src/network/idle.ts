@@ -51,10 +51,20 @@ export function idleScript(bridges: string[], prefix: string, table: string, loc
   return lines.join('\n');
 }
 
+/**
+ * How the delayed cleanup is started (pure): a detached shell in `/`, so that it holds no
+ * directory of the caller (an exit hook runs inside the container's directory, which `rm`
+ * removes) and belongs to no root: it works on machine-wide names under the network lock.
+ */
+export function idleCleanupCommand(lock: string, bridges: string[], prefix: string, table: string, delayS = IDLE_DELAY_S): { file: string; args: string[]; options: { cwd: string; detached: true; stdio: 'ignore' } } {
+  const script = `sleep ${delayS}; exec flock ${shq(lock)} sh -c ${shq(idleScript(bridges, prefix, table, lock, delayS))}`;
+  return { file: 'sh', args: ['-c', script], options: { cwd: '/', detached: true, stdio: 'ignore' } };
+}
+
 /** Starts the delayed cleanup in the background (detached: it outlives the caller). */
 export function scheduleIdleCleanup(lock: string, bridges: string[], prefix: string, table: string, delayS = IDLE_DELAY_S): void {
-  const script = `sleep ${delayS}; exec flock ${shq(lock)} sh -c ${shq(idleScript(bridges, prefix, table, lock, delayS))}`;
-  const c = spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' });
+  const c0 = idleCleanupCommand(lock, bridges, prefix, table, delayS);
+  const c = spawn(c0.file, c0.args, c0.options);
   c.on('error', () => undefined);
   c.unref();
 }

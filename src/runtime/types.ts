@@ -174,6 +174,10 @@ export interface ExecProcess {
   user?: string;
   terminal: boolean;
   stdin: boolean;
+  /** With a terminal: its first window size (docker's ConsoleSize). */
+  consoleSize?: { rows: number; cols: number };
+  /** With a terminal: called once it exists, with what resizes it (false once it is gone). */
+  onResizable?: (resize: (rows: number, cols: number) => boolean) => void;
 }
 
 export interface Usage {

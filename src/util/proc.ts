@@ -4,29 +4,34 @@
  * (pids of an earlier boot mean nothing now), and a process's identity as one string.
  */
 import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
-/** State letter and start time (clock ticks after boot) of `pid`, or undefined when it is gone. */
-function stat(pid: number): { state: string; startTime: number } | undefined {
+/** State letter, process group and start time (clock ticks after boot) of `pid`, or undefined when it is gone. */
+function stat(pid: number): { state: string; pgrp: number; startTime: number } | undefined {
   if (!(pid > 0)) return undefined;
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { state: f[0] ?? '', startTime: Number(f[19]) };
+    return { state: f[0] ?? '', pgrp: Number(f[2]), startTime: Number(f[19]) };
   } catch {
     return undefined;
   }
 }
 
+/** A process that runs: there, and not a zombie (a zombie runs nothing). */
+function runs(s: { state: string } | undefined): boolean {
+  return s !== undefined && s.state !== 'Z' && s.state !== 'X';
+}
+
 /** Whether `pid` runs (a zombie counts as gone). */
 export function pidAlive(pid: number): boolean {
-  const s = stat(pid);
-  return s !== undefined && s.state !== 'Z' && s.state !== 'X';
+  return runs(stat(pid));
 }
 
 /** Start time of a live process (clock ticks after boot); undefined when it is gone or a zombie. */
 export function procStartTime(pid: number): number | undefined {
   const s = stat(pid);
-  return s && s.state !== 'Z' && s.state !== 'X' ? s.startTime : undefined;
+  return runs(s) ? s!.startTime : undefined;
 }
 
 let boot: string | undefined;
@@ -59,14 +64,44 @@ export function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
+/**
+ * Members of process group `pgid` that still run (zombies excluded). A SIGKILLed group's leader
+ * can be gone while a bigger member (QEMU unmapping guest RAM) is still exiting, so a caller
+ * that must know the whole group has ended asks this. One kill(2) answers when no process of
+ * the group is left at all; only a group that still exists is looked for in /proc.
+ */
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  if (!(pgid > 1)) return out;
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return out;
+  }
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const s = stat(Number(e));
+    if (runs(s) && s!.pgrp === pgid) out.push(Number(e));
+  }
+  return out;
+}
+
+/**
+ * SIGKILL process group `pgid` and wait, up to `timeoutMs`, until none of its members runs.
+ * True when the whole group has ended.
+ */
+export async function killGroupAndWait(pgid: number, timeoutMs: number): Promise<boolean> {
+  killGroup(pgid, 'SIGKILL');
+  for (const until = Date.now() + timeoutMs; groupMembers(pgid).length; ) {
+    if (Date.now() >= until) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
 /** Process group of `pid` (undefined when it is gone). */
 export function processGroup(pid: number): number | undefined {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[2]);
-  } catch {
-    return undefined;
-  }
+  return stat(pid)?.pgrp;
 }
 
 /** Live processes whose command line contains `needle` (with their pid and command line). */

@@ -14,7 +14,11 @@ export const BUSYBOX_ROOTFS = path.join(REPO, 'build', 'images', 'busybox-rootfs
 
 export interface TempRoot {
   root: string;
-  /** Remove the root (after the test has checked nothing is left running in it). */
+  /**
+   * Remove the root (after the test has checked nothing is left running in it). Containers a
+   * failed test left behind are removed through hull first, so their processes, mounts and
+   * network namespaces go with them and the failure is the test's own, not a later EBUSY.
+   */
   cleanup(): void;
 }
 
@@ -23,6 +27,10 @@ export function makeTempRoot(prefix = 'hull-test-'): TempRoot {
   return {
     root,
     cleanup() {
+      if (fs.existsSync(path.join(root, 'hull.db'))) {
+        const ids = hull(root, ['ps', '-aq', '--no-trunc']).stdout.split('\n').filter(Boolean);
+        if (ids.length) hull(root, ['rm', '-f', ...ids]);
+      }
       fs.rmSync(root, { recursive: true, force: true });
     },
   };

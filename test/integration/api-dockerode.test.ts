@@ -143,6 +143,51 @@ test('detached container: list, logs, exec with stdin, stats, stop, kill, remove
   await c.remove({ force: true, v: true });
 });
 
+/** Everything a stream has sent so far; `until` resolves once that matches, `ended` at its end. */
+function collector(stream: Readable): { text: () => string; until: (re: RegExp) => Promise<void>; ended: Promise<string> } {
+  let text = '';
+  const waiting: Array<{ re: RegExp; resolve: () => void }> = [];
+  const wake = () => {
+    for (const w of [...waiting]) if (w.re.test(text)) waiting.splice(waiting.indexOf(w), 1), w.resolve();
+  };
+  const ended = new Promise<string>((resolve, reject) => {
+    stream.on('data', (c: Buffer) => ((text += c.toString('latin1')), wake()));
+    stream.on('end', () => resolve(text));
+    stream.on('error', reject);
+  });
+  const until = (re: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      waiting.push({ re, resolve });
+      ended.then(() => reject(new Error(`the stream ended before ${re}: ${JSON.stringify(text.slice(-200))}`)), reject);
+      wake();
+    });
+  return { text: () => text, until, ended };
+}
+
+for (const runtime of ['crun', 'hull-vm']) {
+  test(`exec with a TTY (${runtime}): the size from ConsoleSize, then from resize; the output whole to the last line`, async () => {
+    const c = await d.createContainer({ Image: 'busybox', Cmd: ['sleep', '120'], HostConfig: { Runtime: runtime } });
+    await c.start();
+    const ex = await c.exec({ Cmd: ['sh'], AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: true });
+    const es = (await ex.start({ hijack: true, stdin: true, Tty: true, ConsoleSize: [20, 77] } as never)) as unknown as Readable & { write(s: string): void };
+    const out = collector(es);
+    es.write('stty size\n');
+    await out.until(/^20 77\r?$/m);
+    await ex.resize({ h: 31, w: 93 });
+    // a large output written just before the exit: every line arrives, the last one too
+    es.write('stty size; seq 1 5000; exit 6\n');
+    const end = await out.ended;
+    assert.match(end, /^31 93\r?$/m);
+    const lines = end.split(/\r?\n/);
+    assert.equal(lines.filter((l) => /^\d+$/.test(l)).length, 5000, 'every line of seq');
+    assert.ok(end.endsWith('5000\r\n'), JSON.stringify(end.slice(-40)));
+    let ei = await ex.inspect();
+    for (let i = 0; i < 50 && ei.Running; i++) ei = await ex.inspect();
+    assert.equal(ei.ExitCode, 6);
+    await c.remove({ force: true });
+  });
+}
+
 test('images: list, inspect, tag, save, load, remove; errors carry the status', async () => {
   const imgs = await d.listImages();
   assert.equal(imgs.length, 1);

@@ -155,6 +155,19 @@ describe('hull run flags', { timeout: 600_000 }, () => {
     assert.equal(ex.status, 4, ex.stdout + ex.stderr);
     assert.match(ex.stdout, /\/dev\/pts\/\d+/);
     hull(tr.root, ['rm', '-f', id]);
+    // a session that writes much just before it exits: every byte arrives and the exit code is
+    // the process's (crun's own terminal loop sent what was left unread to its log instead)
+    const seqTo = (n: number) => Array.from({ length: n }, (_, i) => `${i + 1}\r\n`).join('');
+    const keep = hull(tr.root, ['run', '-d', 'busybox', 'sleep', '300']).stdout.trim();
+    for (let i = 0; i < 10; i++) {
+      const r = hull(tr.root, ['exec', '-t', keep, 'sh', '-c', 'seq 1 3000; exit 7']);
+      assert.equal(r.code, 7, r.stderr);
+      assert.equal(r.stdout, seqTo(3000));
+    }
+    hull(tr.root, ['rm', '-f', keep]);
+    const big = hull(tr.root, ['run', '-t', '--rm', 'busybox', 'sh', '-c', 'seq 1 3000; exit 7']);
+    assert.equal(big.code, 7, big.stderr);
+    assert.equal(big.stdout, seqTo(3000));
     const noTty = hull(tr.root, ['run', '-it', '--rm', 'busybox', 'true']);
     assert.equal(noTty.code, 125);
     assert.match(noTty.stderr, /not a TTY/);

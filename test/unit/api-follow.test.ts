@@ -22,9 +22,9 @@ test('readAll: records with tail, the offset after the last whole line; missing 
     assert.equal(fileSize(t.file), 0);
     fs.writeFileSync(t.file, line('stdout', 'a') + line('stderr', 'b') + line('stdout', 'c') + '2026-01-01T00:00:00Z stdout F half');
     const all = readAll(t.file);
-    assert.deepEqual(all.records.map((r) => `${r.stream}:${r.text}`), ['stdout:a\n', 'stderr:b\n', 'stdout:c\n']);
+    assert.deepEqual(all.records.map((r) => `${r.stream}:${r.data.toString()}`), ['stdout:a\n', 'stderr:b\n', 'stdout:c\n']);
     assert.equal(all.offset, fs.readFileSync(t.file, 'utf8').lastIndexOf('\n') + 1);
-    assert.deepEqual(readAll(t.file, 1).records.map((r) => r.text), ['c\n']);
+    assert.deepEqual(readAll(t.file, 1).records.map((r) => r.data.toString()), ['c\n']);
   } finally {
     t.done();
   }
@@ -48,7 +48,7 @@ test('follow: waits for the file, delivers appended records in order, reads once
     end();
     fs.appendFileSync(t.file, line('stderr', 'last')); // written just after the exit was seen
     await f;
-    assert.deepEqual(got.map((r) => `${r.stream}:${r.text}`), ['stdout:one\n', 'stdout:tw', 'stdout:o\n', 'stderr:last\n']);
+    assert.deepEqual(got.map((r) => `${r.stream}:${r.data.toString()}`), ['stdout:one\n', 'stdout:tw', 'stdout:o\n', 'stderr:last\n']);
   } finally {
     t.done();
   }
@@ -60,7 +60,7 @@ test('follow: an abort stops it; a truncated log is read from the start', async 
     fs.writeFileSync(t.file, line('stdout', 'old') + line('stdout', 'older'));
     const got: string[] = [];
     const ac = new AbortController();
-    const f = follow(t.file, { offset: fs.statSync(t.file).size, until: new Promise(() => undefined), signal: ac.signal, onRecords: (r) => void got.push(...r.map((x) => x.text)) });
+    const f = follow(t.file, { offset: fs.statSync(t.file).size, until: new Promise(() => undefined), signal: ac.signal, onRecords: (r) => void got.push(...r.map((x) => x.data.toString())) });
     await sleep(20);
     fs.writeFileSync(t.file, line('stdout', 'new'));
     await sleep(40);

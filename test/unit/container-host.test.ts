@@ -121,11 +121,26 @@ test('conmon argv: log file, exit dir, exit command', () => {
 
 test('k8s-file logs: partial lines, streams, tail, timestamps', () => {
   const text = '2026-01-01T00:00:00.123456789+00:00 stdout P hel\n2026-01-01T00:00:00.2+00:00 stdout F lo\n2026-01-01T00:00:01+01:00 stderr F oops\nbad line\n';
-  const r = parseLogLines(text);
-  assert.deepEqual(r.map((x) => x.text), ['hel', 'lo\n', 'oops\n']);
+  const r = parseLogLines(Buffer.from(text));
+  assert.deepEqual(r.map((x) => x.data.toString()), ['hel', 'lo\n', 'oops\n']);
   assert.equal(r[2]!.stream, 'stderr');
-  assert.deepEqual(tailRecords(r, 1).map((x) => x.text), ['oops\n']);
-  assert.deepEqual(tailRecords(r, 2).map((x) => x.text), ['hel', 'lo\n', 'oops\n']);
+  assert.deepEqual(tailRecords(r, 1).map((x) => x.data.toString()), ['oops\n']);
+  assert.deepEqual(tailRecords(r, 2).map((x) => x.data.toString()), ['hel', 'lo\n', 'oops\n']);
   assert.equal(tailRecords(r, 0).length, 0);
   assert.equal(dockerTime('2026-01-01T00:00:01.5+01:00'), '2025-12-31T23:00:01.500000000Z');
+});
+
+test('k8s-file logs: content is bytes, never decoded (output that is not UTF-8 comes back whole)', () => {
+  // Every byte value but the line break, split by conmon into a partial and a full record.
+  const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i).filter((b) => b !== 0x0a));
+  const head = Buffer.from('2026-01-01T00:00:00Z stdout P ');
+  const tail = Buffer.from('2026-01-01T00:00:00Z stdout F ');
+  const log = Buffer.concat([head, bytes.subarray(0, 100), Buffer.from('\n'), tail, bytes.subarray(100), Buffer.from('\n')]);
+  const r = parseLogLines(log);
+  assert.equal(r.length, 2);
+  assert.deepEqual(Buffer.concat(r.map((x) => x.data)), Buffer.concat([bytes, Buffer.from('\n')]));
+  assert.deepEqual(tailRecords(r, 1).length, 2);
+  // a last line without its '\n' still ends a line
+  assert.deepEqual(parseLogLines(Buffer.from('2026-01-01T00:00:00Z stdout F x')).map((x) => x.data.toString()), ['x\n']);
+  assert.deepEqual(parseLogLines(Buffer.from('2026-01-01T00:00:00Z stderr F')).map((x) => x.data.toString()), ['\n']);
 });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { bridgeConf, cniEnv } from '../../src/network/cni-bridge.js';
 import { dnsAnswered, dnsQuery, renderDnsFile } from '../../src/network/dns.js';
 import { hostsFile, parseExtraHost, resolvConf } from '../../src/network/etc.js';
-import { idleScript } from '../../src/network/idle.js';
+import { idleCleanupCommand, idleScript } from '../../src/network/idle.js';
 import { canonicalSubnet, firstFree, hostIn, intToIp, ipToInt, macForIp, overlaps, parseCidr, parseMac } from '../../src/network/ipam.js';
 import { bridgeName, nftTable, rootTag } from '../../src/network/names.js';
 import { teardownScript } from '../../src/network/netns.js';
@@ -115,6 +115,11 @@ test('names are unique per root; the bridge plugin config carries hull\'s addres
   assert.match(idle, /n - l >= 1/);
   assert.match(idle, /ls \/sys\/class\/net\/hullabcdef12345\/brif/);
   assert.match(idle, /nft delete table ip hull_abcdef/);
+  // Started in /: it must not hold the directory of the exit hook that started it (the
+  // container's, which rm removes), nor count as a process of any root.
+  const cmd = idleCleanupCommand('/run/hull/locks/network-abcdef', ['hullabcdef12345'], 'hullabcdef', 'hull_abcdef');
+  assert.deepEqual(cmd.options, { cwd: '/', detached: true, stdio: 'ignore' });
+  assert.match(cmd.args[1]!, /^sleep 1; exec flock '\/run\/hull\/locks\/network-abcdef' sh -c /);
 });
 
 test('nftables: fixed rules over sets and maps; changes are element statements', () => {

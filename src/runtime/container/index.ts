@@ -25,12 +25,13 @@ import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, Iso
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
 import { buildOciConfig } from './config.js';
 import { findConmon, startConmon } from './conmon.js';
+import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
 import { hostFacts } from './host.js';
 import { checkExecutable, ExecError, LayeredRoot, resolveUserInRoot } from './rootfs.js';
 import { conmonRuntimeScript, makeDriver, RUNTIMES, overlayVolatileSupported, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
 import { goArch, loadDefaultSeccomp } from './seccomp.js';
 import { effectiveCaps } from './caps.js';
-import { killGroup, pidAlive, processesMentioning, processGroup } from '../../util/proc.js';
+import { killGroup, killGroupAndWait, pidAlive, processesMentioning, processGroup } from '../../util/proc.js';
 import { fileTarget, Watch } from '../../util/watch.js';
 
 
@@ -238,7 +239,9 @@ class ContainerIsolation implements Isolation {
     let driver = this.prepare(spec);
     // (a terminal would need a console socket for `create`: such a start just compiles)
     if (driver.bpfCacheFile && !spec.process.terminal && (await this.fillBpfCache(spec, driver))) driver = this.prepare(spec);
-    const argv = runtimeArgv(driver, sub.run(driver, spec.dir, spec.id), this.overlay(spec));
+    const tty = spec.process.terminal && driver.name === 'crun' ? path.join(spec.dir, 'console.sock') : undefined;
+    let argv = runtimeArgv(driver, sub.run(driver, spec.dir, spec.id, tty), this.overlay(spec));
+    if (tty) argv = consoleArgv(consoleHelper(), tty, argv, { stdin: spec.process.stdin });
     const outFd = fdOf(stdio.stdout);
     const errFd = fdOf(stdio.stderr);
     const inFd = spec.process.stdin ? fdOf(stdio.stdin) : undefined;
@@ -386,9 +389,8 @@ class ContainerIsolation implements Isolation {
     // The exit hook conmon runs is in its group: when that hook is this process (removing an
     // --rm container), conmon ends by itself once it returns.
     if (!monitor || processGroup(process.pid) === monitor) return;
-    killGroup(monitor, 'SIGKILL');
-    for (let i = 0; i < 500 && pidAlive(monitor); i++) await sleep(5);
-    if (pidAlive(monitor)) throw new HullError('UNAVAILABLE', `the monitor of container ${spec.id.slice(0, 12)} (pid ${monitor}) did not exit after SIGKILL`);
+    // the whole group (conmon and the exit hook it may have started), not only conmon
+    if (!(await killGroupAndWait(monitor, 2500))) throw new HullError('UNAVAILABLE', `the monitor of container ${spec.id.slice(0, 12)} (pid ${monitor}) did not exit after SIGKILL`);
   }
 
   async release(spec: InstanceSpec): Promise<ExitInfo | undefined> {
@@ -454,6 +456,7 @@ class ContainerIsolation implements Isolation {
       cwd,
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [] },
       noNewPrivileges: spec.noNewPrivileges,
+      ...(proc.terminal && proc.consoleSize ? { consoleSize: { height: proc.consoleSize.rows, width: proc.consoleSize.cols } } : {}),
     };
     const file = path.join(spec.dir, `exec-${crypto.randomBytes(6).toString('hex')}.json`);
     fs.writeFileSync(file, JSON.stringify(processJson));
@@ -462,12 +465,16 @@ class ContainerIsolation implements Isolation {
     const log = driver.name === 'crun' ? `${file}.log` : undefined;
     // the runtime writes the process's pid once it runs: that ends the start (onStarted)
     const pidFile = `${file}.pid`;
+    // crun's terminal is held by hull-console (console.ts); runc copies its own until the end
+    const tty = proc.terminal && driver.name === 'crun' ? { socket: `${file}.tty`, fifo: `${file}.resize` } : undefined;
     const started = new Watch([fileTarget(pidFile)]);
     let told = false;
     const tell = () => {
       if (told) return;
       told = true;
       started.close();
+      // the helper made its FIFO before it ran the runtime
+      if (tty && proc.onResizable) proc.onResizable((rows, cols) => resizeConsole(tty.fifo, rows, cols));
       onStarted?.();
     };
     void (async () => {
@@ -477,7 +484,10 @@ class ContainerIsolation implements Isolation {
       }
     })();
     try {
-      const argv = runtimeArgv(log ? { ...driver, globalArgs: [...driver.globalArgs, `--log=${log}`] } : driver, sub.exec(driver, spec.id, file, proc.terminal, pidFile));
+      let argv = runtimeArgv(log ? { ...driver, globalArgs: [...driver.globalArgs, `--log=${log}`] } : driver, sub.exec(driver, spec.id, file, proc.terminal, pidFile, tty?.socket));
+      if (tty) {
+        argv = consoleArgv(consoleHelper(), tty.socket, argv, { stdin: proc.stdin, size: proc.consoleSize, resizeFifo: proc.onResizable ? tty.fifo : undefined });
+      }
       const outFd = fdOf(stdio.stdout);
       const errFd = fdOf(stdio.stderr);
       const inFd = proc.stdin ? fdOf(stdio.stdin) : undefined;
@@ -490,15 +500,17 @@ class ContainerIsolation implements Isolation {
         child.on('close', (code, signal) => resolve({ code, signal }));
       });
       if (child.stdin && stdio.stdin) stdio.stdin.unpipe(child.stdin);
-      const failed = r.code !== 0 && log ? safeRead(log).trim() : '';
-      if (failed) {
+      // the runtime writes the pid file once the process runs: from then on its exit code is
+      // the process's, whatever the runtime logged
+      if (r.code !== 0 && log && !fs.existsSync(pidFile)) {
         if (!(await this.state(spec)).running) throw precondition(`Container ${spec.id} is not running`);
-        throw new ExecError(`OCI runtime exec failed: ${failed.split('\n').slice(-3).join('; ')}`, 126);
+        const failed = safeRead(log).trim().split('\n').slice(-3).join('; ');
+        throw new ExecError(`OCI runtime exec failed: ${failed || `${driver.name} exited ${r.code}`}`, 126);
       }
       return r.code ?? 128 + (os.constants.signals[r.signal ?? 'SIGKILL'] ?? 9);
     } finally {
       tell();
-      for (const x of [file, pidFile, log]) if (x) fs.rmSync(x, { force: true });
+      for (const x of [file, pidFile, log, tty?.socket, tty?.fifo]) if (x) fs.rmSync(x, { force: true });
     }
   }
 

@@ -177,8 +177,9 @@ exec ${plain} "$@"
 
 /** Subcommands, with each runtime's spelling. */
 export const sub = {
-  run(d: RuntimeDriver, bundle: string, id: string): string[] {
-    return ['run', '--bundle', bundle, id];
+  /** With consoleSocket (crun), the terminal's master goes there (runtime/container/console.ts). */
+  run(d: RuntimeDriver, bundle: string, id: string, consoleSocket?: string): string[] {
+    return ['run', ...(consoleSocket ? ['--console-socket', consoleSocket] : []), '--bundle', bundle, id];
   },
   start(_d: RuntimeDriver, id: string): string[] {
     return ['start', id];
@@ -190,8 +191,9 @@ export const sub = {
   delete(d: RuntimeDriver, id: string, force: boolean): string[] {
     return force ? ['delete', d.name === 'runsc' ? '-force' : '--force', id] : ['delete', id];
   },
-  exec(d: RuntimeDriver, id: string, processFile: string, tty: boolean, pidFile?: string): string[] {
-    return ['exec', '--process', processFile, ...(pidFile ? ['--pid-file', pidFile] : []), ...(tty && d.name !== 'crun' ? ['--tty'] : []), id];
+  exec(d: RuntimeDriver, id: string, processFile: string, tty: boolean, pidFile?: string, consoleSocket?: string): string[] {
+    const console = consoleSocket ? ['--console-socket', consoleSocket] : [];
+    return ['exec', '--process', processFile, ...(pidFile ? ['--pid-file', pidFile] : []), ...console, ...(tty && d.name !== 'crun' ? ['--tty'] : []), id];
   },
   state(_d: RuntimeDriver, id: string): string[] {
     return ['state', id];

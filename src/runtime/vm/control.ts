@@ -6,7 +6,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { HullError } from '../../errors.js';
-import type { Stdio } from '../types.js';
+import type { ExecProcess, Stdio } from '../types.js';
 import { encodeData, encodeFrame, encodeProcessRecords, FrameDecoder, T, decodeExit, type GuestProcessSpec } from './protocol.js';
 
 /** sun_path holds 107 bytes: longer paths are reached through QEMU's cwd (the vm dir) in /proc. */
@@ -44,7 +44,7 @@ export async function sendControl(address: string, type: number, channel: number
 }
 
 /** Runs a process in the VM; resolves with its exit code (126/127 when it cannot start). */
-export async function execInVm(address: string, proc: GuestProcessSpec, stdio: Stdio, onStarted?: () => void): Promise<number> {
+export async function execInVm(address: string, proc: GuestProcessSpec, stdio: Stdio, onStarted?: () => void, onResizable?: ExecProcess['onResizable']): Promise<number> {
   const payload = encodeProcessRecords(proc);
   let s: net.Socket;
   try {
@@ -92,6 +92,16 @@ export async function execInVm(address: string, proc: GuestProcessSpec, stdio: S
     s.on('close', () => finish(null, 137));
     s.on('error', () => undefined);
     s.write(encodeFrame(T.EXEC, ch, payload));
+    if (proc.tty) {
+      onResizable?.((rows, cols) => {
+        if (done || rows <= 0 || cols <= 0) return false;
+        const w = Buffer.alloc(4);
+        w.writeUInt16LE(Math.min(rows, 65535), 0);
+        w.writeUInt16LE(Math.min(cols, 65535), 2);
+        s.write(encodeFrame(T.RESIZE, ch, w));
+        return true;
+      });
+    }
     if (proc.stdin && stdio.stdin) {
       stdio.stdin.on('data', onIn);
       stdio.stdin.on('end', onEnd);

@@ -14,7 +14,7 @@ import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
 import { cgroupVersion, readVmCgroup, removeVmCgroup, vmRootCgroupDir } from './cgroup.js';
 import { ctlAddress, execInVm, sendControl } from './control.js';
 import { prepare, vmFiles, type Monitor } from './launch.js';
-import { killGroup, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
+import { killGroupAndWait, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
 import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
 
@@ -179,8 +179,8 @@ class VmIsolation implements Isolation {
     const m = readMonitor(spec);
     const shell = m?.shellPid;
     if (!shell || !pidAlive(shell) || processGroup(shell) !== shell || processGroup(process.pid) === shell) return;
-    killGroup(shell, 'SIGKILL');
-    for (let i = 0; i < 500 && pidAlive(shell); i++) await sleep(5);
+    // the whole group (QEMU, hull-vmmux), not only the shell: rm -f returns when nothing runs
+    await killGroupAndWait(shell, 10_000);
   }
 
   private address(spec: InstanceSpec, m: Monitor): string {
@@ -224,8 +224,27 @@ class VmIsolation implements Isolation {
   async exec(spec: InstanceSpec, proc: ExecProcess, stdio: Stdio, onStarted?: () => void): Promise<number> {
     const m = readMonitor(spec);
     if (!alive(m)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running`);
-    const out = stdio.stdout as { rows?: number; columns?: number };
-    return execInVm(this.address(spec, m!), { args: proc.args, env: proc.env, cwd: proc.cwd ?? spec.process.cwd, user: proc.user ?? spec.process.user, tty: proc.terminal, stdin: proc.stdin, rows: out.rows, cols: out.columns }, stdio, onStarted);
+    const out = stdio.stdout as Stdio['stdout'] & { rows?: number; columns?: number; isTTY?: boolean };
+    const size = proc.consoleSize ?? { rows: out.rows, cols: out.columns };
+    // the window follows hull's own terminal (the CLI), or the API's resize calls
+    let resize: ((rows: number, cols: number) => boolean) | undefined;
+    const onResize = () => resize?.(out.rows ?? 24, out.columns ?? 80);
+    const follow = proc.terminal && out.isTTY === true;
+    if (follow) out.on('resize', onResize);
+    try {
+      return await execInVm(
+        this.address(spec, m!),
+        { args: proc.args, env: proc.env, cwd: proc.cwd ?? spec.process.cwd, user: proc.user ?? spec.process.user, tty: proc.terminal, stdin: proc.stdin, rows: size.rows, cols: size.cols },
+        stdio,
+        onStarted,
+        (fn) => {
+          resize = fn;
+          proc.onResizable?.(fn);
+        },
+      );
+    } finally {
+      if (follow) out.off('resize', onResize);
+    }
   }
 
   async usage(spec: InstanceSpec): Promise<Usage> {
