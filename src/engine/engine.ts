@@ -709,6 +709,26 @@ export class Engine {
   }
 
   /**
+   * The stdin of an attach (docker attach, run -i): once the container's run has started (now,
+   * or after a start that comes later: a client attaches before it starts the container), feed
+   * `input` to its main process, created with -i, until `input` ends (stdin is then closed with
+   * StdinOnce and no TTY, as docker does) or `signal` aborts. A removed container takes nothing.
+   */
+  async attachStdin(ref: string, input: Readable, signal: AbortSignal): Promise<void> {
+    const id = this.rows.resolve(ref).id;
+    if (!this.runSpec(this.rows.get(id)!).process.stdin) throw precondition(`container ${this.rows.get(id)!.name} was created without an open stdin (OpenStdin, -i)`);
+    let row: ContainerRow | undefined;
+    try {
+      // started: the wall's monitor runs and takes input (the row says running from before the start)
+      row = await this.waitRow(id, (r) => !r || (isLive(r.status) && r.pid > 0), signal);
+    } catch {
+      return; // aborted
+    }
+    if (!row) return;
+    await (await this.wall(row.isolation)).attachStdin(this.runSpec(row), input, signal);
+  }
+
+  /**
    * docker logs, from the k8s-file log the monitor writes. `follow` reads as the log grows
    * (inotify) and ends once the run has ended, after reading what the monitor wrote before it
    * recorded the exit.

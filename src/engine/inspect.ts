@@ -120,6 +120,7 @@ export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string
       WorkingDir: opts.workdir ?? img.WorkingDir ?? '',
       Tty: spec.process.terminal,
       OpenStdin: spec.process.stdin,
+      StdinOnce: spec.process.stdinOnce === true,
       Labels: img.Labels ?? {},
       StopSignal: img.StopSignal ?? 'SIGTERM',
       ...(net && Object.keys(net.ExposedPorts).length ? { ExposedPorts: net.ExposedPorts } : {}),

@@ -20,10 +20,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { HullError, precondition } from '../../errors.js';
 import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
 import { buildOciConfig } from './config.js';
+import { forwardToConmon } from './attach.js';
 import { findConmon, startConmon } from './conmon.js';
 import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
 import { hostFacts } from './host.js';
@@ -291,7 +293,7 @@ class ContainerIsolation implements Isolation {
         {
           conmon, id: spec.id, name: spec.name, runtime: f.script, bundle: spec.dir, pidFile: f.pid,
           conmonPidFile: f.conmonPid, logPath: f.log, exitDir: f.exitDir, socketDir,
-          terminal: spec.process.terminal, stdin: spec.process.stdin,
+          terminal: spec.process.terminal, stdin: spec.process.stdin, stdinOnce: spec.process.stdinOnce,
           exitCommand: this.opts.exitCommand ? [...this.opts.exitCommand, spec.id, String(spec.run ?? 0)] : [],
           heldFds: spec.heldFds,
         },
@@ -512,6 +514,11 @@ class ContainerIsolation implements Isolation {
       tell();
       for (const x of [file, pidFile, log, tty?.socket, tty?.fifo]) if (x) fs.rmSync(x, { force: true });
     }
+  }
+
+  attachStdin(spec: InstanceSpec, input: Readable, signal: AbortSignal): Promise<void> {
+    if (!spec.process.stdin) throw precondition(`container ${spec.id.slice(0, 12)} was created without an open stdin (-i)`);
+    return forwardToConmon(spec.dir, input, signal);
   }
 
   async usage(spec: InstanceSpec): Promise<Usage> {

@@ -7,12 +7,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import os from 'node:os';
 import { HullError } from '../../errors.js';
 import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
 import { cgroupVersion, readVmCgroup, removeVmCgroup, vmRootCgroupDir } from './cgroup.js';
-import { ctlAddress, execInVm, sendControl } from './control.js';
+import { ctlAddress, execInVm, feedMainStdin, sendControl } from './control.js';
 import { prepare, vmFiles, type Monitor } from './launch.js';
 import { killGroupAndWait, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
 import { Watch } from '../../util/watch.js';
@@ -245,6 +246,13 @@ class VmIsolation implements Isolation {
     } finally {
       if (follow) out.off('resize', onResize);
     }
+  }
+
+  async attachStdin(spec: InstanceSpec, input: Readable, signal: AbortSignal): Promise<void> {
+    if (!spec.process.stdin) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} was created without an open stdin (-i)`);
+    const m = readMonitor(spec);
+    if (!alive(m)) return; // the run is over: nothing to deliver to
+    await feedMainStdin(this.address(spec, m!), input, spec.process.stdinOnce === true && !spec.process.terminal, signal);
   }
 
   async usage(spec: InstanceSpec): Promise<Usage> {
