@@ -67,7 +67,13 @@ export async function execInVm(address: string, proc: GuestProcessSpec, stdio: S
       else resolve(code!);
     };
     const onIn = (d: Buffer | string) => {
-      for (const f of encodeData(T.STDIN, ch, Buffer.isBuffer(d) ? d : Buffer.from(d))) s.write(f);
+      let more = true;
+      for (const f of encodeData(T.STDIN, ch, Buffer.isBuffer(d) ? d : Buffer.from(d))) more = s.write(f) && more;
+      // backpressure: the agent stops reading its port while much stdin is queued for the process
+      if (!more && stdio.stdin) {
+        stdio.stdin.pause();
+        s.once('drain', () => stdio.stdin?.resume());
+      }
     };
     const onEnd = () => s.write(encodeFrame(T.STDIN_EOF, ch));
     s.on('data', (chunk: Buffer) => {
