@@ -27,6 +27,7 @@ import { register as registerContainers } from './containers.js';
 import { register as registerExec } from './exec.js';
 import { register as registerNetworks } from './networks.js';
 import { register as registerBuild } from './build.js';
+import { register as registerChanges } from './changes.js';
 import { register as registerUnsupported } from './unsupported.js';
 
 export const DEFAULT_SOCKET = '/run/hull/docker.sock';
@@ -60,6 +61,7 @@ export function buildRouter(): Router<Handler> {
   registerExec(r);
   registerNetworks(r);
   registerBuild(r);
+  registerChanges(r);
   registerUnsupported(r);
   return r;
 }

@@ -16,6 +16,7 @@ const MODULES: Record<string, () => Promise<CommandModule>> = {
   system: () => import('./system.js'),
   networks: () => import('./networks.js'),
   build: () => import('./build.js'),
+  changes: () => import('./changes.js'),
 };
 
 /** Command (and `group sub` form) -> module. Docker's aliases map to the same command. */
@@ -24,6 +25,8 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   'image load': 'images', 'image save': 'images', 'image import': 'images', 'image ls': 'images',
   'image list': 'images', 'image tag': 'images', 'image rm': 'images', 'image inspect': 'images',
   'image prune': 'images',
+  diff: 'changes', commit: 'changes', export: 'changes', history: 'changes',
+  'container diff': 'changes', 'container commit': 'changes', 'container export': 'changes', 'image history': 'changes',
   run: 'containers', create: 'containers', start: 'containers', stop: 'containers', kill: 'containers',
   rm: 'containers', ps: 'containers', logs: 'containers', wait: 'containers', restart: 'containers',
   exec: 'containers', inspect: 'containers', stats: 'containers',
@@ -128,6 +131,7 @@ function findCommand(commands: CommandDef[], name: string): CommandDef {
   if (name === 'container port') candidates.push('port');
   if (name === 'network list') candidates.push('network ls');
   if (name === 'network remove') candidates.push('network rm');
+  candidates.push(short); // image history -> history
   for (const c of candidates) {
     const d = commands.find((x) => x.name === c);
     if (d) return d;
