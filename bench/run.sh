@@ -4,6 +4,7 @@
 #
 #   hull     hull run --rm --network none busybox echo hello (temp hull root, busybox imported;
 #            no network, like podman below: bench/network.sh measures the bridge)
+#   hull-userns  the same with --userns=auto (its own id range, idmapped layers, no-new-privileges)
 #   crun     crun run of an equal bundle: the same busybox root, read-only, `crun spec` defaults;
 #            on a cgroup v1 hybrid host in the form crun needs there (private mount namespace
 #            with /sys/fs/cgroup/unified unmounted: `unshare -m` + umount + crun)
@@ -20,6 +21,8 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 RUNS=${RUNS:-20}
 W=$(mktemp -d /var/tmp/hull-bench-run.XXXXXX)
+# --userns=auto: the container's root (an unprivileged host uid) must pass through to its root
+chmod 0711 "$W"
 RES=$W/results; mkdir -p "$RES"
 cleanup() {
   for rt in crun runc; do
@@ -44,6 +47,7 @@ bash scripts/import-busybox.sh "$HROOT"
 HULL="$REPO/bin/hull --root $HROOT"
 # the first run of a root compiles the seccomp profile once and caches it, as any user's first run does
 $HULL run --rm --network none busybox echo hello >/dev/null
+$HULL run --rm --network none --userns auto busybox echo hello >/dev/null
 
 # ---------------------------------------------------------------- the equal bundle
 ROOTFS=$W/rootfs; BUNDLE=$W/bundle
@@ -88,7 +92,7 @@ if command -v podman >/dev/null; then
   fi
 fi
 
-cmds=(-n hull "$HULL run --rm --network none busybox echo hello" -n crun "$W/crun.sh" -n runc "$W/runc.sh")
+cmds=(-n hull "$HULL run --rm --network none busybox echo hello" -n hull-userns "$HULL run --rm --network none --userns auto busybox echo hello" -n crun "$W/crun.sh" -n runc "$W/runc.sh")
 [ -n "$PODMAN" ] && cmds+=(-n podman "$PODMAN")
 hyperfine -N --style basic --warmup 3 --runs "$RUNS" --export-json "$RES/run.json" "${cmds[@]}" >&2
 
@@ -96,12 +100,13 @@ node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1])).results;
 const med = Object.fromEntries(r.map((x) => [x.command, x.median * 1000]));
 console.log(`\n== run --rm busybox echo hello: ${r[0].times.length} runs each, medians (ms) ==`);
-console.log("tool      median     min     max   x crun   hull / tool");
+console.log("tool          median     min     max   x crun   hull / tool");
 for (const x of r) {
   const m = x.median * 1000;
-  console.log(`${x.command.padEnd(8)}${m.toFixed(1).padStart(8)}${(x.min * 1000).toFixed(1).padStart(8)}${(x.max * 1000).toFixed(1).padStart(8)}${(m / med.crun).toFixed(2).padStart(9)}${(med.hull / m).toFixed(2).padStart(14)}`);
+  console.log(`${x.command.padEnd(12)}${m.toFixed(1).padStart(8)}${(x.min * 1000).toFixed(1).padStart(8)}${(x.max * 1000).toFixed(1).padStart(8)}${(m / med.crun).toFixed(2).padStart(9)}${(med.hull / m).toFixed(2).padStart(14)}`);
 }
 const ok100 = med.hull <= 100, okP = med.podman === undefined ? null : med.hull <= 0.75 * med.podman;
+if (med["hull-userns"] !== undefined) console.log(`\n--userns=auto start-up: ${med["hull-userns"].toFixed(1)} ms, ${(med["hull-userns"] / med.hull).toFixed(2)} x the default (${(med["hull-userns"] - med.hull).toFixed(1)} ms more)`);
 console.log(`\ntargets: hull median <= 100 ms: ${ok100 ? "met" : "NOT met"} (${med.hull.toFixed(1)} ms)` +
   (okP === null ? "; podman not measured" : `; hull <= 0.75 x podman: ${okP ? "met" : "NOT met"} (${(med.hull / med.podman).toFixed(2)} x)`));
 ' "$RES/run.json"

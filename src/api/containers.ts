@@ -16,6 +16,13 @@ import { resizeTty } from './resize.js';
 import { parseDetachKeys } from '../streams/escape.js';
 import { stdinSource, type StdinSource } from '../streams/input.js';
 import { statsBody, systemCpuNs, type Sample } from './stats.js';
+import { filterContainers, wantsAll } from '../engine/filters.js';
+
+/** The image ids an `ancestor` filter value names (none when it names no image here). */
+function imageIdsOf(c: Ctx, ref: string): string[] {
+  const img = c.images.tryResolve(ref);
+  return img ? [img.id] : [];
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,35 +43,16 @@ async function create(c: Ctx): Promise<void> {
   sendJson(c, 201, { Id: id, Warnings: req.warnings });
 }
 
-const LIST_FILTERS = ['id', 'name', 'status', 'exited', 'ancestor', 'isolation'];
-
 async function list(c: Ctx): Promise<void> {
   const filters = c.query.filters();
-  for (const k of filters.keys()) if (!LIST_FILTERS.includes(k)) throw new HttpError(400, `invalid filter '${k}'`);
-  const all = c.query.bool('all') || filters.has('status') || filters.has('exited');
-  let rows = await c.engine.ps({ all });
-  const f = (k: string) => filters.get(k) ?? [];
-  if (filters.has('id')) rows = rows.filter((r) => f('id').some((v) => r.Id.startsWith(v)));
-  if (filters.has('name')) {
-    const res = f('name').map((v) => {
-      try {
-        return new RegExp(v);
-      } catch {
-        throw new HttpError(400, `invalid filter 'name=${v}': not a regular expression`);
-      }
-    });
-    rows = rows.filter((r) => res.some((re) => r.Names.some((n) => re.test(n.slice(1)))));
-  }
-  if (filters.has('status')) rows = rows.filter((r) => f('status').includes(r.State));
-  if (filters.has('exited')) rows = rows.filter((r) => r.State === 'exited' && f('exited').some((v) => r.Status.startsWith(`Exited (${v})`)));
-  if (filters.has('ancestor')) rows = rows.filter((r) => f('ancestor').some((v) => r.Image === v || r.ImageID === v || r.ImageID.startsWith(`sha256:${v}`) || r.Image === `${v}:latest`));
-  if (filters.has('isolation')) rows = rows.filter((r) => f('isolation').includes(r.Isolation));
+  const all = c.query.bool('all') || wantsAll(filters);
+  let rows = filterContainers(await c.engine.ps({ all }), filters, (ref) => imageIdsOf(c, ref));
   const limit = c.query.int('limit', -1)!;
   if (limit > 0) rows = rows.slice(0, limit);
   sendJson(
     c,
     200,
-    rows.map(({ PortsText: _text, NetworkMode, ...r }) => ({ ...r, Labels: {}, HostConfig: { NetworkMode }, Mounts: [] })),
+    rows.map(({ PortsText: _text, NetworkMode, ...r }) => ({ ...r, HostConfig: { NetworkMode } })),
   );
 }
 
@@ -116,7 +104,7 @@ async function restart(c: Ctx): Promise<void> {
 }
 
 async function remove(c: Ctx): Promise<void> {
-  const id = await c.engine.rm(c.params.id!, { force: c.query.bool('force') });
+  const id = await c.engine.rm(c.params.id!, { force: c.query.bool('force'), volumes: c.query.bool('v') });
   c.state.removed(id);
   sendStatus(c, 204);
 }
@@ -262,7 +250,7 @@ async function logs(c: Ctx): Promise<void> {
 
 async function sample(c: Ctx, id: string): Promise<Sample | undefined> {
   const [s] = await c.engine.stats([id], 0);
-  return s ? { at: new Date(), usage: s.usage, systemNs: systemCpuNs() } : undefined;
+  return s ? { at: new Date(), usage: s.usage, systemNs: systemCpuNs(), networks: await c.engine.networkCounters(id) } : undefined;
 }
 
 async function stats(c: Ctx): Promise<void> {

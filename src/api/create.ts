@@ -5,8 +5,10 @@
  * fields that change nothing hull does (ConsoleSize, LogConfig json-file) are accepted.
  */
 import type { MountSpec, Ulimit } from '../runtime/types.js';
-import type { RunOptions } from '../engine/options.js';
+import { PRIVILEGED_WARNING, type RunOptions } from '../engine/options.js';
 import { HttpError } from './errors.js';
+import { HullError } from '../errors.js';
+import { parseVolumeSpec } from '../volumes/syntax.js';
 
 /** The runtime name that selects the VM wall (`docker run --runtime hull-vm`). */
 export const VM_RUNTIME = 'hull-vm';
@@ -43,6 +45,12 @@ function strList(v: unknown, field: string): string[] | undefined {
   return v as string[];
 }
 
+function strMap(v: unknown, field: string): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v) || Object.values(v).some((x) => typeof x !== 'string')) throw bad(field, 'expected an object of strings');
+  return v as Record<string, string>;
+}
+
 function str(v: unknown, field: string): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw bad(field, 'expected a string');
@@ -64,16 +72,19 @@ function bool(v: unknown, field: string): boolean {
 const nonEmpty = (v: unknown): boolean =>
   v !== undefined && v !== null && v !== '' && v !== false && v !== 0 && !(Array.isArray(v) && v.length === 0) && !(isObj(v) && Object.keys(v).length === 0);
 
-/** "src:dst[:ro|rw,...]" from HostConfig.Binds. */
+/** "src:dst[:ro|rw,...]" from HostConfig.Binds: a bind of an absolute host path, or a volume. */
 export function parseBind(b: string): MountSpec {
-  const parts = b.split(':');
-  if (parts.length < 2 || parts.length > 3) throw bad('HostConfig.Binds', `${JSON.stringify(b)}: expected SOURCE:DEST[:OPTIONS]`);
-  const [source, destination, mode = ''] = parts as [string, string, string?];
-  if (!source.startsWith('/')) throw unsupported('HostConfig.Binds', `named volume ${JSON.stringify(source)}; bind an absolute host path`);
-  if (!destination.startsWith('/')) throw bad('HostConfig.Binds', `${JSON.stringify(b)}: the destination must be an absolute path`);
-  const opts = mode.split(',').filter(Boolean);
-  for (const o of opts) if (!['ro', 'rw', 'z', 'Z', 'rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave'].includes(o)) throw bad('HostConfig.Binds', `unknown option ${o} in ${JSON.stringify(b)}`);
-  return { type: 'bind', source, destination, readOnly: opts.includes('ro') };
+  return volumeSpec(b, 'HostConfig.Binds', false);
+}
+
+/** The shared -v syntax, its refusals as this module's 400s. */
+function volumeSpec(v: string, field: string, anonymous = true): MountSpec {
+  try {
+    return parseVolumeSpec(v, field, { anonymous });
+  } catch (e) {
+    if (e instanceof HullError && e.code === 'INVALID_ARGUMENT') throw new HttpError(400, e.message);
+    throw e;
+  }
 }
 
 function parseMounts(v: unknown): MountSpec[] {
@@ -99,8 +110,41 @@ function parseMounts(v: unknown): MountSpec[] {
       if (mode) options.push(`mode=${mode.toString(8)}`);
       return { type: 'tmpfs', destination: target, readOnly, options };
     }
-    throw unsupported(`HostConfig.Mounts[${i}].Type`, `${JSON.stringify(type)}; bind and tmpfs are`);
+    if (type === 'volume') {
+      const source = str(m.Source, `HostConfig.Mounts[${i}].Source`) || undefined;
+      const vo = isObj(m.VolumeOptions) ? m.VolumeOptions : {};
+      const driver = isObj(vo.DriverConfig) ? vo.DriverConfig : {};
+      if (nonEmpty(driver.Name) && driver.Name !== 'local') throw unsupported(`HostConfig.Mounts[${i}].VolumeOptions.DriverConfig.Name`, String(driver.Name));
+      if (nonEmpty(driver.Options)) throw unsupported(`HostConfig.Mounts[${i}].VolumeOptions.DriverConfig.Options`);
+      if (nonEmpty(vo.Subpath)) throw unsupported(`HostConfig.Mounts[${i}].VolumeOptions.Subpath`);
+      const spec = volumeSpec(source ? `${source}:${target}` : target, `HostConfig.Mounts[${i}]`);
+      return { ...spec, readOnly, ...(bool(vo.NoCopy, `HostConfig.Mounts[${i}].VolumeOptions.NoCopy`) ? { noCopy: true } : {}) };
+    }
+    throw unsupported(`HostConfig.Mounts[${i}].Type`, `${JSON.stringify(type)}; bind, volume and tmpfs are`);
   });
+}
+
+/** HostConfig.Devices [{PathOnHost, PathInContainer, CgroupPermissions}] -> --device strings. */
+function parseDevices(v: unknown): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw bad('HostConfig.Devices', 'expected a list');
+  const out = v.map((d, i) => {
+    const f = `HostConfig.Devices[${i}]`;
+    if (!isObj(d)) throw bad(f, 'expected an object');
+    const host = str(d.PathOnHost, `${f}.PathOnHost`);
+    if (!host) throw bad(`${f}.PathOnHost`, 'a host device path is required');
+    const ctr = str(d.PathInContainer, `${f}.PathInContainer`) || host;
+    const perms = str(d.CgroupPermissions, `${f}.CgroupPermissions`) || 'rwm';
+    return `${host}:${ctr}:${perms}`;
+  });
+  return out.length ? out : undefined;
+}
+
+/** HostConfig.Sysctls {KEY: VALUE}. */
+function parseSysctls(v: unknown): Record<string, string> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v) || Object.values(v).some((x) => typeof x !== 'string')) throw bad('HostConfig.Sysctls', 'expected an object of name -> string value');
+  return Object.keys(v).length ? (v as Record<string, string>) : undefined;
 }
 
 function parseUlimits(v: unknown): Ulimit[] | undefined {
@@ -135,16 +179,13 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
 
   // What hull cannot do, refused rather than ignored.
   const refuse: [string, unknown][] = [
-    ['HostConfig.Privileged', hc.Privileged],
-    ['HostConfig.Devices', hc.Devices],
+    ['HostConfig.DeviceCgroupRules', hc.DeviceCgroupRules],
+    ['HostConfig.DeviceRequests', hc.DeviceRequests],
     ['HostConfig.VolumesFrom', hc.VolumesFrom],
     ['HostConfig.Links', hc.Links],
     ['HostConfig.CgroupParent', hc.CgroupParent],
     ['HostConfig.PidMode', hc.PidMode === 'private' ? '' : hc.PidMode],
     ['HostConfig.IpcMode', ['private', 'shareable', 'none'].includes(String(hc.IpcMode)) ? '' : hc.IpcMode],
-    ['HostConfig.UsernsMode', hc.UsernsMode],
-    ['Volumes', body.Volumes],
-    ['Labels', body.Labels],
   ];
   for (const [field, v] of refuse) if (nonEmpty(v)) throw unsupported(field);
   const health = body.Healthcheck;
@@ -168,6 +209,16 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
   const pids = num(hc.PidsLimit, 'HostConfig.PidsLimit');
 
   const mounts = [...(strList(hc.Binds, 'HostConfig.Binds') ?? []).map(parseBind), ...parseMounts(hc.Mounts)];
+  // Config.Volumes: anonymous volumes (docker run -v /path), unless a bind or volume covers the path
+  if (body.Volumes !== undefined && body.Volumes !== null) {
+    if (!isObj(body.Volumes)) throw bad('Volumes', 'expected an object of path -> {}');
+    for (const dest of Object.keys(body.Volumes)) {
+      const clean = dest.replace(/\/+$/, '') || '/';
+      if (mounts.some((m) => m.destination.replace(/\/+$/, '') === clean)) continue;
+      mounts.push(volumeSpec(dest, 'Volumes'));
+    }
+  }
+  const labels = strMap(body.Labels, 'Labels');
   if (hc.Tmpfs !== undefined && hc.Tmpfs !== null) {
     if (!isObj(hc.Tmpfs)) throw bad('HostConfig.Tmpfs', 'expected an object of path -> options');
     for (const [dest, o] of Object.entries(hc.Tmpfs)) {
@@ -188,6 +239,8 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     }
   }
 
+  const privileged = bool(hc.Privileged, 'HostConfig.Privileged');
+  if (privileged) warnings.push(PRIVILEGED_WARNING);
   const name = q.name === '' ? undefined : q.name;
   const opts: RunOptions = {
     image,
@@ -208,11 +261,17 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     capAdd: strList(hc.CapAdd, 'HostConfig.CapAdd'),
     capDrop: strList(hc.CapDrop, 'HostConfig.CapDrop'),
     securityOpt: strList(hc.SecurityOpt, 'HostConfig.SecurityOpt'),
+    privileged: privileged || undefined,
+    devices: parseDevices(hc.Devices),
+    groupAdd: strList(hc.GroupAdd, 'HostConfig.GroupAdd'),
+    sysctls: parseSysctls(hc.Sysctls),
+    userns: str(hc.UsernsMode, 'HostConfig.UsernsMode') || undefined,
     ulimits: parseUlimits(hc.Ulimits),
     init: hc.Init === true || undefined,
     interactive: bool(body.OpenStdin, 'OpenStdin') || undefined,
     stdinOnce: bool(body.StdinOnce, 'StdinOnce') || undefined,
     tty: bool(body.Tty, 'Tty') || undefined,
+    labels: labels && Object.keys(labels).length ? labels : undefined,
     runtime,
     isolation,
     platform: q.platform || undefined,

@@ -1,4 +1,5 @@
 /** Image routes: list, inspect, pull (images/create), push, tag, delete, save (get), load, prune. */
+import { labelsMatch } from '../engine/filters.js';
 import type { ServerResponse } from 'node:http';
 import { HullError } from '../errors.js';
 import { imageRows, inspectImage } from '../images/inspect.js';
@@ -10,7 +11,8 @@ import { dockerJsonMessages } from '../registry/progress.js';
 import { type JsonMessage, errorMessageLine, parseRegistryAuth } from './progress.js';
 import type { Router } from './router.js';
 
-function summary(img: ImageRecord, addedAt: string | undefined, containers: number): Record<string, unknown> {
+/** docker's ImageSummary. */
+export function summary(img: ImageRecord, addedAt: string | undefined, containers: number): Record<string, unknown> {
   const created = Date.parse(img.created ?? addedAt ?? '');
   return {
     Id: img.id,
@@ -35,19 +37,22 @@ async function list(c: Ctx): Promise<void> {
   const filters = c.query.filters();
   let dangling: boolean | undefined;
   const refs: RegExp[] = [];
+  const labels: string[] = [];
   for (const [k, vals] of filters) {
     if (k === 'dangling') {
       if (vals.some((v) => !['true', 'false', '1', '0'].includes(v))) throw new HttpError(400, `invalid filter 'dangling=${vals.join(',')}'`);
       dangling = vals.includes('true') || vals.includes('1');
     } else if (k === 'reference') {
       for (const v of vals) refs.push(globRe(v.includes(':') && v.lastIndexOf(':') > v.lastIndexOf('/') ? v : `${v}:*`), globRe(v));
-    } else throw new HttpError(400, `invalid filter '${k}'`);
+    } else if (k === 'label') labels.push(...vals);
+    else throw new HttpError(400, `invalid filter '${k}'`);
   }
   const used = new Map<string, number>();
   for (const ctr of await c.engine.ps({ all: true })) used.set(ctr.ImageID, (used.get(ctr.ImageID) ?? 0) + 1);
   const out = c.images
     .list({ all: c.query.bool('all') })
     .filter((img) => dangling === undefined || (img.tags.length === 0) === dangling)
+    .filter((img) => labelsMatch(img.config.config?.Labels ?? {}, labels))
     .filter((img) => refs.length === 0 || imageRows(img).some((r) => refs.some((re) => re.test(`${r.Repository}:${r.Tag}`) || re.test(r.Repository))))
     .map((img) => summary(img, c.images.addedAt(img.id), used.get(img.id) ?? 0));
   sendJson(c, 200, out);
@@ -60,7 +65,15 @@ function resolveImage(c: Ctx): ImageRecord {
 async function inspect(c: Ctx): Promise<void> {
   const img = resolveImage(c);
   const dirs = img.layers.filter((l) => c.images.t.layer(l.diffId)).map((l) => c.images.layerDir(l.diffId));
-  sendJson(c, 200, inspectImage(img, { layerDirs: dirs, addedAt: c.images.addedAt(img.id) }));
+  const body: Record<string, unknown> = { ...inspectImage(img, { layerDirs: dirs, addedAt: c.images.addedAt(img.id) }) };
+  // Container and ContainerConfig left API 1.45, but docker-compose 1.29 (which takes the server's
+  // version, 1.45 here) reads ContainerConfig.Volumes when it recreates a container and fails
+  // without it (as it does against docker 25+). Kept for every version: the image's
+  // container_config, or its Config; clients that do not know the fields ignore them.
+  const legacy = (img.config as { container_config?: Record<string, unknown> }).container_config;
+  body.Container = '';
+  body.ContainerConfig = legacy ?? body.Config;
+  sendJson(c, 200, body);
 }
 
 /** The credentials an X-Registry-Auth header carries; undefined: hull's stored ones. */

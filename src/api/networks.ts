@@ -3,6 +3,7 @@
  * Thin: each calls the engine's network service and shapes docker's reply.
  */
 import { HullError } from '../errors.js';
+import { filterNetworks } from '../engine/filters.js';
 import { type Ctx, type Handler, sendJson, sendStatus } from './context.js';
 import { HttpError } from './errors.js';
 import { jsonBody } from './params.js';
@@ -29,24 +30,8 @@ function forbiddenIfPredefined(e: unknown): never {
   throw e;
 }
 
-const FILTERS = ['name', 'id', 'driver', 'type', 'label', 'scope'];
-
 async function list(c: Ctx): Promise<void> {
-  const filters = c.query.filters();
-  for (const k of filters.keys()) if (!FILTERS.includes(k)) throw new HttpError(400, `invalid filter '${k}'`);
-  let nets = await (await c.engine.networks()).list();
-  const f = (k: string) => filters.get(k) ?? [];
-  if (filters.has('name')) nets = nets.filter((n) => f('name').some((v) => String(n.Name).includes(v)));
-  if (filters.has('id')) nets = nets.filter((n) => f('id').some((v) => String(n.Id).startsWith(v)));
-  if (filters.has('driver')) nets = nets.filter((n) => f('driver').includes(String(n.Driver)));
-  if (filters.has('type')) nets = nets.filter((n) => f('type').includes(['bridge', 'host', 'none'].includes(String(n.Name)) ? 'builtin' : 'custom'));
-  if (filters.has('label')) {
-    nets = nets.filter((n) => f('label').every((l) => {
-      const [k, v] = l.split('=');
-      const labels = n.Labels as Record<string, string>;
-      return k! in labels && (v === undefined || labels[k!] === v);
-    }));
-  }
+  const nets = filterNetworks(await (await c.engine.networks()).list(), c.query.filters());
   sendJson(c, 200, nets.map(stripHull));
 }
 

@@ -27,6 +27,11 @@ import { register as registerContainers } from './containers.js';
 import { register as registerExec } from './exec.js';
 import { register as registerNetworks } from './networks.js';
 import { register as registerBuild } from './build.js';
+import { register as registerVolumes } from './volumes.js';
+import { register as registerEvents } from './events.js';
+import { register as registerManage } from './manage.js';
+import { register as registerDf } from './df.js';
+import { register as registerArchive } from './archive.js';
 import { register as registerChanges } from './changes.js';
 import { register as registerUnsupported } from './unsupported.js';
 
@@ -61,6 +66,11 @@ export function buildRouter(): Router<Handler> {
   registerExec(r);
   registerNetworks(r);
   registerBuild(r);
+  registerVolumes(r);
+  registerEvents(r);
+  registerManage(r);
+  registerDf(r);
+  registerArchive(r);
   registerChanges(r);
   registerUnsupported(r);
   return r;

@@ -141,7 +141,7 @@ export class ApiState {
 
   private async removeNow(id: string): Promise<void> {
     try {
-      await this.engine.rm(id, { force: true });
+      await this.engine.rm(id, { force: true, volumes: true });
     } catch (e) {
       if (!isHullError(e, 'NOT_FOUND')) {
         process.stderr.write(`hull serve: auto-remove of ${id.slice(0, 12)} failed: ${(e as Error).message}\n`);

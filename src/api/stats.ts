@@ -5,10 +5,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Usage } from '../runtime/types.js';
+import type { NetCounters } from '../engine/engine.js';
 
 export interface Sample {
   at: Date;
   usage: Usage;
+  /** Per interface, as the container sees it (absent: no network of its own). */
+  networks?: Record<string, NetCounters>;
   /** Host CPU time of all CPUs, ns (docker's system_cpu_usage). */
   systemNs: number;
 }
@@ -55,6 +58,6 @@ export function statsBody(id: string, name: string, cur: Sample | undefined, pre
     cpu_stats: cpuStats(cur, cpus),
     precpu_stats: cpuStats(pre, cpus),
     memory_stats: u ? { usage: u.memoryBytes, limit: u.memoryLimitBytes > 0 ? u.memoryLimitBytes : os.totalmem(), stats: {} } : {},
-    networks: {},
+    networks: cur?.networks && Object.keys(cur.networks).length ? cur.networks : {},
   };
 }

@@ -57,6 +57,7 @@ function osName(): string {
 async function info(c: Ctx): Promise<void> {
   const all = await c.engine.ps({ all: true });
   const running = all.filter((x) => x.State === 'running').length;
+  const paused = all.filter((x) => x.State === 'paused').length;
   const which = (p: string) => ['/usr/bin', '/usr/sbin', '/bin', '/usr/local/bin'].map((d) => `${d}/${p}`).find((f) => fs.existsSync(f));
   const runtimes: Record<string, { path: string }> = {};
   for (const r of ['crun', 'runc', 'runsc']) {
@@ -70,8 +71,8 @@ async function info(c: Ctx): Promise<void> {
     ID: createHash('sha256').update(`${os.hostname()}:${c.root}`).digest('hex').slice(0, 32),
     Containers: all.length,
     ContainersRunning: running,
-    ContainersPaused: 0,
-    ContainersStopped: all.length - running,
+    ContainersPaused: paused,
+    ContainersStopped: all.length - running - paused,
     Images: c.images.list().length,
     Driver: 'overlay',
     DriverStatus: [],

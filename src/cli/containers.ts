@@ -11,7 +11,10 @@ import type { Engine } from '../engine/engine.js';
 import type { RunOptions } from '../engine/options.js';
 import { parseBytes, parseCpus, parseEnvFile, parseEnvFlag, parseIntFlag, parseTmpfs, parseUlimit, parseVolume, normalizeSignal } from '../engine/units.js';
 import { flagBool, flagList, flagStr, type FlagSpec, type Parsed } from './args.js';
+import { parseMountFlag } from '../volumes/syntax.js';
+import { parseFilterFlags, filterContainers, wantsAll } from '../engine/filters.js';
 import type { CliContext, CommandDef } from './command.js';
+import { parseDockerProfile, parseSysctl, PRIVILEGED_WARNING } from '../engine/options.js';
 
 async function engineFor(ctx: CliContext): Promise<Engine> {
   const { Engine } = await import('../engine/engine.js');
@@ -34,7 +37,10 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'cpus', type: 'string', value: 'decimal', help: 'Number of CPUs (e.g. 1.5)' },
   { name: 'pids-limit', type: 'string', value: 'int', help: 'Tune container pids limit (-1 for unlimited)' },
   { name: 'read-only', type: 'bool', help: "Mount the container's root filesystem as read only" },
-  { name: 'volume', short: 'v', type: 'list', help: 'Bind mount a host path: HOST:CONTAINER[:ro]' },
+  { name: 'volume', short: 'v', type: 'list', help: 'Bind mount a host path or a volume: /HOST:/PATH[:ro], NAME:/PATH[:ro,nocopy], or /PATH (an anonymous volume)' },
+  { name: 'mount', type: 'list', help: 'Attach a mount: type=volume|bind|tmpfs,source=..,target=..[,readonly][,volume-nocopy][,tmpfs-size=..]' },
+  { name: 'label', short: 'l', type: 'list', help: 'Set meta data on a container (KEY=VALUE)' },
+  { name: 'label-file', type: 'list', help: 'Read in a line delimited file of labels' },
   { name: 'tmpfs', type: 'list', help: 'Mount a tmpfs directory: /path[:size=64m,mode=1777]' },
   { name: 'network', type: 'string', help: 'Connect to a network: bridge (default), none, host, container:NAME, or a network name' },
   { name: 'net', type: 'string', help: 'Alias of --network', hidden: true },
@@ -53,7 +59,12 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'hostname', short: 'h', type: 'string', help: 'Container host name' },
   { name: 'cap-add', type: 'list', help: 'Add Linux capabilities' },
   { name: 'cap-drop', type: 'list', help: 'Drop Linux capabilities' },
-  { name: 'security-opt', type: 'list', help: 'Security options: no-new-privileges, seccomp=unconfined' },
+  { name: 'security-opt', type: 'list', help: "Security options: no-new-privileges, seccomp=unconfined, seccomp=FILE (docker's JSON profile)" },
+  { name: 'privileged', type: 'bool', help: 'Give the container every capability, no seccomp filter, the host devices and a writable /sys (root on the host)' },
+  { name: 'device', type: 'list', help: 'Add a host device: HOST[:CONTAINER[:PERMS]] (PERMS of r, w, m; default rwm)' },
+  { name: 'group-add', type: 'list', help: 'Add groups to join (names from the image, or gids)' },
+  { name: 'userns', type: 'string', help: 'User namespace: auto (own range of host ids: root inside is not root outside) or host (default; HULL_USERNS_DEFAULT changes it)' },
+  { name: 'sysctl', type: 'list', help: 'Set a namespaced sysctl KEY=VALUE (IPC, net.*, fs.mqueue.*); global ones are refused' },
   { name: 'ulimit', type: 'list', help: 'Ulimit options: NAME=SOFT[:HARD] (clamped to the caller\'s hard limits)' },
   { name: 'init', type: 'bool', help: 'Run an init (tini) inside the container that forwards signals and reaps processes' },
   { name: 'interactive', short: 'i', type: 'bool', help: 'Keep STDIN open even if not attached' },
@@ -64,6 +75,56 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'vm-accel', type: 'string', value: 'string', help: 'VM accelerator: auto (default: KVM where a probe boot works, else TCG), kvm or tcg' },
   { name: 'platform', type: 'string', help: 'Platform to pull if the image is missing (os/arch)' },
 ];
+
+/**
+ * docker's CLI: `seccomp=FILE` is read here and sent as the profile's text; a file that cannot be
+ * read or is not a profile is refused naming it, before anything is created.
+ */
+function seccompFileOpt(so: string, readFile: (f: string) => string): string {
+  const m = /^seccomp[=:](.+)$/s.exec(so);
+  if (!m || ['unconfined', 'builtin', 'default'].includes(m[1]!) || m[1]!.trimStart().startsWith('{')) return so;
+  const file = m[1]!;
+  let text: string;
+  try {
+    text = readFile(file);
+  } catch (e) {
+    throw invalid(`opening seccomp profile (${file}) failed: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, e);
+  }
+  try {
+    parseDockerProfile(text);
+  } catch (e) {
+    throw invalid(`seccomp profile ${file}: ${(e as Error).message}`);
+  }
+  return `seccomp=${text}`;
+}
+
+/**
+ * --label KEY=VALUE (KEY alone: an empty value) and --label-file lines (blank lines and # comments
+ * skipped); later ones win, the files first as docker reads them.
+ */
+export function labelsFromFlags(labels: string[], files: string[], readFile: (f: string) => string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const put = (l: string, where: string) => {
+    const i = l.indexOf('=');
+    const k = i < 0 ? l : l.slice(0, i);
+    if (k.trim() === '') throw invalid(`invalid label '${l}'${where}: empty name`);
+    out[k] = i < 0 ? '' : l.slice(i + 1);
+  };
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFile(f);
+    } catch (e) {
+      throw invalid(`open ${f}: no such file or directory`, e);
+    }
+    text.split('\n').forEach((line, n) => {
+      const l = line.trim();
+      if (l && !l.startsWith('#')) put(l, ` in ${f} line ${n + 1}`);
+    });
+  }
+  for (const l of labels) put(l, '');
+  return out;
+}
 
 /** Docker flags -> RunOptions (validated values with units). Pure except reading --env-file. */
 export function runOptionsFromFlags(p: Parsed, env: NodeJS.ProcessEnv = process.env, readFile = (f: string) => fs.readFileSync(f, 'utf8')): RunOptions {
@@ -84,9 +145,11 @@ export function runOptionsFromFlags(p: Parsed, env: NodeJS.ProcessEnv = process.
     const kv = parseEnvFlag(e, lookup);
     if (kv !== undefined) envList.push(kv);
   }
-  const mounts: MountSpec[] = [...flagList(p, 'volume').map(parseVolume), ...flagList(p, 'tmpfs').map(parseTmpfs)];
+  const mounts: MountSpec[] = [...flagList(p, 'volume').map(parseVolume), ...flagList(p, 'mount').map((m) => parseMountFlag(m, parseBytes)), ...flagList(p, 'tmpfs').map(parseTmpfs)];
   const ulimits: Ulimit[] = flagList(p, 'ulimit').map(parseUlimit);
   const o: RunOptions = { image, env: envList, mounts, ulimits };
+  const labels = labelsFromFlags(flagList(p, 'label'), flagList(p, 'label-file'), readFile);
+  if (Object.keys(labels).length) o.labels = labels;
   if (cmd.length) o.cmd = cmd;
   const str = (n: string) => flagStr(p, n);
   if (str('name') !== undefined) o.name = str('name');
@@ -115,7 +178,12 @@ export function runOptionsFromFlags(p: Parsed, env: NodeJS.ProcessEnv = process.
   if (str('hostname') !== undefined) o.hostname = str('hostname');
   o.capAdd = flagList(p, 'cap-add');
   o.capDrop = flagList(p, 'cap-drop');
-  o.securityOpt = flagList(p, 'security-opt');
+  o.securityOpt = flagList(p, 'security-opt').map((so) => seccompFileOpt(so, readFile));
+  if (flagBool(p, 'privileged')) o.privileged = true;
+  if (flagList(p, 'device').length) o.devices = flagList(p, 'device');
+  if (flagList(p, 'group-add').length) o.groupAdd = flagList(p, 'group-add');
+  if (str('userns') !== undefined) o.userns = str('userns');
+  if (flagList(p, 'sysctl').length) o.sysctls = Object.fromEntries(flagList(p, 'sysctl').map(parseSysctl));
   if (flagBool(p, 'init')) o.init = true;
   if (flagBool(p, 'interactive')) o.interactive = true;
   if (flagBool(p, 'tty')) o.tty = true;
@@ -144,6 +212,7 @@ async function cmdRun(ctx: CliContext, p: Parsed, detachOnly = false): Promise<n
   const detach = detachOnly || flagBool(p, 'detach');
   if (o.tty && o.interactive && !detach && !ctx.stdin.isTTY) throw invalid('the input device is not a TTY');
   const engine = await engineFor(ctx);
+  if (o.privileged) ctx.stderr.write(`${PRIVILEGED_WARNING}\n`);
   if (detachOnly) {
     const { id } = await engine.create(o, ctx.stderr);
     ctx.stdout.write(`${id}\n`);
@@ -341,7 +410,7 @@ export const commands: CommandDef[] = [
     summary: 'Remove one or more containers',
     flags: [
       { name: 'force', short: 'f', type: 'bool', help: 'Force the removal of a running container (uses SIGKILL)' },
-      { name: 'volumes', short: 'v', type: 'bool', help: 'Accepted for docker compatibility (no anonymous volumes exist)' },
+      { name: 'volumes', short: 'v', type: 'bool', help: 'Remove anonymous volumes associated with the container' },
     ],
     minArgs: 1,
     async run(ctx, p) {
@@ -349,7 +418,7 @@ export const commands: CommandDef[] = [
       let rc = 0;
       for (const ref of p.args) {
         try {
-          await engine.rm(ref, { force: flagBool(p, 'force') });
+          await engine.rm(ref, { force: flagBool(p, 'force'), volumes: flagBool(p, 'volumes') });
           ctx.stdout.write(`${ref}\n`);
         } catch (e) {
           ctx.stderr.write(`hull: Error response from daemon: ${(e as Error).message}\n`);
@@ -380,12 +449,17 @@ export const commands: CommandDef[] = [
       { name: 'quiet', short: 'q', type: 'bool', help: 'Only display container IDs' },
       { name: 'no-trunc', type: 'bool', help: "Don't truncate output" },
       { name: 'format', type: 'string', help: "'json', 'table' or a Go-style template ({{.ID}} {{.Names}} ...)" },
+      { name: 'filter', short: 'f', type: 'list', help: 'Filter output: id, name, label, status, exited, ancestor, network, volume, isolation, before, since (KEY=VALUE)' },
     ],
     ...noArgs,
     maxArgs: 0,
     async run(ctx, p) {
       const engine = await engineFor(ctx);
-      const list = await engine.ps({ all: flagBool(p, 'all') });
+      const filters = parseFilterFlags(flagList(p, 'filter'));
+      const list = filterContainers(await engine.ps({ all: flagBool(p, 'all') || wantsAll(filters) }), filters, (ref) => {
+        const img = engine.images.tryResolve(ref);
+        return img ? [img.id] : [];
+      });
       const trunc = !flagBool(p, 'no-trunc');
       if (flagBool(p, 'quiet')) {
         for (const c of list) ctx.stdout.write(`${trunc ? short(c.Id) : c.Id}\n`);
@@ -403,6 +477,8 @@ export const commands: CommandDef[] = [
         Names: c.Names[0]!.slice(1),
         Ports: c.PortsText,
         Networks: Object.keys(c.NetworkSettings.Networks).join(','),
+        Labels: Object.entries(c.Labels).map(([k, v]) => `${k}=${v}`).join(','),
+        Mounts: c.Mounts.map((m) => String(m.Name ?? m.Source)).join(','),
         Isolation: c.Isolation,
       }));
       const fmt = flagStr(p, 'format');
@@ -498,13 +574,18 @@ export const commands: CommandDef[] = [
       const { table } = await import('./output.js');
       for (;;) {
         const list = await engine.stats(p.args);
+        const net = new Map<string, [number, number]>();
+        for (const s of list) {
+          const c = Object.values(await engine.networkCounters(s.id));
+          net.set(s.id, [c.reduce((a, x) => a + x.rx_bytes, 0), c.reduce((a, x) => a + x.tx_bytes, 0)]);
+        }
         const rows = list.map((s) => ({
           ID: short(s.id),
           Name: s.name,
           CPUPerc: `${s.cpuPercent.toFixed(2)}%`,
           MemUsage: `${mib(s.usage.memoryBytes)} / ${s.usage.memoryLimitBytes ? mib(s.usage.memoryLimitBytes) : mib(os.totalmem())}`,
           MemPerc: `${((s.usage.memoryBytes / (s.usage.memoryLimitBytes || os.totalmem())) * 100).toFixed(2)}%`,
-          NetIO: '0B / 0B',
+          NetIO: `${mib(net.get(s.id)![0])} / ${mib(net.get(s.id)![1])}`,
           BlockIO: '0B / 0B',
           PIDs: String(s.usage.pids),
         }));

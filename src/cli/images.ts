@@ -1,4 +1,5 @@
 /** Image commands: import, load, save, images, tag, rmi, image inspect, image prune. */
+import { labelsMatch } from '../engine/filters.js';
 import { invalid, notFound } from '../errors.js';
 import { shortId } from '../oci/digest.js';
 import { type DeleteItem, ImageStore } from '../images/store.js';
@@ -124,7 +125,7 @@ const imagesCmd: CommandDef = {
     { name: 'quiet', short: 'q', type: 'bool', help: 'Only show image IDs' },
     { name: 'no-trunc', type: 'bool', help: "Don't truncate output" },
     { name: 'digests', type: 'bool', help: 'Show digests' },
-    { name: 'filter', short: 'f', type: 'list', value: 'filter', help: 'Filter output: dangling=true|false, reference=PATTERN' },
+    { name: 'filter', short: 'f', type: 'list', value: 'filter', help: 'Filter output: dangling=true|false, reference=PATTERN, label=KEY[=VALUE]' },
     { name: 'format', type: 'string', value: 'string', help: "'table', 'json', or a Go-template subset ({{.ID}} {{.Repository}} ...)" },
   ],
   maxArgs: 1,
@@ -134,12 +135,14 @@ const imagesCmd: CommandDef = {
     const noTrunc = flagBool(p, 'no-trunc');
     let dangling: boolean | undefined;
     const refPatterns: RegExp[] = [];
+    const labels: string[] = [];
     for (const f of flagList(p, 'filter')) {
       const [k, v = ''] = f.split(/=(.*)/s);
       if (k === 'dangling') {
         if (!['true', 'false', '1', '0'].includes(v)) throw invalid(`invalid filter 'dangling=${v}'`);
         dangling = v === 'true' || v === '1';
       } else if (k === 'reference') refPatterns.push(globRe(v));
+      else if (k === 'label') labels.push(v);
       else throw invalid(`invalid filter '${k}'`);
     }
     if (p.args[0]) {
@@ -149,6 +152,7 @@ const imagesCmd: CommandDef = {
     const rows = store
       .list({ all: flagBool(p, 'all') })
       .filter((img) => dangling === undefined || (img.tags.length === 0) === dangling)
+      .filter((img) => labelsMatch(img.config.config?.Labels ?? {}, labels))
       .flatMap((img) => imageRows(img, store.addedAt(img.id)))
       .filter((r) => refPatterns.length === 0 || refPatterns.some((re) => re.test(`${r.Repository}:${r.Tag}`) || re.test(r.Repository)));
     const view = rows.map((r) => ({

@@ -16,6 +16,10 @@ const MODULES: Record<string, () => Promise<CommandModule>> = {
   system: () => import('./system.js'),
   networks: () => import('./networks.js'),
   build: () => import('./build.js'),
+  volumes: () => import('./volumes.js'),
+  events: () => import('./events.js'),
+  manage: () => import('./manage.js'),
+  cp: () => import('./cp.js'),
   changes: () => import('./changes.js'),
 };
 
@@ -46,6 +50,12 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   'network rm': 'networks', 'network remove': 'networks', 'network prune': 'networks',
   'network connect': 'networks', 'network disconnect': 'networks',
   build: 'build', 'image build': 'build', 'builder build': 'build', 'builder prune': 'build',
+  'volume create': 'volumes', 'volume ls': 'volumes', 'volume list': 'volumes', 'volume inspect': 'volumes',
+  'volume rm': 'volumes', 'volume remove': 'volumes', 'volume prune': 'volumes',
+  events: 'events', 'system events': 'events',
+  'system df': 'manage', cp: 'cp', 'container cp': 'cp',
+  top: 'manage', pause: 'manage', unpause: 'manage', rename: 'manage', update: 'manage', 'container update': 'manage',
+  'container top': 'manage', 'container pause': 'manage', 'container unpause': 'manage', 'container rename': 'manage',
 };
 
 const GLOBAL_FLAGS: FlagSpec[] = [
@@ -55,7 +65,7 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'help', short: 'h', type: 'bool', help: 'Print usage' },
 ];
 
-const GROUPS = ['image', 'container', 'system', 'network', 'builder'];
+const GROUPS = ['image', 'container', 'system', 'network', 'builder', 'volume'];
 
 function usage(): string {
   return `Usage:  hull [OPTIONS] COMMAND
@@ -63,9 +73,10 @@ function usage(): string {
 Run the same OCI image as a container (shared kernel) or a microVM (own kernel).
 
 Images:      images  build  load  save  import  tag  rmi  pull  push  login  logout  image ...  builder prune
-Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  port  container ...
+Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  inspect  stats  port  top  pause  unpause  rename  update  cp  container ...
 Networks:    network create  ls  inspect  rm  prune  connect  disconnect
-Engine:      serve  info  version  system check
+Volumes:     volume create  ls  inspect  rm  prune
+Engine:      serve  info  version  events  system check  system df
 Contrast:    contrast  advise
 
 Options:
@@ -131,6 +142,8 @@ function findCommand(commands: CommandDef[], name: string): CommandDef {
   if (name === 'container port') candidates.push('port');
   if (name === 'network list') candidates.push('network ls');
   if (name === 'network remove') candidates.push('network rm');
+  if (name === 'volume list') candidates.push('volume ls');
+  if (name === 'volume remove') candidates.push('volume rm');
   candidates.push(short); // image history -> history
   for (const c of candidates) {
     const d = commands.find((x) => x.name === c);

@@ -3,6 +3,7 @@
  * over the engine's network service, with docker's flags and output.
  */
 import { invalid } from '../errors.js';
+import { filterNetworks, parseFilterFlags } from '../engine/filters.js';
 import type { Engine } from '../engine/engine.js';
 import { flagBool, flagList, flagStr, type Parsed } from './args.js';
 import type { CliContext, CommandDef } from './command.js';
@@ -66,14 +67,12 @@ export const commands: CommandDef[] = [
     flags: [
       { name: 'quiet', short: 'q', type: 'bool', help: 'Only display network IDs' },
       { name: 'no-trunc', type: 'bool', help: 'Do not truncate the output' },
-      { name: 'filter', short: 'f', type: 'list', help: 'Filter output (name=NAME)' },
+      { name: 'filter', short: 'f', type: 'list', help: 'Filter output: name, id, driver, label, type=builtin|custom, dangling (KEY=VALUE)' },
       { name: 'format', type: 'string', help: "'json' or a Go-style template ({{.Name}} {{.ID}})" },
     ],
     maxArgs: 0,
     async run(ctx, p) {
-      const f = kv(flagList(p, 'filter'), '--filter');
-      for (const k of Object.keys(f)) if (k !== 'name') throw invalid(`invalid filter '${k}': only name is supported`);
-      const list = await (await service(ctx)).list({ name: f.name });
+      const list = filterNetworks(await (await service(ctx)).list(), parseFilterFlags(flagList(p, 'filter')));
       const trunc = !flagBool(p, 'no-trunc');
       const rows = list.map((n) => ({ ID: trunc ? String(n.Id).slice(0, 12) : String(n.Id), Name: String(n.Name), Driver: String(n.Driver), Scope: 'local', Internal: String(n.Internal) }));
       if (flagBool(p, 'quiet')) for (const r of rows) ctx.stdout.write(`${r.ID}\n`);

@@ -43,8 +43,27 @@ async function gatherInfo(root: string): Promise<Record<string, unknown>> {
     NCPU: os.cpus().length,
     MemTotal: os.totalmem(),
   };
+  info.Security = await securityInfo();
   info.VM = await vmInfo();
   return info;
+}
+
+/** The container wall's defaults, and how they compare with docker's and podman's. */
+async function securityInfo(): Promise<Record<string, unknown>> {
+  const { DEFAULT_CAPS, DOCKER_DEFAULT_CAPS } = await import('../runtime/container/caps.js');
+  const { DEFAULT_SECCOMP_PATH } = await import('../runtime/container/seccomp.js');
+  const short = (c: string) => c.replace(/^CAP_/, '');
+  return {
+    DefaultCapabilities: DEFAULT_CAPS.map(short),
+    Capabilities: `podman 4's ${DEFAULT_CAPS.length}; docker's ${DOCKER_DEFAULT_CAPS.length} also has ${DOCKER_DEFAULT_CAPS.filter((c) => !DEFAULT_CAPS.includes(c)).map(short).join(', ')} (--cap-add gives each back)`,
+    Seccomp: `${DEFAULT_SECCOMP_PATH} (podman's profile) + no new user namespace (clone/unshare CLONE_NEWUSER: EPERM, clone3: ENOSYS) unless --cap-add SYS_ADMIN, as docker's profile; podman's allows one`,
+    SeccompOff: '--security-opt seccomp=unconfined',
+    MaskedPaths: 'docker\'s /proc and /sys list, masked; /proc/sys, /proc/bus, /proc/fs, /proc/irq, /proc/sysrq-trigger read-only; /sys read-only',
+    UserNamespace: process.env.HULL_USERNS_DEFAULT === 'auto'
+      ? 'auto (HULL_USERNS_DEFAULT): each container its own range of host ids; --userns=host for the host\'s'
+      : 'host (container root is uid 0 on the host); --userns=auto gives a container its own range of host ids',
+    NoNewPrivileges: 'off unless --security-opt no-new-privileges',
+  };
 }
 
 /** The VM wall's host facts: QEMU, guest assets, and the accelerator the host facts decide. */

@@ -105,9 +105,13 @@ export function advise(a: AdviseInput, last: ContrastReport | undefined, gvisorI
     return { choice: 'gvisor', how: 'hull run --runtime runsc IMAGE ...', reasons, figures, warnings };
   }
   reasons.push(...cFit.why);
-  warnings.push('gVisor (runsc) is not installed; a container is the only wall left that fits: keep the default seccomp profile and dropped capabilities, run as a non-root user, and never add privileges');
-  return { choice: 'container', how: 'hull run --user 1000 --cap-drop ALL IMAGE ...', reasons, figures, warnings };
+  reasons.push("the strongest container hull makes: its own user namespace (root inside is an unprivileged uid on the host), no capabilities, no-new-privileges, podman's seccomp profile with user namespaces refused, a read-only root");
+  warnings.push('gVisor (runsc) is not installed; a container is the only wall left that fits: keep the default seccomp profile, never add privileges (--privileged, --cap-add, --device)');
+  return { choice: 'container', how: STRONGEST_CONTAINER, reasons, figures, warnings };
 }
+
+/** The strongest container configuration hull has, as a command line (issue 14). */
+export const STRONGEST_CONTAINER = 'hull run --userns=auto --cap-drop ALL --security-opt no-new-privileges --read-only --tmpfs /tmp IMAGE ...';
 
 export function renderAdvice(a: Advice): string {
   const out = [`advice: ${a.choice === 'gvisor' ? 'gVisor (runsc)' : a.choice}`, `run it: ${a.how}`, '', 'why:'];

@@ -12,7 +12,8 @@ import { parseInspect, parseTrace, type Driver, type IdleInstance, type StartupS
 export interface HullDriverOptions {
   root: string;
   image: string;
-  wall: 'container' | 'vm';
+  /** container-userns: the container wall with --userns=auto. */
+  wall: 'container' | 'vm' | 'container-userns';
   /** Unique per contrast run: names are `<tag>-<wall>-<n>`. */
   tag: string;
 }
@@ -21,8 +22,9 @@ export function hullDriver(o: HullDriverOptions): Driver {
   const names = new Set<string>();
   let seq = 0;
   // no network, like the podman reference rows (--network none); bench/network.sh measures bridges
-  const wallArgs = ['--isolation', o.wall, '--network', 'none'];
-  const nextName = () => `${o.tag}-${o.wall === 'vm' ? 'v' : 'c'}${++seq}`;
+  const wallArgs = o.wall === 'container-userns' ? ['--isolation', 'container', '--userns', 'auto', '--network', 'none'] : ['--isolation', o.wall, '--network', 'none'];
+  const letter = o.wall === 'vm' ? 'v' : o.wall === 'container-userns' ? 'u' : 'c';
+  const nextName = () => `${o.tag}-${letter}${++seq}`;
   // Scratch space inside the hull root: removed with the driver, and never confused with another root's.
   fs.mkdirSync(layout(o.root).tmp, { recursive: true });
   const traceDir = fs.mkdtempSync(path.join(layout(o.root).tmp, 'contrast-trace-'));
@@ -43,7 +45,7 @@ export function hullDriver(o: HullDriverOptions): Driver {
   const d: Driver = {
     name: o.wall,
     kind: 'hull',
-    command: `hull run --rm --isolation ${o.wall} ${o.image} true`,
+    command: `hull run --rm ${wallArgs.filter((a) => a !== '--network' && a !== 'none').join(' ')} ${o.image} true`,
     async prepare() {
       const r = await runHull(o.root, ['image', 'inspect', o.image]);
       if (r.code !== 0) throw new Error(`image ${o.image} is not in ${o.root}: ${lastLine(r.stderr)}`);
@@ -129,12 +131,12 @@ export function hullDriver(o: HullDriverOptions): Driver {
       fs.rmSync(traceDir, { recursive: true, force: true });
       // Anything of this run still listed?
       const ps = await runHull(o.root, ['ps', '-a', '--no-trunc']);
-      const left = ps.stdout.split('\n').filter((l) => l.includes(`${o.tag}-${o.wall === 'vm' ? 'v' : 'c'}`));
+      const left = ps.stdout.split('\n').filter((l) => l.includes(`${o.tag}-${letter}`));
       if (left.length) {
         const again = left.map((l) => l.trim().split(/\s+/).pop()!).filter(Boolean);
         await rmNames(again);
         const ps2 = await runHull(o.root, ['ps', '-a', '--no-trunc']);
-        return ps2.stdout.split('\n').filter((l) => l.includes(`${o.tag}-${o.wall === 'vm' ? 'v' : 'c'}`)).map((l) => `hull instance still listed: ${l.trim()}`);
+        return ps2.stdout.split('\n').filter((l) => l.includes(`${o.tag}-${letter}`)).map((l) => `hull instance still listed: ${l.trim()}`);
       }
       return [];
     },

@@ -17,6 +17,7 @@ export const PROBE_SCRIPT = [
   "p capeff info \"$(awk '$1==\"CapEff:\"{print $2}' /proc/self/status)\"",
   "p seccomp info \"$(awk '$1==\"Seccomp:\"{print $2}' /proc/self/status)\"",
   "p nonewprivs info \"$(awk '$1==\"NoNewPrivs:\"{print $2}' /proc/self/status)\"",
+  'p uidmap info "$(head -n 1 /proc/self/uid_map 2>&1)"',
   't userns unshare -U true',
   't mount sh -c "mkdir -p /tmp/.hull-probe && mount -t tmpfs hullprobe /tmp/.hull-probe && umount /tmp/.hull-probe; r=\\$?; rmdir /tmp/.hull-probe 2>/dev/null; exit \\$r"',
   't mknod sh -c "mknod /tmp/.hull-probe-null c 1 3 && rm -f /tmp/.hull-probe-null"',
@@ -166,6 +167,15 @@ export function interpretProbes(raw: RawProbe[], host: HostView): IsolationRow[]
   tried('kcore', 'read kernel memory (/proc/kcore)');
   tried('rawsocket', 'open a raw socket (ping)');
   tried('chroot', 'chroot(2)');
+  const map = (get('uidmap')?.detail ?? '').trim().split(/\s+/).map(Number);
+  const rootHost = map.length === 3 && map[0] === 0 && map.every(Number.isFinite) ? map[1]! : undefined;
+  rows.push({
+    probe: 'rootuid',
+    label: 'host uid of root inside (/proc/self/uid_map)',
+    inside: rootHost === undefined ? 'unknown' : rootHost === 0 ? '0 (root on the host)' : `${rootHost} (unprivileged on the host)`,
+    host: '0',
+    verdict: rootHost === undefined ? 'unknown' : ownKernel ? 'own' : rootHost === 0 ? 'exposed' : 'contained',
+  });
   const sysctl = (probe: string, label: string) => {
     const v = get(probe)?.detail ?? '';
     rows.push({ probe, label, inside: v || 'unknown', host: '', verdict: ownKernel ? 'own' : 'unknown' });

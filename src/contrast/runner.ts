@@ -247,7 +247,7 @@ async function isolation(d: Driver, hostKernel: string): Promise<IsolationResult
 export function ratiosOf(walls: WallResult[]): RatioRow[] {
   const by = (n: string) => walls.find((w) => w.name === n);
   const rows: RatioRow[] = [];
-  const pairs: Array<[string, string]> = [['vm', 'container'], ['container', 'crun'], ['container', 'runc'], ['container', 'podman'], ['vm', 'podman']];
+  const pairs: Array<[string, string]> = [['vm', 'container'], ['container-userns', 'container'], ['container', 'crun'], ['container', 'runc'], ['container', 'podman'], ['vm', 'podman']];
   for (const [a, b] of pairs) {
     const A = by(a);
     const B = by(b);

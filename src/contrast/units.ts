@@ -29,14 +29,15 @@ export function parseCount(value: string, flag: string, min: number, max: number
   return n;
 }
 
-export const WALLS = ['container', 'vm'] as const;
+/** hull's walls; container-userns is the container wall with --userns=auto. */
+export const WALLS = ['container', 'vm', 'container-userns'] as const;
 export const PEERS = ['podman', 'crun', 'runc'] as const;
 
 /** '--isolation container,vm' -> the walls, validated. */
 export function parseWalls(value: string): Array<(typeof WALLS)[number]> {
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (!list.length) throw invalid('"--isolation" needs at least one of: container, vm');
-  for (const w of list) if (!(WALLS as readonly string[]).includes(w)) throw invalid(`invalid argument "${w}" for "--isolation" flag: expected container or vm`);
+  if (!list.length) throw invalid('"--isolation" needs at least one of: container, vm, container-userns');
+  for (const w of list) if (!(WALLS as readonly string[]).includes(w)) throw invalid(`invalid argument "${w}" for "--isolation" flag: expected container, vm or container-userns`);
   return [...new Set(list)] as Array<(typeof WALLS)[number]>;
 }
 

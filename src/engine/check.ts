@@ -9,6 +9,8 @@
  *   autoremove-flag  hull serve's AutoRemove note of a container that is gone
  *   socket-link      conmon's attach-socket link of a container that is gone
  *   temp-database    a half-made new database left by a killed process
+ *   volume-directory volumes/<name> with no volume row
+ *   volume-trash     the moved-aside data of a removed volume that a killed `volume rm` left
  * plus what each wall reports (Isolation.orphans: runtime state, cgroups, monitor and QEMU
  * processes) and what the network stack reports (a network namespace, addresses, published
  * ports, DNS names; subnet claims of removed networks) for ids that no live or changing
@@ -42,6 +44,8 @@ export interface CheckContext {
   reconcile(row: ContainerRow): Promise<void>;
   /** Remove a container whose row is broken (lease taken inside). */
   remove(id: string): Promise<void>;
+  /** Names of the root's volume rows. */
+  volumes?: () => string[];
   /** The network stack's orphans; mounts under `dir` (namespace files) are its to judge. */
   network?: { dir: string; orphans(live: Set<string>): Promise<Orphan[]> };
 }
@@ -101,6 +105,13 @@ export async function systemCheck(ctx: CheckContext, o: { fix?: boolean } = {}):
   for (const id of entries(flags)) if (!byId.has(id)) add({ kind: 'autoremove-flag', what: path.join(flags, id), id }, async () => fs.rmSync(path.join(flags, id), { force: true }));
   const links = path.join(ctx.root, 'run', 'conmon');
   for (const id of entries(links)) if (!byId.has(id)) add({ kind: 'socket-link', what: path.join(links, id), id }, async () => fs.rmSync(path.join(links, id), { force: true }));
+  if (ctx.volumes) {
+    const vols = new Set(ctx.volumes());
+    const base = path.join(ctx.root, 'volumes');
+    for (const n of entries(base)) if (!vols.has(n)) add({ kind: 'volume-directory', what: path.join(base, n) }, async () => fs.rmSync(path.join(base, n), { recursive: true, force: true }));
+    const tmp = path.join(ctx.root, 'tmp');
+    for (const n of entries(tmp)) if (n.startsWith('volume-rm-')) add({ kind: 'volume-trash', what: path.join(tmp, n) }, async () => fs.rmSync(path.join(tmp, n), { recursive: true, force: true }));
+  }
   for (const f of entries(ctx.root)) {
     const m = /^hull\.db\.new-(\d+)-/.exec(f);
     if (m && !pidAlive(Number(m[1]))) add({ kind: 'temp-database', what: path.join(ctx.root, f) }, async () => fs.rmSync(path.join(ctx.root, f), { force: true }));

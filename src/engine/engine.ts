@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { HullError, isHullError, notFound, precondition } from '../errors.js';
+import { conflict, HullError, invalid, isHullError, notFound, precondition } from '../errors.js';
 import { ImageStore, type ImageRecord } from '../images/store.js';
 import { layout, packageRoot } from '../paths.js';
 import { createIsolation } from '../runtime/index.js';
@@ -22,8 +22,12 @@ import { ContainerLocks } from './lock.js';
 import { toInspect, toSummary, statusText, type ContainerInspect, type ContainerSummary, type StoredSpec } from './inspect.js';
 import { newContainerId, randomName } from './names.js';
 import { buildInstanceSpec, netRequest, validateRunOptions, type RunOptions } from './options.js';
+import { parseDevice, resolveDevice } from '../runtime/container/devices.js';
+import { UsernsRanges } from '../state/userns.js';
 import type { NetworkStack, PreparedNetwork } from '../network/stack.js';
 import type { NetworkService } from './networks.js';
+import { EngineVolumes } from './volumes.js';
+import { VolumeStore } from '../volumes/store.js';
 import type { ContainerLayer } from './changes.js';
 import type { ImageRunConfig } from '../oci/types.js';
 
@@ -65,6 +69,30 @@ export interface LogsOptions {
   timestamps?: boolean;
   /** Stops a follow. */
   signal?: AbortSignal;
+}
+
+/** docker update's limits (each as in RunOptions; absent: unchanged). */
+export interface UpdateOptions {
+  /** Bytes (at least 6 MiB). */
+  memoryBytes?: number;
+  /** Bytes of memory + swap; -1 unlimited. */
+  memorySwapBytes?: number;
+  /** 1e-9 CPUs. */
+  nanoCpus?: number;
+  /** Processes; -1 unlimited. */
+  pidsLimit?: number;
+}
+
+/** docker's per-interface network stats (swagger: ContainerNetworkStats). */
+export interface NetCounters {
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errors: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errors: number;
+  tx_dropped: number;
 }
 
 export interface StatsEntry {
@@ -189,8 +217,17 @@ export class Engine {
   /** Sets up the container's network for a start: the spec the wall gets. */
   private async netPrepare(row: ContainerRow, spec: InstanceSpec): Promise<{ spec: InstanceSpec; prep: PreparedNetwork }> {
     const { opts } = this.stored(row);
-    const prep = await (await this.net()).stack.prepare({ id: row.id, name: row.name, wall: row.isolation, hostname: spec.hostname }, netRequest(opts, spec.image.config));
+    const { stack } = await this.net();
+    const prep = await stack.prepare({ id: row.id, name: row.name, wall: row.isolation, hostname: spec.hostname }, netRequest(opts, spec.image.config));
+    this.netEvents(stack, row.id, 'connect');
     return { spec: { ...spec, network: prep.network, netns: prep.netns, etc: prep.etc, heldFds: prep.heldFds }, prep };
+  }
+
+  /** docker's network connect/disconnect events as a container's run joins or leaves its networks. */
+  private netEvents(stack: NetworkStack, id: string, action: 'connect' | 'disconnect'): void {
+    for (const { net } of stack.endpoints(id)) {
+      if (net && net.driver === 'bridge') addEvent(this.db, 'network', action, net.id, { container: id, name: net.name, type: net.driver });
+    }
   }
 
   /** What `hull system check` asks of the network stack. */
@@ -201,7 +238,10 @@ export class Engine {
 
   /** Takes the container's network down again (idempotent; nothing to do for none and host). */
   private async netTeardown(id: string): Promise<void> {
-    await (await this.net()).stack.teardown(id);
+    const { stack } = await this.net();
+    const wasUp = stack.sandboxPath(id) !== undefined;
+    await stack.teardown(id);
+    if (wasUp) this.netEvents(stack, id, 'disconnect');
   }
 
   // ---------------------------------------------------------------- images
@@ -220,34 +260,79 @@ export class Engine {
   /** docker create: resolve (or pull) the image, record the container. */
   async create(asked: RunOptions, progress?: Writable): Promise<{ id: string; name: string; spec: InstanceSpec }> {
     validateRunOptions(asked);
+    // a --device must name a device node on this host now, before anything is recorded
+    for (const d of asked.devices ?? []) resolveDevice(parseDevice(d));
     // stored with its network mode: containers stored before networks existed had none
     const opts: RunOptions = { ...asked, network: asked.network ?? 'bridge' };
     const img = await this.image(opts.image, opts.platform, progress);
     const lowerDirs = await this.images.lowerDirs(img);
     const id = newContainerId();
     const dir = path.join(layout(this.root).containers, id);
+    // volumes: image VOLUMEs become anonymous volumes; each volume mount a bind of its directory
+    const plan = this.vols.plan(opts.mounts ?? [], Object.keys(img.config.config?.Volumes ?? {}));
     for (let attempt = 0; ; attempt++) {
       const name = opts.name ?? randomName();
-      const spec = buildInstanceSpec(opts, { id: img.id, config: img.config, lowerDirs }, { id, name, dir, hostHostname: os.hostname() });
+      const spec = buildInstanceSpec({ ...opts, mounts: plan.mounts }, { id: img.id, config: img.config, lowerDirs }, { id, name, dir, hostHostname: os.hostname() });
       const stored: StoredSpec = { opts, spec: { ...spec, image: { ...spec.image, lowerDirs: [] } } };
+      let made: string[];
       try {
-        this.rows.insert({
-          id, name, image_id: img.id, image_ref: opts.image, isolation: opts.isolation ?? 'container', runtime: spec.runtime,
-          status: 'created', spec_json: JSON.stringify(stored), created_at: nowIso(),
-        });
+        // the row, its volumes' uses and its --userns=auto range in one transaction: a volume in
+        // use is never removed, and no other create sees the range free
+        made = this.db
+          .transaction(() => {
+            this.rows.insert({
+              id, name, image_id: img.id, image_ref: opts.image, isolation: opts.isolation ?? 'container', runtime: spec.runtime,
+              status: 'created', spec_json: JSON.stringify(stored), created_at: nowIso(),
+            });
+            if (spec.usernsMode === 'auto') {
+              spec.userns = new UsernsRanges(this.db).allocate(id);
+              stored.spec.userns = spec.userns;
+              this.rows.setSpecJson(id, JSON.stringify(stored));
+            }
+            return this.vols.attach(id, plan.uses);
+          })
+          .immediate();
       } catch (e) {
         if (opts.name === undefined && isHullError(e, 'CONFLICT') && attempt < 5) continue;
         throw e;
       }
       try {
         await (await this.net()).stack.configure({ id, name, wall: opts.isolation ?? 'container', hostname: spec.hostname }, netRequest(opts, img.config));
+        await this.vols.populate(plan.uses, lowerDirs);
+        // --userns=auto: a volume this create made belongs to the container's root (its range)
+        if (spec.userns) for (const u of plan.uses.filter((x) => made.includes(x.name))) this.vols.shiftOwners(u.name, spec.userns);
       } catch (e) {
-        this.rows.delete(id); // nothing half-made: no row without its network
+        // nothing half-made: no row without its network, no volume this create made
+        await (await this.net()).stack.teardown(id).catch(() => undefined);
+        this.rows.delete(id);
+        this.vols.removeUnused(made);
         throw e;
       }
-      addEvent(this.db, 'container', 'create', id, { name, image: opts.image });
+      addEvent(this.db, 'container', 'create', id, this.attrs({ name, image_ref: opts.image, spec_json: JSON.stringify(stored) }));
       return { id, name, spec };
     }
+  }
+
+  // ---------------------------------------------------------------- volumes (src/volumes)
+
+  private volsCache?: EngineVolumes;
+  private get vols(): EngineVolumes {
+    this.volsCache ??= new EngineVolumes(new VolumeStore(this.db, this.root), this.root);
+    return this.volsCache;
+  }
+
+  /** `volume create/ls/inspect/rm/prune`: the root's volume store. */
+  get volumes(): VolumeStore {
+    return this.vols.store;
+  }
+
+  /**
+   * docker's event attributes of a container: its labels (image's and its own), image and name,
+   * then `extra` (exitCode, signal, ...).
+   */
+  private attrs(row: Pick<ContainerRow, 'name' | 'image_ref' | 'spec_json'>, extra: Record<string, string> = {}): Record<string, string> {
+    const { opts, spec } = JSON.parse(row.spec_json) as StoredSpec;
+    return { ...(spec.image.config.config?.Labels ?? {}), ...(opts.labels ?? {}), image: row.image_ref, name: row.name, ...extra };
   }
 
   /** The spec of a stored container's current run with its image's layer directories filled in. */
@@ -255,6 +340,7 @@ export class Engine {
     const spec = this.runSpec(row);
     const img = this.images.record(row.image_id);
     if (!img) throw precondition(`the image ${row.image_id} of container ${row.name} is gone`);
+    for (const m of spec.mounts) if (m.volume) this.vols.store.ensureDir(m.volume);
     return { ...spec, image: { ...spec.image, lowerDirs: await this.images.lowerDirs(img) } };
   }
 
@@ -286,7 +372,7 @@ export class Engine {
       const { pid, facts } = await iso.startDetached(net.spec);
       prep.closeHeld(); // the monitor holds the published ports now
       this.rows.setStarted(row.id, run, pid, JSON.stringify({ ...(facts ?? {}), bootId: bootId() } satisfies RunFacts));
-      addEvent(this.db, 'container', 'start', row.id, { name: row.name, run: String(run) });
+      addEvent(this.db, 'container', 'start', row.id, this.attrs(row, { run: String(run) }));
     } catch (e) {
       prep?.closeHeld();
       await this.failStart(current, spec ?? this.runSpec(current), iso, e);
@@ -354,7 +440,7 @@ export class Engine {
       const cur = present ? this.rows.get(id) : undefined;
       if (!cur || cur.run !== run) return; // removed (rm -f) or restarted meanwhile
       if (this.rows.markExited(id, run, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '')) {
-        addEvent(this.db, 'container', 'die', id, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(run) });
+        addEvent(this.db, 'container', 'die', id, this.attrs(cur, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(run) }));
       }
       if (opts.rm) await this.removeLocked(this.rows.get(id)!);
     });
@@ -373,7 +459,8 @@ export class Engine {
     io: AttachStdio & { onCreated?: (id: string) => void; /** Kills the instance (SIGKILL) once it runs; it is then removed as usual. */ signal?: AbortSignal },
     use: (exit: RunResult, layer: WritableLayer | undefined) => Promise<T>,
   ): Promise<T> {
-    const { id, name } = await this.create({ ...opts, rm: false }, io.stderr);
+    // the captured layer must carry the image's own ids: never a --userns=auto range (HULL_USERNS_DEFAULT)
+    const { id, name } = await this.create({ ...opts, rm: false, userns: 'host' }, io.stderr);
     let stopAbort = () => undefined as void;
     try {
       io.onCreated?.(id);
@@ -413,7 +500,8 @@ export class Engine {
       return await use({ id, name, exitCode: exit.exitCode, oomKilled: exit.oomKilled, error: exit.error || undefined }, layer);
     } finally {
       stopAbort();
-      await this.rm(id, { force: true }).catch((e: unknown) => {
+      // with its anonymous volumes (an image's VOLUMEs): what a step writes there is not in its layer, as in docker
+      await this.rm(id, { force: true, volumes: true }).catch((e: unknown) => {
         if (!isHullError(e, 'NOT_FOUND')) throw e;
       });
     }
@@ -465,7 +553,7 @@ export class Engine {
   private async recordExit(row: ContainerRow, exit: ExitInfo, o: { autoRemove?: boolean } = {}): Promise<void> {
     const iso = await this.wall(row.isolation);
     if (this.rows.markExited(row.id, row.run, exit.exitCode, exit.oomKilled, nowIso(), exit.error ?? '')) {
-      addEvent(this.db, 'container', 'die', row.id, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(row.run) });
+      addEvent(this.db, 'container', 'die', row.id, this.attrs(row, { exitCode: String(exit.exitCode), oomKilled: String(exit.oomKilled), run: String(row.run) }));
     }
     if (iso.release) await iso.release(this.runSpec(row));
     await this.netTeardown(row.id);
@@ -533,7 +621,7 @@ export class Engine {
       row = await this.settle(row);
       if (!this.rows.get(id) || admit('stop', row) === 'noop') return;
       await this.stopLocked(row, timeoutSec);
-      addEvent(this.db, 'container', 'stop', row.id, { name: row.name });
+      addEvent(this.db, 'container', 'stop', row.id, this.attrs(row));
       await this.settle(this.rows.get(id) ?? row);
     });
   }
@@ -543,6 +631,8 @@ export class Engine {
     const facts = this.facts(row);
     if (facts.bootId !== undefined && facts.bootId !== bootId()) return; // nothing of it runs
     const iso = await this.wall(row.isolation);
+    // a frozen process cannot take its stop signal (nor die of SIGKILL): thaw it first
+    if (row.status === 'paused') await this.thaw(row);
     await iso.stop(this.runSpec(row), timeoutSec);
   }
 
@@ -554,8 +644,11 @@ export class Engine {
       if (!this.rows.get(id)) throw precondition(`Container ${id} is not running`);
       admit('kill', row);
       const iso = await this.wall(row.isolation);
+      // a paused VM's agent cannot take a signal; a frozen container dies of SIGKILL only once thawed
+      if (row.status === 'paused' && row.isolation === 'vm') await this.thaw(row);
       await iso.kill(this.runSpec(row), signal);
-      addEvent(this.db, 'container', 'kill', row.id, { name: row.name, signal });
+      if (row.status === 'paused' && /^(SIG)?KILL$|^9$/i.test(signal)) await this.thaw(row);
+      addEvent(this.db, 'container', 'kill', row.id, this.attrs(row, { signal }));
     });
   }
 
@@ -613,8 +706,11 @@ export class Engine {
     }
   }
 
-  /** docker rm: a running container needs `force` (then it is killed first). */
-  async rm(ref: string, opts: { force?: boolean } = {}): Promise<string> {
+  /**
+   * docker rm: a running container needs `force` (then it is killed first); `volumes` (-v) also
+   * removes its anonymous volumes (an --rm container's always go with it).
+   */
+  async rm(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<string> {
     const id = this.rows.resolve(ref).id;
     await this.locks.with(id, async (present) => {
       let row = present ? this.rows.get(id) : undefined;
@@ -626,7 +722,7 @@ export class Engine {
         await this.stopLocked(row, 0);
         await this.settle(row, { autoRemove: false });
       }
-      await this.removeLocked(this.rows.get(id) ?? row);
+      await this.removeLocked(this.rows.get(id) ?? row, { volumes: opts.volumes });
     });
     return id;
   }
@@ -636,7 +732,7 @@ export class Engine {
    * exit hook leaves it alone; the wall then takes away everything (monitor, runtime state,
    * mounts, cgroup, files); the row goes last. A wall that fails leaves the row 'dead'.
    */
-  private async removeLocked(row: ContainerRow): Promise<void> {
+  private async removeLocked(row: ContainerRow, o: { volumes?: boolean } = {}): Promise<void> {
     if (!this.rows.get(row.id)) return;
     this.rows.setStatus(row.id, 'removing', row.error);
     const iso = await this.wall(row.isolation);
@@ -647,7 +743,9 @@ export class Engine {
       this.rows.setStatus(row.id, 'dead', `removal failed: ${(e as Error).message}`);
       throw e;
     }
-    if (this.rows.delete(row.id)) addEvent(this.db, 'container', 'destroy', row.id, { name: row.name });
+    const anonymous = (o.volumes || this.stored(row).opts.rm) ? this.vols.anonymousOf(row.id) : [];
+    if (this.rows.delete(row.id)) addEvent(this.db, 'container', 'destroy', row.id, this.attrs(row));
+    this.vols.removeUnused(anonymous); // its uses went with the row (ON DELETE CASCADE)
   }
 
   /** docker restart: stop (with timeout) then start, as one transition. */
@@ -658,13 +756,131 @@ export class Engine {
       admit('restart', row);
       if (isLive(row.status)) {
         await this.stopLocked(row, timeoutSec);
-        addEvent(this.db, 'container', 'stop', row.id, { name: row.name });
+        addEvent(this.db, 'container', 'stop', row.id, this.attrs(row));
         row = await this.settle(this.rows.get(id) ?? row, { autoRemove: false });
       }
       this.rows.incrementRestarts(row.id);
       await this.startLocked(this.rows.get(id)!);
-      addEvent(this.db, 'container', 'restart', row.id, { name: row.name });
+      addEvent(this.db, 'container', 'restart', row.id, this.attrs(row));
     });
+  }
+
+  /** docker pause: the cgroup freezer (containers) or QMP stop (VMs). */
+  async pause(ref: string): Promise<void> {
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row);
+      admit('pause', row);
+      const iso = await this.wall(row.isolation);
+      if (!iso.pause) throw precondition(`the ${row.isolation} wall cannot pause`);
+      await iso.pause(this.runSpec(row));
+      this.rows.setStatus(id, 'paused', row.error);
+      addEvent(this.db, 'container', 'pause', id, this.attrs(row));
+    });
+  }
+
+  /** docker unpause. */
+  async unpause(ref: string): Promise<void> {
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row);
+      admit('unpause', row);
+      await this.thaw(row);
+      addEvent(this.db, 'container', 'unpause', id, this.attrs(row));
+    });
+  }
+
+  /** A paused row's instance runs again and the row says running (lease held). */
+  private async thaw(row: ContainerRow): Promise<void> {
+    const iso = await this.wall(row.isolation);
+    await iso.unpause?.(this.runSpec(row));
+    if (this.rows.get(row.id)?.status === 'paused') this.rows.setStatus(row.id, 'running', row.error);
+  }
+
+  /**
+   * docker update: new memory, memory+swap, CPU and pids limits, stored for every later start
+   * and applied at once to a running container (its runtime writes the cgroup). A running VM's
+   * guest RAM and vCPUs are fixed at boot: refused while it runs, taken at its next boot.
+   */
+  async update(ref: string, u: UpdateOptions): Promise<void> {
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      row = await this.settle(row);
+      if (row.status === 'removing' || row.status === 'dead') throw conflict(`Container ${id} is marked for removal and cannot be updated`);
+      const stored = this.stored(row);
+      const opts: RunOptions = { ...stored.opts };
+      if (u.memoryBytes !== undefined) opts.memoryBytes = u.memoryBytes;
+      if (u.memorySwapBytes !== undefined) opts.memorySwapBytes = u.memorySwapBytes;
+      else if (u.memoryBytes !== undefined && opts.memorySwapBytes !== undefined && opts.memorySwapBytes !== -1 && opts.memorySwapBytes < u.memoryBytes) {
+        throw invalid('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+      }
+      if (u.nanoCpus !== undefined) opts.nanoCpus = u.nanoCpus;
+      if (u.pidsLimit !== undefined) opts.pidsLimit = u.pidsLimit;
+      validateRunOptions(opts);
+      const resources = {
+        ...stored.spec.resources,
+        memoryBytes: opts.memoryBytes || undefined,
+        memorySwapBytes: opts.memorySwapBytes,
+        nanoCpus: opts.nanoCpus || undefined,
+        pidsLimit: opts.pidsLimit && opts.pidsLimit > 0 ? opts.pidsLimit : opts.pidsLimit === -1 || opts.pidsLimit === 0 ? -1 : undefined,
+      };
+      const iso = await this.wall(row.isolation);
+      if (isLive(row.status)) {
+        if (!iso.update) {
+          if (u.memoryBytes !== undefined || u.memorySwapBytes !== undefined || u.nanoCpus !== undefined || u.pidsLimit !== undefined) {
+            throw precondition(`Container ${row.name} runs in a microVM: its memory and vCPUs are fixed at boot (no hotplug). Stop it, update it and start it again`);
+          }
+        } else await iso.update({ ...this.runSpec(row), resources });
+      }
+      this.rows.setSpec(id, JSON.stringify({ opts, spec: { ...stored.spec, resources } } satisfies StoredSpec));
+      addEvent(this.db, 'container', 'update', id, this.attrs(row));
+    });
+  }
+
+  /** docker rename: the new name answers on the container's networks at once. */
+  async rename(ref: string, name: string): Promise<void> {
+    validateRunOptions({ image: 'x', name });
+    const id = this.rows.resolve(ref).id;
+    await this.locked(id, async (row) => {
+      if (row.name === name) throw conflict(`Renaming a container with the same name as its current name`);
+      if (row.status === 'removing' || row.status === 'dead') throw conflict(`Container ${id} is marked for removal and cannot be renamed`);
+      this.rows.rename(id, name);
+      await (await this.net()).stack.rename(id, row.name, name);
+      addEvent(this.db, 'container', 'rename', id, this.attrs({ ...row, name }, { oldName: `/${row.name}` }));
+    });
+  }
+
+  /**
+   * docker top: a container's processes from the host's `ps` (its cgroup's pids), a VM's from
+   * `ps` inside the guest. `psArgs` as docker's ps_args (default -ef; a guest's ps gets only
+   * what was asked for).
+   */
+  async top(ref: string, psArgs?: string): Promise<import('./top.js').TopResult> {
+    const { psArgv, parsePs, guestNoise } = await import('./top.js');
+    const argv = psArgv(psArgs);
+    const row = await this.fresh(this.rows.resolve(ref));
+    if (!isLive(row.status)) throw conflict(`Container ${row.id} is not running`);
+    const iso = await this.wall(row.isolation);
+    if (iso.processes) {
+      const pids = new Set(await iso.processes(this.runSpec(row)));
+      const { execFile } = await import('node:child_process');
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile('ps', argv, { maxBuffer: 16 << 20 }, (e, stdout, stderr) => (e ? reject(invalid(`ps ${argv.join(' ')}: ${stderr.trim() || e.message}`)) : resolve(stdout))),
+      );
+      return parsePs(out, (pid) => pids.has(pid));
+    }
+    if (row.status === 'paused') throw conflict(`Container ${row.id} is paused: a VM's processes are listed by its guest, unpause it first`);
+    const guestArgv = psArgs === undefined ? [] : argv;
+    const { PassThrough } = await import('node:stream');
+    const out = new PassThrough();
+    const err = new PassThrough();
+    let text = '';
+    let errText = '';
+    out.setEncoding('utf8').on('data', (d: string) => (text += d));
+    err.setEncoding('utf8').on('data', (d: string) => (errText += d));
+    const code = await this.exec(row.id, { cmd: ['ps', ...guestArgv] }, { stdout: out, stderr: err });
+    if (code !== 0) throw invalid(`ps ${guestArgv.join(' ')} in the VM exited ${code}: ${errText.trim()}`);
+    return parsePs(text, (_pid, fields, titles) => !guestNoise(fields, titles, guestArgv));
   }
 
   /** docker container prune: remove every container that is not running. */
@@ -807,6 +1023,31 @@ export class Engine {
     return out;
   }
 
+  /**
+   * A running container's network counters per interface (eth0, ...), as the container sees
+   * them: read from the host side of each veth (its rx is the container's tx). Both walls: a
+   * VM's NIC is mirrored onto the veth in its namespace.
+   */
+  async networkCounters(ref: string): Promise<Record<string, NetCounters>> {
+    const row = this.rows.resolve(ref);
+    const out: Record<string, NetCounters> = {};
+    for (const { ep } of (await this.net()).stack.endpoints(row.id)) {
+      if (!ep.veth) continue;
+      const read = (k: string) => {
+        try {
+          return Number(fs.readFileSync(`/sys/class/net/${ep.veth}/statistics/${k}`, 'utf8').trim()) || 0;
+        } catch {
+          return 0;
+        }
+      };
+      out[`eth${ep.idx}`] = {
+        rx_bytes: read('tx_bytes'), rx_packets: read('tx_packets'), rx_errors: read('tx_errors'), rx_dropped: read('tx_dropped'),
+        tx_bytes: read('rx_bytes'), tx_packets: read('rx_packets'), tx_errors: read('rx_errors'), tx_dropped: read('rx_dropped'),
+      };
+    }
+    return out;
+  }
+
   /** Resource usage of running containers, CPU % over `sampleMs` (default 500). */
   async stats(refs: string[] = [], sampleMs = 500): Promise<StatsEntry[]> {
     const rows = refs.length ? refs.map((r) => this.rows.resolve(r)) : this.rows.list(false);
@@ -830,6 +1071,50 @@ export class Engine {
   }
 
   /**
+   * docker cp's door into an instance's files (archive.ts): `fn` gets an Archive whose tools
+   * run inside the instance. A stopped container is worked on under its lease (its overlay is
+   * mounted for the tool; a start must not mount it at the same time); a running one without.
+   */
+  async archive<T>(ref: string, fn: (a: import('./archive.js').Archive, info: { readOnly: boolean; mounts: import('../runtime/types.js').MountSpec[] }) => Promise<T>): Promise<T> {
+    const { Archive } = await import('./archive.js');
+    const go = async (row: ContainerRow): Promise<T> => {
+      const iso = await this.wall(row.isolation);
+      if (!iso.inRootfs) throw precondition(`the ${row.isolation} wall cannot copy files`);
+      if (row.status === 'paused' && row.isolation === 'vm') throw conflict(`Container ${row.id} is paused: a VM's files are reached through its guest, unpause it first`);
+      const spec = await this.liveSpec(row);
+      return fn(new Archive((tool, io) => iso.inRootfs!(spec, tool, io), row.name), { readOnly: spec.readOnlyRootfs, mounts: spec.mounts });
+    };
+    const first = await this.fresh(this.rows.resolve(ref));
+    if (isLive(first.status)) return go(first);
+    return this.locked(first.id, async (row) => go(await this.settle(row)));
+  }
+
+  /** docker system df: images, containers (writable layers), volumes; `only`: some of image/container/volume. */
+  async diskUsage(only?: Set<string>): Promise<import('./df.js').DiskUsage> {
+    const { diskUsage } = await import('./df.js');
+    return diskUsage(
+      {
+        images: this.images,
+        volumes: this.volumes,
+        containers: await this.ps({ all: true }),
+        writableLayer: async (id) => {
+          const row = this.rows.get(id);
+          if (!row) return undefined;
+          const iso = await this.wall(row.isolation);
+          return iso.writableLayer ? iso.writableLayer(this.runSpec(row)) : undefined;
+        },
+      },
+      only,
+    );
+  }
+
+  /** docker events: past events from `sinceNs`, then new ones until `untilNs` or an abort (events.ts). */
+  async events(o: import('./events.js').StreamOptions, emit: (e: import('./events.js').DockerEvent) => void | Promise<void>): Promise<void> {
+    const { streamEvents } = await import('./events.js');
+    return streamEvents(this.db, this.root, o, emit);
+  }
+
+  /**
    * `hull system check`: reconcile every row, then list what nothing owns (check.ts); with
    * `fix`, take it away.
    */
@@ -848,6 +1133,7 @@ export class Engine {
             if (row) await this.removeLocked(row);
           }),
         network: await this.netCheck(),
+        volumes: () => this.volumes.list().map((v) => v.name),
       },
       o,
     );

@@ -56,9 +56,14 @@ export interface ContainerInspect {
 
 export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string, net?: ContainerNetView): ContainerInspect {
   const { spec, opts } = stored;
-  const running = row.status === 'running';
+  const running = row.status === 'running' || row.status === 'paused';
   const facts = JSON.parse(row.runtime_json || '{}') as Record<string, unknown>;
-  const binds = spec.mounts.filter((m) => m.type === 'bind').map((m) => `${m.source}:${m.destination}${m.readOnly ? ':ro' : ''}`);
+  const anonymous = new Set(anonymousDestinations(stored));
+  const binds = spec.mounts
+    .filter((m) => m.type === 'bind' && !anonymous.has(m.destination))
+    .map((m) => `${m.volume ?? m.source}:${m.destination}${m.readOnly ? ':ro' : ''}`);
+  const volumes: Record<string, object> = {};
+  for (const d of anonymous) volumes[d] = {};
   const tmpfs: Record<string, string> = {};
   for (const m of spec.mounts.filter((x) => x.type === 'tmpfs')) tmpfs[m.destination] = (m.options ?? []).join(',');
   const img = spec.image.config.config ?? {};
@@ -70,7 +75,7 @@ export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string
     State: {
       Status: dockerStatus(row),
       Running: running,
-      Paused: false,
+      Paused: row.status === 'paused',
       Restarting: false,
       OOMKilled: row.oom_killed === 1,
       Dead: row.status === 'dead',
@@ -104,9 +109,19 @@ export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string
       CapAdd: spec.capAdd.length ? spec.capAdd : null,
       CapDrop: spec.capDrop.length ? spec.capDrop : null,
       SecurityOpt: opts.securityOpt?.length ? opts.securityOpt : null,
+      Privileged: spec.privileged ?? false,
+      Devices: spec.devices?.length ? spec.devices.map((d) => ({ PathOnHost: d.hostPath, PathInContainer: d.containerPath, CgroupPermissions: d.permissions })) : [],
+      GroupAdd: spec.groupAdd?.length ? spec.groupAdd : null,
+      Sysctls: spec.sysctls ?? null,
+      UsernsMode: spec.usernsMode === 'auto' ? 'auto' : '',
+      // hull's own: the --userns=auto range on the host (container ids 0..Size-1)
+      HullIdRange: spec.userns ? { Uid: spec.userns.uid, Gid: spec.userns.gid, Size: spec.userns.size } : null,
       Ulimits: spec.ulimits.length ? spec.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) : null,
       Tmpfs: Object.keys(tmpfs).length ? tmpfs : null,
       Init: spec.init,
+      // the monitor's k8s-file log is read back through the API as docker's json-file driver's
+      // is (logs, logs -f, attach); docker-compose tails only containers whose driver it knows
+      LogConfig: { Type: 'json-file', Config: {} },
       Runtime: row.runtime,
       Isolation: row.isolation,
     },
@@ -121,17 +136,33 @@ export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string
       Tty: spec.process.terminal,
       OpenStdin: spec.process.stdin,
       StdinOnce: spec.process.stdinOnce === true,
-      Labels: img.Labels ?? {},
+      Labels: { ...(img.Labels ?? {}), ...(opts.labels ?? {}) },
+      Volumes: Object.keys(volumes).length ? volumes : null,
       StopSignal: img.StopSignal ?? 'SIGTERM',
       ...(net && Object.keys(net.ExposedPorts).length ? { ExposedPorts: net.ExposedPorts } : {}),
       ...(net?.MacAddress ? { MacAddress: net.MacAddress } : {}),
     },
-    Mounts: spec.mounts
-      .filter((m) => m.type === 'bind')
-      .map((m) => ({ Type: 'bind', Source: m.source, Destination: m.destination, Mode: m.readOnly ? 'ro' : '', RW: !m.readOnly, Propagation: 'rprivate' })),
+    Mounts: mountsView(spec),
     NetworkSettings: net?.NetworkSettings ?? { Networks: { [spec.network]: {} } },
     Hull: { Isolation: row.isolation, Runtime: row.runtime, Facts: facts },
   };
+}
+
+/** Destinations of the container's anonymous volumes: volume mounts without a source, and image VOLUMEs nothing else covers. */
+export function anonymousDestinations(stored: StoredSpec): string[] {
+  const named = new Set((stored.opts.mounts ?? []).filter((m) => m.type !== 'volume' || m.source).map((m) => m.destination.replace(/(.)\/+$/, '$1')));
+  return stored.spec.mounts.filter((m) => m.volume && !named.has(m.destination)).map((m) => m.destination);
+}
+
+/** docker's Mounts (swagger: MountPoint): binds and volumes. */
+export function mountsView(spec: InstanceSpec): Record<string, unknown>[] {
+  return spec.mounts
+    .filter((m) => m.type === 'bind')
+    .map((m) =>
+      m.volume
+        ? { Type: 'volume', Name: m.volume, Source: m.source, Destination: m.destination, Driver: 'local', Mode: m.readOnly ? 'ro' : 'z', RW: !m.readOnly, Propagation: '' }
+        : { Type: 'bind', Source: m.source, Destination: m.destination, Mode: m.readOnly ? 'ro' : '', RW: !m.readOnly, Propagation: 'rprivate' },
+    );
 }
 
 export interface ContainerSummary {
@@ -149,12 +180,16 @@ export interface ContainerSummary {
   PortsText: string;
   NetworkMode: string;
   NetworkSettings: { Networks: Record<string, unknown> };
+  /** The image's labels and the container's own. */
+  Labels: Record<string, string>;
+  Mounts: Record<string, unknown>[];
 }
 
 /** docker ps STATUS column: 'Up 5 seconds', 'Exited (0) 2 minutes ago', 'Created'. */
 export function statusText(row: ContainerRow, now = Date.now()): string {
   const since = (iso: string | null) => humanDuration(Math.max(0, now - Date.parse(iso ?? '')));
   if (row.status === 'running') return `Up ${since(row.started_at)}`;
+  if (row.status === 'paused') return `Up ${since(row.started_at)} (Paused)`;
   if (row.status === 'exited') return `Exited (${row.exit_code ?? 0}) ${since(row.finished_at)} ago`;
   if (row.status === 'created') return 'Created';
   if (row.status === 'removing') return 'Removal In Progress';
@@ -176,6 +211,8 @@ export function toSummary(row: ContainerRow, stored: StoredSpec, status: string,
     PortsText: net?.PortsText ?? '',
     NetworkMode: net?.HostConfig.NetworkMode ?? stored.spec.network,
     NetworkSettings: { Networks: (net?.NetworkSettings.Networks as Record<string, unknown> | undefined) ?? {} },
+    Labels: { ...(stored.spec.image.config.config?.Labels ?? {}), ...(stored.opts.labels ?? {}) },
+    Mounts: mountsView(stored.spec),
   };
 }
 

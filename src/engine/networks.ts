@@ -12,6 +12,7 @@ import type { NetworkRow } from '../network/store.js';
 import type { ContainerRow, ContainerTables } from '../state/containers.js';
 import type { StoredSpec } from './inspect.js';
 import { netRequest } from './options.js';
+import { addEvent } from '../state/db.js';
 
 /** What the service needs of the engine. */
 export interface EngineAccess {
@@ -41,11 +42,13 @@ export class NetworkService {
   }
 
   private running(id: string): boolean {
-    return this.e.rows.get(id)?.status === 'running';
+    const st = this.e.rows.get(id)?.status;
+    return st === 'running' || st === 'paused';
   }
 
   async create(o: CreateNetworkOptions): Promise<{ id: string; name: string; existed: boolean }> {
     const { row, existed } = await this.stack.networks.create(o);
+    if (!existed) this.event('create', row.id, { name: row.name, type: row.driver });
     return { id: row.id, name: row.name, existed };
   }
 
@@ -72,12 +75,26 @@ export class NetworkService {
   async remove(ref: string): Promise<string> {
     // rows first: a container whose process ended counts as stopped
     for (const r of this.e.rows.list(true)) await this.e.fresh(r);
-    return this.stack.networks.remove(ref, (id) => this.running(id)).id;
+    const n = this.stack.networks.resolve(ref);
+    const id = this.stack.networks.remove(ref, (c) => this.running(c)).id;
+    this.event('destroy', id, { name: n.name, type: n.driver });
+    return id;
   }
 
   async prune(): Promise<string[]> {
     await this.stack.networks.ensurePredefined();
-    return this.stack.networks.prune();
+    const byName = new Map(this.stack.networks.list().map((n) => [n.name, n]));
+    const names = await this.stack.networks.prune();
+    for (const name of names) {
+      const n = byName.get(name);
+      if (n) this.event('destroy', n.id, { name, type: n.driver });
+    }
+    return names;
+  }
+
+  /** docker's network events: Actor = the network, with its name, type and the container. */
+  private event(action: string, id: string, attrs: Record<string, string>): void {
+    addEvent(this.e.rows.db, 'network', action, id, attrs);
   }
 
   /** docker network connect NET CTR [--alias A] [--ip IP]. */
@@ -86,6 +103,8 @@ export class NetworkService {
     const { opts, spec } = this.e.stored(row);
     if (row.status === 'removing') throw new HullError('FAILED_PRECONDITION', `container ${row.name} is being removed`);
     await this.stack.connect(netRef, { id: row.id, name: row.name, wall: row.isolation, hostname: spec.hostname, mode: opts.network ?? 'bridge', running: row.status === 'running' }, e);
+    const n = this.stack.networks.resolve(netRef);
+    this.event('connect', n.id, { container: row.id, name: n.name, type: n.driver });
   }
 
   /** docker network disconnect NET CTR. */
@@ -94,6 +113,7 @@ export class NetworkService {
     const n = this.stack.networks.resolve(netRef);
     if ((PREDEFINED as readonly string[]).includes(n.name) && n.driver !== 'bridge') throw invalid(`container cannot be disconnected from the ${n.name} network`);
     await this.stack.disconnect(netRef, { id: row.id, name: row.name, wall: row.isolation, hostname: '', running: row.status === 'running' });
+    this.event('disconnect', n.id, { container: row.id, name: n.name, type: n.driver });
   }
 
   /** hull port CTR [PORT[/PROTO]]: where each published port went. */
@@ -119,7 +139,7 @@ export class NetworkService {
     })]);
     const bound = this.stack.bindings(row.id);
     // docker shows ports (exposed or published) only while the container runs
-    const live = row.status === 'running';
+    const live = row.status === 'running' || row.status === 'paused';
     const shown = live ? exposed : [];
     const networks: Record<string, unknown> = {};
     let primary: Record<string, unknown> = { EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '' };

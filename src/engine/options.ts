@@ -7,8 +7,15 @@ import { invalid } from '../errors.js';
 import type { ImageConfig } from '../oci/types.js';
 import type { InstanceSpec, MountSpec, Ulimit, Wall } from '../runtime/types.js';
 import { normalizeCap } from '../runtime/container/caps.js';
+import { parseDockerProfile, type DockerSeccompProfile } from '../runtime/container/seccomp.js';
+import { parseDevice } from '../runtime/container/devices.js';
+import { checkSysctls } from '../runtime/container/sysctl.js';
+
+export { parseSysctl } from '../runtime/container/sysctl.js';
+export { parseDockerProfile };
 import { ULIMIT_NAMES } from './units.js';
 import { parseMode, type NetRequest } from '../network/request.js';
+import { validVolumeName } from '../volumes/store.js';
 
 export interface RunOptions {
   /** Image reference as the user wrote it ('busybox', 'localhost:5000/app:v1', an id). */
@@ -37,8 +44,13 @@ export interface RunOptions {
   pidsLimit?: number;
   /** Mount the root filesystem read-only. Default false. */
   readOnly?: boolean;
-  /** Bind mounts (-v) and tmpfs mounts (--tmpfs). */
+  /**
+   * Bind mounts and volumes (-v, --mount) and tmpfs mounts (--tmpfs). A 'volume' mount names a
+   * volume (made on first use) or, without a source, asks for a new anonymous one.
+   */
   mounts?: MountSpec[];
+  /** --label KEY=VALUE: the container's labels, over the image's (docker's Config.Labels). */
+  labels?: Record<string, string>;
   /**
    * 'bridge' (default: docker's default network), 'none', 'host', 'container:<name|id>', or the
    * name or id of a user network (`hull network create`).
@@ -71,8 +83,26 @@ export interface RunOptions {
   /** Capabilities added to / dropped from docker's default set ('NET_ADMIN', 'ALL'). */
   capAdd?: string[];
   capDrop?: string[];
-  /** 'no-new-privileges[=true|false]', 'seccomp=unconfined'. */
+  /**
+   * 'no-new-privileges[=true|false]', 'seccomp=unconfined', 'seccomp=builtin', or 'seccomp=' and
+   * a profile's JSON text (docker's format; the CLI reads `seccomp=FILE` and sends the text, as
+   * docker's does).
+   */
   securityOpt?: string[];
+  /** docker's --privileged: every capability, no seccomp, the host's devices, /sys writable. Default false. */
+  privileged?: boolean;
+  /** --device HOST[:CONTAINER[:PERMS]] (PERMS: r, w, m; default rwm). */
+  devices?: string[];
+  /** --group-add: group names (from the image's /etc/group) or gids. */
+  groupAdd?: string[];
+  /** --sysctl KEY=VALUE, namespaced ones only. */
+  sysctls?: Record<string, string>;
+  /**
+   * --userns: 'auto' (a user namespace with its own range of host ids: root inside is an
+   * unprivileged uid outside) or 'host' (the host's: root inside is root). Default: 'host', or
+   * HULL_USERNS_DEFAULT (auto|host) where the engine runs.
+   */
+  userns?: string;
   /** Resource limits (--ulimit), clamped to the caller's hard limits. */
   ulimits?: Ulimit[];
   /** Run tini as pid 1. Default false. */
@@ -96,31 +126,72 @@ export interface RunOptions {
   platform?: string;
 }
 
+/** Said (CLI stderr, the API's Warnings) whenever a container is made --privileged. */
+export const PRIVILEGED_WARNING =
+  'WARNING: --privileged: the container gets every capability, no seccomp filter, every host device and a writable /sys; root inside is root on the host';
+
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 const MIN_MEMORY = 6 * 1024 * 1024;
 
 export interface Security {
   noNewPrivileges: boolean;
-  seccomp: 'default' | 'unconfined';
+  seccomp: 'default' | 'unconfined' | 'custom';
+  seccompProfile?: DockerSeccompProfile;
 }
 
 export function parseSecurityOpts(opts: string[]): Security {
   const s: Security = { noNewPrivileges: false, seccomp: 'default' };
   for (const o of opts) {
-    const m = /^([a-z-]+)(?:[=:](.*))?$/.exec(o);
+    const m = /^([a-z-]+)(?:[=:]([\s\S]*))?$/.exec(o);
     const key = m?.[1];
     const val = m?.[2];
     if (key === 'no-new-privileges' && (val === undefined || val === 'true' || val === 'false')) {
       s.noNewPrivileges = val !== 'false';
     } else if (key === 'seccomp' && val === 'unconfined') {
       s.seccomp = 'unconfined';
+      delete s.seccompProfile;
+    } else if (key === 'seccomp' && (val === 'builtin' || val === 'default')) {
+      s.seccomp = 'default';
+      delete s.seccompProfile;
+    } else if (key === 'seccomp' && val !== undefined && val.trimStart().startsWith('{')) {
+      try {
+        s.seccompProfile = parseDockerProfile(val);
+      } catch (e) {
+        throw invalid(`invalid --security-opt seccomp profile: ${(e as Error).message}`);
+      }
+      s.seccomp = 'custom';
     } else if (key === 'seccomp') {
-      throw invalid(`invalid --security-opt ${JSON.stringify(o)}: only seccomp=unconfined is supported (the default profile applies otherwise)`);
+      throw invalid(`invalid --security-opt seccomp=${val ?? ''}: give unconfined, builtin, or a profile's JSON (hull run reads seccomp=FILE and sends its text)`);
     } else {
-      throw invalid(`invalid --security-opt: ${JSON.stringify(o)} (supported: no-new-privileges, seccomp=unconfined)`);
+      throw invalid(`invalid --security-opt: ${JSON.stringify(o.length > 80 ? `${o.slice(0, 80)}...` : o)} (supported: no-new-privileges, seccomp=unconfined|builtin|FILE)`);
     }
   }
   return s;
+}
+
+/**
+ * The user namespace mode: --userns (auto, host, '' = the default), else HULL_USERNS_DEFAULT,
+ * else host. A VM is always 'host' here (its own kernel). Throws on other values.
+ */
+export function usernsModeOf(o: Pick<RunOptions, 'userns' | 'isolation'>, env: NodeJS.ProcessEnv = process.env): 'auto' | 'host' {
+  const asked = o.userns ?? '';
+  if (!['', 'auto', 'host'].includes(asked)) throw invalid(`invalid --userns "${asked}": auto or host`);
+  const dflt = env.HULL_USERNS_DEFAULT ?? '';
+  if (!['', 'auto', 'host'].includes(dflt)) throw invalid(`HULL_USERNS_DEFAULT=${dflt}: auto or host`);
+  if ((o.isolation ?? 'container') === 'vm') return 'host';
+  return (asked || dflt || 'host') as 'auto' | 'host';
+}
+
+/** The --sysctl list as a map (later keys win), checked to be namespaced for this network mode. */
+export function sysctlMap(o: Pick<RunOptions, 'sysctls' | 'network'>): Record<string, string> | undefined {
+  if (!o.sysctls || Object.keys(o.sysctls).length === 0) return undefined;
+  const map: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o.sysctls)) {
+    if (typeof v !== 'string') throw invalid(`invalid --sysctl ${k}: the value must be a string`);
+    map[k.replace(/\//g, '.')] = v;
+  }
+  checkSysctls(map, o.network);
+  return map;
 }
 
 /** Validate what does not depend on the image. Throws INVALID_ARGUMENT naming the option. */
@@ -147,8 +218,25 @@ export function validateRunOptions(o: RunOptions): void {
   for (const c of o.capAdd ?? []) normalizeCap(c, '--cap-add');
   for (const c of o.capDrop ?? []) normalizeCap(c, '--cap-drop');
   parseSecurityOpts(o.securityOpt ?? []);
+  for (const d of o.devices ?? []) parseDevice(d);
+  for (const g of o.groupAdd ?? []) if (typeof g !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(g)) throw invalid(`invalid --group-add ${JSON.stringify(g)}: a group name or gid`);
+  sysctlMap(o);
+  const userns = usernsModeOf(o);
+  const idm = (o.mounts ?? []).find((m) => m.idmap);
+  if (idm && userns !== 'auto') throw invalid(`-v ${idm.source}:${idm.destination}:idmap needs --userns=auto (the mapping is the container's range)`);
+  if (userns === 'auto' && o.privileged) throw invalid('--privileged cannot be used with --userns=auto: a privileged container is root on the host (add --userns=host)');
+  if (userns === 'auto' && (o.network === 'host' || o.network?.startsWith('container:'))) throw invalid(`--userns=auto cannot be used with --network ${o.network}: that network namespace belongs to another user namespace (add --userns=host)`);
+  if (o.userns === 'auto' && (o.isolation ?? 'container') === 'vm') throw invalid('--userns=auto is the container wall\'s: a VM has its own kernel and users');
+  if ((o.isolation ?? 'container') === 'vm') {
+    const asked = [o.privileged && '--privileged', o.devices?.length && '--device', o.sysctls && Object.keys(o.sysctls).length && '--sysctl', o.groupAdd?.length && '--group-add'].filter(Boolean);
+    if (asked.length) throw invalid(`${asked.join(', ')}: the container wall's options; a VM has its own kernel and devices (drop ${asked.length > 1 ? 'them' : 'it'} or run without --vm)`);
+  }
   for (const u of o.ulimits ?? []) if (!ULIMIT_NAMES.includes(u.name)) throw invalid(`unknown ulimit name ${u.name}`);
-  for (const m of o.mounts ?? []) if (!m.destination.startsWith('/')) throw invalid(`invalid mount destination ${m.destination}: must be absolute`);
+  for (const m of o.mounts ?? []) {
+    if (!m.destination.startsWith('/')) throw invalid(`invalid mount destination ${m.destination}: must be absolute`);
+    if (m.type === 'volume' && m.source !== undefined && m.source !== '' && !validVolumeName(m.source)) throw invalid(`invalid volume name ${JSON.stringify(m.source)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  }
+  for (const [k, v] of Object.entries(o.labels ?? {})) if (k === '' || typeof v !== 'string') throw invalid(`invalid label ${JSON.stringify(k)}: a label is KEY=VALUE with a non-empty key`);
   if (o.isolation !== undefined && o.isolation !== 'container' && o.isolation !== 'vm') throw invalid(`invalid --isolation ${String(o.isolation)}: container or vm`);
   if (o.vmAccel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.vmAccel)) throw invalid(`invalid --vm-accel "${String(o.vmAccel)}": auto, kvm or tcg`);
   if (o.vmAccel !== undefined && o.vmAccel !== 'auto' && (o.isolation ?? 'container') !== 'vm') throw invalid('--vm-accel applies to the VM wall only: add --vm');
@@ -187,6 +275,9 @@ export function buildInstanceSpec(
   if (o.tty) put('TERM=xterm');
   for (const kv of o.env ?? []) put(kv);
   const sec = parseSecurityOpts(o.securityOpt ?? []);
+  const userns = usernsModeOf(o);
+  // --userns=auto: no-new-privileges unless asked otherwise (setuid binaries gain nothing useful)
+  const nnpAsked = (o.securityOpt ?? []).some((x) => x.startsWith('no-new-privileges'));
   return {
     id: ids.id,
     name: ids.name,
@@ -214,8 +305,14 @@ export function buildInstanceSpec(
     network: mode.kind === 'none' || mode.kind === 'host' ? mode.kind : 'netns',
     capAdd: o.capAdd ?? [],
     capDrop: o.capDrop ?? [],
-    noNewPrivileges: sec.noNewPrivileges,
+    noNewPrivileges: sec.noNewPrivileges || (userns === 'auto' && !nnpAsked),
     seccomp: sec.seccomp,
+    ...(userns === 'auto' ? { usernsMode: 'auto' as const } : {}),
+    ...(sec.seccompProfile ? { seccompProfile: sec.seccompProfile } : {}),
+    ...(o.privileged ? { privileged: true } : {}),
+    ...(o.devices?.length ? { devices: o.devices.map(parseDevice) } : {}),
+    ...(o.groupAdd?.length ? { groupAdd: o.groupAdd } : {}),
+    ...(sysctlMap(o) ? { sysctls: sysctlMap(o) } : {}),
     ulimits: o.ulimits ?? [],
     init: o.init ?? false,
     runtime: (o.isolation ?? 'container') === 'vm' ? 'qemu' : (o.runtime ?? 'crun'),

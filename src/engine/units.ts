@@ -4,6 +4,7 @@
  */
 import { invalid } from '../errors.js';
 import type { MountSpec, Ulimit } from '../runtime/types.js';
+import { parseVolumeSpec } from '../volumes/syntax.js';
 
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
 
@@ -58,21 +59,9 @@ export function parseUlimit(value: string): Ulimit {
   return { name, soft, hard };
 }
 
-/** -v HOST:CTR[:ro|rw] (bind mounts only; HOST must be absolute). */
+/** -v [SRC:]DST[:OPTS]: a bind mount of an absolute host path, or a (named or anonymous) volume. */
 export function parseVolume(value: string): MountSpec {
-  const parts = value.split(':');
-  if (parts.length < 2 || parts.length > 3) throw invalid(`invalid argument "${value}" for "-v" flag: expected HOST:CONTAINER[:ro]`);
-  const [src, dst, mode] = parts as [string, string, string | undefined];
-  if (!src.startsWith('/')) throw invalid(`invalid argument "${value}" for "-v" flag: named volumes are not supported; the host path must be absolute`);
-  if (!dst.startsWith('/')) throw invalid(`invalid argument "${value}" for "-v" flag: the container path must be absolute`);
-  if (dst === '/') throw invalid(`invalid argument "${value}" for "-v" flag: cannot mount over /`);
-  const opts = (mode ?? 'rw').split(',');
-  for (const o of opts) {
-    if (!['ro', 'rw', 'z', 'Z', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'].includes(o)) {
-      throw invalid(`invalid argument "${value}" for "-v" flag: invalid mode: ${o}`);
-    }
-  }
-  return { type: 'bind', source: src, destination: dst, readOnly: opts.includes('ro') };
+  return parseVolumeSpec(value, '-v');
 }
 
 /** --tmpfs /run[:size=64m,mode=1777] */

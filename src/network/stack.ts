@@ -332,6 +332,25 @@ export class NetworkStack {
   // ------------------------------------------------------------------ end of a run
 
   /** Removes everything the container's network had (idempotent; cheap when it had nothing). */
+  /**
+   * docker rename: a set-up container answers to its new name on its networks at once (its
+   * endpoints' DNS names rewritten, aardvark reloaded). Nothing to do when it is not set up.
+   */
+  async rename(containerId: string, oldName: string, newName: string): Promise<void> {
+    const eps = this.t.activeEndpoints().filter((e) => e.container_id === containerId);
+    if (eps.length === 0) return;
+    await this.locked(async () => {
+      const changed: string[] = [];
+      for (const e of eps) {
+        const d = JSON.parse(e.dns_json) as { names?: string[]; servers?: string[] };
+        if (!d.names) continue;
+        this.t.setDns(e.network_id, containerId, { names: d.names.map((n) => (n === oldName ? newName : n)), servers: d.servers ?? [] });
+        if (this.t.network(e.network_id)?.dns === 1) changed.push(e.network_id);
+      }
+      if (changed.length) await this.applyNames(changed);
+    });
+  }
+
   async teardown(containerId: string): Promise<void> {
     const busy = this.t.sandbox(containerId) || this.t.endpointsOf(containerId).some((e) => e.ip || e.veth) || this.t.portsOf(containerId).length || fs.existsSync(netnsPath(this.root, containerId));
     if (!busy) return;

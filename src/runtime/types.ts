@@ -7,18 +7,34 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { ImageConfig } from '../oci/types.js';
+import type { DockerSeccompProfile } from './container/seccomp.js';
+import type { DeviceRequest } from './container/devices.js';
 
 export type Wall = 'container' | 'vm';
 
 export interface MountSpec {
-  type: 'bind' | 'tmpfs';
-  /** Host path for bind mounts. */
+  /**
+   * 'volume' exists only in what callers ask (RunOptions): the engine turns each into a 'bind'
+   * of the volume's directory (with `volume` set) before a wall sees it.
+   */
+  type: 'bind' | 'tmpfs' | 'volume';
+  /** Host path for bind mounts; the volume's name for volume mounts (absent: a new anonymous volume). */
   source?: string;
+  /** On a bind the engine made of a volume: the volume's name. */
+  volume?: string;
+  /** Volume mounts: do not copy the image's files at the destination into an empty volume (docker's nocopy). */
+  noCopy?: boolean;
   /** Absolute path inside the instance. */
   destination: string;
   readOnly: boolean;
   /** Extra options, e.g. tmpfs 'size=64m', 'mode=1777'. */
   options?: string[];
+  /**
+   * A bind under --userns=auto mounted idmapped with the container's range (`-v SRC:DST:idmap`,
+   * podman's): a file of host uid N is uid N inside, and what the container's root writes is
+   * host uid 0 on disk.
+   */
+  idmap?: boolean;
 }
 
 export interface Ulimit {
@@ -126,7 +142,22 @@ export interface InstanceSpec {
   capAdd: string[];
   capDrop: string[];
   noNewPrivileges: boolean;
-  seccomp: 'default' | 'unconfined';
+  /** 'default': podman's profile and hull's user-namespace rule; 'custom': `seccompProfile` as written. */
+  seccomp: 'default' | 'unconfined' | 'custom';
+  /** The caller's profile (docker's JSON format) when seccomp is 'custom'. */
+  seccompProfile?: DockerSeccompProfile;
+  /** docker's --privileged: every capability, no seccomp, the host's devices, /sys writable. Absent: false. */
+  privileged?: boolean;
+  /** --device: host device nodes made inside, each with its device cgroup rule. Absent: none. */
+  devices?: DeviceRequest[];
+  /** --group-add: more groups for the container's processes (names from the image's /etc/group, or gids). */
+  groupAdd?: string[];
+  /** --userns: 'auto' = a user namespace of its own with a range hull allocates; absent or 'host' = the host's. */
+  usernsMode?: 'auto' | 'host';
+  /** The --userns=auto range (host ids of container ids 0..size-1), filled by the engine at create and stored. */
+  userns?: { uid: number; gid: number; size: number };
+  /** --sysctl: namespaced sysctls written inside at start (checked by sysctl.ts). */
+  sysctls?: Record<string, string>;
   ulimits: Ulimit[];
   /** Run a tiny init as pid 1 that reaps zombies and forwards signals (--init). */
   init: boolean;
@@ -247,6 +278,25 @@ export interface Isolation {
    * or changing containers) owns: runtime state, cgroups, monitor processes.
    */
   orphans(live: Set<string>): Promise<Orphan[]>;
+  /**
+   * Optional. docker update: apply spec.resources (the new limits) to the running instance;
+   * nothing to do when it does not run. A wall that cannot change a running instance's limits
+   * leaves this out (the engine then refuses while it runs).
+   */
+  update?(spec: InstanceSpec): Promise<void>;
+  /** Optional. docker pause: stop every process of the instance (or the VM's vCPUs) in place. */
+  pause?(spec: InstanceSpec): Promise<void>;
+  /** Optional. docker unpause. Idempotent. */
+  unpause?(spec: InstanceSpec): Promise<void>;
+  /**
+   * Optional. docker cp: run a file tool (argv of tar, stat, test, readlink) with the instance's
+   * root filesystem as its root, stdin/stdout streamed; resolves with its exit code and stderr.
+   * Containers: the host's static busybox chrooted into the root (running or stopped); VMs: the
+   * guest's own tools, while it runs.
+   */
+  inRootfs?(spec: InstanceSpec, tool: string[], io: { stdin?: Readable; stdout: Writable }): Promise<{ code: number; stderr: string }>;
+  /** Optional. Host pids of the instance's processes (docker top of a container); a VM's live in its guest. */
+  processes?(spec: InstanceSpec): Promise<number[]>;
   /**
    * Optional. The writable layer of an instance whose process has exited (and that was not
    * removed). FAILED_PRECONDITION when the wall cannot give it (a VM run without captureLayer).

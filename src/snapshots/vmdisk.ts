@@ -22,17 +22,23 @@ export function vmDiskPath(root: string, imageId: string): string {
   return path.join(layout(root).vmdisks, `${hex}.erofs`);
 }
 
+/**
+ * Shell lines that make $src an image's merged root: the one layer itself, or a read-only
+ * overlay of the layers ("$@", top first) at $mnt. Run in a private mount namespace (`unshare
+ * -m`), so the mount vanishes with the shell. `label` names the mount (/proc/mounts' source).
+ */
+export function layersViewLines(label: string): string[] {
+  return [
+    'if [ $# -eq 1 ]; then src=$1; else',
+    '  lower=$(printf "%s:" "$@"); lower=${lower%:}',
+    '  mount --make-rprivate / 2>/dev/null || true',
+    `  mount -t overlay -o "ro,lowerdir=$lower" ${label} "$mnt"; src=$mnt`,
+    'fi',
+  ];
+}
+
 /** The shell program run in the private mount namespace; arguments: out, mountpoint, lowers (top first). */
-export const FLATTEN_SCRIPT = [
-  'set -e',
-  'out=$1; mnt=$2; shift 2',
-  'if [ $# -eq 1 ]; then src=$1; else',
-  '  lower=$(printf "%s:" "$@"); lower=${lower%:}',
-  '  mount --make-rprivate / 2>/dev/null || true',
-  '  mount -t overlay -o "ro,lowerdir=$lower" hull-vmdisk "$mnt"; src=$mnt',
-  'fi',
-  'exec mkfs.erofs --quiet -T0 "$out" "$src"',
-].join('\n');
+export const FLATTEN_SCRIPT = ['set -e', 'out=$1; mnt=$2; shift 2', ...layersViewLines('hull-vmdisk'), 'exec mkfs.erofs --quiet -T0 "$out" "$src"'].join('\n');
 
 function run(cmd: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -56,6 +56,11 @@ export class ContainerTables {
     }
   }
 
+  /** Replace the stored spec (create: once the --userns=auto range is known, same transaction). */
+  setSpecJson(id: string, specJson: string): void {
+    this.db.prepare('UPDATE containers SET spec_json = ? WHERE id = ?').run(specJson, id);
+  }
+
   get(id: string): ContainerRow | undefined {
     return this.db.prepare('SELECT * FROM containers WHERE id = ?').get(id) as ContainerRow | undefined;
   }
@@ -84,7 +89,7 @@ export class ContainerTables {
   list(all: boolean): ContainerRow[] {
     const sql = all
       ? 'SELECT * FROM containers ORDER BY created_at DESC, rowid DESC'
-      : "SELECT * FROM containers WHERE status = 'running' ORDER BY created_at DESC, rowid DESC";
+      : "SELECT * FROM containers WHERE status IN ('running', 'paused') ORDER BY created_at DESC, rowid DESC";
     return this.db.prepare(sql).all() as ContainerRow[];
   }
 
@@ -123,8 +128,27 @@ export class ContainerTables {
     return r.changes === 1;
   }
 
+  /** The stored options and spec (docker update changes the limits in both). */
+  setSpec(id: string, specJson: string): void {
+    this.db.prepare('UPDATE containers SET spec_json = ? WHERE id = ?').run(specJson, id);
+  }
+
   setStatus(id: string, status: ContainerStatus, error = ''): void {
     this.db.prepare('UPDATE containers SET status = ?, error = ? WHERE id = ?').run(status, error, id);
+  }
+
+  /** docker rename: the row's name (and the stored spec's); a taken name is CONFLICT with docker's message. */
+  rename(id: string, name: string): void {
+    try {
+      this.db.prepare("UPDATE containers SET name = ?, spec_json = json_set(spec_json, '$.spec.name', ?, '$.opts.name', ?) WHERE id = ?").run(name, name, name, id);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        const other = this.byName(name);
+        throw conflict(`Error when allocating new name: Conflict. The container name "/${name}" is already in use by container "${other?.id ?? '?'}". You have to remove (or rename) that container to be able to reuse that name.`, e);
+      }
+      throw e;
+    }
   }
 
   incrementRestarts(id: string): void {

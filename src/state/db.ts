@@ -161,6 +161,37 @@ const MIGRATIONS: string[] = [
   CREATE INDEX build_cache_image ON build_cache(image_id);
   CREATE INDEX build_cache_parent ON build_cache(parent_id);
   `,
+  // 5: named volumes (issue 16). A volume row exists from `volume create` (or first use) to
+  // `volume rm`; its directory is volumes/<name>/_data. A volume_users row ties a volume to each
+  // container that mounts it, from create to rm: a volume with users cannot be deleted (the
+  // foreign key refuses it even if a caller forgot to look).
+  `
+  CREATE TABLE volumes (
+    name         TEXT PRIMARY KEY,             -- [a-zA-Z0-9][a-zA-Z0-9_.-]+, or 64 hex for anonymous ones
+    driver       TEXT NOT NULL DEFAULT 'local',
+    labels_json  TEXT NOT NULL DEFAULT '{}',
+    options_json TEXT NOT NULL DEFAULT '{}',
+    anonymous    INTEGER NOT NULL DEFAULT 0,   -- made for one container (-v /path, an image VOLUME)
+    created_at   TEXT NOT NULL
+  );
+  CREATE TABLE volume_users (
+    volume       TEXT NOT NULL REFERENCES volumes(name),
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    destination  TEXT NOT NULL,
+    PRIMARY KEY (volume, container_id, destination)
+  );
+  CREATE INDEX volume_users_container ON volume_users(container_id);
+  `,
+  // 6: --userns=auto id ranges (state/userns.ts).
+  `
+  -- Each --userns=auto container's slot in the root's pool of host ids: slot N is host uids and
+  -- gids start + N*size .. + size-1. UNIQUE: two containers never share one; a row goes with its
+  -- container.
+  CREATE TABLE userns_ranges (
+    container_id TEXT PRIMARY KEY REFERENCES containers(id) ON DELETE CASCADE,
+    slot         INTEGER NOT NULL UNIQUE
+  );
+  `,
 ];
 
 const cache = new Map<string, DB>();
@@ -269,16 +300,19 @@ function migrate(db: DB): void {
   run.immediate();
 }
 
-/** Record an event (docker `events` shape: type, action, actor). */
+/**
+ * How many events the table keeps (the newest; `events --since` replays from them). docker keeps
+ * its last 256 in memory; a removed --rm container's exit code is read back from its 'die'.
+ */
+export const EVENTS_KEPT = 10_000;
+
+/** Record an event (docker `events` shape: type, action, actor); every 100th insert trims the oldest beyond EVENTS_KEPT. */
 export function addEvent(db: DB, type: string, action: string, actorId: string, attrs: Record<string, string> = {}): void {
   const ns = BigInt(Date.now()) * 1_000_000n;
-  db.prepare('INSERT INTO events (time_ns, type, action, actor_id, attrs) VALUES (?, ?, ?, ?, ?)').run(
-    ns,
-    type,
-    action,
-    actorId,
-    JSON.stringify(attrs),
+  const seq = Number(
+    db.prepare('INSERT INTO events (time_ns, type, action, actor_id, attrs) VALUES (?, ?, ?, ?, ?)').run(ns, type, action, actorId, JSON.stringify(attrs)).lastInsertRowid,
   );
+  if (seq % 100 === 0 && seq > EVENTS_KEPT) db.prepare('DELETE FROM events WHERE seq <= ?').run(seq - EVENTS_KEPT);
 }
 
 /** The attributes of the latest `action` event of `actorId`, if there is one. */

@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cgroupDirs, detectCgroupLayout, rootCgroupPath } from '../../src/runtime/container/cgroups.js';
+import { vmRootCgroupDir } from '../../src/runtime/vm/cgroup.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const HULL_BIN = path.join(REPO, 'bin', 'hull');
@@ -32,6 +34,16 @@ export function makeTempRoot(prefix = 'hull-test-'): TempRoot {
         if (ids.length) hull(root, ['rm', '-f', ...ids]);
       }
       fs.rmSync(root, { recursive: true, force: true });
+      // the root's cgroup parents (kept while a root lives, as docker keeps /docker): only when
+      // empty, so a leaked container cgroup still shows
+      const dirs = [...cgroupDirs(detectCgroupLayout(), rootCgroupPath(root)), vmRootCgroupDir(1, root), vmRootCgroupDir(2, root)];
+      for (const d of dirs) {
+        try {
+          fs.rmdirSync(d);
+        } catch {
+          // absent, or not empty
+        }
+      }
     },
   };
 }
@@ -66,6 +78,24 @@ export function hullAsync(root: string, args: string[], opts: { env?: NodeJS.Pro
     c.on('error', reject);
     c.on('close', (code, sig) => resolve({ code: code ?? (sig ? 128 + os.constants.signals[sig] : 1), stdout, stderr }));
   });
+}
+
+/**
+ * build/test/, holding test/fixtures/NAME.c built static (once, again when the source is newer):
+ * bind-mount it into a busybox container to run the program there.
+ */
+export function staticFixtureDir(name: string): string {
+  const dir = path.join(REPO, 'build', 'test');
+  const bin = path.join(dir, name);
+  const src = path.join(REPO, 'test', 'fixtures', `${name}.c`);
+  if (!fs.existsSync(bin) || fs.statSync(bin).mtimeMs < fs.statSync(src).mtimeMs) {
+    fs.mkdirSync(dir, { recursive: true });
+    const tmp = `${bin}.${process.pid}.tmp`;
+    const r = spawnSync('gcc', ['-static', '-O2', '-o', tmp, src], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`building the fixture ${name}.c failed: ${r.stderr}`);
+    fs.renameSync(tmp, bin);
+  }
+  return dir;
 }
 
 /** Import the offline busybox image (made by set-up) into `root` as busybox:latest. */
@@ -135,4 +165,10 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Remove every volume of the root (the end of a test file that made some). */
+export function removeAllVolumes(root: string): void {
+  const names = hull(root, ['volume', 'ls', '-q']).stdout.split('\n').filter(Boolean);
+  if (names.length) hull(root, ['volume', 'rm', ...names]);
 }

@@ -11,7 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { bridgePrefixOf, netPaths, nftTable } from '../../src/network/names.js';
-import { hull, processesMentioning, REPO } from './hull.js';
+import { hull, processesMentioning, staticFixtureDir } from './hull.js';
 
 export interface NetState {
   /** Namespace files under <root>/run/netns and nsfs mounts under the root. */
@@ -176,16 +176,7 @@ export async function udpEcho(port: number, text: string, timeoutMs = 30_000): P
 
 /** The static UDP echo server (test/fixtures/udp-echo.c), built once into build/test/. */
 export function udpEchoBinaryDir(): string {
-  const dir = path.join(REPO, 'build', 'test');
-  const bin = path.join(dir, 'udp-echo');
-  const src = path.join(REPO, 'test', 'fixtures', 'udp-echo.c');
-  if (!fs.existsSync(bin) || fs.statSync(bin).mtimeMs < fs.statSync(src).mtimeMs) {
-    fs.mkdirSync(dir, { recursive: true });
-    const r = spawnSync('gcc', ['-static', '-O2', '-o', `${bin}.tmp`, src], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`building the UDP echo fixture failed: ${r.stderr}`);
-    fs.renameSync(`${bin}.tmp`, bin);
-  }
-  return dir;
+  return staticFixtureDir('udp-echo');
 }
 
 /** busybox httpd serving `text` on port 80 (its `wget -T` crashes in this busybox: tests use `timeout`). */

@@ -8,7 +8,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { HULL_BIN } from '../helpers/hull.js';
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import { HULL_BIN, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
 
 export function haveDocker(): boolean {
   return spawnSync('docker', ['--version'], { encoding: 'utf8' }).status === 0;
@@ -40,7 +42,7 @@ export function ping(socket: string, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
-export async function startServe(root: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Serve> {
+export async function startServe(root: string, opts: { env?: NodeJS.ProcessEnv; serveArgs?: string[] } = {}): Promise<Serve> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-api-'));
   const socket = path.join(dir, 'docker.sock');
   const cfg = path.join(dir, 'docker-config');
@@ -48,7 +50,7 @@ export async function startServe(root: string, opts: { env?: NodeJS.ProcessEnv }
   let proc: ChildProcess;
   let out = '';
   const launch = async () => {
-    proc = spawn(HULL_BIN, ['--root', root, 'serve', '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    proc = spawn(HULL_BIN, ['--root', root, 'serve', '--socket', socket, ...(opts.serveArgs ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
     const deadline = Date.now() + 20_000;
@@ -152,4 +154,37 @@ export function request(socket: string, method: string, p: string, body?: string
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/**
+ * The usual file set-up, registered with node:test: a temp root with busybox and a server on it
+ * before the file's tests, and after them every container removed, the server stopped, no
+ * monitor left and the root gone. Nothing is started without the docker CLI (`have` false).
+ */
+export function serveForFile(prefix: string, opts: { env?: NodeJS.ProcessEnv } = {}): { readonly have: boolean; readonly s: Serve; readonly tmp: TempRoot } {
+  const have = haveDocker();
+  let tmp: TempRoot | undefined;
+  let s: Serve | undefined;
+  before(async () => {
+    if (!have) return;
+    tmp = makeTempRoot(prefix);
+    importBusybox(tmp.root);
+    s = await startServe(tmp.root, opts);
+  });
+  after(async () => {
+    if (!have || !s || !tmp) return;
+    removeAll(s);
+    await s.stop();
+    assert.deepEqual(monitorsOf(tmp.root), [], 'no container monitor left running');
+    tmp.cleanup();
+  });
+  return {
+    have,
+    get s() {
+      return s!;
+    },
+    get tmp() {
+      return tmp!;
+    },
+  };
 }

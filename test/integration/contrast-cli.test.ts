@@ -94,6 +94,16 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     for (const ref of rep.walls.filter((w) => w.kind === 'reference')) {
       assert.ok(ref.startup!.samplesMs.length > 0, `${ref.name}: ${ref.startup!.firstError}`);
     }
+    // hull's container wall allows no more of the risky actions than podman's (issue 14)
+    const RISKY = ['userns', 'mount', 'mknod', 'syslog', 'kmsg', 'kcore', 'rawsocket', 'chroot'];
+    const allowed = (name: string) => (rep.walls.find((w) => w.name === name)?.isolation?.rows ?? []).filter((x) => RISKY.includes(x.probe) && x.inside.startsWith('allowed')).map((x) => x.probe);
+    const mine = allowed('container');
+    for (const refused of ['userns', 'mknod', 'rawsocket', 'mount']) assert.ok(!mine.includes(refused), `${refused} allowed in hull's container: ${mine.join(', ')}`);
+    const podman = rep.walls.find((w) => w.name === 'podman');
+    if (podman?.isolation && !podman.isolation.error) {
+      const theirs = allowed('podman');
+      assert.ok(mine.every((p) => theirs.includes(p)), `hull allows ${mine.join(', ')}; podman ${theirs.join(', ')}`);
+    }
     const html0 = fs.readFileSync(html, 'utf8');
     assert.match(html0, /id="chart-startup"/);
     assert.deepEqual(leftovers(tr.root, rep), []);
@@ -157,6 +167,23 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     assert.ok(sent, `never reached the start-up runs: ${stderr}`);
     assert.equal(code ?? 1, 130, stderr);
     assert.deepEqual(leftovers(tr.root), []);
+  });
+
+  test('container-userns beside container: root inside is unprivileged on the host there, root here; its start-up ratio', () => {
+    const json = path.join(out, 'u.json');
+    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--isolation', 'container,container-userns', '--peers', 'none', '--json', json], { timeoutMs: 600_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^container-userns\s+\d/m);
+    const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
+    const row = (wall: string, probe: string) => rep.walls.find((w) => w.name === wall)!.isolation!.rows.find((x) => x.probe === probe)!;
+    assert.deepEqual([row('container', 'rootuid').inside, row('container', 'rootuid').verdict], ['0 (root on the host)', 'exposed']);
+    assert.match(row('container-userns', 'rootuid').inside, /^\d+ \(unprivileged on the host\)$/);
+    assert.equal(row('container-userns', 'rootuid').verdict, 'contained');
+    assert.match(row('container-userns', 'userns').inside, /^denied/);
+    assert.equal(rep.walls.find((w) => w.name === 'container-userns')!.density!.started, 2);
+    const ratio = rep.ratios.find((x) => x.metric === 'start-up median' && x.of === 'container-userns / container');
+    assert.ok(ratio && ratio.value !== null && ratio.value > 0, JSON.stringify(rep.ratios));
+    assert.deepEqual(leftovers(tr.root, rep), []);
   });
 
   test('--density-budget: instances are started until their host memory reaches the budget', () => {

@@ -73,27 +73,47 @@ test('the VM wall: HostConfig.Runtime hull-vm or Isolation vm', () => {
 test('what hull cannot honour is a 400 naming the field; wrong types too', () => {
   const bad = (body: object, re: RegExp) => assert.throws(() => parseCreate(body as Record<string, unknown>, {}), (e: HttpError) => e.status === 400 && re.test(e.message));
   bad({}, /Image/);
-  bad({ Image: 'x', HostConfig: { Privileged: true } }, /HostConfig.Privileged/);
+  bad({ Image: 'x', HostConfig: { Privileged: 'yes' } }, /HostConfig.Privileged/);
+  bad({ Image: 'x', HostConfig: { Devices: [{ PathInContainer: '/dev/x' }] } }, /Devices\[0\].PathOnHost/);
+  bad({ Image: 'x', HostConfig: { Sysctls: { 'net.ipv4.ip_forward': 1 } } }, /HostConfig.Sysctls/);
+  bad({ Image: 'x', HostConfig: { DeviceCgroupRules: ['c 1:3 rwm'] } }, /DeviceCgroupRules/);
   bad({ Image: 'x', HostConfig: { PortBindings: { '80/sctp': [{ HostPort: '8080' }] } } }, /PortBindings.*sctp/);
   bad({ Image: 'x', HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '::1', HostPort: '8080' }] } } }, /IPv6/);
   bad({ Image: 'x', NetworkingConfig: { EndpointsConfig: { n: { IPAMConfig: { IPv6Address: '::2' } } } } }, /IPv6Address/);
   bad({ Image: 'x', HostConfig: { RestartPolicy: { Name: 'always' } } }, /RestartPolicy/);
   bad({ Image: 'x', HostConfig: { NetworkMode: 7 } }, /NetworkMode/);
-  bad({ Image: 'x', Labels: { a: 'b' } }, /Labels/);
-  bad({ Image: 'x', Volumes: { '/data': {} } }, /Volumes/);
+  bad({ Image: 'x', Labels: { a: 1 } }, /Labels/);
+  bad({ Image: 'x', Volumes: ['/data'] }, /Volumes/);
   bad({ Image: 'x', Cmd: 7 }, /Cmd/);
   bad({ Image: 'x', HostConfig: { Memory: '1g' } }, /HostConfig.Memory/);
-  bad({ Image: 'x', HostConfig: { Binds: ['vol:/data'] } }, /named volume/);
-  bad({ Image: 'x', HostConfig: { Mounts: [{ Type: 'volume', Target: '/d' }] } }, /Mounts\[0\].Type/);
+  bad({ Image: 'x', HostConfig: { Binds: ['v/l:/data'] } }, /invalid characters/);
+  bad({ Image: 'x', HostConfig: { Mounts: [{ Type: 'npipe', Target: '/d' }] } }, /Mounts\[0\].Type/);
+  bad({ Image: 'x', HostConfig: { Mounts: [{ Type: 'volume', Target: '/d', VolumeOptions: { DriverConfig: { Name: 'nfs' } } }] } }, /DriverConfig.Name/);
   bad({ Image: 'x', HostConfig: 'nope' }, /HostConfig/);
 });
 
 test('parseBind', () => {
   assert.deepEqual(parseBind('/a:/b'), { type: 'bind', source: '/a', destination: '/b', readOnly: false });
   assert.deepEqual(parseBind('/a:/b:ro,Z'), { type: 'bind', source: '/a', destination: '/b', readOnly: true });
-  assert.throws(() => parseBind('/a'), /SOURCE:DEST/);
-  assert.throws(() => parseBind('/a:b'), /absolute/);
-  assert.throws(() => parseBind('/a:/b:bogus'), /unknown option bogus/);
+  assert.throws(() => parseBind('/a'), /SOURCE:DESTINATION/);
+  assert.throws(() => parseBind('/a:b'), /invalid mode: b/);
+  assert.throws(() => parseBind('/a:/b:bogus'), /invalid mode: bogus/);
+  assert.deepEqual(parseBind('vol1:/b:ro'), { type: 'volume', source: 'vol1', destination: '/b', readOnly: true });
+  assert.deepEqual(parseBind('/data:ro'), { type: 'volume', destination: '/data', readOnly: true });
+});
+
+test('labels, anonymous volumes (Config.Volumes) and volume mounts reach RunOptions', () => {
+  const o = parseCreate({
+    Image: 'busybox', Labels: { 'com.docker.compose.project': 'p', empty: '' }, Volumes: { '/anon': {}, '/named': {} },
+    HostConfig: { Binds: ['web:/named:rw'], Mounts: [{ Type: 'volume', Source: 'mv', Target: '/m', ReadOnly: true, VolumeOptions: { NoCopy: true } }, { Type: 'volume', Target: '/a2' }] },
+  }, {}).opts;
+  assert.deepEqual(o.labels, { 'com.docker.compose.project': 'p', empty: '' });
+  assert.deepEqual(o.mounts, [
+    { type: 'volume', source: 'web', destination: '/named', readOnly: false },
+    { type: 'volume', source: 'mv', destination: '/m', readOnly: true, noCopy: true },
+    { type: 'volume', destination: '/a2', readOnly: false },
+    { type: 'volume', destination: '/anon', readOnly: false },
+  ]);
 });
 
 test('networking: NetworkMode, EndpointsConfig, PortBindings, PublishAllPorts, ExposedPorts, DNS and hosts', () => {
@@ -119,4 +139,28 @@ test('networking: NetworkMode, EndpointsConfig, PortBindings, PublishAllPorts, E
   assert.equal(parseCreate({ Image: 'x', HostConfig: { NetworkMode: 'default' } }, {}).opts.network, 'bridge');
   assert.equal(parseCreate({ Image: 'x', NetworkDisabled: true }, {}).opts.network, 'none');
   assert.equal(parseCreate({ Image: 'x', HostConfig: { NetworkMode: 'container:db' } }, {}).opts.network, 'container:db');
+});
+
+test('Privileged (with its warning), Devices, GroupAdd, Sysctls, SecurityOpt with a profile reach RunOptions', () => {
+  const r = parseCreate({
+    Image: 'x',
+    HostConfig: {
+      Privileged: true,
+      Devices: [{ PathOnHost: '/dev/null', PathInContainer: '/dev/n2', CgroupPermissions: 'rw' }, { PathOnHost: '/dev/zero', PathInContainer: '', CgroupPermissions: '' }],
+      GroupAdd: ['audio', '1234'],
+      Sysctls: { 'net.ipv4.ip_unprivileged_port_start': '0' },
+      SecurityOpt: ['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}'],
+    },
+  }, {});
+  assert.equal(r.opts.privileged, true);
+  assert.match(r.warnings.join('\n'), /--privileged/);
+  assert.deepEqual(r.opts.devices, ['/dev/null:/dev/n2:rw', '/dev/zero:/dev/zero:rwm']);
+  assert.deepEqual(r.opts.groupAdd, ['audio', '1234']);
+  assert.deepEqual(r.opts.sysctls, { 'net.ipv4.ip_unprivileged_port_start': '0' });
+  assert.deepEqual(r.opts.securityOpt, ['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']);
+  // docker 28's CLI body (Privileged false, Devices []) asks for none of it
+  const plain = parseCreate(cliBody as Record<string, unknown>, {});
+  assert.equal(plain.opts.privileged, undefined);
+  assert.equal(plain.opts.devices, undefined);
+  assert.deepEqual(plain.warnings, []);
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildOciConfig, buildRlimits, MASKED_PATHS, READONLY_PATHS, type ConfigHost } from '../../src/runtime/container/config.js';
-import { DEFAULT_CAPS, effectiveCaps, capsFromMask, normalizeCap } from '../../src/runtime/container/caps.js';
+import { buildOciConfig, buildRlimits, containerCaps, MASKED_PATHS, READONLY_PATHS, type ConfigHost } from '../../src/runtime/container/config.js';
+import { ALL_CAPS, DEFAULT_CAPS, DOCKER_DEFAULT_CAPS, effectiveCaps, capsFromMask, normalizeCap } from '../../src/runtime/container/caps.js';
+import { CLONE_NEWUSER, refuseUserNamespaces } from '../../src/runtime/container/seccomp.js';
 import type { InstanceSpec } from '../../src/runtime/types.js';
 
 function spec(over: Partial<InstanceSpec> = {}): InstanceSpec {
@@ -32,7 +33,7 @@ const profile = {
   defaultErrnoRet: 38,
   archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] }],
   syscalls: [
-    { names: ['read', 'write'], action: 'SCMP_ACT_ALLOW' },
+    { names: ['read', 'write', 'clone', 'clone3', 'unshare', 'setns'], action: 'SCMP_ACT_ALLOW' },
     { names: ['chroot'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_CHROOT'] } },
     { names: ['bpf'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] } },
     { names: ['arch_prctl'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['amd64'] } },
@@ -61,9 +62,12 @@ test('namespaces: pid, mount, ipc, uts, cgroup and network (none); no netns with
   assert.ok(!h.linux.namespaces.some((n) => n.type === 'network'));
 });
 
-test("docker's default capabilities, cap-add / cap-drop / ALL, bounded by the host", () => {
+test("podman's 11 default capabilities (docker's 14 less NET_RAW, MKNOD, AUDIT_WRITE), cap-add / cap-drop / ALL, bounded by the host", () => {
   const c = buildOciConfig(spec(), host());
   assert.deepEqual([...c.process.capabilities.bounding].sort(), [...DEFAULT_CAPS].sort());
+  assert.deepEqual([...DEFAULT_CAPS].sort(), ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT']);
+  assert.deepEqual(DOCKER_DEFAULT_CAPS.filter((x) => !DEFAULT_CAPS.includes(x)).sort(), ['CAP_AUDIT_WRITE', 'CAP_MKNOD', 'CAP_NET_RAW']);
+  for (const back of ['NET_RAW', 'MKNOD', 'AUDIT_WRITE']) assert.ok(effectiveCaps([back], []).includes(`CAP_${back}`), back);
   assert.deepEqual(c.process.capabilities.inheritable, []);
   const caps = effectiveCaps(['NET_ADMIN'], ['chown', 'CAP_KILL']);
   assert.ok(caps.includes('CAP_NET_ADMIN') && !caps.includes('CAP_CHOWN') && !caps.includes('CAP_KILL'));
@@ -100,6 +104,35 @@ test('seccomp is converted for the capability set and architecture; unconfined d
   const admin = buildOciConfig(spec({ capAdd: ['SYS_ADMIN', 'DAC_READ_SEARCH'] }), host()).linux.seccomp!.syscalls.flatMap((r) => r.names);
   assert.ok(admin.includes('bpf') && !admin.includes('open_by_handle_at'));
   assert.equal(buildOciConfig(spec({ seccomp: 'unconfined' }), host()).linux.seccomp, undefined);
+});
+
+test('the default profile refuses CLONE_NEWUSER on clone and unshare (EPERM) and clone3 (ENOSYS); CAP_SYS_ADMIN, unconfined lift it', () => {
+  const s = buildOciConfig(spec(), host()).linux.seccomp!;
+  const rules = (n: string) => s.syscalls.filter((r) => r.names.includes(n));
+  // no unconditional allow is left for the three
+  for (const n of ['clone', 'clone3', 'unshare']) assert.ok(!rules(n).some((r) => r.action === 'SCMP_ACT_ALLOW' && !r.args), n);
+  for (const n of ['clone', 'unshare']) {
+    assert.deepEqual(rules(n).map((r) => [r.action, r.errnoRet, r.args]), [
+      ['SCMP_ACT_ALLOW', undefined, [{ index: 0, value: CLONE_NEWUSER, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }]],
+      ['SCMP_ACT_ERRNO', 1, [{ index: 0, value: CLONE_NEWUSER, valueTwo: CLONE_NEWUSER, op: 'SCMP_CMP_MASKED_EQ' }]],
+    ]);
+  }
+  assert.deepEqual(rules('clone3').map((r) => [r.action, r.errnoRet]), [['SCMP_ACT_ERRNO', 38]]);
+  // other syscalls of the big allow rule are still there
+  assert.ok(s.syscalls.some((r) => r.action === 'SCMP_ACT_ALLOW' && !r.args && r.names.includes('setns') && r.names.includes('read')));
+  assert.equal(CLONE_NEWUSER, 0x10000000);
+  // s390x passes clone's flags second
+  assert.equal(refuseUserNamespaces({ defaultAction: 'SCMP_ACT_ERRNO', architectures: [], syscalls: [] }, 's390x').syscalls[0]!.args![0]!.index, 1);
+  const admin = buildOciConfig(spec({ capAdd: ['SYS_ADMIN'] }), host()).linux.seccomp!;
+  assert.ok(admin.syscalls.some((r) => r.action === 'SCMP_ACT_ALLOW' && !r.args && r.names.includes('unshare') && r.names.includes('clone3')));
+  assert.ok(!admin.syscalls.some((r) => r.action === 'SCMP_ACT_ERRNO' && r.names.includes('unshare')));
+});
+
+test('exec and the first process share one capability rule (containerCaps), --privileged = every cap held', () => {
+  assert.deepEqual(containerCaps(spec()), buildOciConfig(spec(), host()).process.capabilities.bounding);
+  assert.deepEqual(containerCaps(spec({ capAdd: ['NET_RAW'], capDrop: ['CHOWN'] })), buildOciConfig(spec({ capAdd: ['NET_RAW'], capDrop: ['CHOWN'] }), host()).process.capabilities.bounding);
+  assert.equal(containerCaps(spec({ privileged: true, capDrop: ['ALL'] })).length, ALL_CAPS.length);
+  assert.deepEqual(containerCaps(spec({ privileged: true }), ['CAP_CHOWN', 'CAP_SYS_ADMIN']), ['CAP_CHOWN', 'CAP_SYS_ADMIN']);
 });
 
 test('rlimits: default nofile, --ulimit, all clamped to the hard limits', () => {

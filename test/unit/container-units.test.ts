@@ -28,8 +28,13 @@ test('cpus, ulimits, volumes, tmpfs, env files, signals', () => {
   assert.throws(() => parseUlimit('nofile=10:5'), /soft limit/);
   assert.throws(() => parseUlimit('bogus=1'), /unknown ulimit/);
   assert.deepEqual(parseVolume('/srv:/data:ro'), { type: 'bind', source: '/srv', destination: '/data', readOnly: true });
-  assert.throws(() => parseVolume('vol:/data'), /absolute/);
-  assert.throws(() => parseVolume('/a:rel'), /absolute/);
+  assert.deepEqual(parseVolume('vol:/data'), { type: 'volume', source: 'vol', destination: '/data', readOnly: false });
+  assert.deepEqual(parseVolume('/data'), { type: 'volume', destination: '/data', readOnly: false });
+  assert.deepEqual(parseVolume('vol:/data:ro,nocopy'), { type: 'volume', source: 'vol', destination: '/data', readOnly: true, noCopy: true });
+  assert.throws(() => parseVolume('/a:rel'), /invalid mode: rel/);
+  assert.throws(() => parseVolume('vol:rel'), /must be absolute/);
+  assert.throws(() => parseVolume('v@l:/data'), /invalid characters/);
+  assert.throws(() => parseVolume('vol:/'), /cannot mount over \//);
   assert.deepEqual(parseTmpfs('/run:size=64m,mode=1777'), { type: 'tmpfs', destination: '/run', readOnly: false, options: ['size=64m', 'mode=1777'] });
   assert.throws(() => parseTmpfs('/run:evil=1'), /bad option/);
   assert.deepEqual(parseEnvFile('# c\nA=1\n\nB\nC\n', 'f', (k) => (k === 'B' ? 'b' : undefined)), ['A=1', 'B=b']);

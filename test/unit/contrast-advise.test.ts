@@ -36,6 +36,8 @@ test('many tenants but the VM is too slow: gVisor when installed, else a hardene
   const c = advise(inp, fixtureReport(), false);
   assert.equal(c.choice, 'container');
   assert.ok(c.warnings.some((w) => /not installed/.test(w)));
+  // the strongest container hull has, as a command line
+  assert.match(c.how, /^hull run --userns=auto --cap-drop ALL --security-opt no-new-privileges --read-only/);
 });
 
 test('memory budget decides: 100 VMs of ~55 MiB do not fit 2 GiB', () => {

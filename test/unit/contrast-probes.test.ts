@@ -63,6 +63,14 @@ test('vm: own kernel, everything allowed reaches only the guest', () => {
   assert.equal(probeUptimeMs(parseProbeOutput(VM_PROBE)), 430);
 });
 
+test('host uid of root inside, from /proc/self/uid_map: 0 exposed, a range contained, a VM its own', () => {
+  const row = (map: string, kernel = HOST.kernel) => interpretProbes(parseProbeOutput(`P|kernel|info|${kernel}\nP|uidmap|info|${map}\nP|done|info|ok\n`), HOST).find((r) => r.probe === 'rootuid')!;
+  assert.deepEqual([row('         0          0 4294967295').inside, row('         0          0 4294967295').verdict], ['0 (root on the host)', 'exposed']);
+  assert.deepEqual([row('0 1000000000 65536').inside, row('0 1000000000 65536').verdict], ['1000000000 (unprivileged on the host)', 'contained']);
+  assert.equal(row('0 0 4294967295', '6.1.192').verdict, 'own');
+  assert.equal(row('cat: can not open').verdict, 'unknown');
+});
+
 test('a refusal stays a refusal even when the message also names the errno', () => {
   const rows = interpretProbes(parseProbeOutput('P|kernel|info|6.18.44\nP|rawsocket|denied|ping: permission denied (are you root?)\nP|userns|denied|unshare: Operation not permitted\nP|done|info|ok\n'), HOST);
   assert.equal(rows.find((r) => r.probe === 'rawsocket')!.verdict, 'contained');

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { addEvent, EVENTS_KEPT, openDb } from '../../src/state/db.js';
 
 const DB_MODULE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'state', 'db.js');
 
@@ -72,4 +73,21 @@ openDb(${JSON.stringify(file)}).close();`;
   assert.deepEqual([h[18], h[19]], [2, 2], 'file format 2 = WAL');
   assert.ok(h.readUInt32BE(60) >= 2, 'user_version: migrated before it appeared');
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('the events table keeps the newest EVENTS_KEPT events (trimmed every 100 inserts)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-events-trim-'));
+  try {
+    const db = openDb(path.join(dir, 'hull.db'));
+    const add = db.transaction((n: number) => {
+      for (let i = 0; i < n; i++) addEvent(db, 'container', 'create', `c${i}`);
+    });
+    add(EVENTS_KEPT + 250);
+    const { n, first } = db.prepare('SELECT COUNT(*) AS n, MIN(seq) AS first FROM events').get() as { n: number; first: number };
+    assert.ok(n <= EVENTS_KEPT + 100 && n >= EVENTS_KEPT, `${n} kept`);
+    assert.equal(first, EVENTS_KEPT + 200 - EVENTS_KEPT + 1, 'the oldest went');
+    db.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

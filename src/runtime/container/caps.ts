@@ -1,7 +1,7 @@
 /**
- * Linux capabilities for containers: docker's default set, --cap-add / --cap-drop (with ALL),
- * and the host's bounding set (a runtime cannot grant what the caller does not hold).
- * Pure functions; names are CAP_* upper case.
+ * Linux capabilities for containers: hull's default set (podman 4's), --cap-add / --cap-drop
+ * (with ALL), --privileged, and the host's bounding set (a runtime cannot grant what the caller
+ * does not hold). Pure functions; names are CAP_* upper case.
  */
 import { invalid } from '../../errors.js';
 
@@ -16,8 +16,18 @@ export const ALL_CAPS = [
   'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
 ];
 
-/** Docker's default capability set (moby oci/caps/defaults.go). */
+/**
+ * hull's default set: podman 4's (containers.conf default_capabilities). Docker's 14 less
+ * NET_RAW (raw sockets: spoofing a neighbour's traffic on a shared bridge), MKNOD (device
+ * nodes) and AUDIT_WRITE (writing the host's audit log); `--cap-add` gives each back.
+ */
 export const DEFAULT_CAPS = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_NET_BIND_SERVICE', 'CAP_SETFCAP',
+  'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT',
+];
+
+/** Docker's default capability set (moby oci/caps/defaults.go), for comparison (hull info, README). */
+export const DOCKER_DEFAULT_CAPS = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID',
   'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
 ];
@@ -42,7 +52,9 @@ export function capsFromMask(hex: string): string[] {
  * add, then drop (drop wins, `--cap-drop ALL` keeps only what --cap-add names).
  * The result never exceeds the host bounding set.
  */
-export function effectiveCaps(add: string[], drop: string[], bounding: string[] = ALL_CAPS): string[] {
+export function effectiveCaps(add: string[], drop: string[], bounding: string[] = ALL_CAPS, privileged = false): string[] {
+  // docker: --privileged gives every capability the caller holds, whatever --cap-drop says
+  if (privileged) return ALL_CAPS.filter((c) => bounding.includes(c));
   const a = add.map((c) => normalizeCap(c, '--cap-add'));
   const d = drop.map((c) => normalizeCap(c, '--cap-drop'));
   let set: Set<string>;

@@ -5,7 +5,9 @@
  */
 import type { InstanceSpec } from '../types.js';
 import { effectiveCaps } from './caps.js';
-import { convertSeccomp, type DockerSeccompProfile, type OciSeccomp } from './seccomp.js';
+import { convertSeccomp, refuseUserNamespaces, type DockerSeccompProfile, type OciSeccomp } from './seccomp.js';
+import type { HostDevice } from './devices.js';
+import { idmapBindPoint } from './userns.js';
 
 export interface ConfigHost {
   /** Mounted (or to-be-mounted) root filesystem directory. */
@@ -14,7 +16,7 @@ export interface ConfigHost {
   user: { uid: number; gid: number; additionalGids?: number[] };
   /** cgroupsPath given to the runtime, e.g. /hull/<id>. */
   cgroupsPath: string;
-  /** The default profile (docker format); ignored when spec.seccomp is 'unconfined'. */
+  /** The default profile (docker format); used when spec.seccomp is 'default'. */
   seccompProfile?: DockerSeccompProfile;
   /** Go architecture name, e.g. amd64. */
   arch: string;
@@ -28,6 +30,8 @@ export interface ConfigHost {
   etc?: { hostname?: string; hosts?: string; resolv?: string };
   /** Static init binary for --init (tini-static), mounted at /dev/init. */
   initPath?: string;
+  /** Host device nodes to make inside (--device, resolved; for --privileged every host device). */
+  devices?: HostDevice[];
   /** Whether the memory cgroup accounts swap (v1 memsw / v2 memory.swap.max). */
   swapAccounting: boolean;
 }
@@ -54,6 +58,10 @@ export interface OciConfig {
     maskedPaths: string[];
     readonlyPaths: string[];
     seccomp?: OciSeccomp;
+    devices?: { path: string; type: string; major: number; minor: number; fileMode: number; uid: number; gid: number }[];
+    uidMappings?: { containerID: number; hostID: number; size: number }[];
+    gidMappings?: { containerID: number; hostID: number; size: number }[];
+    sysctl?: Record<string, string>;
   };
 }
 
@@ -103,13 +111,35 @@ export function buildRlimits(ulimits: InstanceSpec['ulimits'], hard: Record<stri
   });
 }
 
+/** The capabilities of the container's processes (its first and every exec), within `bounding`. */
+export function containerCaps(spec: Pick<InstanceSpec, 'capAdd' | 'capDrop' | 'privileged'>, bounding?: string[]): string[] {
+  return effectiveCaps(spec.capAdd, spec.capDrop, bounding, spec.privileged ?? false);
+}
+
+/**
+ * The seccomp filter: none with seccomp=unconfined; else the profile (the default one, or the
+ * caller's) converted for these capabilities. The default one also refuses new user namespaces
+ * unless CAP_SYS_ADMIN was given (docker's rule); a profile of the caller's is taken as written.
+ */
+export function buildSeccomp(spec: Pick<InstanceSpec, 'seccomp' | 'seccompProfile' | 'privileged'>, defaultProfile: DockerSeccompProfile | undefined, caps: string[], host: { arch: string; kernel: string }): OciSeccomp | undefined {
+  // docker: --privileged runs unconfined
+  if (spec.seccomp === 'unconfined' || spec.privileged) return undefined;
+  const profile = spec.seccomp === 'custom' ? spec.seccompProfile : defaultProfile;
+  if (!profile) return undefined;
+  const oci = convertSeccomp(profile, { caps, arch: host.arch, kernel: host.kernel });
+  return spec.seccomp === 'default' && !caps.includes('CAP_SYS_ADMIN') ? refuseUserNamespaces(oci, host.arch) : oci;
+}
+
 export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig {
-  const caps = effectiveCaps(spec.capAdd, spec.capDrop, host.bounding);
+  const caps = containerCaps(spec, host.bounding);
+  const priv = spec.privileged === true;
   const args = spec.init && host.initPath ? ['/dev/init', '--', ...spec.process.args] : spec.process.args;
   const namespaces: { type: string; path?: string }[] = ['pid', 'mount', 'ipc', 'uts', 'cgroup'].map((type) => ({ type }));
   // none: a namespace of its own (loopback only); netns: the one src/network prepared; host: the host's
   if (spec.network === 'none') namespaces.push({ type: 'network' });
   if (spec.network === 'netns' && spec.netns) namespaces.push({ type: 'network', path: spec.netns.path });
+  // --userns=auto: a user namespace of its own, container ids 0..size-1 = the range on the host
+  if (spec.userns) namespaces.push({ type: 'user' });
 
   const mounts: OciConfig['mounts'] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
@@ -117,17 +147,20 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
     { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+    // --privileged: /sys and the cgroup tree writable (docker's)
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ...(priv ? [] : ['ro'])] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', priv ? 'rw' : 'ro'] },
   ];
   const etc = host.etc ?? {};
   if (etc.hostname) mounts.push({ destination: '/etc/hostname', type: 'bind', source: etc.hostname, options: ['rbind', 'rprivate', ...(spec.readOnlyRootfs ? ['ro'] : [])] });
   if (etc.hosts) mounts.push({ destination: '/etc/hosts', type: 'bind', source: etc.hosts, options: ['rbind', 'rprivate', ...(spec.readOnlyRootfs ? ['ro'] : [])] });
   if (etc.resolv) mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: etc.resolv, options: ['rbind', 'rprivate', ...(spec.readOnlyRootfs ? ['ro'] : [])] });
   if (spec.init && host.initPath) mounts.push({ destination: '/dev/init', type: 'bind', source: host.initPath, options: ['bind', 'ro'] });
-  for (const m of spec.mounts) {
+  for (const [i, m] of spec.mounts.entries()) {
     if (m.type === 'bind') {
-      mounts.push({ destination: m.destination, type: 'bind', source: m.source!, options: ['rbind', 'rprivate', m.readOnly ? 'ro' : 'rw', ...(m.options ?? [])] });
+      // -v SRC:DST:idmap under --userns=auto: the idmapped mount of SRC the wrapper made (runtime.ts)
+      const source = m.idmap && spec.userns ? idmapBindPoint(spec.dir, i) : m.source!;
+      mounts.push({ destination: m.destination, type: 'bind', source, options: ['rbind', 'rprivate', m.readOnly ? 'ro' : 'rw', ...(m.options ?? [])] });
     } else {
       const opts = m.options ?? [];
       const base = ['nosuid', 'nodev', ...(opts.some((o) => o === 'exec' || o === 'noexec') ? [] : ['noexec'])];
@@ -135,22 +168,12 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
     }
   }
 
-  const resources: Record<string, unknown> = { devices: DEFAULT_DEVICE_RULES };
-  const r = spec.resources;
-  if (r.memoryBytes !== undefined && r.memoryBytes > 0) {
-    const memory: Record<string, number> = { limit: r.memoryBytes };
-    if (host.swapAccounting) {
-      // docker: --memory-swap unset means memory+swap = 2 x memory; -1 means unlimited swap.
-      const sw = r.memorySwapBytes ?? r.memoryBytes * 2;
-      memory.swap = sw < 0 ? -1 : sw;
-    }
-    resources.memory = memory;
-  }
-  if (r.nanoCpus !== undefined && r.nanoCpus > 0) {
-    const period = 100_000;
-    resources.cpu = { period, quota: Math.round((r.nanoCpus * period) / 1e9) };
-  }
-  if (r.pidsLimit !== undefined && r.pidsLimit !== 0) resources.pids = { limit: r.pidsLimit };
+  const devices = host.devices ?? [];
+  // --privileged: every device (docker's "a *:* rwm"); else the default list and each --device
+  const deviceRules = priv
+    ? [{ allow: true, access: 'rwm' }]
+    : [...DEFAULT_DEVICE_RULES, ...devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access }))];
+  const resources: Record<string, unknown> = { devices: deviceRules, ...ociResources(spec.resources, host.swapAccounting) };
 
   const config: OciConfig = {
     ociVersion: '1.0.2',
@@ -171,12 +194,41 @@ export function buildOciConfig(spec: InstanceSpec, host: ConfigHost): OciConfig 
       namespaces,
       cgroupsPath: host.cgroupsPath,
       resources,
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      // --privileged: nothing masked or read-only (docker's)
+      maskedPaths: priv ? [] : MASKED_PATHS,
+      readonlyPaths: priv ? [] : READONLY_PATHS,
     },
   };
-  if (spec.seccomp === 'default' && host.seccompProfile) {
-    config.linux.seccomp = convertSeccomp(host.seccompProfile, { caps, arch: host.arch, kernel: host.kernel });
+  if (spec.userns) {
+    config.linux.uidMappings = [{ containerID: 0, hostID: spec.userns.uid, size: spec.userns.size }];
+    config.linux.gidMappings = [{ containerID: 0, hostID: spec.userns.gid, size: spec.userns.size }];
   }
+  if (devices.length) config.linux.devices = devices.map((d) => ({ path: d.path, type: d.type, major: d.major, minor: d.minor, fileMode: d.fileMode, uid: d.uid, gid: d.gid }));
+  if (spec.sysctls && Object.keys(spec.sysctls).length) config.linux.sysctl = { ...spec.sysctls };
+  const seccomp = buildSeccomp(spec, host.seccompProfile, caps, host);
+  if (seccomp) config.linux.seccomp = seccomp;
   return config;
+}
+
+/**
+ * The runtime spec's memory, cpu and pids resources for an instance's limits (pure): at create,
+ * and as the body of `<runtime> update -r` (docker update).
+ */
+export function ociResources(r: InstanceSpec['resources'], swapAccounting: boolean): { memory?: Record<string, number>; cpu?: Record<string, number>; pids?: { limit: number } } {
+  const out: { memory?: Record<string, number>; cpu?: Record<string, number>; pids?: { limit: number } } = {};
+  if (r.memoryBytes !== undefined && r.memoryBytes > 0) {
+    const memory: Record<string, number> = { limit: r.memoryBytes };
+    if (swapAccounting) {
+      // docker: --memory-swap unset means memory+swap = 2 x memory; -1 means unlimited swap.
+      const sw = r.memorySwapBytes ?? r.memoryBytes * 2;
+      memory.swap = sw < 0 ? -1 : sw;
+    }
+    out.memory = memory;
+  }
+  if (r.nanoCpus !== undefined && r.nanoCpus > 0) {
+    const period = 100_000;
+    out.cpu = { period, quota: Math.round((r.nanoCpus * period) / 1e9) };
+  }
+  if (r.pidsLimit !== undefined && r.pidsLimit !== 0) out.pids = { limit: r.pidsLimit };
+  return out;
 }

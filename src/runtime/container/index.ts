@@ -15,16 +15,20 @@
  * exit hook, crun's state of the stopped id, the cgroup, the exit file), so a late writer of
  * run N never meets run N+1.
  */
+import type { Readable, Writable } from 'node:stream';
+import { inRootHelper, runningArgv, runTool, stoppedArgv } from './inroot.js';
+import { cgroupPids, setFrozen } from './freezer.js';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { HullError, precondition } from '../../errors.js';
 import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, kernelLogOomKill, readOomKilled, readUsage, removeCgroup, swapAccounting, type CgroupLayout } from './cgroups.js';
-import { buildOciConfig } from './config.js';
+import { buildOciConfig, containerCaps, ociResources } from './config.js';
+import { hostDevices, resolveDevice, type HostDevice } from './devices.js';
+import { idmapBindPoint, idmapHelper } from './userns.js';
 import { forwardToConmon } from './attach.js';
 import { findConmon, startConmon } from './conmon.js';
 import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
@@ -32,7 +36,6 @@ import { hostFacts } from './host.js';
 import { checkExecutable, ExecError, LayeredRoot, resolveUserInRoot } from './rootfs.js';
 import { conmonRuntimeScript, makeDriver, RUNTIMES, overlayVolatileSupported, runtimeArgv, runtimeError, sub, which, type OverlayPlan, type RuntimeDriver } from './runtime.js';
 import { goArch, loadDefaultSeccomp } from './seccomp.js';
-import { effectiveCaps } from './caps.js';
 import { killGroup, killGroupAndWait, pidAlive, processesMentioning, processGroup } from '../../util/proc.js';
 import { fileTarget, Watch } from '../../util/watch.js';
 
@@ -111,7 +114,48 @@ class ContainerIsolation implements Isolation {
 
   private overlay(spec: InstanceSpec): OverlayPlan {
     const f = this.files(spec);
-    return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs, volatile: spec.autoRemove === true && overlayVolatileSupported(os.release()) };
+    const idmap = spec.userns
+      ? {
+          helper: idmapHelper(),
+          ...spec.userns,
+          targets: spec.image.lowerDirs.map((_, i) => path.join(spec.dir, 'idmap', String(i))),
+          binds: spec.mounts.flatMap((m, i): [string, string][] => (m.type === 'bind' && m.idmap ? [[m.source!, idmapBindPoint(spec.dir, i)]] : [])),
+        }
+      : undefined;
+    return { lower: spec.image.lowerDirs, upper: f.upper, work: f.work, target: f.rootfs, volatile: spec.autoRemove === true && overlayVolatileSupported(os.release()), ...(idmap ? { idmap } : {}) };
+  }
+
+  /** The overlay's "/" takes the upper dir's owner and mode: give it the image's. */
+  private upperLikeImage(spec: InstanceSpec): void {
+    const f = this.files(spec);
+    const top = spec.image.lowerDirs.length ? fs.statSync(spec.image.lowerDirs[spec.image.lowerDirs.length - 1]!) : undefined;
+    fs.chmodSync(f.upper, top ? top.mode & 0o7777 : 0o755);
+    // --userns=auto: shifted into the range (the upper dir is not idmapped, the container's root owns it)
+    const shift = spec.userns ?? { uid: 0, gid: 0 };
+    if (top) fs.chownSync(f.upper, top.uid + shift.uid, top.gid + shift.gid);
+    else if (spec.userns) fs.chownSync(f.upper, shift.uid, shift.gid);
+  }
+
+  /**
+   * docker cp: a busybox applet (tar, stat, test, readlink) chrooted into the container's root
+   * filesystem (inroot.ts): the live one of a running container, else its overlay and mounts in
+   * a private mount namespace (writes land in its upper dir and volumes, as a start would see).
+   */
+  async inRootfs(spec: InstanceSpec, tool: string[], io: { stdin?: Readable; stdout: Writable }): Promise<{ code: number; stderr: string }> {
+    const helper = inRootHelper();
+    const st = await this.state(spec);
+    if (st.running && !st.pending && st.pid > 0) return runTool(runningArgv(helper, st.pid, tool), io);
+    if (st.running) throw precondition(`container ${spec.id.slice(0, 12)} is starting`);
+    const f = this.files(spec);
+    for (const d of [spec.dir, f.upper, f.work]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    this.upperLikeImage(spec);
+    fs.mkdirSync(path.join(this.root, 'tmp'), { recursive: true });
+    const mnt = fs.mkdtempSync(path.join(this.root, 'tmp', 'cp-'));
+    try {
+      return await runTool(stoppedArgv(helper, this.overlay(spec), mnt, spec.mounts.filter((m) => m.type === 'bind'), tool), io);
+    } finally {
+      fs.rmSync(mnt, { recursive: true, force: true });
+    }
   }
 
   /** Check the command, resolve the user, write the bundle. Pure data until the last writes. */
@@ -122,8 +166,9 @@ class ContainerIsolation implements Isolation {
     const mounted = (p: string) => spec.mounts.some((m) => p === m.destination || p.startsWith(`${m.destination}/`));
     if (spec.process.args.length === 0) throw new HullError('INVALID_ARGUMENT', 'no command specified');
     checkExecutable(layers, spec.process.args[0]!, spec.process.env, spec.process.cwd, mounted);
-    const user = resolveUserInRoot(layers, spec.process.user);
+    const user = resolveUserInRoot(layers, spec.process.user, spec.groupAdd);
     const { hardLimits, bounding } = hostFacts();
+    const devices = containerDevices(spec);
     let initPath: string | undefined;
     if (spec.init) {
       initPath = INIT_CANDIDATES.find((p) => fs.existsSync(p));
@@ -141,10 +186,22 @@ class ContainerIsolation implements Isolation {
     const marker = path.join(f.work, 'work', 'incompat');
     if (spec.autoRemove && fs.existsSync(marker)) fs.rmSync(marker, { recursive: true, force: true });
     fs.chmodSync(spec.dir, 0o711);
-    // The overlay's "/" takes the upper dir's owner and mode: give it the image's.
-    const top = spec.image.lowerDirs.length ? fs.statSync(spec.image.lowerDirs[spec.image.lowerDirs.length - 1]!) : undefined;
-    fs.chmodSync(f.upper, top ? top.mode & 0o7777 : 0o755);
-    if (top) fs.chownSync(f.upper, top.uid, top.gid);
+    this.upperLikeImage(spec);
+    if (spec.userns) {
+      // the mount points of the idmapped layers; /etc files the container's root reads through binds
+      for (let i = 0; i < spec.image.lowerDirs.length; i++) fs.mkdirSync(path.join(spec.dir, 'idmap', String(i)), { recursive: true, mode: 0o700 });
+      // and of each -v SRC:DST:idmap: a directory or an empty file, as its source is
+      spec.mounts.forEach((m, i) => {
+        if (m.type !== 'bind' || !m.idmap) return;
+        const p = idmapBindPoint(spec.dir, i);
+        if (fs.statSync(m.source!).isDirectory()) fs.mkdirSync(p, { recursive: true, mode: 0o700 });
+        else if (!fs.existsSync(p)) fs.writeFileSync(p, '', { mode: 0o600 });
+      });
+      fs.chmodSync(f.etc, 0o711);
+      // the container's root (an unprivileged uid on the host) must pass through hull's
+      // directories to its root filesystem: search, not read, for others (docker's 0711 for userns-remap)
+      traversable(path.dirname(spec.dir), this.root);
+    }
     const hostsText =
       spec.etc?.hosts ??
       (spec.network === 'host'
@@ -157,7 +214,8 @@ class ContainerIsolation implements Isolation {
       rootfs: f.rootfs,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       cgroupsPath: containerCgroupPath(this.root, spec.id),
-      seccompProfile: spec.seccomp === 'default' ? loadDefaultSeccomp() : undefined,
+      seccompProfile: spec.seccomp === 'default' && !spec.privileged ? loadDefaultSeccomp() : undefined,
+      devices,
       arch: goArch(process.arch),
       kernel: os.release(),
       hardLimits,
@@ -446,8 +504,8 @@ class ContainerIsolation implements Isolation {
     const cwd = proc.cwd || spec.process.cwd || '/';
     if (proc.args.length === 0) throw new HullError('INVALID_ARGUMENT', 'no command specified');
     checkExecutable(layers, proc.args[0]!, [...spec.process.env, ...proc.env], cwd, (p) => spec.mounts.some((m) => p.startsWith(m.destination)));
-    const user = resolveUserInRoot(layers, proc.user ?? spec.process.user);
-    const caps = effectiveCaps(spec.capAdd, spec.capDrop, hostFacts().bounding);
+    const user = resolveUserInRoot(layers, proc.user ?? spec.process.user, spec.groupAdd);
+    const caps = containerCaps(spec, hostFacts().bounding);
     const env = new Map<string, string>();
     for (const kv of [...spec.process.env, ...proc.env]) env.set(kv.split('=')[0]!, kv);
     const processJson = {
@@ -523,6 +581,38 @@ class ContainerIsolation implements Isolation {
 
   async usage(spec: InstanceSpec): Promise<Usage> {
     return readUsage(this.layout, containerCgroupPath(this.root, spec.id));
+  }
+
+  /**
+   * docker update of a running container: its new limits (spec.resources) written to its cgroup
+   * by the runtime (`update -r`, the same mapping as at create).
+   */
+  async update(spec: InstanceSpec): Promise<void> {
+    const st = await this.state(spec);
+    if (!st.running) return; // the next start takes the stored limits
+    const driver = this.driver(spec);
+    const file = path.join(spec.dir, 'update.json');
+    fs.writeFileSync(file, JSON.stringify(ociResources(spec.resources, swapAccounting(this.layout))));
+    try {
+      const r = await run(runtimeArgv(driver, ['update', '-r', file, spec.id]));
+      if (r.code !== 0) throw runtimeError(driver, 'update', r.stderr, r.code);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  /** docker pause: the cgroup freezer (v1 freezer.state here on a hybrid host, v2 cgroup.freeze). */
+  async pause(spec: InstanceSpec): Promise<void> {
+    if (!(await this.state(spec)).running) throw precondition(`container ${spec.id.slice(0, 12)} is not running`);
+    await setFrozen(this.layout, containerCgroupPath(this.root, spec.id), true);
+  }
+
+  async unpause(spec: InstanceSpec): Promise<void> {
+    await setFrozen(this.layout, containerCgroupPath(this.root, spec.id), false);
+  }
+
+  async processes(spec: InstanceSpec): Promise<number[]> {
+    return cgroupPids(this.layout, containerCgroupPath(this.root, spec.id));
   }
 
   async writableLayer(spec: InstanceSpec): Promise<WritableLayer> {
@@ -693,4 +783,33 @@ export function completeBpf(data: Buffer): boolean {
     if (i + 1 + far >= n) return false;
   }
   return (data[(n - 1) * 8]! & 0x07) === 0x06;
+}
+
+/** The device nodes a container gets: each --device; with --privileged every host device too. */
+function containerDevices(spec: InstanceSpec): HostDevice[] {
+  const asked = (spec.devices ?? []).map(resolveDevice);
+  if (!spec.privileged) return asked;
+  const all = hostDevices();
+  return [...all, ...asked.filter((d) => !all.some((h) => h.path === d.path))];
+}
+
+/**
+ * Give `dir` and its parents up to and including hull's root `top` the search bit for everyone
+ * (0o111); above the root, hull changes nothing: a directory others cannot search is an error
+ * naming it.
+ */
+function traversable(dir: string, top: string): void {
+  let d = dir;
+  for (; ; d = path.dirname(d)) {
+    const mode = fs.statSync(d).mode & 0o7777;
+    if ((mode & 0o111) !== 0o111) fs.chmodSync(d, mode | 0o111);
+    if (d === top || d === path.dirname(d) || !d.startsWith(top)) break;
+  }
+  for (d = path.dirname(d); ; d = path.dirname(d)) {
+    const mode = fs.statSync(d).mode & 0o7777;
+    if ((mode & 0o001) === 0) {
+      throw new HullError('INVALID_ARGUMENT', `--userns=auto: ${d} (mode ${mode.toString(8).padStart(4, '0')}) above the hull root cannot be searched by the container's root, an unprivileged uid on the host`, { hint: `chmod o+x ${d}` });
+    }
+    if (d === path.dirname(d)) break;
+  }
 }

@@ -96,8 +96,30 @@ export function resolveUser(passwd: string | undefined, group: string | undefine
   return { uid, gid, additionalGids, home: entry?.[5] || '/' };
 }
 
-export function resolveUserInRoot(root: LayeredRoot, user: string): ResolvedUser {
-  return resolveUser(root.readText('/etc/passwd'), root.readText('/etc/group'), user);
+/**
+ * docker's --group-add on top of a resolved user: each a gid, or a name in the image's
+ * /etc/group (else "unable to find group"); the user's gid and duplicates are left out.
+ */
+export function addGroups(u: ResolvedUser, group: string | undefined, names: string[]): ResolvedUser {
+  const gr = entries(group);
+  const gids = [...u.additionalGids];
+  for (const n of names) {
+    let gid: number;
+    if (/^\d+$/.test(n)) gid = Number(n);
+    else {
+      const ge = gr.find((e) => e[0] === n);
+      if (!ge) throw new HullError('INVALID_ARGUMENT', `unable to find group ${n}: no matching entries in group file`);
+      gid = Number(ge[2]);
+    }
+    if (gid !== u.gid && !gids.includes(gid)) gids.push(gid);
+  }
+  return { ...u, additionalGids: gids };
+}
+
+/** The user (-u) and --group-add, resolved in the image. */
+export function resolveUserInRoot(root: LayeredRoot, user: string, groupAdd: string[] = []): ResolvedUser {
+  const group = root.readText('/etc/group');
+  return addGroups(resolveUser(root.readText('/etc/passwd'), group, user), group, groupAdd);
 }
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

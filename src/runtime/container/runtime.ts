@@ -60,6 +60,12 @@ export interface OverlayPlan {
    * volatile upper dir again.
    */
   volatile?: boolean;
+  /**
+   * --userns=auto: each lower layer is first bind-mounted idmapped at `targets[i]` (host uid 0
+   * seen as `uid`, the container's root) by the hull-idmap helper in the same private mount
+   * namespace, and the overlay is made of those: one shared copy of each layer for every range.
+   */
+  idmap?: { helper: string; uid: number; gid: number; size: number; targets: string[]; binds?: [string, string][] };
 }
 
 /** Whether this kernel's overlayfs knows the `volatile` mount option (Linux 5.10). */
@@ -76,7 +82,9 @@ export function overlayOptions(o: OverlayPlan): string {
     if (/[,:\s]/.test(p)) throw invalid(`path ${p} cannot be used in an overlay mount (contains ',', ':' or white space)`);
   }
   if (o.lower.length === 0) throw invalid('an image needs at least one layer to run');
-  return `lowerdir=${[...o.lower].reverse().join(':')},upperdir=${o.upper},workdir=${o.work}${o.volatile ? ',volatile' : ''}`;
+  const lower = o.idmap ? o.idmap.targets : o.lower;
+  for (const p of lower) if (/[,:\s]/.test(p)) throw invalid(`path ${p} cannot be used in an overlay mount (contains ',', ':' or white space)`);
+  return `lowerdir=${[...lower].reverse().join(':')},upperdir=${o.upper},workdir=${o.work}${o.volatile ? ',volatile' : ''}`;
 }
 
 /**
@@ -152,8 +160,11 @@ export function makeDriver(name: string, stateDir: string, layout: CgroupLayout,
 export function runtimeArgv(d: RuntimeDriver, sub: string[], overlay?: OverlayPlan): string[] {
   const rt = [d.bin, ...d.globalArgs, ...sub];
   if (!d.unmountUnified && !overlay) return rt;
+  const im = overlay?.idmap;
+  const pairs = im ? [...overlay!.lower.map((l, i) => [l, im.targets[i]!]), ...(im.binds ?? [])] : [];
+  const idmap = im ? [im.helper, String(im.uid), String(im.gid), String(im.size), ...pairs.flat(), '--'] : [];
   return [
-    d.unshare, '-m', '--propagation', 'private', ...d.shell, '-c', wrapperScript(), 'hull-oci',
+    d.unshare, '-m', '--propagation', 'private', ...idmap, ...d.shell, '-c', wrapperScript(), 'hull-oci',
     d.unmountUnified ?? '-', overlay ? overlayOptions(overlay) : '-', overlay?.target ?? '-', ...rt,
   ];
 }

@@ -6,8 +6,8 @@
  * later call reads them from <instance dir>/vm/.
  */
 import fs from 'node:fs';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import os from 'node:os';
 import { HullError } from '../../errors.js';
 import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
@@ -18,6 +18,7 @@ import { prepare, vmFiles, type Monitor } from './launch.js';
 import { killGroupAndWait, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
 import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
+import { qmpCommand } from './qmp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -253,6 +254,36 @@ class VmIsolation implements Isolation {
     const m = readMonitor(spec);
     if (!alive(m)) return; // the run is over: nothing to deliver to
     await feedMainStdin(this.address(spec, m!), input, spec.process.stdinOnce === true && !spec.process.terminal, signal);
+  }
+
+  /**
+   * docker cp into or out of a running VM: the tool runs in the guest (the image's own tar,
+   * stat, ...) as root through the agent. A stopped VM's writes lived in its memory: refused.
+   */
+  async inRootfs(spec: InstanceSpec, tool: string[], io: { stdin?: Readable; stdout: Writable }): Promise<{ code: number; stderr: string }> {
+    const m = readMonitor(spec);
+    if (!alive(m)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running: a microVM's own files live in its memory while it runs (its volumes are on the host, under the hull root)`);
+    const err = new PassThrough();
+    let stderr = '';
+    err.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < 65536) stderr += d;
+    });
+    const code = await execInVm(this.address(spec, m!), { args: tool, env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], cwd: '/', user: '', tty: false, stdin: io.stdin !== undefined }, { stdin: io.stdin ?? null, stdout: io.stdout, stderr: err });
+    return { code, stderr };
+  }
+
+  /** docker pause of a VM: QMP `stop` halts its vCPUs (the guest keeps its memory and devices). */
+  async pause(spec: InstanceSpec): Promise<void> {
+    if (!alive(readMonitor(spec))) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is not running`);
+    const sock = vmFiles(spec).qmp; // reached through QEMU's cwd when the path is too long for sun_path
+    if (!fs.existsSync(sock)) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} has no QMP monitor (started by an older hull, or attached): it cannot be paused`);
+    await qmpCommand(ctlAddress(sock, readMonitor(spec)!.pid), 'stop');
+  }
+
+  async unpause(spec: InstanceSpec): Promise<void> {
+    const m = readMonitor(spec);
+    if (!alive(m)) return;
+    await qmpCommand(ctlAddress(vmFiles(spec).qmp, m!.pid), 'cont');
   }
 
   async usage(spec: InstanceSpec): Promise<Usage> {

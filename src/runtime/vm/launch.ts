@@ -47,6 +47,8 @@ export interface VmFiles {
   log: string;
   /** The guest's writable layer as a tar (captureLayer runs); outside vm/, which a run removes. */
   layer: string;
+  /** QEMU's QMP socket (detached VMs): pause and unpause. */
+  qmp: string;
 }
 
 export function vmFiles(spec: InstanceSpec): VmFiles {
@@ -64,6 +66,7 @@ export function vmFiles(spec: InstanceSpec): VmFiles {
     killed: path.join(dir, 'killed'),
     log: path.join(spec.dir, 'ctr.log'),
     layer: path.join(spec.dir, 'layer.tar'),
+    qmp: path.join(dir, 'qmp.sock'),
   };
 }
 
@@ -257,6 +260,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
             shares,
             consoleLog: fdConsole !== undefined ? `/proc/self/fd/${consoleFd}` : undefined,
             nics: taps?.qemuNics,
+            qmp: mode.attached ? undefined : 'qmp.sock',
           });
           const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : ['setpriv'];
           if (io.pdeathsig) priv.push('--pdeathsig', 'KILL');

@@ -53,6 +53,8 @@ export interface QemuOptions {
   ramBackend?: 'anon' | 'memfd';
   /** NICs: attached taps QEMU inherits (src/network/vm-tap.ts). None: no network device at all. */
   nics?: QemuNic[];
+  /** A unix socket QEMU serves QMP on (pause/unpause of a detached VM: stop/cont). None: no monitor. */
+  qmp?: string;
 }
 
 /** The guest kernel command line. Never contains `--`: QEMU appends to it. */
@@ -117,6 +119,7 @@ export function buildQemuArgs(o: QemuOptions): string[] {
     a.push('-chardev', chardevArg(`p${i}`, c), '-device', `virtserialport,chardev=p${i},name=${name}`);
   });
   a.push(...qemuNicArgs(o.nics ?? []));
+  if (o.qmp) a.push('-qmp', `unix:${o.qmp.replace(/,/g, ',,')},server=on,wait=off`);
   (o.shares ?? []).forEach((s, i) => {
     if (!/^[A-Za-z0-9_]{1,31}$/.test(s.tag)) throw new Error(`bad 9p tag "${s.tag}"`);
     a.push('-fsdev', `local,id=fs${i},path=${esc(s.hostPath)},security_model=none${s.readOnly ? ',readonly=on' : ''}`,
