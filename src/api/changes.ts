@@ -5,7 +5,7 @@
  */
 import { pipeline } from 'node:stream/promises';
 import { layout } from '../paths.js';
-import { commitContainer, containerChanges, exportContainer, imageHistory } from '../engine/changes.js';
+import { commitContainer, containerChanges, exportContainer, imageHistory, whilePaused } from '../engine/changes.js';
 import type { ImageRunConfig } from '../oci/types.js';
 import { type Ctx, type Handler, commonHeaders, resOf, sendJson } from './context.js';
 import { HttpError } from './errors.js';
@@ -47,13 +47,13 @@ async function commit(c: Ctx): Promise<void> {
   }
   const changeLines = c.query.all('changes').flatMap((x) => x.split('\n')).filter((x) => x.trim() !== '');
   const l = await c.engine.layerOf(ref);
-  const img = await commitContainer(c.images, l, {
+  const img = await whilePaused(c.engine, l.id, c.query.bool('pause', true), () => commitContainer(c.images, l, {
     reference: repo ? `${repo}${tag ? `:${tag}` : ''}` : undefined,
     changes: changeLines,
     author: c.query.str('author') || undefined,
     comment: c.query.str('comment') || undefined,
     config,
-  }, layout(c.root).tmp);
+  }, layout(c.root).tmp));
   sendJson(c, 201, { Id: img.id });
 }
 

@@ -42,20 +42,22 @@ const commitCmd: CommandDef = {
     { name: 'author', short: 'a', type: 'string', help: 'Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")' },
     { name: 'change', short: 'c', type: 'list', value: 'list', help: 'Apply Dockerfile instruction to the created image' },
     { name: 'message', short: 'm', type: 'string', help: 'Commit message' },
-    { name: 'pause', short: 'p', type: 'bool', help: 'Pause container during commit (accepted; hull reads the layer without pausing)' },
+    { name: 'pause', short: 'p', type: 'bool', help: 'Pause container during commit (default true)' },
   ],
   minArgs: 1,
   maxArgs: 2,
   async run(ctx, p) {
-    const { commitContainer } = await import('../engine/changes.js');
+    const { commitContainer, whilePaused } = await import('../engine/changes.js');
     const engine = await engineFor(ctx);
     try {
-      const img = await commitContainer(engine.images, await engine.layerOf(p.args[0]!), {
+      const l = await engine.layerOf(p.args[0]!);
+      const pause = !p.flags.has('pause') || flagBool(p, 'pause');
+      const img = await whilePaused(engine, l.id, pause, () => commitContainer(engine.images, l, {
         reference: p.args[1],
         changes: flagList(p, 'change'),
         author: flagStr(p, 'author'),
         comment: flagStr(p, 'message'),
-      }, layout(ctx.root).tmp);
+      }, layout(ctx.root).tmp));
       ctx.stdout.write(`${img.id}\n`);
     } finally {
       engine.close();

@@ -20,6 +20,7 @@ import { HullError } from '../errors.js';
 import { scanUpper, writableLayerTar, type DiffEntry, layerTar } from '../snapshots/diff.js';
 import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from '../snapshots/unpack-paths.js';
 import type { WritableLayer } from '../runtime/types.js';
+import type { Engine } from './engine.js';
 
 /** docker's change kinds: 0 modified, 1 added, 2 deleted. */
 export type ChangeKind = 0 | 1 | 2;
@@ -99,6 +100,21 @@ export function commitConfig(base: ImageConfig, c: Pick<ContainerLayer, 'config'
   const h: HistoryEntry = { created: now, created_by: c.args.join(' '), ...(o.author ? { author: o.author } : {}), ...(o.comment ? { comment: o.comment } : {}) };
   const { rootfs: _r, ...rest } = base;
   return { ...rest, created: now, ...(o.author ? { author: o.author } : {}), config: run, history: [...(base.history ?? []), h] };
+}
+
+/**
+ * Run `fn` with the container paused when it runs and `pause` is set (docker commit's default:
+ * the layer is read while nothing writes to it); unpaused again afterwards, whatever happened.
+ */
+export async function whilePaused<T>(engine: Pick<Engine, 'inspect' | 'pause' | 'unpause'>, ref: string, pause: boolean, fn: () => Promise<T>): Promise<T> {
+  const st = (await engine.inspect(ref)).State;
+  const paused = pause && st.Running && !st.Paused;
+  if (paused) await engine.pause(ref);
+  try {
+    return await fn();
+  } finally {
+    if (paused) await engine.unpause(ref).catch(() => undefined);
+  }
 }
 
 /** docker commit: the writable layer as a new layer on the container's image. */

@@ -98,6 +98,15 @@ test('POST /commit through dockerode, and hull commit', { skip }, async () => {
   assert.equal(img.Id, r.Id);
   assert.equal(img.Comment, 'from dockerode');
   assert.equal(img.Config.Labels?.via, 'api'); // added to the image's own labels
+  // a running container is paused while its layer is read (docker's default), then runs on
+  assert.equal(docker(s, ['run', '-d', '--name', 'running', 'busybox', 'sh', '-c', 'echo made > /made; sleep 300']).code, 0);
+  for (let i = 0; i < 100 && !docker(s, ['diff', 'running']).stdout.includes('A /made'); i++);
+  const rc = docker(s, ['commit', 'running', 'from/running:1']);
+  assert.equal(rc.code, 0, rc.stderr);
+  const st = JSON.parse(docker(s, ['inspect', 'running']).stdout)[0].State;
+  assert.deepEqual([st.Running, st.Paused], [true, false]);
+  assert.equal(docker(s, ['run', '--rm', 'from/running:1', 'cat', '/made']).stdout, 'made\n');
+  docker(s, ['rm', '-f', 'running']);
   const h = hull(tmp.root, ['commit', '-m', 'from the cli', 'ch', 'cli/commit:t']);
   assert.equal(h.code, 0, h.stderr);
   assert.equal(JSON.parse(hull(tmp.root, ['image', 'inspect', 'cli/commit:t']).stdout)[0].Comment, 'from the cli');
