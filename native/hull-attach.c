@@ -36,31 +36,13 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "sockpath.h"
 
 #define PACKET 8192
 
 static int fail(const char *what, int code) {
   fprintf(stderr, "hull-attach: %s: %s\n", what, strerror(errno));
   return code;
-}
-
-/* connect; a path longer than sun_path is reached through /proc/self/fd of its directory */
-static int connect_to(int fd, const char *path) {
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  if (strlen(path) < sizeof a.sun_path) {
-    strcpy(a.sun_path, path);
-  } else {
-    char *d = strdup(path), *b = strdup(path);
-    int dfd = d && b ? open(dirname(d), O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-    int n = dfd < 0 ? -1 : snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/%s", dfd, basename(b));
-    free(d);
-    free(b);
-    if (n < 0 || (size_t)n >= sizeof a.sun_path) {
-      if (dfd >= 0) errno = ENAMETOOLONG;
-      return -1;
-    }
-  }
-  return connect(fd, (struct sockaddr *)&a, sizeof a);
 }
 
 int main(int argc, char **argv) {
@@ -72,7 +54,8 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (s < 0) return fail("socket", 2);
-  if (connect_to(s, argv[1]) < 0) return fail(argv[1], errno == ECONNREFUSED ? 3 : 2);
+  struct sockaddr_un a;
+  if (sockaddr_for(&a, argv[1]) || connect(s, (struct sockaddr *)&a, sizeof a) < 0) return fail(argv[1], errno == ECONNREFUSED ? 3 : 2);
   if (fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK) < 0) return fail("fcntl", 2);
   size_t len = 0; /* bytes of `in` waiting to go out as one packet */
   int eof = 0;

@@ -17,7 +17,7 @@ exec 8>"$OUT/.native.lock"
 flock 8
 CC=${CC:-gcc}
 SMALL_CC=$(command -v musl-gcc >/dev/null && echo musl-gcc || echo "$CC")
-key=$( (cat native/*.c; "$CC" --version 2>&1 | head -n1; echo "$SMALL_CC") | sha256sum | cut -c1-16)
+key=$( (cat native/*.c native/*.h; "$CC" --version 2>&1 | head -n1; echo "$SMALL_CC") | sha256sum | cut -c1-16)
 if [ -x "$OUT/hull-tapfd" ] && [ -x "$OUT/hull-vmmux" ] && [ -x "$OUT/hull-inroot" ] && [ -x "$OUT/hull-console" ] && [ -x "$OUT/hull-idmap" ] && [ -x "$OUT/hull-attach" ] && [ "$(cat "$OUT/native.key" 2>/dev/null)" = "$key" ]; then exit 0; fi
 "$CC" -O2 -std=gnu11 -Wall -Wextra -Werror -o "$OUT/hull-tapfd.tmp" native/hull-tapfd.c
 mv "$OUT/hull-tapfd.tmp" "$OUT/hull-tapfd"

@@ -10,10 +10,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { HULL_BIN, hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
-import { docker, haveDocker, monitorsOf, removeAll, startServe, type Serve } from './api-harness.js';
+import { HULL_BIN, hull, type TempRoot } from '../helpers/hull.js';
+import { docker, serveForFile, type Serve } from './api-harness.js';
+import { havePodman, podmanRunFlags, withPodman } from '../helpers/podman.js';
 
-const skip = haveDocker() ? false : 'the docker CLI is not installed';
+const f = serveForFile('hull-api-changes-');
+const skip = f.have ? false : 'the docker CLI is not installed';
 let tmp: TempRoot;
 let s: Serve;
 let d: Docker;
@@ -22,23 +24,16 @@ let dir: string;
 const CHANGE = 'mkdir /tmp/d; echo hi > /tmp/d/f; rm /bin/ls; echo extra >> /etc/passwd';
 const EXPECTED = ['C /bin', 'D /bin/ls', 'C /etc', 'C /etc/passwd', 'C /tmp', 'A /tmp/d', 'A /tmp/d/f'];
 
-before(async () => {
+before(() => {
   if (skip) return;
-  tmp = makeTempRoot('hull-api-changes-');
-  importBusybox(tmp.root);
-  s = await startServe(tmp.root);
+  ({ s, tmp } = f);
   d = new Docker({ socketPath: s.socket });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-changes-'));
   assert.equal(docker(s, ['run', '--name', 'ch', 'busybox', 'sh', '-c', CHANGE]).code, 0);
 });
 
-after(async () => {
-  if (skip) return;
-  removeAll(s);
-  await s.stop();
-  assert.deepEqual(monitorsOf(tmp.root), [], 'no container monitor left running');
-  fs.rmSync(dir, { recursive: true, force: true });
-  tmp.cleanup();
+after(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 const images = () => docker(s, ['images', '-q', '--no-trunc']).stdout.split('\n').filter(Boolean).sort();
@@ -165,21 +160,12 @@ test('a VM container: diff, commit and export are refused, naming why', { skip }
 });
 
 test('a committed image: hull save | podman load, and podman runs it', { skip }, (tt) => {
-  if (spawnSync('sh', ['-c', 'command -v podman']).status !== 0) return tt.skip('podman is not installed (scripts/setup.sh installs it)');
-  const pdir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-commitpm-'));
-  const runroot = fs.mkdtempSync('/tmp/hcp-'); // podman wants a short runroot
-  const hybrid = fs.existsSync('/sys/fs/cgroup/unified') && !fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
-  const g = ['--root', path.join(pdir, 'root'), '--runroot', runroot, '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', '--log-level', 'error', ...(hybrid ? ['--runtime', 'runc'] : [])];
-  try {
+  if (!havePodman()) return tt.skip('podman is not installed (scripts/setup.sh installs it)');
+  withPodman((g) => {
     const load = spawnSync('sh', ['-c', `"${HULL_BIN}" --root "${tmp.root}" save committed:v1 | podman ${g.map((a) => `'${a}'`).join(' ')} load`], { encoding: 'utf8', timeout: 300_000 });
     assert.equal(load.status, 0, load.stderr);
-    const nofile = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
-    const run = spawnSync('podman', [...g, 'run', '--rm', '--network', 'none', '--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', 'nproc=32768:32768', 'committed:v1'], { encoding: 'utf8', timeout: 120_000 });
+    const run = spawnSync('podman', [...g, 'run', '--rm', ...podmanRunFlags(), 'committed:v1'], { encoding: 'utf8', timeout: 120_000 });
     assert.equal(run.status, 0, run.stderr);
     assert.equal(run.stdout, 'hi\n');
-  } finally {
-    spawnSync('podman', [...g, 'rmi', '-a', '-f'], { encoding: 'utf8' });
-    fs.rmSync(pdir, { recursive: true, force: true });
-    fs.rmSync(runroot, { recursive: true, force: true });
-  }
+  });
 });

@@ -143,6 +143,16 @@ export interface RawReply {
   body: string;
 }
 
+/** Everything a stream delivers, once it ended. */
+export function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (c: Buffer) => parts.push(c));
+    stream.on('end', () => resolve(Buffer.concat(parts)));
+    stream.on('error', reject);
+  });
+}
+
 /** One HTTP request to the server's socket, collected. */
 export function request(socket: string, method: string, p: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<RawReply> {
   return new Promise((resolve, reject) => {

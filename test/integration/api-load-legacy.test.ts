@@ -9,15 +9,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
+import { hull, type TempRoot } from '../helpers/hull.js';
 import { haveRegistry, startRegistry } from '../helpers/registry.js';
-import { docker, haveDocker, removeAll, startServe, type Serve } from './api-harness.js';
+import { docker, request, serveForFile, type Serve } from './api-harness.js';
 
-const skip = haveDocker() ? false : 'the docker CLI is not installed';
+const f = serveForFile('hull-api-legacy-');
+const skip = f.have ? false : 'the docker CLI is not installed';
 let tmp: TempRoot;
 let s: Serve;
 let d: Docker;
@@ -59,22 +59,16 @@ function legacyArchive(name: string, o: { tags?: Record<string, Record<string, s
   return out;
 }
 
-before(async () => {
+before(() => {
   if (skip) return;
-  tmp = makeTempRoot('hull-api-legacy-');
-  importBusybox(tmp.root);
-  s = await startServe(tmp.root);
+  ({ s, tmp } = f);
   d = new Docker({ socketPath: s.socket });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-legacy-'));
   legacy = legacyArchive('good');
 });
 
-after(async () => {
-  if (skip) return;
-  removeAll(s);
-  await s.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-  tmp.cleanup();
+after(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 const images = () => docker(s, ['images', '-aq', '--no-trunc']).stdout.split('\n').filter(Boolean).sort();
@@ -132,18 +126,6 @@ test('a legacy archive whose parent layer is missing is refused naming it, and l
   assert.equal(docker(s, ['image', 'inspect', 'legacy/broken:v1']).code, 1);
 });
 
-function getJson(p: string): Promise<{ status: number; body: unknown }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: s.socket, path: p, method: 'GET' }, (res) => {
-      let t = '';
-      res.setEncoding('utf8').on('data', (c: string) => (t += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(t || 'null') }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 test('GET /distribution/{name}/json: the pushed manifest and its platform, from the registry', { skip }, async (t) => {
   if (!haveRegistry()) return t.skip('docker-registry is not installed (apt-get install docker-registry)');
   const reg = await startRegistry();
@@ -159,9 +141,9 @@ test('GET /distribution/{name}/json: the pushed manifest and its platform, from 
     assert.match(info.Descriptor.mediaType, /manifest/);
     assert.ok(info.Descriptor.size > 0);
     assert.deepEqual(info.Platforms.map((p) => p.os), ['linux']);
-    const missing = await getJson(`/v1.45/distribution/${reg.host}/dist/busybox:nosuch/json`);
+    const missing = await request(s.socket, 'GET', `/v1.45/distribution/${reg.host}/dist/busybox:nosuch/json`);
     assert.equal(missing.status, 404, JSON.stringify(missing.body));
-    const bad = await getJson(`/v1.45/distribution/${encodeURIComponent('UPPER/Case')}/json`);
+    const bad = await request(s.socket, 'GET', `/v1.45/distribution/${encodeURIComponent('UPPER/Case')}/json`);
     assert.equal(bad.status, 400, JSON.stringify(bad.body));
   } finally {
     await reg.stop();

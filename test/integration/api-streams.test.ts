@@ -6,22 +6,21 @@
  * and a raw stream with one; StdinOnce; EOF and Ctrl-D reaching the process; the issue's long
  * line into a shell.
  */
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
-import { importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
 import { FrameDecoder } from '../../src/streams/mux.js';
-import { docker, haveDocker, monitorsOf, removeAll, startServe, type Serve } from './api-harness.js';
+import { collect, docker, haveDocker, serveForFile, type Serve } from './api-harness.js';
 
 export const RUNTIME = process.env.HULL_STREAMS_RUNTIME ?? 'crun';
 const VM = RUNTIME === 'hull-vm';
 const skipWhy = !haveDocker() ? 'the docker CLI is not installed' : VM && spawnSync('qemu-system-x86_64', ['--version']).status !== 0 ? 'qemu-system-x86_64 is not installed' : '';
 
-let tmp: TempRoot;
+const f = serveForFile('hull-api-streams-');
 let s: Serve;
 let d: Docker;
 
@@ -32,20 +31,10 @@ const payload = crypto.randomBytes(MiB);
 const ttyPayload = Buffer.from(crypto.randomBytes(MiB).map((b) => (b === 0x10 ? 0x11 : b)));
 const rt = ['--runtime', RUNTIME];
 
-before(async () => {
+before(() => {
   if (skipWhy) return;
-  tmp = makeTempRoot('hull-api-streams-');
-  importBusybox(tmp.root);
-  s = await startServe(tmp.root);
+  s = f.s;
   d = new Docker({ socketPath: s.socket });
-});
-
-after(async () => {
-  if (skipWhy) return;
-  removeAll(s);
-  await s.stop();
-  assert.deepEqual(monitorsOf(tmp.root), [], 'no container monitor left running');
-  tmp.cleanup();
 });
 
 /** `docker ARGS` with binary stdin; resolves with the binary stdout. */
@@ -60,15 +49,6 @@ function dockerBinary(args: string[], input: Buffer): Promise<{ code: number; ou
     c.on('close', (code) => resolve({ code: code ?? 128, out: Buffer.concat(out), err }));
     c.stdin.on('error', () => undefined);
     c.stdin.end(input);
-  });
-}
-
-function collect(stream: Readable): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    stream.on('data', (c: Buffer) => parts.push(c));
-    stream.on('end', () => resolve(Buffer.concat(parts)));
-    stream.on('error', reject);
   });
 }
 
