@@ -3,7 +3,7 @@
  * twins: diff/changes (A/C/D), commit (--change, author, message; POST /commit), history with
  * sizes, export; the VM wall's clear refusal; a committed image through `hull save` into podman.
  */
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,23 +14,22 @@ import { HULL_BIN, hull, type TempRoot } from '../helpers/hull.js';
 import { docker, serveForFile, type Serve } from './api-harness.js';
 import { havePodman, podmanRunFlags, withPodman } from '../helpers/podman.js';
 
-const f = serveForFile('hull-api-changes-');
-const skip = f.have ? false : 'the docker CLI is not installed';
 let tmp: TempRoot;
 let s: Serve;
 let d: Docker;
 let dir: string;
+const f = serveForFile('hull-api-changes-', {
+  ready: (srv, root) => {
+    ({ s, tmp } = { s: srv, tmp: root });
+    d = new Docker({ socketPath: s.socket });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-changes-'));
+    assert.equal(docker(s, ['run', '--name', 'ch', 'busybox', 'sh', '-c', CHANGE]).code, 0);
+  },
+});
+const skip = f.have ? false : 'the docker CLI is not installed';
 
 const CHANGE = 'mkdir /tmp/d; echo hi > /tmp/d/f; rm /bin/ls; echo extra >> /etc/passwd';
 const EXPECTED = ['C /bin', 'D /bin/ls', 'C /etc', 'C /etc/passwd', 'C /tmp', 'A /tmp/d', 'A /tmp/d/f'];
-
-before(() => {
-  if (skip) return;
-  ({ s, tmp } = f);
-  d = new Docker({ socketPath: s.socket });
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-changes-'));
-  assert.equal(docker(s, ['run', '--name', 'ch', 'busybox', 'sh', '-c', CHANGE]).code, 0);
-});
 
 after(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });

@@ -171,7 +171,10 @@ export function request(socket: string, method: string, p: string, body?: string
  * before the file's tests, and after them every container removed, the server stopped, no
  * monitor left and the root gone. Nothing is started without the docker CLI (`have` false).
  */
-export function serveForFile(prefix: string, opts: { env?: NodeJS.ProcessEnv } = {}): { readonly have: boolean; readonly s: Serve; readonly tmp: TempRoot } {
+export function serveForFile(
+  prefix: string,
+  opts: { env?: NodeJS.ProcessEnv; /** Runs once the server answers, inside the same before hook. */ ready?: (s: Serve, tmp: TempRoot) => void | Promise<void> } = {},
+): { readonly have: boolean; readonly s: Serve; readonly tmp: TempRoot } {
   const have = haveDocker();
   let tmp: TempRoot | undefined;
   let s: Serve | undefined;
@@ -179,7 +182,8 @@ export function serveForFile(prefix: string, opts: { env?: NodeJS.ProcessEnv } =
     if (!have) return;
     tmp = makeTempRoot(prefix);
     importBusybox(tmp.root);
-    s = await startServe(tmp.root, opts);
+    s = await startServe(tmp.root, { env: opts.env });
+    await opts.ready?.(s, tmp);
   });
   after(async () => {
     if (!have || !s || !tmp) return;

@@ -4,7 +4,7 @@
  * here from the busybox layer plus a layer of our own; and GET /distribution/{name}/json against
  * a local registry.
  */
-import { test, before, after } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -16,7 +16,14 @@ import { hull, type TempRoot } from '../helpers/hull.js';
 import { haveRegistry, startRegistry } from '../helpers/registry.js';
 import { docker, request, serveForFile, type Serve } from './api-harness.js';
 
-const f = serveForFile('hull-api-legacy-');
+const f = serveForFile('hull-api-legacy-', {
+  ready: (srv, root) => {
+    ({ s, tmp } = { s: srv, tmp: root });
+    d = new Docker({ socketPath: s.socket });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-legacy-'));
+    legacy = legacyArchive('good');
+  },
+});
 const skip = f.have ? false : 'the docker CLI is not installed';
 let tmp: TempRoot;
 let s: Serve;
@@ -58,14 +65,6 @@ function legacyArchive(name: string, o: { tags?: Record<string, Record<string, s
   fs.rmSync(work, { recursive: true, force: true });
   return out;
 }
-
-before(() => {
-  if (skip) return;
-  ({ s, tmp } = f);
-  d = new Docker({ socketPath: s.socket });
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-legacy-'));
-  legacy = legacyArchive('good');
-});
 
 after(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });

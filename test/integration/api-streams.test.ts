@@ -6,7 +6,7 @@
  * and a raw stream with one; StdinOnce; EOF and Ctrl-D reaching the process; the issue's long
  * line into a shell.
  */
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -20,9 +20,14 @@ export const RUNTIME = process.env.HULL_STREAMS_RUNTIME ?? 'crun';
 const VM = RUNTIME === 'hull-vm';
 const skipWhy = !haveDocker() ? 'the docker CLI is not installed' : VM && spawnSync('qemu-system-x86_64', ['--version']).status !== 0 ? 'qemu-system-x86_64 is not installed' : '';
 
-const f = serveForFile('hull-api-streams-');
 let s: Serve;
 let d: Docker;
+serveForFile('hull-api-streams-', {
+  ready: (srv) => {
+    s = srv;
+    d = new Docker({ socketPath: s.socket });
+  },
+});
 
 const MiB = 1 << 20;
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
@@ -30,12 +35,6 @@ const payload = crypto.randomBytes(MiB);
 /** Through a TTY: random bytes without ctrl-p (0x10), the first detach key, which docker would act on. */
 const ttyPayload = Buffer.from(crypto.randomBytes(MiB).map((b) => (b === 0x10 ? 0x11 : b)));
 const rt = ['--runtime', RUNTIME];
-
-before(() => {
-  if (skipWhy) return;
-  s = f.s;
-  d = new Docker({ socketPath: s.socket });
-});
 
 /** `docker ARGS` with binary stdin; resolves with the binary stdout. */
 function dockerBinary(args: string[], input: Buffer): Promise<{ code: number; out: Buffer; err: string }> {
