@@ -134,3 +134,51 @@ test('stdinSource: a held first key at the end of the input is given back', asyn
   assert.equal((await got).toString('latin1'), 'ab\x10');
   assert.equal(await src.ended, false);
 });
+
+test('StdinChannels: attaches one after another write one stream in order; closeAtEnd ends it; a gone channel ends a feed', async () => {
+  const { StdinChannels } = await import('../../src/runtime/stdin-channel.js');
+  const got: Buffer[] = [];
+  let opened = 0;
+  let ended = false;
+  let markGone!: () => void;
+  const gone = new Promise<void>((r) => (markGone = r));
+  const make = () => {
+    opened++;
+    const sink = new Writable({
+      highWaterMark: 1024,
+      write(c: Buffer, _e, cb) {
+        got.push(c);
+        setImmediate(cb); // a slow process: backpressure
+      },
+      final(cb) {
+        ended = true;
+        cb();
+      },
+    });
+    return { sink, gone };
+  };
+  const ch = new StdinChannels();
+  const ac = new AbortController();
+  const parts = [crypto.randomBytes(100_000), crypto.randomBytes(50_000)];
+  for (const p of parts) {
+    const input = new PassThrough();
+    const fed = ch.feed('c1', input, false, ac.signal, make);
+    for (let o = 0; o < p.length; o += 4096) input.write(p.subarray(o, o + 4096));
+    input.end();
+    await fed;
+  }
+  assert.equal(opened, 1, 'one channel for both attaches');
+  assert.ok(Buffer.concat(got).equals(Buffer.concat(parts)));
+  assert.equal(ended, false, 'without StdinOnce the stream stays open');
+  const last = new PassThrough();
+  const fed = ch.feed('c1', last, true, ac.signal, make);
+  last.end('bye');
+  await fed;
+  assert.equal(ended, true);
+  assert.equal(Buffer.concat(got).subarray(-3).toString(), 'bye');
+  // a channel whose instance went away ends the feeds into it
+  const never = new PassThrough();
+  const stuck = ch.feed('c2', never, false, ac.signal, make);
+  markGone();
+  await stuck;
+});

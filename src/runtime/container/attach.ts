@@ -3,14 +3,15 @@
  * master) and takes input from its attach socket, a SOCK_SEQPACKET unix socket `attach` in the
  * bundle directory. Node cannot speak SOCK_SEQPACKET, so hull-attach (native/hull-attach.c)
  * does: it copies its stdin there packet by packet and ends when its stdin ends. Backpressure
- * runs through the pipe to the helper: `input` is read only as fast as the container takes it.
+ * runs through the pipe to the helper: input is read only as fast as the container takes it.
  *
  * Called once the container runs: conmon listens on the socket before it creates the container.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable } from 'node:stream';
+import type { Channel } from '../stdin-channel.js';
 import { HullError } from '../../errors.js';
 import { packageRoot } from '../../paths.js';
 
@@ -26,37 +27,42 @@ export function attachSocketPath(dir: string): string {
   return path.join(dir, 'attach');
 }
 
+/** Helpers this process started; killed when it exits (conmon keeps the container's stdin as it is). */
+const helpers = new Set<ChildProcess>();
+let exitHook = false;
+
 /**
- * Copy `input` into the container's stdin; resolves once `input` ended and all of it went in
- * (the helper then shut its side down, and conmon closes the container's stdin unless it runs
- * with --leave-stdin-open), once the container's side closed, or when `signal` aborts. The
- * helper keeps reading the connection until conmon closes it or `signal` aborts (then it is
- * killed; stdin stays open). Rejects when the socket cannot be reached for another reason than
- * the container being gone.
+ * The stdin channel of a running container (stdin-channel.ts): one hull-attach connection to
+ * conmon, fed by every attach in turn. Ending the sink ends the helper's input: it shuts its
+ * side down, and conmon closes the container's stdin unless it was told --leave-stdin-open.
+ * The channel is gone once conmon closed the connection (the container's end). A container
+ * whose attach socket is gone (its run is over) gets a channel that drops what it is given.
  */
-export function forwardToConmon(dir: string, input: Readable, signal: AbortSignal): Promise<void> {
+export function conmonChannel(dir: string): Channel {
   const sock = attachSocketPath(dir);
-  if (!fs.existsSync(sock) || signal.aborted) return Promise.resolve(); // the run is over
-  return new Promise((resolve, reject) => {
-    const child = spawn(attachHelper(), [sock], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let err = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-2000)));
-    child.stdout!.once('data', () => resolve()); // "E": the input's end went in
-    const stop = () => child.kill('SIGKILL');
-    signal.addEventListener('abort', stop);
-    child.stdin!.on('error', () => undefined); // EPIPE once the helper ended
-    input.pipe(child.stdin!);
+  if (!fs.existsSync(sock)) return { sink: new Writable({ write: (_c, _e, cb) => cb() }), gone: Promise.resolve() };
+  const child = spawn(attachHelper(), [sock], { stdio: ['pipe', 'ignore', 'pipe'] });
+  helpers.add(child);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const c of helpers) c.kill('SIGKILL');
+    });
+  }
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-2000)));
+  child.stdin!.on('error', () => undefined); // EPIPE once the helper ended
+  const gone = new Promise<void>((resolve) => {
     child.on('error', (e) => {
-      signal.removeEventListener('abort', stop);
-      input.unpipe(child.stdin!);
-      reject(new HullError('UNAVAILABLE', `cannot run ${attachHelper()}: ${e.message}`, { cause: e }));
+      process.stderr.write(`hull: cannot run ${attachHelper()}: ${e.message}\n`);
+      resolve();
     });
     child.on('close', (code) => {
-      signal.removeEventListener('abort', stop);
-      input.unpipe(child.stdin!);
-      // 3: nothing listens (the monitor has gone since): the run is over, nothing to deliver to
-      if (code === 0 || code === 3 || signal.aborted || !fs.existsSync(sock)) resolve();
-      else reject(new HullError('INTERNAL', `stdin of the container: ${err.trim() || `hull-attach exited with ${code}`}`));
+      helpers.delete(child);
+      // 0: conmon closed the connection; 3: nothing listens any more (the run is over)
+      if (code !== 0 && code !== 3 && code !== null && fs.existsSync(sock)) process.stderr.write(`hull: stdin of the container: ${err.trim() || `hull-attach exited with ${code}`}\n`);
+      resolve();
     });
   });
+  return { sink: child.stdin!, gone };
 }

@@ -29,7 +29,8 @@ import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, ke
 import { buildOciConfig, containerCaps, ociResources } from './config.js';
 import { hostDevices, resolveDevice, type HostDevice } from './devices.js';
 import { idmapBindPoint, idmapHelper } from './userns.js';
-import { forwardToConmon } from './attach.js';
+import { conmonChannel } from './attach.js';
+import { StdinChannels } from '../stdin-channel.js';
 import { findConmon, startConmon } from './conmon.js';
 import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
 import { hostFacts } from './host.js';
@@ -81,6 +82,9 @@ function fdOf(s: unknown): number | undefined {
 }
 
 type PreparedDriver = RuntimeDriver & { bpfCacheFile?: string };
+
+/** The stdin channels of this process's attaches, by container directory and run. */
+const channels = new StdinChannels();
 
 class ContainerIsolation implements Isolation {
   readonly wall = 'container' as const;
@@ -576,7 +580,7 @@ class ContainerIsolation implements Isolation {
 
   attachStdin(spec: InstanceSpec, input: Readable, signal: AbortSignal): Promise<void> {
     if (!spec.process.stdin) throw precondition(`container ${spec.id.slice(0, 12)} was created without an open stdin (-i)`);
-    return forwardToConmon(spec.dir, input, signal);
+    return channels.feed(`${spec.dir}\0${spec.run ?? 0}`, input, spec.process.stdinOnce === true && !spec.process.terminal, signal, () => conmonChannel(spec.dir));
   }
 
   async usage(spec: InstanceSpec): Promise<Usage> {

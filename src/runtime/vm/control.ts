@@ -5,7 +5,8 @@
  */
 import net from 'node:net';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable } from 'node:stream';
+import type { Channel } from '../stdin-channel.js';
 import { HullError } from '../../errors.js';
 import type { ExecProcess, Stdio } from '../types.js';
 import { encodeData, encodeFrame, encodeProcessRecords, FrameDecoder, T, decodeExit, type GuestProcessSpec } from './protocol.js';
@@ -119,49 +120,41 @@ export async function execInVm(address: string, proc: GuestProcessSpec, stdio: S
 }
 
 /**
- * Feeds `input` to the main process's stdin (channel 0, which hull-vmmux passes through) until
- * `input` ends: then, with `closeAtEnd`, the agent is told STDIN_EOF (it closes the process's
- * stdin once what it queued went in). `input` is read only while the socket takes more
- * (backpressure: the agent stops reading its port while much stdin is queued). Resolves once
- * everything went out, or when the VM's side or `signal` ended the forwarding.
+ * The stdin channel of a running VM's main process (stdin-channel.ts): one connection to the
+ * agent's control port (channel 0, which hull-vmmux passes through) fed by every attach in
+ * turn, as STDIN frames; ending the sink sends STDIN_EOF (the agent closes the process's stdin
+ * once what it queued went in). Backpressure: a write completes once the socket took it (the
+ * agent stops reading its port while much stdin is queued). Gone when the VM's side closes.
  */
-export async function feedMainStdin(address: string, input: Readable, closeAtEnd: boolean, signal: AbortSignal): Promise<void> {
-  const s = await connectCtl(address);
-  await new Promise<void>((resolve) => {
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      input.off('data', onData);
-      input.off('end', onEnd);
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    };
-    const onData = (d: Buffer | string) => {
-      let more = true;
-      for (const f of encodeData(T.STDIN, 0, Buffer.isBuffer(d) ? d : Buffer.from(d))) more = s.write(f) && more;
-      if (!more) {
-        input.pause();
-        s.once('drain', () => input.resume());
-      }
-    };
-    const onEnd = () => {
-      // end() flushes what is queued first; the agent then sees the connection go (harmless for channel 0)
-      s.end(closeAtEnd ? encodeFrame(T.STDIN_EOF, 0) : Buffer.alloc(0), () => {
-        s.destroy();
-        finish();
-      });
-    };
-    const onAbort = () => {
-      s.destroy();
-      finish();
-    };
-    s.on('data', () => undefined); // nothing comes for channel 0 on this connection
-    s.on('close', finish);
-    s.on('error', () => undefined);
-    signal.addEventListener('abort', onAbort);
-    input.on('data', onData);
-    input.on('end', onEnd);
-    input.resume();
+export function mainStdinChannel(address: string): Channel {
+  const conn = connectCtl(address);
+  let markGone!: () => void;
+  const gone = new Promise<void>((resolve) => (markGone = resolve));
+  conn.then(
+    (s) => {
+      s.on('data', () => undefined); // nothing comes for channel 0 on this connection
+      s.on('error', () => undefined);
+      s.on('close', markGone);
+    },
+    () => markGone(),
+  );
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      conn.then((s) => {
+        let more = true;
+        for (const f of encodeData(T.STDIN, 0, chunk)) more = s.write(f) && more;
+        if (more) cb();
+        else s.once('drain', () => cb());
+      }, (e: Error) => cb(e));
+    },
+    final(cb) {
+      conn.then((s) => s.end(encodeFrame(T.STDIN_EOF, 0), () => cb()), () => cb());
+    },
+    destroy(err, cb) {
+      conn.then((s) => s.destroy(), () => undefined);
+      cb(err);
+    },
   });
+  sink.on('error', () => markGone());
+  return { sink, gone };
 }
