@@ -8,14 +8,18 @@ import { findExecutable } from '../contrast/hostfacts.js';
 import { renderTable } from '../contrast/report-table.js';
 import { contrast, renderHtml, reportJson, writeReportFile } from '../contrast/setup.js';
 import { loadLastContrast } from '../contrast/store.js';
-import { parseCount, parseDuration, parsePeers, parseSize, parseWalls } from '../contrast/units.js';
+import { parseOnly } from '../contrast/dimensions.js';
+import { parseCount, parseDuration, parseFraction, parsePeers, parseSize, parseWalls } from '../contrast/units.js';
 
 async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
   const image = p.args[0] ?? 'busybox';
-  const runs = parseCount(flagStr(p, 'runs') ?? '10', '--runs', 1, 1000);
+  const quick = flagBool(p, 'quick');
+  const runs = parseCount(flagStr(p, 'runs') ?? (quick ? '3' : '10'), '--runs', 1, 1000);
   const budget = flagStr(p, 'density-budget');
   const densityFlag = flagStr(p, 'density');
-  const density = densityFlag !== undefined ? parseCount(densityFlag, '--density', 0, 1000) : budget ? 0 : 10;
+  const density = densityFlag !== undefined ? parseCount(densityFlag, '--density', 0, 1000) : budget ? 0 : quick ? 3 : 10;
+  const only = parseOnly(flagStr(p, 'only'));
+  const idleWindowMs = parseDuration(flagStr(p, 'idle-window') ?? (quick ? '5s' : '15s'), '--idle-window');
   const densityBudgetBytes = budget ? parseSize(budget, '--density-budget') : null;
   const memoryBytes = parseSize(flagStr(p, 'memory') ?? '128m', '--memory');
   if (memoryBytes < 16 * 1048576) throw new HullError('INVALID_ARGUMENT', 'invalid argument for "--memory" flag: idle instances need at least 16m');
@@ -47,6 +51,10 @@ async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
       memoryBytes,
       maxInstances: 256,
       settleMs: 1000,
+      only,
+      cpu: { idleWindowMs, settleMs: 1000, memoryBytes, taskMiB: quick ? 8 : 32, taskRounds: quick ? 1 : 2, taskReps: 2 },
+      network: { seconds: quick ? 1 : 2, rounds: quick ? 1 : 2 },
+      disk: { seqMiB: quick ? 16 : 32, smallBlocks: quick ? 512 : 2048, rounds: quick ? 1 : 2 },
       walls,
       peers,
       machine,
@@ -101,7 +109,7 @@ async function ask(ctx: CliContext): Promise<AdviseInput> {
   }
 }
 
-const ADVISE_FLAGS = ['untrusted', 'tenants', 'needs-kernel', 'startup-budget', 'memory-budget', 'instances'];
+const ADVISE_FLAGS = ['untrusted', 'tenants', 'needs-kernel', 'startup-budget', 'memory-budget', 'instances', 'cpu-bound', 'io-bound', 'latency-budget', 'idle-ratio'];
 
 async function runAdvise(ctx: CliContext, p: Parsed): Promise<number> {
   const interactive = ctx.stdin.isTTY === true && !ADVISE_FLAGS.some((f) => p.flags.has(f)) && !flagBool(p, 'json');
@@ -114,6 +122,10 @@ async function runAdvise(ctx: CliContext, p: Parsed): Promise<number> {
         startupBudgetMs: flagStr(p, 'startup-budget') ? parseDuration(flagStr(p, 'startup-budget')!, '--startup-budget') : null,
         memoryBudgetBytes: flagStr(p, 'memory-budget') ? parseSize(flagStr(p, 'memory-budget')!, '--memory-budget') : null,
         instances: parseCount(flagStr(p, 'instances') ?? '1', '--instances', 1, 1_000_000),
+        cpuBound: flagBool(p, 'cpu-bound'),
+        ioBound: flagBool(p, 'io-bound'),
+        latencyBudgetMs: flagStr(p, 'latency-budget') ? parseDuration(flagStr(p, 'latency-budget')!, '--latency-budget') : null,
+        idleRatio: flagStr(p, 'idle-ratio') ? parseFraction(flagStr(p, 'idle-ratio')!, '--idle-ratio') : null,
       };
   const a = advise(input, loadLastContrast(ctx.root), findExecutable('runsc') !== undefined);
   ctx.stdout.write(flagBool(p, 'json') ? `${JSON.stringify(a, null, 2)}\n` : renderAdvice(a));
@@ -125,7 +137,7 @@ export const commands: CommandDef[] = [
     name: 'contrast',
     usage: 'contrast [OPTIONS] [IMAGE]',
     summary:
-      'Measure both walls on this machine with IMAGE (default busybox): start-up, memory per idle instance, density and isolation, with peers installed (podman, crun, runc) as reference rows',
+      'Measure both walls on this machine with IMAGE (default busybox): start-up, memory per idle instance, density, isolation, CPU, disk, network and boot modes, with peers installed (podman, crun, runc) and the bare host as reference rows',
     flags: [
       { name: 'runs', type: 'string', value: 'int', help: 'Measured start-ups per wall, after 1 warm-up (default 10)' },
       { name: 'density', type: 'string', value: 'int', help: 'Idle instances to start in parallel for the density figure; 0 skips it (default 10)' },
@@ -133,6 +145,9 @@ export const commands: CommandDef[] = [
       { name: 'memory', type: 'string', value: 'bytes', help: 'Memory given to each idle instance (default 128m)' },
       { name: 'isolation', type: 'string', value: 'list', help: 'Walls to measure, comma-separated (default container,vm)' },
       { name: 'peers', type: 'string', value: 'list', help: "Reference rows: auto (every one installed), none, or a list of podman,crun,runc (default auto)" },
+      { name: 'only', type: 'string', value: 'list', help: 'Dimensions to measure, comma-separated: startup,memory,density,isolation,cpu,disk,network,boot (default all)' },
+      { name: 'quick', type: 'bool', help: 'A shorter run: 3 start-ups, 3 instances for density, a 5s idle window, smaller CPU and disk tasks' },
+      { name: 'idle-window', type: 'string', value: 'duration', help: 'How long idle CPU is measured (default 15s; 5s with --quick)' },
       { name: 'json', type: 'string', value: 'file', help: 'Write the raw figures, the machine and how each was measured as JSON' },
       { name: 'html', type: 'string', value: 'file', help: 'Write a self-contained HTML page with charts' },
       { name: 'quiet', short: 'q', type: 'bool', help: 'No progress lines' },
@@ -151,6 +166,10 @@ export const commands: CommandDef[] = [
       { name: 'startup-budget', type: 'string', value: 'duration', help: 'Longest acceptable start-up, e.g. 200ms or 1.5s' },
       { name: 'memory-budget', type: 'string', value: 'bytes', help: 'Host memory all instances may take together, e.g. 2g' },
       { name: 'instances', type: 'string', value: 'int', help: 'Instances running at once (default 1)' },
+      { name: 'cpu-bound', type: 'bool', help: 'The workload is CPU-bound: weigh the measured compute speed inside each wall' },
+      { name: 'io-bound', type: 'bool', help: 'The workload is I/O-bound: weigh the measured volume write speed' },
+      { name: 'latency-budget', type: 'string', value: 'duration', help: 'Longest acceptable TCP round trip (p99) to an instance, e.g. 1ms' },
+      { name: 'idle-ratio', type: 'string', value: 'fraction', help: 'Fraction of the time instances are idle (e.g. 0.9): weighs the host CPU an idle instance burns' },
       { name: 'json', type: 'bool', help: 'Print the advice as JSON' },
     ],
     maxArgs: 0,

@@ -18,7 +18,18 @@ export interface AdviseInput {
   memoryBudgetBytes: number | null;
   /** Instances that run at once. */
   instances: number;
+  /** The workload is CPU-bound (compute speed inside the wall matters). Default false. */
+  cpuBound?: boolean;
+  /** The workload is I/O-bound (disk speed on a volume matters). Default false. */
+  ioBound?: boolean;
+  /** Longest acceptable TCP round trip to an instance (p99), milliseconds; null: no budget. */
+  latencyBudgetMs?: number | null;
+  /** Fraction of the time instances sit idle, 0..1; null: not given. */
+  idleRatio?: number | null;
 }
+
+/** Idle instances together may keep at most this fraction of the host's cores busy. */
+export const IDLE_CPU_SHARE = 0.1;
 
 export type Choice = 'container' | 'gvisor' | 'vm';
 
@@ -35,19 +46,62 @@ export interface Advice {
 interface WallFigures {
   startupMs?: number;
   perInstanceBytes?: number;
+  /** CPU-bound task time / the bare host's. */
+  taskVsHost?: number;
+  idleMsPerMinute?: number;
+  /** Host -> instance over the bridge, microseconds. */
+  rttMedianUs?: number;
+  rttP99Us?: number;
+  /** busybox dd sequential write on a volume, MiB/s. */
+  volumeWriteMiB?: number;
+  accel?: string;
 }
 
 function figuresOf(rep: ContrastReport | undefined, name: string): WallFigures {
   const w = rep?.walls.find((x) => x.name === name);
   if (!w) return {};
   const perInstance = w.density && w.density.started > 0 ? w.density.totalBytes / w.density.started : w.memory?.totalBytes;
-  return { startupMs: w.startup?.summary?.median, perInstanceBytes: perInstance };
+  const task = rep?.cpu?.task.rows.find((r) => r.wall === name);
+  const net = rep?.network?.rows.find((r) => r.wall === name)?.figures.find((f) => f.path.startsWith('host -> instance'));
+  const vol = rep?.disk?.rows.find((r) => r.wall === name && r.target === 'volume')?.figures.find((f) => f.test === 'seq-write');
+  return {
+    startupMs: w.startup?.summary?.median,
+    perInstanceBytes: perInstance,
+    taskVsHost: task?.vsHost ?? undefined,
+    idleMsPerMinute: rep?.cpu?.idle.find((r) => r.wall === name)?.msPerMinute,
+    rttMedianUs: net?.rttMedianUs ?? undefined,
+    rttP99Us: net?.rttP99Us ?? undefined,
+    volumeWriteMiB: vol?.mibPerSec ?? undefined,
+    accel: task?.accel,
+  };
+}
+
+const fmtUs = (us: number) => (us >= 1000 ? `${(us / 1000).toFixed(2)}ms` : `${us.toFixed(0)}us`);
+
+/** What the workload's profile says about one wall, from the measured figures: facts to quote. */
+function profileNotes(name: string, f: WallFigures, a: AdviseInput): string[] {
+  const out: string[] = [];
+  const tcg = f.accel === 'tcg' ? ' under TCG' : '';
+  if (a.cpuBound && f.taskVsHost !== undefined) out.push(`CPU-bound: ${name} runs the CPU task at ${f.taskVsHost.toFixed(2)}x the bare host's time${tcg}`);
+  if (a.ioBound && f.volumeWriteMiB !== undefined) out.push(`I/O-bound: ${name} writes a volume at ${f.volumeWriteMiB.toFixed(0)} MiB/s (sequential, O_DIRECT where possible)`);
+  return out;
 }
 
 /** Whether the wall fits the budgets: undefined when there is no figure to judge by. */
-function fits(f: WallFigures, a: AdviseInput): { ok: boolean | undefined; why: string[] } {
+function fits(f: WallFigures, a: AdviseInput, cores = 1): { ok: boolean | undefined; why: string[] } {
   const why: string[] = [];
   let ok: boolean | undefined;
+  if (a.latencyBudgetMs != null && f.rttP99Us !== undefined) {
+    const good = f.rttP99Us / 1000 <= a.latencyBudgetMs;
+    why.push(`TCP round trip p99 ${fmtUs(f.rttP99Us)} (median ${fmtUs(f.rttMedianUs ?? f.rttP99Us)}) ${good ? 'within' : 'over'} the ${fmtMs(a.latencyBudgetMs)} latency budget`);
+    ok = (ok ?? true) && good;
+  }
+  if (a.idleRatio != null && f.idleMsPerMinute !== undefined) {
+    const coresBusy = (a.instances * a.idleRatio * f.idleMsPerMinute) / 60_000;
+    const good = coresBusy <= IDLE_CPU_SHARE * cores;
+    why.push(`idle ${Math.round(a.idleRatio * 100)}% of the time, ${a.instances} x ${f.idleMsPerMinute.toFixed(0)} ms host CPU per idle minute keep ${coresBusy.toFixed(2)} of ${cores} cores busy doing nothing (${good ? 'within' : 'over'} ${Math.round(IDLE_CPU_SHARE * 100)}%)`);
+    ok = (ok ?? true) && good;
+  }
   if (a.startupBudgetMs !== null && f.startupMs !== undefined) {
     const good = f.startupMs <= a.startupBudgetMs;
     why.push(`start-up ${fmtMs(f.startupMs)} ${good ? 'within' : 'over'} the ${fmtMs(a.startupBudgetMs)} budget`);
@@ -76,8 +130,20 @@ export function advise(a: AdviseInput, last: ContrastReport | undefined, gvisorI
   } else {
     warnings.push("no `hull contrast` has run on this machine yet: budgets cannot be checked against measured figures (run 'hull contrast')");
   }
-  const cFit = fits(c, a);
-  const vFit = fits(v, a);
+  if (last) {
+    for (const [name, f] of [['container', c], ['vm', v]] as const) {
+      if (f.taskVsHost !== undefined && (a.cpuBound || a.idleRatio != null)) figures.push(`${name}: CPU task ${f.taskVsHost.toFixed(2)}x the bare host's time${f.accel === 'tcg' ? ' (TCG)' : ''}${f.idleMsPerMinute !== undefined ? `, ${f.idleMsPerMinute.toFixed(0)} ms host CPU per idle minute` : ''}`);
+      if (f.rttMedianUs !== undefined && a.latencyBudgetMs != null) figures.push(`${name}: TCP round trip over the bridge median ${fmtUs(f.rttMedianUs)}, p99 ${fmtUs(f.rttP99Us ?? f.rttMedianUs)}`);
+      if (f.volumeWriteMiB !== undefined && a.ioBound) figures.push(`${name}: volume sequential write ${f.volumeWriteMiB.toFixed(0)} MiB/s`);
+    }
+    if ((a.cpuBound || a.ioBound || a.latencyBudgetMs != null || a.idleRatio != null) && !last.cpu && !last.disk && !last.network) warnings.push("the last contrast measured no cpu, disk or network figures: run 'hull contrast' with them (the default) to weigh the profile");
+  }
+  const cores = last?.machine.cores ?? 1;
+  const cFit = fits(c, a, cores);
+  const vFit = fits(v, a, cores);
+  cFit.why.push(...profileNotes('container', c, a));
+  vFit.why.push(...profileNotes('vm', v, a));
+  if (a.cpuBound && v.taskVsHost !== undefined && v.taskVsHost > 2) warnings.push(`CPU-bound work runs ${v.taskVsHost.toFixed(1)}x slower than the bare host in a VM here${v.accel === 'tcg' ? ' (TCG: no usable KVM); with KVM a VM runs it at near host speed' : ''}`);
   const strong = a.untrusted || a.tenants > 1;
 
   if (a.needsKernel) {

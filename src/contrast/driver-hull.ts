@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { layout } from '../paths.js';
 import { lastLine, runHull } from './spawn.js';
-import { parseInspect, parseTrace, type Driver, type IdleInstance, type StartupSample } from './driver.js';
+import { parseInspect, parseTrace, VOLUME_PATH, type Driver, type IdleInstance, type StartupSample } from './driver.js';
 
 export interface HullDriverOptions {
   root: string;
@@ -119,12 +119,32 @@ export function hullDriver(o: HullDriverOptions): Driver {
     async remove(instances) {
       await rmNames(instances ? instances.map((i) => i.name) : [...names]);
     },
-    async probe(script) {
+    async probe(script, opts = {}) {
       const name = nextName();
       names.add(name);
-      const r = await runHull(o.root, ['run', '--rm', '--name', name, ...wallArgs, o.image, 'sh', '-c', script], { timeoutMs: 180_000 });
+      const vols = [...(opts.volume ? [[opts.volume, VOLUME_PATH] as [string, string]] : []), ...(opts.volumes ?? [])].flatMap(([h, c]) => ['-v', `${h}:${c}`]);
+      const args = ['--isolation', o.wall, '--network', opts.network ?? 'none'];
+      const r = await runHull(o.root, ['run', '--rm', '--name', name, ...vols, ...args, o.image, 'sh', '-c', script], { timeoutMs: opts.timeoutMs ?? 180_000 });
       if (r.code === 0) names.delete(name);
       return { ok: r.code === 0, stdout: r.stdout, error: r.code === 0 ? undefined : lastLine(r.stderr) || `exit ${r.code}` };
+    },
+    async serve(script, opts) {
+      const name = nextName();
+      names.add(name);
+      const extra = [...opts.volumes.flatMap(([h, c]) => ['-v', `${h}:${c}`]), ...opts.publish.flatMap((p) => ['-p', p])];
+      const r = await runHull(o.root, ['run', '-d', '--name', name, ...extra, '--isolation', o.wall, '--network', 'bridge', o.image, 'sh', '-c', script], { timeoutMs: 300_000 });
+      if (r.code !== 0) return { error: lastLine(r.stderr) || `exit ${r.code}` };
+      const ins = await runHull(o.root, ['inspect', name]);
+      const e = parseInspect(ins.stdout)[0];
+      let ip: string | undefined;
+      try {
+        ip = (JSON.parse(ins.stdout) as Array<{ NetworkSettings?: { IPAddress?: string } }>)[0]?.NetworkSettings?.IPAddress || undefined;
+      } catch {
+        ip = undefined;
+      }
+      if (!e) return { error: `inspect ${name}: ${lastLine(ins.stderr)}` };
+      const instance = { name, id: e.id, pid: e.pid };
+      return ip ? { instance, ip } : { instance, error: `${name} has no address on the bridge network` };
     },
     async dispose() {
       if (names.size) await rmNames([...names]);

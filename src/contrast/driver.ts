@@ -20,6 +20,20 @@ export interface IdleInstance {
   pid: number;
 }
 
+export interface ProbeOptions {
+  /** A host directory bind-mounted at VOLUME_PATH. */
+  volume?: string;
+  /** More host directories (host dir -> path inside). */
+  volumes?: Array<[string, string]>;
+  /** 'none' (default: like the podman reference rows) or 'bridge' (the default bridge network). */
+  network?: 'none' | 'bridge';
+  /** Kill after this long, milliseconds; default 180000. */
+  timeoutMs?: number;
+}
+
+/** Where `probe`'s volume appears inside. */
+export const VOLUME_PATH = '/hull-contrast-vol';
+
 export interface Driver {
   readonly name: string;
   readonly kind: 'hull' | 'reference';
@@ -38,8 +52,17 @@ export interface Driver {
   startIdle?(count: number, memoryBytes: number): Promise<{ instances: IdleInstance[]; ms: number; failures: string[] }>;
   /** Remove the given idle instances (all of them when omitted). */
   remove(instances?: IdleInstance[]): Promise<void>;
-  /** Run the isolation probe script inside; undefined when unsupported. */
-  probe?(script: string): Promise<{ ok: boolean; stdout: string; error?: string }>;
+  /**
+   * Run a busybox sh script inside (isolation probes, cpu and disk tasks); undefined when
+   * unsupported. `volume`: a host directory bind-mounted at VOLUME_PATH.
+   */
+  probe?(script: string, opts?: ProbeOptions): Promise<{ ok: boolean; stdout: string; error?: string }>;
+  /**
+   * Start a detached instance running a busybox sh script on the default bridge network, with
+   * host directories mounted (host dir -> path inside) and ports published ('127.0.0.1:H:C');
+   * its address on the bridge is returned. Removed with `remove([instance])`.
+   */
+  serve?(script: string, opts: { volumes: Array<[string, string]>; publish: string[] }): Promise<{ instance?: IdleInstance; ip?: string; error?: string }>;
   /** Remove everything this driver ever started and its own temp state; returns what could not be removed. */
   dispose(): Promise<string[]>;
 }

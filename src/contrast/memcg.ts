@@ -14,31 +14,43 @@ export interface MemcgLocation {
   cgPath: string;
 }
 
-/** From /proc/PID/cgroup text: the memory controller's cgroup path ('v1') or the unified one ('v2'). */
-export function parseProcCgroup(text: string): { v1Memory?: string; unified?: string } {
-  const out: { v1Memory?: string; unified?: string } = {};
+/** From /proc/PID/cgroup text: the cgroup path of v1 `controller` ('v1') and the unified one. */
+export function parseProcCgroupFor(text: string, controller: string): { v1?: string; unified?: string } {
+  const out: { v1?: string; unified?: string } = {};
   for (const line of text.split('\n')) {
     const m = /^(\d+):([^:]*):(.*)$/.exec(line.trim());
     if (!m) continue;
     if (m[1] === '0' && m[2] === '') out.unified = m[3];
-    else if (m[2]!.split(',').includes('memory')) out.v1Memory = m[3];
+    else if (m[2]!.split(',').includes(controller)) out.v1 = m[3];
   }
   return out;
 }
 
-/** From /proc/self/mountinfo text: mount point of the v1 memory controller and of cgroup2. */
-export function parseCgroupMounts(mountinfo: string): { v1Memory?: string; v2?: string } {
-  const out: { v1Memory?: string; v2?: string } = {};
+/** From mountinfo text: mount point of the v1 hierarchy holding `controller`, and of cgroup2. */
+export function parseControllerMounts(mountinfo: string, controller: string): { v1?: string; v2?: string } {
+  const out: { v1?: string; v2?: string } = {};
   for (const line of mountinfo.split('\n')) {
     const sep = line.indexOf(' - ');
     if (sep < 0) continue;
     const left = line.slice(0, sep).split(' ');
     const right = line.slice(sep + 3).split(' ');
     const mp = (left[4] ?? '').replace(/\\040/g, ' ');
-    if (right[0] === 'cgroup' && (right[2] ?? '').split(',').includes('memory') && !out.v1Memory) out.v1Memory = mp;
+    if (right[0] === 'cgroup' && (right[2] ?? '').split(',').includes(controller) && !out.v1) out.v1 = mp;
     if (right[0] === 'cgroup2' && (!out.v2 || mp === '/sys/fs/cgroup')) out.v2 = mp;
   }
   return out;
+}
+
+/** From /proc/PID/cgroup text: the memory controller's cgroup path ('v1') or the unified one ('v2'). */
+export function parseProcCgroup(text: string): { v1Memory?: string; unified?: string } {
+  const p = parseProcCgroupFor(text, 'memory');
+  return { ...(p.v1 !== undefined ? { v1Memory: p.v1 } : {}), ...(p.unified !== undefined ? { unified: p.unified } : {}) };
+}
+
+/** From /proc/self/mountinfo text: mount point of the v1 memory controller and of cgroup2. */
+export function parseCgroupMounts(mountinfo: string): { v1Memory?: string; v2?: string } {
+  const p = parseControllerMounts(mountinfo, 'memory');
+  return { ...(p.v1 !== undefined ? { v1Memory: p.v1 } : {}), ...(p.v2 !== undefined ? { v2: p.v2 } : {}) };
 }
 
 /** Where `pid` is charged, or undefined when neither a v1 memory controller nor cgroup2 is mounted. */

@@ -120,7 +120,7 @@ export function measureInstance(id: string, mainPid: number, givenBytes: number,
 }
 
 /** Whether every process of the cgroup at `dir` (cgroup.procs, this level only) is in `pids`. */
-function ownedBy(dir: string, pids: ReadonlySet<number>): boolean {
+export function ownedBy(dir: string, pids: ReadonlySet<number>): boolean {
   let text: string;
   try {
     text = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8');

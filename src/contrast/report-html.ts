@@ -4,6 +4,7 @@
  * isolation table, the machine and how every figure was measured. Pure: report in, HTML out.
  */
 import { COLUMNS, fmtBytes, MiB, renderTable } from './report-table.js';
+import { renderHtmlDimensions } from './report-html-dims.js';
 import { esc, lineChart, stackedBars, stripPlot } from './svg.js';
 import type { ContrastReport } from './types.js';
 
@@ -66,19 +67,17 @@ ${rep.options.runs} measured runs per wall, interleaved; ${esc(rep.startedAt)} t
 <h2>Summary</h2>
 <pre>${esc(renderTable(rep))}</pre>
 <table><tr><th>column</th><th>meaning</th></tr>${COLUMNS.map(([c, d]) => `<tr><td>${esc(c)}</td><td>${esc(d)}</td></tr>`).join('')}</table>
-<h2>Start-up</h2>
-${startup}
-<h2>Memory per idle instance</h2>
-${memory}
-<h2>Density</h2>
-${densWalls.length ? density : '<p>No density run.</p>'}
+${walls.some((w) => w.startup?.samplesMs.length) ? `<h2>Start-up</h2>\n${startup}` : ''}
+${memWalls.length ? `<h2>Memory per idle instance</h2>\n${memory}` : ''}
+${densWalls.length ? `<h2>Density</h2>\n${density}` : ''}
 ${densWalls.length ? `<table id="density"><tr><th>wall</th><th>started</th><th>time to start</th><th>host memory measured (PSS + page cache)</th><th>per instance</th><th>MemAvailable drop (host-wide, includes kernel memory and other work)</th></tr>${densWalls
     .map((w) => {
       const d = w.density!;
       return `<tr><td>${esc(w.name)}</td><td>${d.started} of ${d.mode === 'budget' ? `a ${esc(fmtBytes(d.budgetBytes))} budget` : d.requested}</td><td>${(d.startMs / 1000).toFixed(2)} s</td><td>${esc(fmtBytes(d.totalBytes))}</td><td>${esc(fmtBytes(d.started ? d.totalBytes / d.started : null))}</td><td>${esc(fmtBytes(d.memAvailableDropBytes))}</td></tr>`;
     })
     .join('')}</table>` : ''}
-<h2>Isolation</h2>
+${renderHtmlDimensions(rep)}
+${isoWalls.length ? '' : '<!-- no isolation probes -->'}<h2>Isolation</h2>
 <table id="isolation"><tr><th>probe</th>${isoWalls.map((w) => `<th>${esc(w.name)}</th>`).join('')}<th>host</th></tr>${isoRows.join('')}</table>
 <p class="how">green: stopped or hidden by the wall; red: reaches the host kernel; blue: reaches only the VM's own kernel.</p>
 <h2>Ratios between walls (same run)</h2>

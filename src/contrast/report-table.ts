@@ -1,4 +1,5 @@
 /** The terminal table of a contrast (pure: report in, text out). */
+import { renderDimensions } from './report-dims.js';
 import type { ContrastReport, WallResult } from './types.js';
 
 export const MiB = 1048576;
@@ -79,8 +80,10 @@ export function renderTable(rep: ContrastReport): string {
   const m = rep.machine;
   out.push(`hull contrast ${rep.image}: ${m.cpuModel}, ${m.cores} cores, ${fmtBytes(m.memTotalBytes)}, kernel ${m.kernel}, cgroup ${m.cgroup}, ${m.kvm.usable ? 'KVM' : 'no KVM (TCG)'}`);
   out.push(`${rep.options.runs} runs per wall, idle instances given ${fmtBytes(rep.options.memoryBytes)}; load average ${m.loadAvg1} at the start${m.loadAvg1 > m.cores ? ' (busy host: figures are noisy)' : ''}`);
-  out.push('');
-  out.push(grid([COLUMNS.map((c) => c[0]), ...rep.walls.map(row)]));
+  if (rep.walls.some((w) => w.startup || w.memory || w.density || w.isolation)) {
+    out.push('');
+    out.push(grid([COLUMNS.map((c) => c[0]), ...rep.walls.map(row)]));
+  }
   const splits = rep.walls.filter((w) => w.startup?.split.some((p) => p.ms !== null) || w.isolation?.guestUptimeMs !== undefined);
   if (splits.length) {
     out.push('');
@@ -97,6 +100,7 @@ export function renderTable(rep: ContrastReport): string {
     out.push('ratios (same run):');
     for (const r of ratios) out.push(`  ${r.metric.padEnd(26)} ${r.of.padEnd(20)} ${r.value!.toFixed(2)}x`);
   }
+  out.push(...renderDimensions(rep));
   const problems: string[] = [];
   for (const w of rep.walls) {
     if (w.startup?.failures) problems.push(`${w.name}: ${w.startup.failures} start-up runs failed (${w.startup.firstError})`);

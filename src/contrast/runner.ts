@@ -5,18 +5,26 @@
  * interrupt (AbortSignal) or a failure half-way.
  */
 import { HullError } from '../errors.js';
+import { checkAbort } from './abort.js';
 import type { Driver } from './driver.js';
-import { describeMachine, type MachineInfo } from './machine.js';
+import type { Dimension } from './dimensions.js';
+import { describeMachine, vmWallAccel, type MachineInfo } from './machine.js';
+import { cpuScenario, type CpuOptions } from './scenario-cpu.js';
+import { diskScenario, type DiskOptions } from './scenario-disk.js';
+import { networkScenario, type NetworkOptions } from './scenario-network.js';
+import { bootScenario } from './scenario-boot.js';
 import { hostView } from './hostfacts.js';
 import { densityBudget, densityCount, idleMemory } from './scenarios-memory.js';
 import { interpretProbes, parseProbeOutput, probesComplete, probeUptimeMs, PROBE_SCRIPT } from './probes.js';
 import { ratio, summarize } from './stats.js';
+import { summarySentences } from './summary.js';
 import {
   CONTRAST_FORMAT,
   type ContrastReport,
   type IsolationResult,
   type PhaseFigure,
   type RatioRow,
+  type Accel,
   type StartupResult,
   type WallResult,
 } from './types.js';
@@ -35,6 +43,11 @@ export interface ContrastOptions {
   maxInstances: number;
   /** Wait after starting idle instances before measuring them, milliseconds. Default 1000. */
   settleMs: number;
+  /** The dimensions to measure (--only). Default all. */
+  only: Dimension[];
+  cpu: CpuOptions;
+  disk: DiskOptions;
+  network: NetworkOptions;
 }
 
 export interface RunnerInput {
@@ -46,12 +59,13 @@ export interface RunnerInput {
   progress: (line: string) => void;
   signal?: AbortSignal;
   machine?: MachineInfo;
+  /** The image's root extracted on the host (for the bare-host references), when there is one. */
+  hostRootfs?: string;
+  /** The hull root: scratch files (disk tests) go into its tmp/. */
+  root: string;
 }
 
 
-function checkAbort(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new HullError('UNAVAILABLE', 'interrupted');
-}
 
 const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
 const fmtMiB = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
@@ -63,6 +77,10 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
   const skipped = [...input.skipped];
   const results = new Map<string, WallResult>();
   const active: Driver[] = [];
+  const want = (d: Dimension) => o.only.includes(d);
+  const hostBusybox = input.hostRootfs && `${input.hostRootfs}/bin/busybox`;
+  const accelOf = (wall: string): Accel => (wall !== 'vm' ? 'native' : (vmWallAccel()?.usable ?? machine.kvm.usable) ? 'kvm' : 'tcg');
+  const extra: Pick<ContrastReport, 'cpu' | 'disk' | 'network' | 'boot'> = {};
   try {
     for (const d of drivers) {
       checkAbort(signal);
@@ -77,10 +95,11 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
     }
     if (!active.some((d) => d.kind === 'hull')) throw new HullError('FAILED_PRECONDITION', `no wall of hull could run ${o.image}: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
 
-    // ---- start-up, interleaved: one warm-up each, then round after round over all drivers.
+    // ---- start-up, interleaved: one warm-up each (also without the startup dimension: it shows
+    // whether the wall runs the workload at all), then round after round over all drivers.
     const samples = new Map<string, { ms: number[]; fails: number; firstError?: string; phases: Record<string, number[]> }>();
     for (const d of active) samples.set(d.name, { ms: [], fails: 0, phases: {} });
-    for (let round = 0; round <= o.runs; round++) {
+    for (let round = 0; round <= (want('startup') ? o.runs : 0); round++) {
       for (const d of [...active]) {
         checkAbort(signal);
         const s = await d.startupOnce();
@@ -107,7 +126,7 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
     }
     if (!active.some((d) => d.kind === 'hull')) throw new HullError('FAILED_PRECONDITION', `no wall of hull could run ${o.image}: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
     // ---- the split: the same workload as separately timed CLI calls, a few runs, interleaved.
-    const splitRuns = Math.min(SPLIT_RUNS, o.runs);
+    const splitRuns = want('startup') ? Math.min(SPLIT_RUNS, o.runs) : 0;
     const splits = new Map<string, { phases: Record<string, number[]>; error?: string }>();
     for (let i = 1; i <= splitRuns; i++) {
       for (const d of active) {
@@ -122,13 +141,14 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
       }
     }
     for (const d of active) {
+      if (!want('startup')) continue;
       const rec = samples.get(d.name)!;
       results.get(d.name)!.startup = startupResult(d, rec, splits.get(d.name));
     }
 
     // ---- isolation probes
     for (const d of active) {
-      if (!d.probe) continue;
+      if (!d.probe || !want('isolation')) continue;
       checkAbort(signal);
       progress(`isolation probes: ${d.name}`);
       results.get(d.name)!.isolation = await isolation(d, machine.kernel);
@@ -136,6 +156,7 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
 
     // ---- memory per idle instance
     for (const d of active) {
+      if (!want('memory')) continue;
       if (!d.startIdle) {
         results.get(d.name)!.notes.push('memory per idle instance: not measured for this reference');
         continue;
@@ -154,7 +175,7 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
 
     // ---- density (hull's walls)
     for (const d of active) {
-      if (d.kind !== 'hull' || !d.startIdle) continue;
+      if (d.kind !== 'hull' || !d.startIdle || !want('density')) continue;
       for (const mode of ['count', 'budget'] as const) {
         if (mode === 'count' && !o.density) continue;
         if (mode === 'budget' && !o.densityBudgetBytes) continue;
@@ -166,6 +187,28 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
         if (mode === 'budget' && r.density !== res) r.notes.push(`budget run: ${res.started} instances fit ${fmtMiB(res.budgetBytes!)} (${fmtMiB(res.totalBytes)} used)`);
         progress(`density ${d.name}: ${res.started}/${res.requested} started in ${fmtMs(res.startMs)}, ${fmtMiB(res.totalBytes)} host memory`);
       }
+    }
+
+    // ---- the second edition's dimensions, each one scenario module
+    if (want('cpu')) {
+      checkAbort(signal);
+      progress('cpu: idle instances, then the CPU-bound task inside each wall and on the host');
+      extra.cpu = await cpuScenario(active, hostBusybox, o.cpu, accelOf, progress, signal);
+    }
+    if (want('disk')) {
+      checkAbort(signal);
+      progress('disk: fio and busybox dd on the host, then busybox dd on each wall\'s root and a volume');
+      extra.disk = await diskScenario(active, hostBusybox, input.root, o.disk, progress, signal);
+    }
+    if (want('network')) {
+      checkAbort(signal);
+      progress('network: sockperf round trips and iperf3 throughput, host and instance to instance, bridge and published port');
+      extra.network = await networkScenario(active, input.root, o.network, accelOf, progress, signal);
+    }
+    const vm = active.find((d) => d.name === 'vm');
+    if (want('boot') && vm) {
+      checkAbort(signal);
+      extra.boot = await bootScenario(vm, input.root, results.get('vm')?.startup ?? null, progress, signal);
     }
   } finally {
     const left: string[] = [];
@@ -180,7 +223,7 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
   }
 
   const walls = [...results.values()];
-  return {
+  const rep: ContrastReport = {
     format: CONTRAST_FORMAT,
     image: o.image,
     startedAt,
@@ -190,7 +233,11 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
     walls,
     ratios: ratiosOf(walls),
     skipped,
+    only: [...o.only],
+    ...extra,
   };
+  rep.summary = summarySentences(rep);
+  return rep;
 }
 
 /** Split runs per wall (bounded by --runs). */

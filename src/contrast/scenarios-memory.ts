@@ -3,7 +3,7 @@
  * instances started in parallel, or as many as fit a host memory budget). Instances started
  * here are removed again in `finally`, whatever happens.
  */
-import { HullError } from '../errors.js';
+import { checkAbort } from './abort.js';
 import type { Driver, IdleInstance } from './driver.js';
 import { memAvailableBytes } from './machine.js';
 import { measureInstance, type InstanceMemory } from './memory.js';
@@ -11,9 +11,6 @@ import { listProcesses } from './proc.js';
 import type { ContrastOptions } from './runner.js';
 import type { DensityResult } from './types.js';
 
-function checkAbort(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new HullError('UNAVAILABLE', 'interrupted');
-}
 
 const fmtMiB = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 

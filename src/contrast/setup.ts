@@ -42,13 +42,23 @@ export async function contrast(req: ContrastRequest): Promise<ContrastReport> {
   const tag = `hc${Date.now().toString(36)}${process.pid.toString(36)}`;
   const drivers: Driver[] = req.walls.map((w) => hullDriver({ root: req.root, image: req.image, wall: w, tag }));
   const skipped: Array<{ name: string; reason: string }> = [];
-  const wanted = req.peers ?? ['podman', 'crun', 'runc'];
+  // Peers are reference rows of start-up and memory only.
+  const wanted = req.only.includes('startup') || req.only.includes('memory') ? (req.peers ?? ['podman', 'crun', 'runc']) : [];
   let img: PeerImage | undefined;
+  // The bare-host references (cpu, disk) run the image's own binaries from its extracted root.
+  const hostRef = req.only.includes('cpu') || req.only.includes('disk');
   try {
+    if (hostRef && !wanted.length) {
+      try {
+        img = await exportImage(req.root, req.image);
+      } catch (e) {
+        req.progress(`host reference rows left out: ${(e as Error).message}`);
+      }
+    }
     if (wanted.length) {
       const installed = wanted.filter((p) => findExecutable(p));
       for (const p of wanted) if (!installed.includes(p)) skipped.push({ name: p, reason: 'not installed' });
-      if (installed.length) {
+      if (installed.length || hostRef) {
         req.progress(`preparing reference rows: ${installed.join(', ')} (hull save ${req.image})`);
         try {
           img = await exportImage(req.root, req.image);
@@ -63,7 +73,7 @@ export async function contrast(req: ContrastRequest): Promise<ContrastReport> {
       }
     }
     if (!findExecutable('runsc')) skipped.push({ name: 'runsc', reason: 'gVisor (runsc) is not installed' });
-    const rep = await runContrast({ options: req, drivers, skipped, progress: req.progress, signal: req.signal, machine: req.machine });
+    const rep = await runContrast({ options: req, drivers, skipped, progress: req.progress, signal: req.signal, machine: req.machine, hostRootfs: img?.rootfs, root: req.root });
     // The VM wall may have decided its accelerator (probe boot) during the run.
     const acc = vmWallAccel();
     if (acc) rep.machine.kvm = { ...rep.machine.kvm, ...acc };

@@ -24,8 +24,9 @@ const live = new Set<Promise<unknown>>();
  * Spawn `cmd args` and resolve when it has exited. Never rejects for a non-zero exit; a
  * program that cannot be started resolves with code 127 and the error in stderr.
  * @param timeoutMs kill (SIGKILL) after this long, milliseconds; default 120000.
+ * @param signal stop the program (SIGTERM) when it aborts, e.g. a server run for a while.
  */
-export function timedRun(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<Timed> {
+export function timedRun(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string; signal?: AbortSignal } = {}): Promise<Timed> {
   const p = new Promise<Timed>((resolve) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, args, {
@@ -44,6 +45,9 @@ export function timedRun(cmd: string, args: string[], opts: { env?: NodeJS.Proce
       if (stderr.length < MAX_OUTPUT) stderr += d;
     });
     if (opts.input !== undefined) child.stdin!.end(opts.input);
+    const stop = () => child.kill('SIGTERM');
+    if (opts.signal?.aborted) stop();
+    else opts.signal?.addEventListener('abort', stop, { once: true });
     const timer = setTimeout(() => {
       stderr += `\n(killed after ${opts.timeoutMs ?? 120_000} ms)`;
       child.kill('SIGKILL');
@@ -53,6 +57,7 @@ export function timedRun(cmd: string, args: string[], opts: { env?: NodeJS.Proce
       if (done) return;
       done = true;
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', stop);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       resolve({ code, stdout, stderr, ms });
     };

@@ -98,4 +98,128 @@ export interface ContrastReport {
   ratios: RatioRow[];
   /** Why a requested wall or peer was left out. */
   skipped: Array<{ name: string; reason: string }>;
+  /** The dimensions measured (--only); absent in reports of the first edition (all four of then). */
+  only?: string[];
+  /** The second edition's dimensions, each present when it was measured. */
+  cpu?: CpuResult;
+  disk?: DiskResult;
+  network?: NetworkResult;
+  boot?: BootResult;
+  /** One sentence per dimension: which wall wins here and by how much. */
+  summary?: Array<{ dimension: string; sentence: string }>;
+}
+
+/** How a VM's CPU was provided when a figure was measured; containers run natively. */
+export type Accel = 'native' | 'kvm' | 'tcg';
+
+export interface IdleCpuRow {
+  wall: string;
+  accel: Accel;
+  /** Length of the measuring window, milliseconds. */
+  windowMs: number;
+  /** Host CPU time of the idle instance, milliseconds per minute of wall time. */
+  msPerMinute: number;
+  /** Per host process: CPU time during the window, milliseconds (clock-tick resolution). */
+  processes: Array<{ pid: number; comm: string; cpuMs: number; inCgroup: boolean }>;
+  /** The instance's own cgroup and the CPU time it charged during the window (ns resolution). */
+  cgroup: { dir: string; cpuMs: number } | null;
+  how: string;
+}
+
+export interface CpuTaskRow {
+  /** 'host' (the bare host, reference) or a wall. */
+  wall: string;
+  accel: Accel;
+  /** Time of each repetition of the task, milliseconds. */
+  samplesMs: number[];
+  summary: Summary | null;
+  /** MiB hashed per second at the median. */
+  mibPerSec: number | null;
+  /** Median time / the bare host's median time (1 = as fast as the host, 10 = ten times slower). */
+  vsHost: number | null;
+  error?: string;
+}
+
+export interface CpuResult {
+  idle: IdleCpuRow[];
+  idleErrors: Array<{ wall: string; error: string }>;
+  task: {
+    /** What was run, e.g. 'busybox sha256sum of 32 MiB of zeros'. */
+    description: string;
+    bytes: number;
+    /** sha256 of the busybox binary run everywhere (the host reference runs the image's own). */
+    binarySha256: string | null;
+    rows: CpuTaskRow[];
+    how: string;
+  };
+  notes: string[];
+}
+
+export interface DiskFigure {
+  /** seq-write | seq-read | rand-write | rand-read | small-write | small-read */
+  test: string;
+  /** Block size, bytes. */
+  blockBytes: number;
+  /** Per repetition: MiB/s. */
+  samples: number[];
+  /** Median MiB/s. */
+  mibPerSec: number | null;
+  /** Median I/O operations per second (blockBytes each). */
+  iops: number | null;
+  error?: string;
+}
+
+export interface DiskRow {
+  /** 'host' (fio, reference) or a wall. */
+  wall: string;
+  /** 'root' (the instance's root file system) or 'volume' (a bind-mounted host directory). */
+  target: 'root' | 'volume';
+  /** What the target is on this wall, e.g. 'overlayfs upper on ext4', 'virtio-fs'. */
+  fs: string;
+  tool: string;
+  figures: DiskFigure[];
+  error?: string;
+}
+
+export interface DiskResult {
+  /** Bytes written and read per sequential test. */
+  fileBytes: number;
+  rows: DiskRow[];
+  /** How the page cache enters the figures. */
+  pageCache: string;
+  how: string;
+  notes: string[];
+}
+
+export interface NetFigure {
+  /** e.g. 'host -> instance (bridge)', 'instance -> instance (bridge)', 'host -> published port'. */
+  path: string;
+  /** TCP round trips, microseconds. */
+  rttMedianUs: number | null;
+  rttP99Us: number | null;
+  /** Throughput, megabits per second (median of the runs). */
+  mbitPerSec: number | null;
+  samplesMbit: number[];
+  error?: string;
+  how: string;
+}
+
+export interface NetworkResult {
+  rows: Array<{ wall: string; accel: Accel; figures: NetFigure[] }>;
+  notes: string[];
+  how: string;
+}
+
+export interface BootModeRow {
+  wall: string;
+  /** cold | restore | pool */
+  mode: string;
+  /** Median start-up of that mode, milliseconds; null when not available. */
+  ms: number | null;
+  /** Where the figure comes from, or why there is none. */
+  how: string;
+}
+
+export interface BootResult {
+  rows: BootModeRow[];
 }

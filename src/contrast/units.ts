@@ -21,6 +21,14 @@ export function parseDuration(value: string, flag: string): number {
   return n;
 }
 
+/** '0.9' or '90%' -> a fraction in [0, 1]. */
+export function parseFraction(value: string, flag: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(%?)\s*$/.exec(value);
+  const n = m ? Number(m[1]) / (m[2] ? 100 : 1) : NaN;
+  if (!(n >= 0 && n <= 1)) throw invalid(`invalid argument "${value}" for "${flag}" flag: expected a fraction between 0 and 1 (e.g. 0.9 or 90%)`);
+  return n;
+}
+
 /** A whole number in [min, max]. */
 export function parseCount(value: string, flag: string, min: number, max: number): number {
   if (!/^\s*\d+\s*$/.test(value)) throw invalid(`invalid argument "${value}" for "${flag}" flag: expected a whole number`);

@@ -52,12 +52,35 @@ export function idleScript(bridges: string[], prefix: string, table: string, loc
 }
 
 /**
+ * Whether the cleanup has anything to do (pure; a shell test, true when it may): a bridge that
+ * exists with no port and whole seconds since its last use >= the delay (never false for a
+ * bridge idle that long), or no bridge of the root left while its table is. Judged without the
+ * lock, so back-to-back runs, each of which schedules a cleanup, do not queue one lock holder
+ * per run in front of the next start: a bridge used meanwhile is left to the cleanup that use
+ * scheduled. The script under the lock judges again, exactly.
+ */
+export function idleNeeded(bridges: string[], prefix: string, table: string, lock: string, delayS = IDLE_DELAY_S): string {
+  const ok = (x: string) => /^[A-Za-z0-9_.-]{1,15}$/.test(x);
+  const lines = ['now=$(date +%s)'];
+  for (const b of bridges.filter(ok)) {
+    lines.push(
+      `[ -d /sys/class/net/${b} ] && [ -z "$(ls /sys/class/net/${b}/brif)" ] && [ $((now - $(stat -c %Y ${shq(activityFile(lock, b))} 2>/dev/null || echo 0))) -ge ${delayS} ] && exit 0`,
+    );
+  }
+  if (ok(prefix) && /^[a-z0-9_]+$/.test(table)) lines.push(`set -- /sys/class/net/${prefix}*`, `[ -e "$1" ] || { nft list table ip ${table} >/dev/null 2>&1 && exit 0; }`);
+  lines.push('exit 1');
+  return lines.join('\n');
+}
+
+/**
  * How the delayed cleanup is started (pure): a detached shell in `/`, so that it holds no
  * directory of the caller (an exit hook runs inside the container's directory, which `rm`
- * removes) and belongs to no root: it works on machine-wide names under the network lock.
+ * removes) and belongs to no root: it works on machine-wide names under the network lock,
+ * which it takes only when there is something to do (idleNeeded).
  */
 export function idleCleanupCommand(lock: string, bridges: string[], prefix: string, table: string, delayS = IDLE_DELAY_S): { file: string; args: string[]; options: { cwd: string; detached: true; stdio: 'ignore' } } {
-  const script = `sleep ${delayS}; exec flock ${shq(lock)} sh -c ${shq(idleScript(bridges, prefix, table, lock, delayS))}`;
+  const needed = shq(idleNeeded(bridges, prefix, table, lock, delayS));
+  const script = `sleep ${delayS}; sh -c ${needed} || exit 0; exec flock ${shq(lock)} sh -c ${shq(idleScript(bridges, prefix, table, lock, delayS))}`;
   return { file: 'sh', args: ['-c', script], options: { cwd: '/', detached: true, stdio: 'ignore' } };
 }
 

@@ -3,7 +3,7 @@
  * here): table, JSON, HTML, nothing left behind, and Ctrl-C in the middle.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { HULL_BIN, hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
 import { COLUMNS } from '../../src/contrast/report-table.js';
 import { CONTRAST_FORMAT, type ContrastReport } from '../../src/contrast/types.js';
-import { leftovers } from './contrast-helpers.js';
+import { interruptedContrast, leftovers, vmUnavailable } from './contrast-helpers.js';
 
 describe('hull contrast', { timeout: 900_000 }, () => {
   let tr: TempRoot;
@@ -21,8 +21,7 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     tr = makeTempRoot('hullct-cli-root-');
     importBusybox(tr.root);
     out = fs.mkdtempSync(path.join(os.tmpdir(), 'hullct-out-'));
-    const v = hull(tr.root, ['run', '--rm', '--isolation', 'vm', 'busybox', 'true'], { timeoutMs: 120_000 });
-    if (v.code !== 0) vmError = v.stderr.trim().split('\n').pop() ?? `exit ${v.code}`;
+    vmError = vmUnavailable(tr.root);
   });
   after(() => {
     tr.cleanup();
@@ -78,7 +77,8 @@ describe('hull contrast', { timeout: 900_000 }, () => {
   test('container wall (with the peers installed as reference rows): table, JSON, HTML, nothing left', () => {
     const json = path.join(out, 'c.json');
     const html = path.join(out, 'c.html');
-    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--isolation', 'container', '--json', json, '--html', html], { timeoutMs: 600_000 });
+    // every dimension (the default), the new ones with small settings
+    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--idle-window', '2s', '--isolation', 'container', '--json', json, '--html', html], { timeoutMs: 600_000 });
     assert.equal(r.code, 0, r.stderr);
     const header = r.stdout.split('\n').find((l) => l.startsWith('WALL'))!;
     for (const [c] of COLUMNS) assert.ok(header.includes(c), `column ${c}`);
@@ -104,6 +104,12 @@ describe('hull contrast', { timeout: 900_000 }, () => {
       const theirs = allowed('podman');
       assert.ok(mine.every((p) => theirs.includes(p)), `hull allows ${mine.join(', ')}; podman ${theirs.join(', ')}`);
     }
+    // the second edition's dimensions are there by default, with a sentence each
+    assert.deepEqual(rep.only, ['startup', 'memory', 'density', 'isolation', 'cpu', 'disk', 'network', 'boot']);
+    assert.ok(rep.cpu && rep.disk && rep.network, 'cpu, disk and network measured by default');
+    assert.equal(rep.boot, undefined, 'no vm wall: no boot modes');
+    for (const dim of ['cpu', 'disk', 'network']) assert.ok(rep.summary!.some((x) => x.dimension === dim), `summary sentence for ${dim}`);
+    assert.match(r.stdout, /^summary:$/m);
     const html0 = fs.readFileSync(html, 'utf8');
     assert.match(html0, /id="chart-startup"/);
     assert.deepEqual(leftovers(tr.root, rep), []);
@@ -117,7 +123,7 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     if (vmError) return t.skip(`hull run --isolation vm does not work on this machine yet: ${vmError}`);
     const json = path.join(out, 'cv.json');
     const html = path.join(out, 'cv.html');
-    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--peers', 'none', '--json', json, '--html', html], { timeoutMs: 600_000 });
+    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--only', 'startup,memory,density,isolation,boot', '--peers', 'none', '--json', json, '--html', html], { timeoutMs: 600_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^vm\s+\d/m);
     // interleaved: container, vm, container, vm
@@ -126,24 +132,18 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
     checkReport(rep, ['container', 'vm']);
     assert.ok(rep.ratios.some((x) => x.of === 'vm / container' && x.value !== null && x.value > 0));
+    // boot modes: cold is the vm's start-up median; the modes this hull lacks have no figure
+    const cold = rep.boot!.rows.find((x) => x.mode === 'cold')!;
+    assert.equal(cold.ms, rep.walls.find((w) => w.name === 'vm')!.startup!.summary!.median);
+    for (const m of ['restore', 'pool']) {
+      const row = rep.boot!.rows.find((x) => x.mode === m)!;
+      assert.equal(row.ms, null);
+      assert.match(row.how, /^not (available|measured)/);
+    }
     assert.deepEqual(leftovers(tr.root, rep), []);
   });
 
-  /** Run `hull contrast busybox ARGS`, send SIGINT `delayMs` after its stderr matches `when`. */
-  async function interrupted(args: string[], when: RegExp, delayMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; sent: boolean }> {
-    const child = spawn(HULL_BIN, ['--root', tr.root, 'contrast', 'busybox', ...args, '--peers', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let sent = false;
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      if (!sent && when.test(stderr)) {
-        sent = true;
-        setTimeout(() => child.kill('SIGINT'), delayMs);
-      }
-    });
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, sig) => resolve([c, sig])));
-    return { code, signal, stderr, sent };
-  }
+  const interrupted = (args: string[], when: RegExp, delayMs: number) => interruptedContrast(tr.root, [...args, '--peers', 'none'], when, delayMs);
 
   test('Ctrl-C during the density run stops it and leaves nothing behind', async () => {
     const { code, signal, stderr, sent } = await interrupted(['--runs', '1', '--density', '6', '--isolation', 'container'], /density container: starting/, 300);
@@ -189,7 +189,7 @@ describe('hull contrast', { timeout: 900_000 }, () => {
   test('--density-budget: instances are started until their host memory reaches the budget', () => {
     const json = path.join(out, 'b.json');
     const budget = 6 * 1048576;
-    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '1', '--density-budget', '6m', '--isolation', 'container', '--peers', 'none', '--json', json], { timeoutMs: 600_000 });
+    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '1', '--density-budget', '6m', '--only', 'density', '--isolation', 'container', '--peers', 'none', '--json', json], { timeoutMs: 600_000 });
     assert.equal(r.code, 0, r.stderr);
     const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
     const d = rep.walls.find((w) => w.name === 'container')!.density!;
@@ -220,6 +220,8 @@ describe('hull contrast', { timeout: 900_000 }, () => {
       [['--isolation', 'lxc'], /lxc/],
       [['--density-budget', 'lots'], /--density-budget/],
       [['--peers', 'docker'], /docker/],
+      [['--only', 'cpu,gpu'], /gpu/],
+      [['--idle-window', 'soon'], /--idle-window/],
     ] as Array<[string[], RegExp]>) {
       const r = hull(tr.root, ['contrast', 'busybox', ...args]);
       assert.equal(r.code, 125, `${args.join(' ')}: ${r.stderr}`);

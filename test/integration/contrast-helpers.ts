@@ -1,7 +1,8 @@
 /** Shared checks of the contrast integration tests: what may be left after a contrast. */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { hull, mountsUnder } from '../helpers/hull.js';
+import { HULL_BIN, hull, mountsUnder } from '../helpers/hull.js';
 import type { ContrastReport } from '../../src/contrast/types.js';
 
 /** Host processes whose command line names `root` (conmon, QEMU, runtimes of that root). */
@@ -40,4 +41,26 @@ export function leftovers(root: string, rep?: ContrastReport): string[] {
     if (dir && w.kind === 'hull' && fs.existsSync(dir)) left.push(`cgroup ${dir}`);
   }
   return left;
+}
+
+/** Run `hull --root ROOT contrast busybox ARGS`, send SIGINT `delayMs` after its stderr matches `when`. */
+export async function interruptedContrast(root: string, args: string[], when: RegExp, delayMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; sent: boolean }> {
+  const child = spawn(HULL_BIN, ['--root', root, 'contrast', 'busybox', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let sent = false;
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    if (!sent && when.test(stderr)) {
+      sent = true;
+      setTimeout(() => child.kill('SIGINT'), delayMs);
+    }
+  });
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, sig) => resolve([c, sig])));
+  return { code, signal, stderr, sent };
+}
+
+/** Why `hull run --isolation vm` does not work with this root ('' when it does). */
+export function vmUnavailable(root: string): string {
+  const v = hull(root, ['run', '--rm', '--isolation', 'vm', 'busybox', 'true'], { timeoutMs: 120_000 });
+  return v.code === 0 ? '' : (v.stderr.trim().split('\n').pop() ?? `exit ${v.code}`);
 }

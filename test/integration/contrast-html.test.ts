@@ -10,17 +10,19 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
-import { leftovers } from './contrast-helpers.js';
+import { leftovers, vmUnavailable } from './contrast-helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-describe('hull contrast --html in headless Chromium', { timeout: 600_000 }, () => {
+describe('hull contrast --html in headless Chromium', { timeout: 900_000 }, () => {
   let tr: TempRoot;
   let dir: string;
+  let walls = 'container';
   before(() => {
     tr = makeTempRoot('hullct-html-root-');
     importBusybox(tr.root);
+    if (!vmUnavailable(tr.root)) walls = 'container,vm';
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hullct-html-'));
   });
   after(() => {
@@ -31,7 +33,7 @@ describe('hull contrast --html in headless Chromium', { timeout: 600_000 }, () =
   test('loads without console errors or network, and its SVG charts have a size', async (t) => {
     if (!fs.existsSync(CHROMIUM)) return t.skip(`${CHROMIUM} is not installed (apt-get install chromium)`);
     const html = path.join(dir, 'report.html');
-    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--isolation', 'container', '--peers', 'none', '--html', html], { timeoutMs: 300_000 });
+    const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--quick', '--idle-window', '2s', '--isolation', walls, '--peers', 'none', '--html', html], { timeoutMs: 600_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(leftovers(tr.root), []);
 
@@ -58,15 +60,19 @@ describe('hull contrast --html in headless Chromium', { timeout: 600_000 }, () =
           return { id: e.id, w: b.width, h: b.height, marks };
         }),
       );
-      assert.deepEqual(charts.map((c) => c.id).sort(), ['chart-density', 'chart-memory', 'chart-startup']);
+      // one chart per dimension; boot modes only with the vm wall
+      const want = ['chart-cpu', 'chart-density', 'chart-disk', 'chart-memory', 'chart-network', 'chart-startup', ...(walls.includes('vm') ? ['chart-boot'] : [])].sort();
+      assert.deepEqual(charts.map((c) => c.id).sort(), want);
       for (const c of charts) {
         assert.ok(c.w > 100 && c.h > 50, `${c.id} has size ${c.w}x${c.h}`);
         assert.ok(c.marks > 0, `${c.id} draws marks`);
       }
       // the data marks themselves render with a size
       const dots = await page.$$eval('#chart-startup circle', (els) => els.map((e) => e.getBoundingClientRect().width));
-      assert.equal(dots.length, 2);
+      assert.equal(dots.length, 2 * walls.split(',').length);
       assert.ok(dots.every((w) => w > 0));
+      const sentences = await page.$$eval('#summary li', (els) => els.length);
+      assert.ok(sentences >= 3, `summary sentences: ${sentences}`);
       const isoRows = await page.$$eval('#isolation tr', (els) => els.length);
       assert.ok(isoRows > 5, `isolation table rows: ${isoRows}`);
     } finally {

@@ -52,3 +52,29 @@ test('without a contrast run: rules still answer, and say budgets were not check
   assert.equal(a.figures.length, 0);
   assert.ok(a.warnings.some((w) => /no `hull contrast` has run/.test(w)));
 });
+
+test('a CPU-bound untrusted workload and an idle dense one get different answers, each quoting the figures', () => {
+  const cpu = advise({ ...base, untrusted: true, cpuBound: true }, fixtureReport(), false);
+  assert.equal(cpu.choice, 'vm');
+  assert.ok(cpu.reasons.some((r) => /CPU-bound: vm runs the CPU task at 3\.52x the bare host's time under TCG/.test(r)), cpu.reasons.join('\n'));
+  assert.ok(cpu.figures.some((f) => /vm: CPU task 3\.52x the bare host's time \(TCG\), 480 ms host CPU per idle minute/.test(f)));
+  assert.ok(cpu.warnings.some((w) => /3\.5x slower than the bare host in a VM here \(TCG/.test(w)));
+  // 50 instances idle 90% of the time: 50 x 0.9 x 480 ms/min = 0.36 of 2 cores, over 10%
+  const idle = advise({ ...base, untrusted: true, instances: 50, idleRatio: 0.9 }, fixtureReport(), true);
+  assert.equal(idle.choice, 'gvisor');
+  assert.ok(idle.reasons.some((r) => /VM does not fit: idle 90% of the time, 50 x 480 ms host CPU per idle minute keep 0\.36 of 2 cores busy doing nothing \(over 10%\)/.test(r)), idle.reasons.join('\n'));
+  assert.ok(idle.figures.some((f) => /container: CPU task 1\.03x.*2 ms host CPU per idle minute/.test(f)));
+  const noG = advise({ ...base, untrusted: true, instances: 50, idleRatio: 0.9 }, fixtureReport(), false);
+  assert.equal(noG.choice, 'container');
+});
+
+test('latency budget: the VM\'s p99 round trip over 1ms does not fit; io-bound quotes volume writes', () => {
+  const a = advise({ ...base, tenants: 3, latencyBudgetMs: 1 }, fixtureReport(), false);
+  assert.equal(a.choice, 'container');
+  assert.ok(a.reasons.some((r) => /TCP round trip p99 2\.60ms \(median 216us\) over the 1\.0ms latency budget/.test(r)), a.reasons.join('\n'));
+  assert.ok(a.figures.some((f) => /vm: TCP round trip over the bridge median 216us, p99 2\.60ms/.test(f)));
+  const io = advise({ ...base, ioBound: true }, fixtureReport(), false);
+  assert.equal(io.choice, 'container');
+  assert.ok(io.reasons.some((r) => /I\/O-bound: container writes a volume at 1500 MiB\/s/.test(r)));
+  assert.ok(io.figures.some((f) => /vm: volume sequential write 300 MiB\/s/.test(f)));
+});

@@ -65,5 +65,64 @@ export function fixtureReport(): ContrastReport {
     walls,
     ratios: ratiosOf(walls),
     skipped: [{ name: 'runsc', reason: 'gVisor (runsc) is not installed' }],
+    only: ['startup', 'memory', 'density', 'isolation', 'cpu'],
+    cpu: fixtureCpu(),
+    disk: fixtureDisk(),
+    network: fixtureNetwork(),
+  };
+}
+
+const idleRow = (wall: string, accel: 'native' | 'tcg', msPerMinute: number) => ({ wall, accel, windowMs: 15_000, msPerMinute, processes: [{ pid: 10, comm: wall === 'vm' ? 'qemu-system-x86' : 'conmon', cpuMs: msPerMinute / 4, inCgroup: false }], cgroup: null, how: 'cgroup + /proc/PID/stat' });
+const taskRow = (wall: string, accel: 'native' | 'tcg', samples: number[], hostMedian: number) => {
+  const summary = summarize(samples);
+  return { wall, accel, samplesMs: samples, summary, mibPerSec: 32 / (summary.median / 1000), vsHost: summary.median / hostMedian };
+};
+
+export function fixtureCpu(): NonNullable<ContrastReport['cpu']> {
+  return {
+    idle: [idleRow('container', 'native', 2), idleRow('vm', 'tcg', 480)],
+    idleErrors: [],
+    task: {
+      description: 'busybox sha256sum of 32 MiB of zeros piped from busybox dd',
+      bytes: 32 * MiB,
+      binarySha256: 'ab'.repeat(32),
+      rows: [taskRow('host', 'native', [350, 360], 355), taskRow('container', 'native', [360, 370], 355), taskRow('vm', 'tcg', [1200, 1300], 355)],
+      how: 'interleaved',
+    },
+    notes: ['VM figures are TCG'],
+  };
+}
+
+const fig = (test: string, mibPerSec: number) => ({ test, blockBytes: test.startsWith('seq') ? MiB : 4096, samples: [mibPerSec], mibPerSec, iops: (mibPerSec * MiB) / (test.startsWith('seq') ? MiB : 4096) });
+const ddRow = (wall: string, target: 'root' | 'volume', fs: string, v: number[]) => ({ wall, target, fs, tool: 'busybox dd', figures: ['seq-write', 'seq-read', 'small-write', 'small-read'].map((t, i) => fig(t, v[i]!)) });
+
+export function fixtureDisk(): NonNullable<ContrastReport['disk']> {
+  return {
+    fileBytes: 32 * MiB,
+    rows: [
+      { wall: 'host', target: 'volume', fs: 'ext4; O_DIRECT', tool: 'fio', figures: [fig('seq-write', 1800), fig('seq-read', 900), fig('rand-write', 90), fig('rand-read', 80)] },
+      ddRow('host', 'volume', 'ext4; O_DIRECT', [1600, 1280, 80, 90]),
+      ddRow('container', 'root', 'overlay (fsync=volatile); O_DIRECT', [1600, 1000, 60, 70]),
+      ddRow('container', 'volume', 'ext4; O_DIRECT', [1500, 1000, 70, 80]),
+      ddRow('vm', 'root', 'overlay; no O_DIRECT: buffered', [300, 800, 100, 200]),
+      ddRow('vm', 'volume', '9p (sync,trans=virtio); O_DIRECT', [300, 500, 12, 15]),
+    ],
+    pageCache: 'O_DIRECT where the file system takes it',
+    how: 'interleaved',
+    notes: [],
+  };
+}
+
+const nf = (path: string, rtt: number, p99: number, mbit: number) => ({ path, rttMedianUs: rtt, rttP99Us: p99, mbitPerSec: mbit, samplesMbit: [mbit], how: 'sockperf; iperf3' });
+
+export function fixtureNetwork(): NonNullable<ContrastReport['network']> {
+  return {
+    rows: [
+      { wall: 'host', accel: 'native', figures: [nf('host loopback (127.0.0.1)', 17, 48, 23000)] },
+      { wall: 'container', accel: 'native', figures: [nf('host -> instance (bridge)', 20, 41, 12000), nf('host -> published port', 48, 300, 14000), nf('instance -> instance (bridge)', 22, 50, 9800)] },
+      { wall: 'vm', accel: 'tcg', figures: [nf('host -> instance (bridge)', 216, 2600, 1200), nf('host -> published port', 212, 2000, 1600), { ...nf('instance -> instance (bridge)', 0, 0, 0), rttMedianUs: null, rttP99Us: null, mbitPerSec: null, samplesMbit: [], error: 'sockperf printed no percentiles' }] },
+    ],
+    notes: ['VM figures are TCG'],
+    how: 'interleaved',
   };
 }

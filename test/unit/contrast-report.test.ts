@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import { renderHtml } from '../../src/contrast/report-html.js';
 import { COLUMNS, renderTable } from '../../src/contrast/report-table.js';
 import { reportJson } from '../../src/contrast/setup.js';
+import { summarySentences } from '../../src/contrast/summary.js';
+import { bootModesOffered, bootRows } from '../../src/contrast/scenario-boot.js';
 import { linTicks, logTicks, stripPlot } from '../../src/contrast/svg.js';
 import { CONTRAST_FORMAT, type ContrastReport } from '../../src/contrast/types.js';
 import { fixtureReport } from './contrast-fixture.js';
@@ -26,6 +28,37 @@ test('table: every column, one row per wall, ratios and notes', () => {
   assert.match(t, /guest uptime at the probe 430ms/);
   assert.match(t, /^  container: create 120ms, rm 96ms$/m);
   assert.match(t, /note: runsc: not measured: gVisor/);
+});
+
+test('table: the cpu section, TCG labelled, and one summary sentence for it', () => {
+  const rep = fixtureReport();
+  rep.summary = summarySentences(rep);
+  const t = renderTable(rep);
+  assert.match(t, /^  host \(ref\)\s+n\/a\s+355ms \(350-360\)\s+1\.00x/m);
+  assert.match(t, /^  container\s+2\.00ms\s+365ms \(360-370\)\s+1\.03x/m);
+  assert.match(t, /^  vm \[TCG\]\s+480ms\s+1250ms \(1200-1300\)\s+3\.52x/m);
+  assert.match(t, /^  cpu: container runs the CPU-bound task 3\.4x faster than vm \(TCG\).*idle, container burns 240x less host CPU than vm \(TCG\) \(2 vs 480 ms per minute\)\.$/m);
+});
+
+test('table: the disk section with tools, file systems and the page-cache statement; its summary sentence', () => {
+  const rep = fixtureReport();
+  rep.summary = summarySentences(rep);
+  const t = renderTable(rep);
+  assert.match(t, /WALL TARGET\s+TOOL\s+SEQ-WRITE\s+SEQ-READ\s+SMALL-WRITE\s+SMALL-READ\s+RAND-WRITE\s+RAND-READ\s+FILE SYSTEM/);
+  assert.match(t, /^  host \(ref\) volume\s+fio\s+1800 MiB\/s\s+900 MiB\/s\s+-\s+-\s+23040 IOPS\s+20480 IOPS\s+ext4; O_DIRECT$/m);
+  assert.match(t, /^  vm volume\s+busybox dd\s+300 MiB\/s\s+500 MiB\/s\s+3072 IOPS\s+3840 IOPS\s+-\s+-\s+9p \(sync,trans=virtio\); O_DIRECT$/m);
+  assert.match(t, /page cache: O_DIRECT/);
+  assert.match(t, /^  disk: seq-write on a volume: container is 5\.0x faster \(1500 vs 300 MiB\/s\); seq-read on a volume: container is 2\.0x faster .*guest RAM/m);
+});
+
+test('table: the network section, errors shown, and its summary sentence', () => {
+  const rep = fixtureReport();
+  rep.summary = summarySentences(rep);
+  const t = renderTable(rep);
+  assert.match(t, /^  host \(ref\)\s+host loopback \(127\.0\.0\.1\)\s+17us\s+48us\s+23000 Mbit\/s$/m);
+  assert.match(t, /^  vm \[TCG\]\s+host -> published port\s+212us\s+2\.00ms\s+1600 Mbit\/s$/m);
+  assert.match(t, /^  vm \[TCG\]\s+instance -> instance \(bridge\)\s+-\s+-\s+-\s+error: sockperf printed no percentiles$/m);
+  assert.match(t, /^  network: over the bridge, container answers a TCP round trip 11x faster \(median 20 vs 216 us\); container moves 10x the throughput \(12000 vs 1200 Mbit\/s\); the host's loopback: 17 us\.$/m);
 });
 
 test('table: a wall whose runs failed shows dashes and failed, not zeros', () => {
@@ -86,4 +119,35 @@ test('SVG helpers: ticks and an empty chart', () => {
   assert.deepEqual(logTicks(5, 300), [5, 10, 20, 50, 100, 200]);
   assert.deepEqual(linTicks(9), [0, 2, 4, 6, 8, 10]);
   assert.match(stripPlot([], { title: 't', unit: 'ms', id: 'x' }), /no data/);
+});
+
+test('HTML: one chart per new dimension, the summary sentences, and boot modes that are not available have no bar', () => {
+  const rep = fixtureReport();
+  rep.boot = { rows: bootRows({ ms: 920, how: 'the start-up median' }, bootModesOffered('Usage: hull run [OPTIONS]\n  --rm', false)) };
+  rep.summary = summarySentences(rep);
+  const html = renderHtml(rep);
+  for (const id of ['chart-cpu', 'chart-disk', 'chart-network', 'chart-boot']) assert.match(html, new RegExp(`<svg class="chart" id="${id}"`));
+  for (const id of ['cpu', 'disk', 'network', 'boot', 'summary']) assert.match(html, new RegExp(`id="${id}"`));
+  assert.match(html, /<b>boot<\/b>: a VM boots cold in 920 ms, 15x a container&#39;s start-up; restore and pool: not available here\./);
+  assert.match(html, /not available: this hull has no VM snapshot restore/);
+  const bootSvg = /<svg class="chart" id="chart-boot".*?<\/svg>/s.exec(html)![0];
+  assert.equal((bootSvg.match(/<rect [^>]*><title>/g) ?? []).length, 1, 'one bar: cold');
+  assert.ok(!/\b(src|href)=/i.test(html));
+});
+
+test('boot modes: what the CLI offers decides between "not measured" and "not available"', () => {
+  const off = bootRows({ ms: 500, how: 'x' }, bootModesOffered('--rm  --vm-boot string', true));
+  assert.match(off[1]!.how, /^not measured: this hull offers 'run --vm-boot'/);
+  assert.match(off[2]!.how, /^not measured: this hull offers 'hull vm pool'/);
+  assert.ok(off.slice(1).every((r) => r.ms === null));
+});
+
+test('summary: with one wall, network and cpu compare with the bare host', () => {
+  const rep = fixtureReport();
+  rep.network!.rows = rep.network!.rows.filter((r) => r.wall !== 'vm');
+  rep.cpu!.task.rows = rep.cpu!.task.rows.filter((r) => r.wall !== 'vm');
+  rep.cpu!.idle = rep.cpu!.idle.filter((r) => r.wall !== 'vm');
+  const s = summarySentences(rep);
+  assert.match(s.find((x) => x.dimension === 'network')!.sentence, /^over the bridge, a container round trip takes 1\.2x the host's loopback \(median 20 vs 17 us\), at 52% of its throughput\.$/);
+  assert.match(s.find((x) => x.dimension === 'cpu')!.sentence, /container takes 1\.03x the bare host's time/);
 });

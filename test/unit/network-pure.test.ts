@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { bridgeConf, cniEnv } from '../../src/network/cni-bridge.js';
 import { dnsAnswered, dnsQuery, renderDnsFile } from '../../src/network/dns.js';
 import { hostsFile, parseExtraHost, resolvConf } from '../../src/network/etc.js';
-import { idleCleanupCommand, idleScript } from '../../src/network/idle.js';
+import { activityFile, idleCleanupCommand, idleNeeded, idleScript } from '../../src/network/idle.js';
 import { canonicalSubnet, firstFree, hostIn, intToIp, ipToInt, macForIp, overlaps, parseCidr, parseMac } from '../../src/network/ipam.js';
 import { bridgeName, nftTable, rootTag } from '../../src/network/names.js';
 import { teardownScript } from '../../src/network/netns.js';
@@ -119,7 +123,29 @@ test('names are unique per root; the bridge plugin config carries hull\'s addres
   // container's, which rm removes), nor count as a process of any root.
   const cmd = idleCleanupCommand('/run/hull/locks/network-abcdef', ['hullabcdef12345'], 'hullabcdef', 'hull_abcdef');
   assert.deepEqual(cmd.options, { cwd: '/', detached: true, stdio: 'ignore' });
-  assert.match(cmd.args[1]!, /^sleep 1; exec flock '\/run\/hull\/locks\/network-abcdef' sh -c /);
+  assert.match(cmd.args[1]!, /^sleep 1; sh -c '.*' \|\| exit 0; exec flock '\/run\/hull\/locks\/network-abcdef' sh -c /s);
+});
+
+test('idle cleanup: the lock is taken only when a bridge is idle and portless, or the table outlived every bridge', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-idle-unit-'));
+  try {
+    const lock = path.join(dir, 'network-abcdef');
+    const needed = (bridges: string[], prefix: string) => spawnSync('sh', ['-c', idleNeeded(bridges, prefix, 'hull_nosuchtable', lock, 1)]).status;
+    // a bridge that does not exist, and a prefix with no bridge and no table: nothing to do
+    assert.equal(needed(['hullzz0000x0001'], 'hullzz0000x'), 1);
+    // lo stands in for a bridge that exists: no brif directory, so "no port"; used just now -> wait
+    fs.writeFileSync(activityFile(lock, 'lo'), '');
+    assert.equal(needed(['lo'], 'lo'), 1);
+    // used two seconds ago -> something to do
+    const t = Date.now() / 1000 - 2;
+    fs.utimesSync(activityFile(lock, 'lo'), t, t);
+    assert.equal(needed(['lo'], 'lo'), 0);
+    // never used (no activity file): idle, beside a bridge that is gone
+    fs.rmSync(activityFile(lock, 'lo'));
+    assert.equal(needed(['hullzz0000x0001', 'lo'], 'hullzz0000x'), 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('nftables: fixed rules over sets and maps; changes are element statements', () => {
