@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+#include "sockpath.h"
 
 static int wake[2] = {-1, -1}; /* self-pipe: SIGCHLD and SIGWINCH */
 static const char *sock_path, *fifo_path;
@@ -65,20 +66,8 @@ static void on_signal(int sig) {
 
 /* bind+listen; a path longer than sun_path is reached through /proc/self/fd of its directory */
 static int listen_on(const char *path) {
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  if (strlen(path) < sizeof a.sun_path) {
-    strcpy(a.sun_path, path);
-  } else {
-    char *d = strdup(path), *b = strdup(path);
-    int dfd = d && b ? open(dirname(d), O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-    int n = dfd < 0 ? -1 : snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/%s", dfd, basename(b));
-    free(d);
-    free(b);
-    if (n < 0 || (size_t)n >= sizeof a.sun_path) {
-      if (dfd >= 0) errno = ENAMETOOLONG;
-      return -1;
-    }
-  }
+  struct sockaddr_un a;
+  if (sockaddr_for(&a, path)) return -1;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -1;
   unlink(path); /* a socket a killed session left */

@@ -273,7 +273,10 @@ int main(int argc, char **argv) {
     for (int c = 0; c < MAX_CLIENTS; c++) {
       if (clients[c].fd < 0) continue;
       short ev = (agent_out.len > QUEUE_HIGH ? 0 : POLLIN) | (clients[c].out.len ? POLLOUT : 0);
-      pf[n] = (struct pollfd){.fd = clients[c].fd, .events = ev};
+      /* Not read while the agent's queue is full: not polled at all then, since a caller that
+       * closed after its last bytes shows POLLHUP, and taking that for its end would drop
+       * those bytes, still unread in the socket (the end of a stdin, a STDIN_EOF). */
+      pf[n] = (struct pollfd){.fd = ev ? clients[c].fd : -1, .events = ev};
       idx[n++] = c;
     }
     if (poll(pf, (nfds_t)n, -1) < 0) {

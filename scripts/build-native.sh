@@ -6,6 +6,7 @@
 #   hull-inroot  runs a static host program (busybox tar, stat) chrooted into a container's root
 #                filesystem (docker cp: src/runtime/container/inroot.ts)
 #   hull-console the terminal of a foreground crun run/exec with a TTY (src/runtime/container/console.ts)
+#   hull-attach  stdin into a detached container through conmon's attach socket (src/runtime/container/attach.ts)
 #   hull-idmap   idmapped layer mounts for --userns=auto containers (src/runtime/container/userns.ts)
 # Idempotent: rebuilt only when a source or the compiler changes (hash in build/bin/native.key).
 set -euo pipefail
@@ -16,8 +17,8 @@ exec 8>"$OUT/.native.lock"
 flock 8
 CC=${CC:-gcc}
 SMALL_CC=$(command -v musl-gcc >/dev/null && echo musl-gcc || echo "$CC")
-key=$( (cat native/*.c; "$CC" --version 2>&1 | head -n1; echo "$SMALL_CC") | sha256sum | cut -c1-16)
-if [ -x "$OUT/hull-tapfd" ] && [ -x "$OUT/hull-vmmux" ] && [ -x "$OUT/hull-inroot" ] && [ -x "$OUT/hull-console" ] && [ -x "$OUT/hull-idmap" ] && [ "$(cat "$OUT/native.key" 2>/dev/null)" = "$key" ]; then exit 0; fi
+key=$( (cat native/*.c native/*.h; "$CC" --version 2>&1 | head -n1; echo "$SMALL_CC") | sha256sum | cut -c1-16)
+if [ -x "$OUT/hull-tapfd" ] && [ -x "$OUT/hull-vmmux" ] && [ -x "$OUT/hull-inroot" ] && [ -x "$OUT/hull-console" ] && [ -x "$OUT/hull-idmap" ] && [ -x "$OUT/hull-attach" ] && [ "$(cat "$OUT/native.key" 2>/dev/null)" = "$key" ]; then exit 0; fi
 "$CC" -O2 -std=gnu11 -Wall -Wextra -Werror -o "$OUT/hull-tapfd.tmp" native/hull-tapfd.c
 mv "$OUT/hull-tapfd.tmp" "$OUT/hull-tapfd"
 "$SMALL_CC" -static -Os -s -std=gnu11 -Wall -Wextra -Werror -o "$OUT/hull-vmmux.tmp" native/hull-vmmux.c
@@ -28,5 +29,7 @@ mv "$OUT/hull-inroot.tmp" "$OUT/hull-inroot"
 mv "$OUT/hull-console.tmp" "$OUT/hull-console"
 "$SMALL_CC" -static -Os -s -std=gnu11 -Wall -Wextra -Werror -o "$OUT/hull-idmap.tmp" native/hull-idmap.c
 mv "$OUT/hull-idmap.tmp" "$OUT/hull-idmap"
+"$SMALL_CC" -static -Os -s -std=gnu11 -Wall -Wextra -Werror -o "$OUT/hull-attach.tmp" native/hull-attach.c
+mv "$OUT/hull-attach.tmp" "$OUT/hull-attach"
 echo "$key" > "$OUT/native.key"
-[ "${HULL_SETUP_QUIET:-}" = 1 ] || echo "[native] built $OUT/hull-tapfd, $OUT/hull-vmmux, $OUT/hull-inroot, $OUT/hull-console, $OUT/hull-idmap" >&2
+[ "${HULL_SETUP_QUIET:-}" = 1 ] || echo "[native] built $OUT/hull-tapfd, $OUT/hull-vmmux, $OUT/hull-inroot, $OUT/hull-console, $OUT/hull-idmap, $OUT/hull-attach" >&2

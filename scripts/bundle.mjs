@@ -47,7 +47,7 @@ async function bundle(entryRel, outName) {
       // packageRoot) the bundle's own URL, which lies in the same installation.
       define: { 'import.meta.url': '__hull_bundle_url' },
       banner: { js: "const __hull_bundle_url = require('node:url').pathToFileURL(__filename).href;" },
-      // import() of a module left outside (node:zlib, node-unix-socket ...) becomes a require():
+      // import() of a module left outside (node:zlib, tar-stream ...) becomes a require():
       // code run through vm.Script with a code cache cannot import() on Node 20.
       supported: { 'dynamic-import': false },
       logLevel: 'warning',

@@ -36,8 +36,7 @@ fi
 # ---------------------------------------------------------------- npm packages and the build
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
-  # `npm install` honours package-lock.json; `npm ci` refuses this lock file because
-  # node-unix-socket lists optional per-platform packages that do not all exist in the registry.
+  # `npm install` honours package-lock.json (and keeps node_modules when nothing changed).
   npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
 stamp=dist/.build-stamp

@@ -8,12 +8,13 @@ import { type Ctx, type Handler, sendJson, sendStatus, startJsonStream } from '.
 import { parseCreate } from './create.js';
 import { HttpError } from './errors.js';
 import { fileSize, follow, readAll } from './follow.js';
-import { openStreamReply, type StreamReply } from './hijack.js';
+import { hijackBody, openStreamReply, type StreamReply } from './hijack.js';
 import { jsonBody } from './params.js';
 import type { Router } from './router.js';
 import type { ExitResult } from './state.js';
 import { resizeTty } from './resize.js';
-import { forwardStdin } from './stdin.js';
+import { parseDetachKeys } from '../streams/escape.js';
+import { stdinSource, type StdinSource } from '../streams/input.js';
 import { statsBody, systemCpuNs, type Sample } from './stats.js';
 import { filterContainers, wantsAll } from '../engine/filters.js';
 
@@ -34,10 +35,6 @@ async function inspectOf(c: Ctx, ref: string) {
 async function create(c: Ctx): Promise<void> {
   const body = await jsonBody<Record<string, unknown>>(c.req, {});
   const req = parseCreate(body, { name: c.query.str('name'), platform: c.query.str('platform') });
-  if (req.opts.isolation === 'vm' && req.opts.interactive) {
-    // A detached microVM takes no stdin after its start (only exec sessions do).
-    throw new HttpError(400, 'OpenStdin (-i) is not supported for VM containers through hull serve yet; use docker exec -i in a running VM');
-  }
   // docker answers 404 for a missing image, and the client pulls it and tries again.
   if (!c.images.tryResolve(req.opts.image)) throw new HullError('NOT_FOUND', `No such image: ${req.opts.image}`);
   const { id } = await c.engine.create(req.opts);
@@ -170,8 +167,15 @@ async function attach(c: Ctx): Promise<void> {
   const stream = c.query.bool('stream');
   // docker accepts and ignores stdin for containers without -i.
   const withStdin = stdin && i.Config.OpenStdin === true && stream;
+  // docker looks for the detach keys with a TTY only
+  const keys = withStdin && tty ? parseDetachKeys(c.query.str('detachKeys')) : undefined;
+  // a request body (dockerode sends its options as JSON) is not input: the input follows it
+  const rest = c.hijack ? (await hijackBody(c)).rest : undefined;
   const done = c.state.attachBegin(id);
-  const out = openStreamReply(c, { multiplexed: !tty, wantInput: withStdin });
+  const out = openStreamReply(c, { multiplexed: !tty, wantInput: withStdin, rest });
+  // the attach ends with the run, a client that went away, or (see below) its input
+  const over = new AbortController();
+  const signal = AbortSignal.any([out.signal, over.signal]);
   let forwarding: Promise<void> | undefined;
   try {
     const write = recordWriter(out, { stdout, stderr, timestamps: false });
@@ -182,15 +186,35 @@ async function attach(c: Ctx): Promise<void> {
       offset = all.offset;
     }
     if (stream) {
-      const until = c.state.nextExit(id, out.signal);
+      const until = c.state.nextExit(id, signal);
       until.catch(() => undefined);
-      if (withStdin && out.input) forwarding = forwardStdin(i.LogPath, out.input, until, out.signal);
-      await follow(i.LogPath, { offset, until, signal: out.signal, onRecords: write });
+      if (withStdin && out.input) forwarding = forwardStdin(c, id, stdinSource(out.input, keys), { closes: i.Config.StdinOnce === true && !tty }, signal, () => over.abort());
+      await follow(i.LogPath, { offset, until, signal, onRecords: write });
     }
   } finally {
     done();
     out.end();
+    over.abort();
     await forwarding;
+  }
+}
+
+/**
+ * The client's input into the container's stdin once it runs (a client may attach before the
+ * start). As docker: when the input ends and that closes the container's stdin (StdinOnce, no
+ * TTY) the attach goes on until the run ends; otherwise (and after the detach keys) the attach
+ * ends there (`end`), and stdin stays open for the next one.
+ */
+async function forwardStdin(c: Ctx, id: string, src: StdinSource, o: { closes: boolean }, signal: AbortSignal, end: () => void): Promise<void> {
+  try {
+    await c.engine.attachStdin(id, src.stream, signal);
+    if (signal.aborted) return;
+    const detached = await src.ended;
+    if (detached || !o.closes) end();
+  } catch (e) {
+    if (!signal.aborted) process.stderr.write(`hull serve: stdin of ${id.slice(0, 12)}: ${(e as Error).message}\n`);
+  } finally {
+    src.stream.destroy();
   }
 }
 

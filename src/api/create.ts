@@ -269,6 +269,7 @@ export function parseCreate(body: Obj, q: { name?: string; platform?: string }):
     ulimits: parseUlimits(hc.Ulimits),
     init: hc.Init === true || undefined,
     interactive: bool(body.OpenStdin, 'OpenStdin') || undefined,
+    stdinOnce: bool(body.StdinOnce, 'StdinOnce') || undefined,
     tty: bool(body.Tty, 'Tty') || undefined,
     labels: labels && Object.keys(labels).length ? labels : undefined,
     runtime,

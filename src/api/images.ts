@@ -226,7 +226,14 @@ async function load(c: Ctx): Promise<void> {
   res.end();
 }
 
+/** GET /distribution/{name}/json: the manifest's descriptor and platforms, from its registry. */
+async function distribution(c: Ctx): Promise<void> {
+  const { distributionInspect } = await import('../registry/distribution.js');
+  sendJson(c, 200, await distributionInspect(c.params.name!, { credentials: credentials(c) }));
+}
+
 export function register(r: Router<Handler>): void {
+  r.add('GET', '/distribution/{name*}/json', distribution);
   r.add('GET', '/images/json', list);
   r.add('POST', '/images/create', create);
   r.add('POST', '/images/load', load);

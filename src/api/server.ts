@@ -32,6 +32,7 @@ import { register as registerEvents } from './events.js';
 import { register as registerManage } from './manage.js';
 import { register as registerDf } from './df.js';
 import { register as registerArchive } from './archive.js';
+import { register as registerChanges } from './changes.js';
 import { register as registerUnsupported } from './unsupported.js';
 
 export const DEFAULT_SOCKET = '/run/hull/docker.sock';
@@ -70,6 +71,7 @@ export function buildRouter(): Router<Handler> {
   registerManage(r);
   registerDf(r);
   registerArchive(r);
+  registerChanges(r);
   registerUnsupported(r);
   return r;
 }

@@ -8,11 +8,7 @@ import type { Router } from './router.js';
 
 /** Each route with why hull does not answer it (the README's "Not built" list says the same). */
 export const UNSUPPORTED: [string, string, string][] = [
-  ['GET', '/containers/{id}/changes', 'not built yet (hull build diffs upper dirs; no route shows them)'],
-  ['GET', '/containers/{id}/export', 'not built yet'],
-  ['POST', '/commit', 'not built yet (hull build commits its steps; no route commits a container)'],
   ['GET', '/images/search', 'hull talks to registries by name only: no Docker Hub search'],
-  ['GET', '/images/{name*}/history', 'not built yet'],
   ['GET', '/swarm', 'hull is one engine: no swarm'],
   ['GET', '/services', 'hull is one engine: no swarm services'],
   ['GET', '/plugins', 'hull has no plugins'],

@@ -20,6 +20,7 @@ const MODULES: Record<string, () => Promise<CommandModule>> = {
   events: () => import('./events.js'),
   manage: () => import('./manage.js'),
   cp: () => import('./cp.js'),
+  changes: () => import('./changes.js'),
 };
 
 /** Command (and `group sub` form) -> module. Docker's aliases map to the same command. */
@@ -28,6 +29,8 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   'image load': 'images', 'image save': 'images', 'image import': 'images', 'image ls': 'images',
   'image list': 'images', 'image tag': 'images', 'image rm': 'images', 'image inspect': 'images',
   'image prune': 'images',
+  diff: 'changes', commit: 'changes', export: 'changes', history: 'changes',
+  'container diff': 'changes', 'container commit': 'changes', 'container export': 'changes', 'image history': 'changes',
   run: 'containers', create: 'containers', start: 'containers', stop: 'containers', kill: 'containers',
   rm: 'containers', ps: 'containers', logs: 'containers', wait: 'containers', restart: 'containers',
   exec: 'containers', inspect: 'containers', stats: 'containers',
@@ -141,6 +144,7 @@ function findCommand(commands: CommandDef[], name: string): CommandDef {
   if (name === 'network remove') candidates.push('network rm');
   if (name === 'volume list') candidates.push('volume ls');
   if (name === 'volume remove') candidates.push('volume rm');
+  candidates.push(short); // image history -> history
   for (const c of candidates) {
     const d = commands.find((x) => x.name === c);
     if (d) return d;

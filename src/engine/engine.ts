@@ -28,6 +28,8 @@ import type { NetworkStack, PreparedNetwork } from '../network/stack.js';
 import type { NetworkService } from './networks.js';
 import { EngineVolumes } from './volumes.js';
 import { VolumeStore } from '../volumes/store.js';
+import type { ContainerLayer } from './changes.js';
+import type { ImageRunConfig } from '../oci/types.js';
 
 export interface AttachStdio {
   /** Read when the container keeps stdin open (-i). */
@@ -922,6 +924,53 @@ export class Engine {
       });
     });
     return running;
+  }
+
+  /**
+   * The stdin of an attach (docker attach, run -i): once the container's run has started (now,
+   * or after a start that comes later: a client attaches before it starts the container), feed
+   * `input` to its main process, created with -i, until `input` ends (stdin is then closed with
+   * StdinOnce and no TTY, as docker does) or `signal` aborts. A removed container takes nothing.
+   */
+  async attachStdin(ref: string, input: Readable, signal: AbortSignal): Promise<void> {
+    const id = this.rows.resolve(ref).id;
+    if (!this.runSpec(this.rows.get(id)!).process.stdin) throw precondition(`container ${this.rows.get(id)!.name} was created without an open stdin (OpenStdin, -i)`);
+    let row: ContainerRow | undefined;
+    try {
+      // started: the wall's monitor runs and takes input (the row says running from before the start)
+      row = await this.waitRow(id, (r) => !r || (isLive(r.status) && r.pid > 0), signal);
+    } catch {
+      return; // aborted
+    }
+    if (!row) return;
+    await (await this.wall(row.isolation)).attachStdin(this.runSpec(row), input, signal);
+  }
+
+  /**
+   * A container's writable layer and what lies under it, for diff, commit and export
+   * (engine/changes.ts). A wall that cannot hand its layer over says why (a VM's lives in guest
+   * memory).
+   */
+  async layerOf(ref: string): Promise<ContainerLayer> {
+    const row = await this.fresh(this.rows.resolve(ref));
+    const iso = await this.wall(row.isolation);
+    const spec = this.runSpec(row);
+    if (!iso.writableLayer) throw precondition(`container ${row.name}: the ${row.isolation} wall keeps no writable layer on the host`);
+    const image = this.images.record(row.image_id);
+    if (!image) throw precondition(`the image ${row.image_id} of container ${row.name} is gone`);
+    let layer: WritableLayer;
+    try {
+      layer = await iso.writableLayer(spec);
+    } catch (e) {
+      if (row.isolation === 'vm' && isHullError(e, 'FAILED_PRECONDITION')) throw precondition(`container ${row.name} runs in a microVM, whose writable layer lives in guest memory: diff, commit and export work on the container wall (${(e as Error).message})`);
+      throw e;
+    }
+    const c = (await this.inspect(row.id)).Config as Record<string, unknown>;
+    const pick = <K extends keyof ImageRunConfig>(k: K, v: unknown) => (v === undefined || v === null || v === '' ? {} : ({ [k]: v } as Partial<ImageRunConfig>));
+    const config: ImageRunConfig = {
+      ...pick('User', c.User), ...pick('Env', c.Env), ...pick('Cmd', c.Cmd), ...pick('Entrypoint', c.Entrypoint), ...pick('WorkingDir', c.WorkingDir), ...pick('ExposedPorts', c.ExposedPorts),
+    };
+    return { id: row.id, name: row.name, layer, lowers: await this.images.lowerDirs(image), image, config, args: spec.process.args };
   }
 
   /**

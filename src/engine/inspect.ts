@@ -135,6 +135,7 @@ export function toInspect(row: ContainerRow, stored: StoredSpec, logPath: string
       WorkingDir: opts.workdir ?? img.WorkingDir ?? '',
       Tty: spec.process.terminal,
       OpenStdin: spec.process.stdin,
+      StdinOnce: spec.process.stdinOnce === true,
       Labels: { ...(img.Labels ?? {}), ...(opts.labels ?? {}) },
       Volumes: Object.keys(volumes).length ? volumes : null,
       StopSignal: img.StopSignal ?? 'SIGTERM',

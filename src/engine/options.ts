@@ -109,6 +109,11 @@ export interface RunOptions {
   init?: boolean;
   /** Keep stdin open (-i). Default false. */
   interactive?: boolean;
+  /**
+   * Close the container's stdin when the first attached client's input ends (docker's
+   * StdinOnce; `docker run -i` sets it). Without a TTY only, as docker. Default false.
+   */
+  stdinOnce?: boolean;
   /** Allocate a pseudo-terminal (-t). Default false. */
   tty?: boolean;
   /** OCI runtime: crun (default), runc, runsc. */
@@ -285,6 +290,7 @@ export function buildInstanceSpec(
       user: o.user ?? img.User ?? '',
       terminal: o.tty ?? false,
       stdin: o.interactive ?? false,
+      ...(o.interactive && o.stdinOnce ? { stdinOnce: true } : {}),
     },
     hostname,
     autoRemove: o.rm ?? false,

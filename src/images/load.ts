@@ -1,5 +1,6 @@
 /**
- * `hull load`: docker save tarballs (manifest.json, legacy `<id>/layer.tar` or blobs/) and OCI
+ * `hull load`: docker save tarballs (manifest.json, legacy `<id>/layer.tar` or blobs/; the older
+ * layout with `repositories` and no manifest.json in load-legacy.ts) and OCI
  * image-layout archives (oci-layout + index.json), plain or compressed, from a file or stdin.
  * The archive is read once into the content store (archive-read.ts); each image found is then
  * committed atomically by ImageStore.commitImage. Blobs the load added are removed again if it
@@ -13,6 +14,7 @@ import { INDEX_TYPES, MT } from '../oci/media.js';
 import type { Descriptor, ImageManifest } from '../oci/types.js';
 import { sniffCompression } from '../snapshots/unpack-layer.js';
 import { type ArchiveReader, readArchive } from './archive-read.js';
+import { isLegacyArchive, planLegacy } from './load-legacy.js';
 import { parseImageConfig, parseManifest, parseManifestOrIndex } from './manifest.js';
 import { familiarString, parseReference } from './reference.js';
 import type { ImageRecord, ImageStore } from './store.js';
@@ -62,7 +64,8 @@ export function planLoad(ar: ArchiveReader, store: ImageStore, what: string): Lo
   const docker = ar.has('manifest.json') ? parseDockerManifest(ar.document('manifest.json', 'file'), `${what}: manifest.json`) : undefined;
   if (ar.has('index.json')) return planOci(ar, store, what, docker);
   if (docker) return planDocker(ar, store, what, docker);
-  throw invalid(`${what}: neither a docker save archive (no manifest.json) nor an OCI image layout (no index.json)`);
+  if (isLegacyArchive(ar)) return planLegacy(ar, store, what, (d) => headCompression(store, d as Digest));
+  throw invalid(`${what}: neither a docker save archive (no manifest.json, no repositories) nor an OCI image layout (no index.json)`);
 }
 
 export function parseDockerManifest(buf: Buffer, what: string): DockerArchiveEntry[] {

@@ -102,6 +102,8 @@ export interface InstanceSpec {
     terminal: boolean;
     /** Keep stdin open (-i). */
     stdin: boolean;
+    /** Close stdin once the first attached input ends (docker's StdinOnce; absent: false). */
+    stdinOnce?: boolean;
   };
   hostname: string;
   /**
@@ -247,6 +249,14 @@ export interface Isolation {
    * container's lease, so no stop or restart pulls the runtime's state from under the start.
    */
   exec(spec: InstanceSpec, proc: ExecProcess, stdio: Stdio, onStarted?: () => void): Promise<number>;
+  /**
+   * Feed `input` to the stdin of the running detached instance's main process (started with
+   * process.stdin) until `input` ends, the instance's side goes away or `signal` aborts. When
+   * `input` ends, the process's stdin is closed if process.stdinOnce is set and there is no
+   * terminal (docker's StdinOnce); otherwise it stays open for the next attach. Backpressure:
+   * `input` is read only as fast as the instance takes it. Resolves when forwarding ended.
+   */
+  attachStdin(spec: InstanceSpec, input: Readable, signal: AbortSignal): Promise<void>;
   usage(spec: InstanceSpec): Promise<Usage>;
   /**
    * Where the end of the current run shows (inotify targets: directories, with a name filter):

@@ -8,7 +8,7 @@ import { PassThrough, Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
 import { haveRegistry, startRegistry } from '../helpers/registry.js';
-import { monitorsOf, startServe, type Serve } from './api-harness.js';
+import { monitorsOf, startServe, type Serve, collect } from './api-harness.js';
 
 let tmp: TempRoot;
 let s: Serve;
@@ -27,15 +27,6 @@ after(async () => {
   assert.deepEqual(monitorsOf(tmp.root), [], 'no container monitor left running');
   tmp.cleanup();
 });
-
-function collect(stream: Readable): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    stream.on('data', (c: Buffer) => parts.push(c));
-    stream.on('end', () => resolve(Buffer.concat(parts)));
-    stream.on('error', reject);
-  });
-}
 
 /** Split a multiplexed stream into stdout and stderr text with dockerode's demuxer. */
 async function demux(stream: NodeJS.ReadableStream): Promise<{ out: string; err: string }> {

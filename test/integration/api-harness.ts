@@ -143,6 +143,16 @@ export interface RawReply {
   body: string;
 }
 
+/** Everything a stream delivers, once it ended. */
+export function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    stream.on('data', (c: Buffer) => parts.push(c));
+    stream.on('end', () => resolve(Buffer.concat(parts)));
+    stream.on('error', reject);
+  });
+}
+
 /** One HTTP request to the server's socket, collected. */
 export function request(socket: string, method: string, p: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<RawReply> {
   return new Promise((resolve, reject) => {
@@ -161,7 +171,10 @@ export function request(socket: string, method: string, p: string, body?: string
  * before the file's tests, and after them every container removed, the server stopped, no
  * monitor left and the root gone. Nothing is started without the docker CLI (`have` false).
  */
-export function serveForFile(prefix: string, opts: { env?: NodeJS.ProcessEnv } = {}): { readonly have: boolean; readonly s: Serve; readonly tmp: TempRoot } {
+export function serveForFile(
+  prefix: string,
+  opts: { env?: NodeJS.ProcessEnv; /** Runs once the server answers, inside the same before hook. */ ready?: (s: Serve, tmp: TempRoot) => void | Promise<void> } = {},
+): { readonly have: boolean; readonly s: Serve; readonly tmp: TempRoot } {
   const have = haveDocker();
   let tmp: TempRoot | undefined;
   let s: Serve | undefined;
@@ -169,7 +182,8 @@ export function serveForFile(prefix: string, opts: { env?: NodeJS.ProcessEnv } =
     if (!have) return;
     tmp = makeTempRoot(prefix);
     importBusybox(tmp.root);
-    s = await startServe(tmp.root, opts);
+    s = await startServe(tmp.root, { env: opts.env });
+    await opts.ready?.(s, tmp);
   });
   after(async () => {
     if (!have || !s || !tmp) return;

@@ -3,6 +3,7 @@
  * the same kind of layers as a container build (diff ids equal for the same changes), run by
  * the other wall, and `hull save` | `podman load` | `podman run`.
  */
+import { havePodman, podmanRunFlags, withPodman } from '../helpers/podman.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -93,29 +94,20 @@ test('build --vm: a failing RUN reports its exit code and leaves no VM, containe
 });
 
 test('a built image: hull save | podman load, and podman runs it', (tt) => {
-  if (spawnSync('sh', ['-c', 'command -v podman']).status !== 0) return tt.skip('podman is not installed (scripts/setup.sh installs it)');
+  if (!havePodman()) return tt.skip('podman is not installed (scripts/setup.sh installs it)');
   const ref = hull(t.root, ['image', 'inspect', 'built-ct']).code === 0 ? 'built-ct' : undefined;
   if (!ref) {
     const b = hull(t.root, ['build', '-t', 'built-ct', ctx], { timeoutMs: 300_000 });
     assert.equal(b.code, 0, b.stderr);
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-buildpm-'));
-  const runroot = fs.mkdtempSync('/tmp/hbp-'); // podman wants a short runroot
-  const hybrid = fs.existsSync('/sys/fs/cgroup/unified') && !fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
-  const g = ['--root', path.join(dir, 'root'), '--runroot', runroot, '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none', '--log-level', 'error', ...(hybrid ? ['--runtime', 'runc'] : [])];
-  try {
+  withPodman((g) => {
     const load = spawnSync('sh', ['-c', `"${HULL_BIN}" --root "${t.root}" save built-ct | podman ${g.map((a) => `'${a}'`).join(' ')} load`], { encoding: 'utf8', timeout: 300_000 });
     assert.equal(load.status, 0, load.stderr);
     const id = JSON.parse(hull(t.root, ['image', 'inspect', 'built-ct']).stdout)[0].Id as string;
     const pid = spawnSync('podman', [...g, 'image', 'inspect', '--format', '{{.Id}}', 'built-ct'], { encoding: 'utf8' });
     assert.equal(`sha256:${pid.stdout.trim()}`, id, 'podman sees the same image id');
-    const nofile = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
-    const run = spawnSync('podman', [...g, 'run', '--rm', '--network', 'none', '--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', 'nproc=32768:32768', 'built-ct', 'sh', '-c', 'cat /hello.txt /data/same'], { encoding: 'utf8', timeout: 120_000 });
+    const run = spawnSync('podman', [...g, 'run', '--rm', ...podmanRunFlags(), 'built-ct', 'sh', '-c', 'cat /hello.txt /data/same'], { encoding: 'utf8', timeout: 120_000 });
     assert.equal(run.status, 0, run.stderr);
     assert.equal(run.stdout, 'hello\nsame\n');
-  } finally {
-    spawnSync('podman', [...g, 'rmi', '-a', '-f'], { encoding: 'utf8' });
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.rmSync(runroot, { recursive: true, force: true });
-  }
+  });
 });

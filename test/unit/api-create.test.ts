@@ -50,7 +50,7 @@ test('resources, mounts, security and terminal fields', () => {
       { type: 'tmpfs', destination: '/run', readOnly: true, options: ['size=1m'] },
     ],
     network: 'host', hostname: 'h1', capAdd: ['NET_ADMIN'], capDrop: ['ALL'], securityOpt: ['no-new-privileges'], ulimits: [{ name: 'nofile', soft: 10, hard: 20 }],
-    init: true, interactive: true, tty: true, runtime: 'runc', isolation: 'container', platform: 'linux/amd64',
+    init: true, interactive: true, stdinOnce: true, tty: true, runtime: 'runc', isolation: 'container', platform: 'linux/amd64',
   });
 });
 

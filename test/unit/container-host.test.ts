@@ -117,6 +117,12 @@ test('conmon argv: log file, exit dir, exit command', () => {
   assert.equal(a[a.indexOf('--exit-command') + 1], '/usr/bin/node');
   assert.deepEqual(a.filter((_, i) => a[i - 1] === '--exit-command-arg'), ['/x/exit-hook.js', '/h', 'abc']);
   assert.ok(!a.includes('-t'));
+  const base = { conmon: '/usr/bin/conmon', id: 'abc', name: 'n', runtime: '/r', bundle: '/c', pidFile: '/c/pid', conmonPidFile: '/c/cp', logPath: '/c/l', exitDir: '/c/e', socketDir: '/s', exitCommand: [] };
+  // docker's StdinOnce without a TTY: the end of an attach's input closes stdin; else it stays open
+  assert.ok(!conmonArgs({ ...base, terminal: false, stdin: true, stdinOnce: true }).includes('--leave-stdin-open'));
+  assert.ok(conmonArgs({ ...base, terminal: false, stdin: true }).includes('--leave-stdin-open'));
+  assert.ok(conmonArgs({ ...base, terminal: true, stdin: true, stdinOnce: true }).includes('--leave-stdin-open'));
+  assert.ok(!conmonArgs({ ...base, terminal: false, stdin: false }).includes('--leave-stdin-open'));
 });
 
 test('k8s-file logs: partial lines, streams, tail, timestamps', () => {

@@ -27,6 +27,11 @@ export interface ConmonPlan {
   socketDir: string;
   terminal: boolean;
   stdin: boolean;
+  /**
+   * Close the container's stdin when an attach connection's input ends (docker's StdinOnce,
+   * without a TTY); otherwise conmon runs with --leave-stdin-open and stdin outlives attaches.
+   */
+  stdinOnce?: boolean;
   /** Program and args conmon runs after the container exited. */
   exitCommand: string[];
   /** Descriptors conmon inherits and holds until it ends (published host ports). */
@@ -49,6 +54,7 @@ export function conmonArgs(p: ConmonPlan): string[] {
   ];
   if (p.terminal) a.push('-t');
   if (p.stdin) a.push('-i');
+  if (p.stdin && !(p.stdinOnce && !p.terminal)) a.push('--leave-stdin-open');
   if (p.exitCommand.length) {
     a.push('--exit-command', p.exitCommand[0]!);
     for (const x of p.exitCommand.slice(1)) a.push('--exit-command-arg', x);

@@ -29,6 +29,8 @@ import { cgroupDirs, containerCgroupPath, rootCgroupPath, detectCgroupLayout, ke
 import { buildOciConfig, containerCaps, ociResources } from './config.js';
 import { hostDevices, resolveDevice, type HostDevice } from './devices.js';
 import { idmapBindPoint, idmapHelper } from './userns.js';
+import { conmonChannel } from './attach.js';
+import { StdinChannels } from '../stdin-channel.js';
 import { findConmon, startConmon } from './conmon.js';
 import { consoleArgv, consoleHelper, resizeConsole } from './console.js';
 import { hostFacts } from './host.js';
@@ -80,6 +82,9 @@ function fdOf(s: unknown): number | undefined {
 }
 
 type PreparedDriver = RuntimeDriver & { bpfCacheFile?: string };
+
+/** The stdin channels of this process's attaches, by container directory and run. */
+const channels = new StdinChannels();
 
 class ContainerIsolation implements Isolation {
   readonly wall = 'container' as const;
@@ -350,7 +355,7 @@ class ContainerIsolation implements Isolation {
         {
           conmon, id: spec.id, name: spec.name, runtime: f.script, bundle: spec.dir, pidFile: f.pid,
           conmonPidFile: f.conmonPid, logPath: f.log, exitDir: f.exitDir, socketDir,
-          terminal: spec.process.terminal, stdin: spec.process.stdin,
+          terminal: spec.process.terminal, stdin: spec.process.stdin, stdinOnce: spec.process.stdinOnce,
           exitCommand: this.opts.exitCommand ? [...this.opts.exitCommand, spec.id, String(spec.run ?? 0)] : [],
           heldFds: spec.heldFds,
         },
@@ -571,6 +576,11 @@ class ContainerIsolation implements Isolation {
       tell();
       for (const x of [file, pidFile, log, tty?.socket, tty?.fifo]) if (x) fs.rmSync(x, { force: true });
     }
+  }
+
+  attachStdin(spec: InstanceSpec, input: Readable, signal: AbortSignal): Promise<void> {
+    if (!spec.process.stdin) throw precondition(`container ${spec.id.slice(0, 12)} was created without an open stdin (-i)`);
+    return channels.feed(`${spec.dir}\0${spec.run ?? 0}`, input, spec.process.stdinOnce === true && !spec.process.terminal, signal, () => conmonChannel(spec.dir));
   }
 
   async usage(spec: InstanceSpec): Promise<Usage> {

@@ -5,6 +5,8 @@
  */
 import net from 'node:net';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import type { Channel } from '../stdin-channel.js';
 import { HullError } from '../../errors.js';
 import type { ExecProcess, Stdio } from '../types.js';
 import { encodeData, encodeFrame, encodeProcessRecords, FrameDecoder, T, decodeExit, type GuestProcessSpec } from './protocol.js';
@@ -66,7 +68,13 @@ export async function execInVm(address: string, proc: GuestProcessSpec, stdio: S
       else resolve(code!);
     };
     const onIn = (d: Buffer | string) => {
-      for (const f of encodeData(T.STDIN, ch, Buffer.isBuffer(d) ? d : Buffer.from(d))) s.write(f);
+      let more = true;
+      for (const f of encodeData(T.STDIN, ch, Buffer.isBuffer(d) ? d : Buffer.from(d))) more = s.write(f) && more;
+      // backpressure: the agent stops reading its port while much stdin is queued for the process
+      if (!more && stdio.stdin) {
+        stdio.stdin.pause();
+        s.once('drain', () => stdio.stdin?.resume());
+      }
     };
     const onEnd = () => s.write(encodeFrame(T.STDIN_EOF, ch));
     s.on('data', (chunk: Buffer) => {
@@ -109,4 +117,44 @@ export async function execInVm(address: string, proc: GuestProcessSpec, stdio: S
       s.write(encodeFrame(T.STDIN_EOF, ch));
     }
   });
+}
+
+/**
+ * The stdin channel of a running VM's main process (stdin-channel.ts): one connection to the
+ * agent's control port (channel 0, which hull-vmmux passes through) fed by every attach in
+ * turn, as STDIN frames; ending the sink sends STDIN_EOF (the agent closes the process's stdin
+ * once what it queued went in). Backpressure: a write completes once the socket took it (the
+ * agent stops reading its port while much stdin is queued). Gone when the VM's side closes.
+ */
+export function mainStdinChannel(address: string): Channel {
+  const conn = connectCtl(address);
+  let markGone!: () => void;
+  const gone = new Promise<void>((resolve) => (markGone = resolve));
+  conn.then(
+    (s) => {
+      s.on('data', () => undefined); // nothing comes for channel 0 on this connection
+      s.on('error', () => undefined);
+      s.on('close', markGone);
+    },
+    () => markGone(),
+  );
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      conn.then((s) => {
+        let more = true;
+        for (const f of encodeData(T.STDIN, 0, chunk)) more = s.write(f) && more;
+        if (more) cb();
+        else s.once('drain', () => cb());
+      }, (e: Error) => cb(e));
+    },
+    final(cb) {
+      conn.then((s) => s.end(encodeFrame(T.STDIN_EOF, 0), () => cb()), () => cb());
+    },
+    destroy(err, cb) {
+      conn.then((s) => s.destroy(), () => undefined);
+      cb(err);
+    },
+  });
+  sink.on('error', () => markGone());
+  return { sink, gone };
 }

@@ -13,7 +13,8 @@ import { HullError } from '../../errors.js';
 import type { ExecProcess, ExitInfo, InstanceSpec, InstanceState, Isolation, IsolationOptions, Orphan, Stdio, Usage, WritableLayer } from '../types.js';
 import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
 import { cgroupVersion, readVmCgroup, removeVmCgroup, vmRootCgroupDir } from './cgroup.js';
-import { ctlAddress, execInVm, sendControl } from './control.js';
+import { ctlAddress, execInVm, mainStdinChannel, sendControl } from './control.js';
+import { StdinChannels } from '../stdin-channel.js';
 import { prepare, vmFiles, type Monitor } from './launch.js';
 import { killGroupAndWait, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
 import { Watch } from '../../util/watch.js';
@@ -78,6 +79,9 @@ async function waitGone(spec: InstanceSpec, m: Monitor, ms: number): Promise<boo
     watch.close();
   }
 }
+
+/** The stdin channels of this process's attaches to VMs, by instance directory, run and QEMU. */
+const channels = new StdinChannels();
 
 class VmIsolation implements Isolation {
   readonly wall = 'vm' as const;
@@ -247,6 +251,14 @@ class VmIsolation implements Isolation {
     } finally {
       if (follow) out.off('resize', onResize);
     }
+  }
+
+  async attachStdin(spec: InstanceSpec, input: Readable, signal: AbortSignal): Promise<void> {
+    if (!spec.process.stdin) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} was created without an open stdin (-i)`);
+    const m = readMonitor(spec);
+    if (!alive(m)) return; // the run is over: nothing to deliver to
+    const address = this.address(spec, m!);
+    await channels.feed(`${spec.dir}\0${spec.run ?? 0}\0${m!.pid}`, input, spec.process.stdinOnce === true && !spec.process.terminal, signal, () => mainStdinChannel(address));
   }
 
   /**
