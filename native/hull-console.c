@@ -1,7 +1,7 @@
 /*
  * hull-console: the terminal side of a foreground `crun run` or `crun exec` with a TTY.
  *
- *   hull-console SOCKET [--size ROWS,COLS] [--resize FIFO] [--stdin] -- PROGRAM [ARG...]
+ *   hull-console SOCKET [--resize FIFO] [--stdin] -- PROGRAM [ARG...]
  *
  * Listens on the unix socket SOCKET, runs PROGRAM (crun, given --console-socket SOCKET), takes
  * the pseudo-terminal master crun sends over it and copies: our stdin to the master (only with
@@ -12,9 +12,10 @@
  * after PROGRAM exited (the process has exited by then, so all it wrote is in the terminal).
  *
  * When our stdin is a terminal and is copied (--stdin) it is put in raw mode for the session
- * (restored at the end). The window size follows our own terminal's on SIGWINCH. --size sets
- * the first window size, and each "ROWS COLS" line written to the FIFO --resize (made by the
- * helper, removed at the end) a later one (the Engine API's resize).
+ * (restored at the end). The window size follows our own terminal's, when we have one (on
+ * SIGWINCH too); the first size asked through the API is the process's consoleSize, which the
+ * runtime applies before it sends the master; each "ROWS COLS" line written to the FIFO --resize
+ * (made by the helper, removed at the end) is a later one (the Engine API's resize).
  *
  * Exits with PROGRAM's status (128+N when killed by signal N); 125 with a message on stderr
  * when anything fails before PROGRAM runs.
@@ -128,15 +129,14 @@ static void follow_terminal(int master) {
 }
 
 int main(int argc, char **argv) {
-  int i = 2, rows = 0, cols = 0, want_stdin = 0;
+  int i = 2, want_stdin = 0;
   const char *fifo = NULL;
   if (argc < 4) {
-    fprintf(stderr, "usage: hull-console SOCKET [--size ROWS,COLS] [--resize FIFO] [--stdin] -- PROGRAM [ARG...]\n");
+    fprintf(stderr, "usage: hull-console SOCKET [--resize FIFO] [--stdin] -- PROGRAM [ARG...]\n");
     return 125;
   }
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-    if (strcmp(argv[i], "--size") == 0 && i + 1 < argc && sscanf(argv[i + 1], "%d,%d", &rows, &cols) == 2 && rows >= 0 && cols >= 0 && rows < 65536 && cols < 65536) i++;
-    else if (strcmp(argv[i], "--resize") == 0 && i + 1 < argc) fifo = argv[++i];
+    if (strcmp(argv[i], "--resize") == 0 && i + 1 < argc) fifo = argv[++i];
     else if (strcmp(argv[i], "--stdin") == 0) want_stdin = 1;
     else {
       fprintf(stderr, "hull-console: bad argument '%s'\n", argv[i]);
@@ -217,8 +217,7 @@ int main(int argc, char **argv) {
         lfd = -1;
         unlink(sock_path);
         sock_path = NULL;
-        if (rows > 0 && cols > 0) set_size(master, rows, cols);
-        else follow_terminal(master);
+        follow_terminal(master);
         if (want_stdin && isatty(0) && tcgetattr(0, &saved) == 0) {
           struct termios t = saved;
           cfmakeraw(&t);

@@ -21,19 +21,17 @@ export function consoleHelper(env: NodeJS.ProcessEnv = process.env): string {
 export interface ConsoleOptions {
   /** Copy stdin to the terminal (docker's -i). */
   stdin: boolean;
-  /** First window size; else the size of hull's own terminal, when it has one. */
-  size?: { rows: number; cols: number };
   /** A FIFO the helper makes: each "ROWS COLS" line written to it resizes the terminal. */
   resizeFifo?: string;
 }
 
 /**
  * The argv that runs `runtime` (which must carry `--console-socket socket`) under the helper
- * (pure): `hull-console SOCKET [--size R,C] [--resize FIFO] [--stdin] -- RUNTIME...`.
+ * (pure): `hull-console SOCKET [--resize FIFO] [--stdin] -- RUNTIME...`. The first window size
+ * is hull's own terminal's, or the process's consoleSize (the runtime applies it).
  */
 export function consoleArgv(helper: string, socket: string, runtime: string[], o: ConsoleOptions): string[] {
-  const size = o.size && o.size.rows > 0 && o.size.cols > 0 ? ['--size', `${Math.floor(o.size.rows)},${Math.floor(o.size.cols)}`] : [];
-  return [helper, socket, ...size, ...(o.resizeFifo ? ['--resize', o.resizeFifo] : []), ...(o.stdin ? ['--stdin'] : []), '--', ...runtime];
+  return [helper, socket, ...(o.resizeFifo ? ['--resize', o.resizeFifo] : []), ...(o.stdin ? ['--stdin'] : []), '--', ...runtime];
 }
 
 /** The line that resizes a terminal through the helper's FIFO (pure). */

@@ -550,7 +550,7 @@ class ContainerIsolation implements Isolation {
     try {
       let argv = runtimeArgv(log ? { ...driver, globalArgs: [...driver.globalArgs, `--log=${log}`] } : driver, sub.exec(driver, spec.id, file, proc.terminal, pidFile, tty?.socket));
       if (tty) {
-        argv = consoleArgv(consoleHelper(), tty.socket, argv, { stdin: proc.stdin, size: proc.consoleSize, resizeFifo: proc.onResizable ? tty.fifo : undefined });
+        argv = consoleArgv(consoleHelper(), tty.socket, argv, { stdin: proc.stdin, resizeFifo: proc.onResizable ? tty.fifo : undefined });
       }
       const outFd = fdOf(stdio.stdout);
       const errFd = fdOf(stdio.stderr);
