@@ -30,22 +30,26 @@ export function touchActivity(lock: string, bridges: string[]): void {
   }
 }
 
+/** An interface name that may go into a script unquoted (IFNAMSIZ-1 characters, no shell ones). */
+function safeIfName(x: string): boolean {
+  return /^[A-Za-z0-9_.-]{1,15}$/.test(x);
+}
+
 /**
  * The shell script of the cleanup (pure): every given bridge that has no port and was not used
  * within the delay (such a use schedules a cleanup of its own) goes, with its activity file;
  * then the table, when no bridge of the root is left.
  */
 export function idleScript(bridges: string[], prefix: string, table: string, lock: string, delayS = IDLE_DELAY_S): string {
-  const ok = (x: string) => /^[A-Za-z0-9_.-]{1,15}$/.test(x);
   const lines = ['now=$(date +%s.%N)'];
-  for (const b of bridges.filter(ok)) {
+  for (const b of bridges.filter(safeIfName)) {
     const used = shq(activityFile(lock, b));
     lines.push(
       `last=$(stat -c %.9Y ${used} 2>/dev/null || echo 0)`,
       `if awk -v n="$now" -v l="$last" 'BEGIN { exit !(n - l >= ${delayS}) }' && [ -d /sys/class/net/${b} ] && [ -z "$(ls /sys/class/net/${b}/brif)" ]; then ip link del dev ${b}; rm -f ${used}; fi`,
     );
   }
-  if (ok(prefix) && /^[a-z0-9_]+$/.test(table)) {
+  if (safeIfName(prefix) && /^[a-z0-9_]+$/.test(table)) {
     lines.push(`set -- /sys/class/net/${prefix}*`, `[ -e "$1" ] || { nft list table ip ${table} >/dev/null 2>&1 && nft delete table ip ${table}; }`);
   }
   return lines.join('\n');
@@ -60,14 +64,13 @@ export function idleScript(bridges: string[], prefix: string, table: string, loc
  * scheduled. The script under the lock judges again, exactly.
  */
 export function idleNeeded(bridges: string[], prefix: string, table: string, lock: string, delayS = IDLE_DELAY_S): string {
-  const ok = (x: string) => /^[A-Za-z0-9_.-]{1,15}$/.test(x);
   const lines = ['now=$(date +%s)'];
-  for (const b of bridges.filter(ok)) {
+  for (const b of bridges.filter(safeIfName)) {
     lines.push(
       `[ -d /sys/class/net/${b} ] && [ -z "$(ls /sys/class/net/${b}/brif)" ] && [ $((now - $(stat -c %Y ${shq(activityFile(lock, b))} 2>/dev/null || echo 0))) -ge ${delayS} ] && exit 0`,
     );
   }
-  if (ok(prefix) && /^[a-z0-9_]+$/.test(table)) lines.push(`set -- /sys/class/net/${prefix}*`, `[ -e "$1" ] || { nft list table ip ${table} >/dev/null 2>&1 && exit 0; }`);
+  if (safeIfName(prefix) && /^[a-z0-9_]+$/.test(table)) lines.push(`set -- /sys/class/net/${prefix}*`, `[ -e "$1" ] || { nft list table ip ${table} >/dev/null 2>&1 && exit 0; }`);
   lines.push('exit 1');
   return lines.join('\n');
 }
