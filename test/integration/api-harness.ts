@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { HULL_BIN, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
+import { HULL_BIN, importBusybox, makeTempRoot, mountsUnder, processesOfRoot, removeAllVolumes, type TempRoot } from '../helpers/hull.js';
+import { removeAllNetworked } from '../helpers/net.js';
 
 export function haveDocker(): boolean {
   return spawnSync('docker', ['--version'], { encoding: 'utf8' }).status === 0;
@@ -201,4 +202,18 @@ export function serveForFile(
       return tmp!;
     },
   };
+}
+
+/**
+ * The end of a file that drove `hull serve`: stop it, remove the containers (and networks) the
+ * tests left, optionally the volumes, assert no process (and optionally no mount) of the root is
+ * left, and remove the root.
+ */
+export async function endServe(s: Serve, tmp: TempRoot, o: { removeVolumes?: boolean; checkMounts?: boolean } = {}): Promise<void> {
+  await s.stop();
+  await removeAllNetworked(tmp.root);
+  if (o.removeVolumes) removeAllVolumes(tmp.root);
+  assert.deepEqual(processesOfRoot(tmp.root), [], 'no process of the root left');
+  if (o.checkMounts) assert.deepEqual(mountsUnder(tmp.root), [], 'no mount left under the root');
+  tmp.cleanup();
 }

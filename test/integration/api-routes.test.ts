@@ -11,12 +11,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { hull, importBusybox, removeAllVolumes, makeTempRoot, processesOfRoot, type TempRoot } from '../helpers/hull.js';
-import { removeAllNetworked } from '../helpers/net.js';
+import { hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
 import { buildRouter } from '../../src/api/server.js';
 import { UNSUPPORTED } from '../../src/api/unsupported.js';
 import { splitVersion } from '../../src/api/version.js';
-import { docker, haveDocker, request, startServe, type Serve } from './api-harness.js';
+import { endServe, docker, haveDocker, request, startServe, type Serve } from './api-harness.js';
 
 const haveDockerCli = haveDocker();
 const haveCompose = spawnSync('docker-compose', ['version', '--short'], { encoding: 'utf8' }).status === 0;
@@ -30,11 +29,7 @@ before(async () => {
 });
 
 after(async () => {
-  await s.stop();
-  await removeAllNetworked(tmp.root);
-  removeAllVolumes(tmp.root);
-  assert.deepEqual(processesOfRoot(tmp.root), [], 'no process of the root left');
-  tmp.cleanup();
+  await endServe(s, tmp, { removeVolumes: true });
 });
 
 /** Method, path (with a real or bogus id), body: the routes docker 28 and compose 1.29 use in these flows. */

@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { hull, importBusybox, makeTempRoot, mountsUnder, processesOfRoot, type TempRoot } from '../helpers/hull.js';
-import { assertNoNetwork, freePort, httpGet, removeAllNetworked } from '../helpers/net.js';
-import { startServe, type Serve } from './api-harness.js';
+import { hull, importBusybox, makeTempRoot, mountsUnder, type TempRoot } from '../helpers/hull.js';
+import { assertNoNetwork, freePort, httpGet } from '../helpers/net.js';
+import { endServe, startServe, type Serve } from './api-harness.js';
 
 const haveCompose = spawnSync('docker-compose', ['version', '--short'], { encoding: 'utf8' }).status === 0;
 let tmp: TempRoot;
@@ -65,11 +65,7 @@ before(async () => {
 after(async () => {
   if (!haveCompose) return;
   compose(['down', '-v', '-t', '1']);
-  await s.stop();
-  await removeAllNetworked(tmp.root);
-  assert.deepEqual(processesOfRoot(tmp.root), [], 'no process of the root left');
-  assert.deepEqual(mountsUnder(tmp.root), [], 'no mount left');
-  tmp.cleanup();
+  await endServe(s, tmp, { checkMounts: true });
 });
 
 function compose(args: string[], timeoutMs = 180_000): { code: number; stdout: string; stderr: string } {

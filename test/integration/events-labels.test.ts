@@ -10,9 +10,8 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { hull, importBusybox, removeAllVolumes, makeTempRoot, processesOfRoot, type TempRoot } from '../helpers/hull.js';
-import { removeAllNetworked } from '../helpers/net.js';
-import { docker, haveDocker, startServe, type Serve } from './api-harness.js';
+import { hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
+import { endServe, docker, haveDocker, startServe, type Serve } from './api-harness.js';
 
 const haveDockerCli = haveDocker();
 let tmp: TempRoot;
@@ -27,11 +26,7 @@ before(async () => {
 });
 
 after(async () => {
-  await s.stop();
-  await removeAllNetworked(tmp.root);
-  removeAllVolumes(tmp.root);
-  assert.deepEqual(processesOfRoot(tmp.root), [], 'no process of the root left');
-  tmp.cleanup();
+  await endServe(s, tmp, { removeVolumes: true });
 });
 
 const ok = (r: { code: number; stdout: string; stderr: string }, what: string) => {

@@ -10,9 +10,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { hull, importBusybox, removeAllVolumes, makeTempRoot, mountsUnder, processesOfRoot, type TempRoot } from '../helpers/hull.js';
-import { removeAllNetworked } from '../helpers/net.js';
-import { docker, haveDocker, request, startServe, type Serve } from './api-harness.js';
+import { hull, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
+import { endServe, docker, haveDocker, request, startServe, type Serve } from './api-harness.js';
 import { detectCgroupLayout } from '../../src/runtime/container/cgroups.js';
 import { isFrozen } from '../../src/runtime/container/freezer.js';
 import { containerCgroupPath } from '../../src/runtime/container/cgroups.js';
@@ -34,12 +33,7 @@ before(async () => {
 });
 
 after(async () => {
-  await s.stop();
-  await removeAllNetworked(tmp.root);
-  removeAllVolumes(tmp.root);
-  assert.deepEqual(processesOfRoot(tmp.root), [], 'no process of the root left');
-  assert.deepEqual(mountsUnder(tmp.root), [], 'no mount left');
-  tmp.cleanup();
+  await endServe(s, tmp, { removeVolumes: true, checkMounts: true });
 });
 
 const ok = (r: { code: number; stdout: string; stderr: string }, what: string) => {

@@ -9,9 +9,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { hull, hullAsync, importBusybox, makeTempRoot, mountsUnder, processesOfRoot, type TempRoot } from '../helpers/hull.js';
-import { docker, haveDocker, removeAll, startServe, type Serve } from './api-harness.js';
-import { removeAllNetworked } from '../helpers/net.js';
+import { hull, hullAsync, importBusybox, makeTempRoot, type TempRoot } from '../helpers/hull.js';
+import { endServe, docker, haveDocker, removeAll, startServe, type Serve } from './api-harness.js';
 
 const haveDockerCli = haveDocker();
 let tmp: TempRoot;
@@ -27,11 +26,7 @@ before(async () => {
 
 after(async () => {
   for (const c of await d.listContainers({ all: true })) await d.getContainer(c.Id).remove({ force: true, v: true });
-  await s.stop();
-  await removeAllNetworked(tmp.root);
-  assert.deepEqual(processesOfRoot(tmp.root), [], 'no process of the root left');
-  assert.deepEqual(mountsUnder(tmp.root), [], 'no mount left under the root');
-  tmp.cleanup();
+  await endServe(s, tmp, { checkMounts: true });
 });
 
 const ok = (r: { code: number; stdout: string; stderr: string }, what: string) => {
