@@ -9,6 +9,8 @@ import { parseCreate } from './create.js';
 import { HttpError } from './errors.js';
 import { fileSize, follow, readAll } from './follow.js';
 import { hijackBody, openStreamReply, type StreamReply } from './hijack.js';
+import { openWebSocketReply } from './websocket.js';
+import { compareVersions } from './version.js';
 import { jsonBody } from './params.js';
 import type { Router } from './router.js';
 import type { ExitResult } from './state.js';
@@ -156,13 +158,42 @@ function recordWriter(out: StreamReply, o: { stdout: boolean; stderr: boolean; t
   };
 }
 
-async function attach(c: Ctx): Promise<void> {
+function attach(c: Ctx): Promise<void> {
+  return attachWith(c, {
+    stdin: c.query.bool('stdin'),
+    stdout: c.query.bool('stdout'),
+    stderr: c.query.bool('stderr'),
+    open: (o) => openStreamReply(c, o),
+  });
+}
+
+/**
+ * `GET /containers/{id}/attach/ws`, as docker: the same attach over a WebSocket, output raw in
+ * binary messages (text before API 1.28), stdin from the client's messages; before API 1.42
+ * all three streams are attached whatever the query says.
+ */
+function attachWs(c: Ctx): Promise<void> {
+  const all = compareVersions(c.version, '1.42') < 0;
+  return attachWith(c, {
+    stdin: all || c.query.bool('stdin'),
+    stdout: all || c.query.bool('stdout'),
+    stderr: all || c.query.bool('stderr'),
+    open: (o) => openWebSocketReply(c, { binary: compareVersions(c.version, '1.28') >= 0, wantInput: o.wantInput }),
+  });
+}
+
+interface AttachHow {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  open(o: { multiplexed: boolean; wantInput: boolean; rest?: Buffer }): StreamReply;
+}
+
+async function attachWith(c: Ctx, how: AttachHow): Promise<void> {
   const i = await inspectOf(c, c.params.id!);
   const id = i.Id;
   const tty = i.Config.Tty === true;
-  const stdin = c.query.bool('stdin');
-  const stdout = c.query.bool('stdout');
-  const stderr = c.query.bool('stderr');
+  const { stdin, stdout, stderr } = how;
   const logs = c.query.bool('logs');
   const stream = c.query.bool('stream');
   // docker accepts and ignores stdin for containers without -i.
@@ -170,9 +201,9 @@ async function attach(c: Ctx): Promise<void> {
   // docker looks for the detach keys with a TTY only
   const keys = withStdin && tty ? parseDetachKeys(c.query.str('detachKeys')) : undefined;
   // a request body (dockerode sends its options as JSON) is not input: the input follows it
-  const rest = c.hijack ? (await hijackBody(c)).rest : undefined;
+  const rest = c.hijack && c.req.headers.upgrade?.toLowerCase() !== 'websocket' ? (await hijackBody(c)).rest : undefined;
+  const out = how.open({ multiplexed: !tty, wantInput: withStdin, rest });
   const done = c.state.attachBegin(id);
-  const out = openStreamReply(c, { multiplexed: !tty, wantInput: withStdin, rest });
   // the attach ends with the run, a client that went away, or (see below) its input
   const over = new AbortController();
   const signal = AbortSignal.any([out.signal, over.signal]);
@@ -309,6 +340,7 @@ export function register(r: Router<Handler>): void {
   r.add('DELETE', '/containers/{id}', remove);
   r.add('POST', '/containers/{id}/wait', wait);
   r.add('POST', '/containers/{id}/attach', attach);
+  r.add('GET', '/containers/{id}/attach/ws', attachWs);
   r.add('GET', '/containers/{id}/logs', logs);
   r.add('GET', '/containers/{id}/stats', stats);
   r.add('POST', '/containers/{id}/resize', resize);

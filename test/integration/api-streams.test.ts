@@ -4,7 +4,7 @@
  * compared by sha256, for `docker run -i`, `docker exec -i`, `docker start -ai`, `docker
  * attach` and dockerode's hijacked attach, with and without a TTY; 8-byte frames without a TTY
  * and a raw stream with one; StdinOnce; EOF and Ctrl-D reaching the process; the issue's long
- * line into a shell.
+ * line into a shell; the same through `attach/ws` with a WebSocket client (the ws package).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
+import http from 'node:http';
 import Docker from 'dockerode';
+import WebSocket from 'ws';
 import { FrameDecoder } from '../../src/streams/mux.js';
 import { collect, docker, haveDocker, serveForFile, type Serve } from './api-harness.js';
 
@@ -245,3 +247,111 @@ test(`attach over a raw socket (${RUNTIME}): input sent with the request is not 
   assert.equal(Buffer.concat(frames.map((f) => f.data)).toString().trim(), '3000');
   await c.remove({ force: true });
 });
+
+interface WsAttach {
+  ws: WebSocket;
+  /** Every message until the server's close: the bytes, whether all were binary, the close code. */
+  whole: Promise<{ data: Buffer; binary: boolean; code: number }>;
+}
+
+/**
+ * A WebSocket to `GET {path}` on the server's socket (ws's client, an independent
+ * implementation). Messages are collected from the first one: they may come in the same read
+ * as the handshake's answer.
+ */
+function wsOpen(path: string): Promise<WsAttach> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws+unix://${s.socket}:${path}`);
+    const parts: Buffer[] = [];
+    let binary = true;
+    ws.on('message', (m: Buffer, isBinary: boolean) => {
+      parts.push(Buffer.from(m));
+      binary &&= isBinary;
+    });
+    const whole = new Promise<{ data: Buffer; binary: boolean; code: number }>((done) => ws.once('close', (code: number) => done({ data: Buffer.concat(parts), binary, code })));
+    ws.once('open', () => resolve({ ws, whole }));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (t: string) => (body += t));
+      res.on('end', () => reject(Object.assign(new Error(`HTTP ${res.statusCode}: ${body.trim()}`), { status: res.statusCode })));
+    });
+    ws.once('error', reject);
+  });
+}
+
+/** Send `b` in 64 KiB messages, each once the socket took the one before (ws's own backpressure). */
+async function wsSend(ws: WebSocket, b: Buffer): Promise<void> {
+  for (let o = 0; o < b.length; o += 65536) {
+    await new Promise<void>((resolve, reject) => ws.send(b.subarray(o, o + 65536), { binary: true }, (e) => (e ? reject(e) : resolve())));
+  }
+}
+
+test(`attach/ws (${RUNTIME}): 1 MiB of random bytes in binary messages before the start, cat's output back raw, byte for byte; the client's close is stdin's end`, opt, async () => {
+  const c = await d.createContainer({ Image: 'busybox', Cmd: ['cat'], OpenStdin: true, StdinOnce: true, HostConfig: { Runtime: RUNTIME } });
+  const { ws, whole: got } = await wsOpen(`/v1.45/containers/${c.id}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1`);
+  const sent = wsSend(ws, payload); // sent before the start: held with backpressure, not dropped
+  await c.start();
+  await sent;
+  ws.close(1000);
+  const r = await got;
+  assert.equal(r.binary, true, 'binary messages from API 1.28 on');
+  assert.equal(r.code, 1000);
+  assert.equal(r.data.length, MiB, 'raw bytes, no 8-byte frames');
+  assert.equal(sha(r.data), sha(payload));
+  assert.equal((await c.wait()).StatusCode, 0);
+  await c.remove();
+});
+
+test(`attach/ws (${RUNTIME}): a TTY in raw mode, 1 MiB in, its checksum back; the run's end closes the socket normally`, opt, async () => {
+  const c = await d.createContainer({
+    Image: 'busybox', Tty: true, OpenStdin: true, StdinOnce: true, HostConfig: { Runtime: RUNTIME },
+    Cmd: ['sh', '-c', `stty raw -echo && echo READY && head -c ${MiB} | sha256sum`],
+  });
+  const { ws, whole: got } = await wsOpen(`/containers/${c.id}/attach/ws?stream=1&stdin=1&stdout=1`);
+  const ready = new Promise<void>((resolve) => {
+    let text = '';
+    const on = (m: Buffer) => {
+      text += m.toString('latin1');
+      if (text.includes('READY')) (ws.off('message', on), resolve());
+    };
+    ws.on('message', on);
+  });
+  await c.start();
+  await ready;
+  await wsSend(ws, ttyPayload);
+  const r = await got;
+  assert.equal(r.code, 1000);
+  assert.match(r.data.toString('latin1'), new RegExp(`${sha(ttyPayload)}  -`));
+  assert.equal((await c.wait()).StatusCode, 0);
+  await c.remove({ force: true });
+});
+
+test(`attach/ws (${RUNTIME}): text messages before API 1.28, all streams before 1.42 whatever the query, logs=1 replays; bad handshakes are HTTP errors`, opt, async () => {
+  const c = await d.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'echo out; echo err >&2'], HostConfig: { Runtime: RUNTIME } });
+  await c.start();
+  await c.wait();
+  // stdout/stderr not asked for: before 1.42 docker attaches all three anyway
+  const r = await (await wsOpen(`/v1.27/containers/${c.id}/attach/ws?logs=1`)).whole;
+  assert.equal(r.binary, false, 'text messages before 1.28');
+  assert.deepEqual(r.data.toString().split('\n').filter(Boolean).sort(), ['err', 'out']);
+  const n = await (await wsOpen(`/v1.45/containers/${c.id}/attach/ws?logs=1&stdout=1`)).whole;
+  assert.equal(n.binary, true);
+  assert.equal(n.data.toString(), 'out\n', 'from 1.42 the query chooses the streams');
+  await assert.rejects(wsOpen('/containers/no-such-container/attach/ws?stream=1'), (e: Error & { status?: number }) => e.status === 404 && /no-such-container/.test(e.message));
+  const plain = await fetchOverSocket(`/containers/${c.id}/attach/ws?stream=1`);
+  assert.equal(plain.status, 400);
+  assert.match(plain.body, /Upgrade: websocket/);
+  await c.remove({ force: true });
+});
+
+/** A plain GET on the server's socket (no upgrade). */
+function fetchOverSocket(path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ socketPath: s.socket, path }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (t: string) => (body += t));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+  });
+}
