@@ -76,17 +76,19 @@ export class QmpSession {
   static async open(socket: string, timeoutMs = 10_000): Promise<QmpSession> {
     const end = Date.now() + timeoutMs;
     for (;;) {
+      let q: QmpSession | undefined;
       try {
         const s = await new Promise<net.Socket>((resolve, reject) => {
           const c = net.connect(socket);
           c.once('connect', () => resolve(c));
           c.once('error', reject);
         });
-        const q = new QmpSession(s, socket);
+        q = new QmpSession(s, socket);
         await q.next(end - Date.now()); // the greeting
         await q.run('qmp_capabilities');
         return q;
       } catch (e) {
+        q?.close(); // QMP serves one client at a time: never leave a half-open one
         if (Date.now() > end) throw new HullError('UNAVAILABLE', `QMP ${socket}: ${(e as Error).message}`);
         await new Promise((r) => setTimeout(r, 5));
       }
