@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { checkTemplate, DEFAULT_VM_BOOT, encodeRunFrame, templateKey, templateQemuArgs, TFD } from '../../src/runtime/vm/snapshot.js';
 import { FrameDecoder, T } from '../../src/runtime/vm/protocol.js';
 
-const shape: { memMiB: number; cpus: number; accel: 'tcg' | 'kvm'; tscKhz: number } = { memMiB: 128, cpus: 1, accel: 'tcg', tscKhz: 2445406 };
+const shape: { memMiB: number; cpus: number; accel: 'tcg' | 'kvm'; tscKhz: number; nics?: number } = { memMiB: 128, cpus: 1, accel: 'tcg', tscKhz: 2445406 };
 const ports = { status: { kind: 'file' as const, path: '/proc/self/fd/7' }, run: { kind: 'fd' as const, fd: 8 } };
 
 function after(a: string[], flag: string): string[] {
@@ -52,11 +52,22 @@ test('KVM form (not run on this TCG-only host): -accel kvm -cpu host, otherwise 
   assert.deepEqual(after(k, '-incoming'), ['defer']);
 });
 
+test('NICs: an empty hub port in the template, the run\'s tap in a restore; same devices and MACs', () => {
+  const b = templateQemuArgs({ ...shape, nics: 2 }, { build: true, tbSizeMiB: 32, qmp: 'qmp.sock', ports });
+  assert.deepEqual(after(b, '-netdev'), ['hubport,id=net0,hubid=0', 'hubport,id=net1,hubid=1']);
+  const r = templateQemuArgs({ ...shape, nics: 2 }, { build: false, tbSizeMiB: 32, qmp: 'qmp.sock', ports, tapFds: [100, 101] });
+  assert.deepEqual(after(r, '-netdev'), ['tap,id=net0,fd=100,vhost=off', 'tap,id=net1,fd=101,vhost=off']);
+  const nics = (a: string[]) => after(a, '-device').filter((d) => d.startsWith('virtio-net'));
+  assert.deepEqual(nics(r), nics(b));
+  assert.deepEqual(nics(b), ['virtio-net-device,netdev=net0,mac=02:68:75:6c:6c:00', 'virtio-net-device,netdev=net1,mac=02:68:75:6c:6c:01']);
+  assert.throws(() => templateQemuArgs({ ...shape, nics: 2 }, { build: false, tbSizeMiB: 32, qmp: 'qmp.sock', ports, tapFds: [100] }), /needs 2 taps/);
+});
+
 test('the key follows every input: memory, cpus, accelerator, agent', () => {
   const inputs = (o: Partial<typeof shape>, agent = 'a') => ({ format: 1, argv: templateQemuArgs({ ...shape, ...o }, { build: true, tbSizeMiB: 32, qmp: 'qmp.sock', ports }), agent });
   const k = templateKey(inputs({}));
   assert.equal(k, templateKey(inputs({})));
-  for (const other of [inputs({ memMiB: 256 }), inputs({ cpus: 2 }), inputs({ accel: 'kvm' }), inputs({}, 'b')]) assert.notEqual(templateKey(other), k);
+  for (const other of [inputs({ memMiB: 256 }), inputs({ cpus: 2 }), inputs({ accel: 'kvm' }), inputs({ nics: 1 }), inputs({}, 'b')]) assert.notEqual(templateKey(other), k);
 });
 
 test('the run frame: T_RESUME with the run spec, a fresh clock and 64 random bytes each time', () => {

@@ -262,7 +262,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           const consoleFd = stdio.length - 1;
           // held host ports: the monitor shell (and QEMU) keep them open for the VM's life
           stdio.push(...(spec.heldFds ?? []));
-          const args = tpl ? restoreArgs(stdio, fdsToClose, tpl, { memMiB, cpus, accel: accel.accel, tbSizeMiB: tbSizeMiB(mode.attached), log: ports.log === true, stdout: ports.stdout, stderr: ports.stderr, main: ports.main }, p, () => encodeRunFrame(guestRunSpec(spec, mode))) : buildQemuArgs({
+          const args = tpl ? restoreArgs(stdio, fdsToClose, tpl, { memMiB, cpus, accel: accel.accel, tbSizeMiB: tbSizeMiB(mode.attached), log: ports.log === true, stdout: ports.stdout, stderr: ports.stderr, main: ports.main, tapFds: (taps?.qemuNics ?? []).map((n) => n.fd) }, p, () => encodeRunFrame(guestRunSpec(spec, mode))) : buildQemuArgs({
             kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', disk: '/proc/self/fd/5',
             memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(), tbSizeMiB: tbSizeMiB(mode.attached),
             ramBackend: ramBackend(mode.attached),
@@ -305,14 +305,14 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
 
 /**
  * Whether this run can restore a template, and which (runtime/vm/snapshot.ts): a run that mounts
- * volumes (9p blocks migration once mounted), has NICs (not in templates yet), captures its layer
- * or logs its console boots cold.
+ * volumes (9p blocks migration once mounted), captures its layer or logs its console boots cold.
+ * NICs are part of the shape (the devices must exist when the template is saved).
  */
 async function chooseVmBoot(root: string, spec: InstanceSpec, shape: { memMiB: number; cpus: number; accel: 'kvm' | 'tcg'; kernel: string; initramfs: string; qemu: string }, files: VmFiles, specBytes: number): Promise<BootPlan> {
   const binds = spec.mounts.filter((m) => m.type === 'bind').length;
   const nics = spec.network === 'netns' && spec.netns ? spec.netns.interfaces.length : 0;
-  const ineligible = binds ? 'volumes (9p) are not in templates' : nics ? 'network interfaces are not in templates yet (--network none restores)' : spec.captureLayer ? 'build steps boot cold' : consoleLogPath(files) ? 'HULL_VM_CONSOLE_LOG boots cold' : specBytes > 60_000 ? 'a run spec over 60 KB boots cold' : undefined;
-  const plan = await chooseBoot(root, spec.vm?.boot ?? DEFAULT_VM_BOOT, { ...shape, tscKhz: hostTscKhz() }, ineligible);
+  const ineligible = binds ? 'volumes (9p) are not in templates' : spec.captureLayer ? 'build steps boot cold' : consoleLogPath(files) ? 'HULL_VM_CONSOLE_LOG boots cold' : specBytes > 60_000 ? 'a run spec over 60 KB boots cold' : undefined;
+  const plan = await chooseBoot(root, spec.vm?.boot ?? DEFAULT_VM_BOOT, { ...shape, tscKhz: hostTscKhz(), nics }, ineligible);
   if (plan.boot === 'cold' && plan.note) process.stderr.write(`${plan.note}\n`);
   return plan;
 }
@@ -321,7 +321,7 @@ async function chooseVmBoot(root: string, spec: InstanceSpec, shape: { memMiB: n
  * The argv of a restored QEMU: the template's, with this run's chardevs, RAM file and state on
  * descriptors appended to stdio (closed by the caller after the spawn), hull.run on a socketpair.
  */
-function restoreArgs(stdio: unknown[], toClose: number[], tpl: import('./snapshot.js').Template, o: { memMiB: number; cpus: number; accel: 'kvm' | 'tcg'; tbSizeMiB: number; log: boolean; stdout: Chardev; stderr: Chardev; main?: Chardev }, p: Prepared, frame: () => Buffer): string[] {
+function restoreArgs(stdio: unknown[], toClose: number[], tpl: import('./snapshot.js').Template, o: { memMiB: number; cpus: number; accel: 'kvm' | 'tcg'; tbSizeMiB: number; log: boolean; stdout: Chardev; stderr: Chardev; main?: Chardev; tapFds: number[] }, p: Prepared, frame: () => Buffer): string[] {
   const ram = fs.openSync(tpl.ram, 'r+');
   toClose.push(ram);
   stdio.push(ram);
@@ -333,8 +333,8 @@ function restoreArgs(stdio: unknown[], toClose: number[], tpl: import('./snapsho
   stdio.push('pipe');
   const runIndex = stdio.length - 1;
   p.restore = { stateFd, runIndex, qmp: 'qmp.sock', frame };
-  return templateQemuArgs({ memMiB: o.memMiB, cpus: o.cpus, accel: o.accel, tscKhz: hostTscKhz() }, {
-    build: false, tbSizeMiB: o.tbSizeMiB, qmp: 'qmp.sock', ramFd,
+  return templateQemuArgs({ memMiB: o.memMiB, cpus: o.cpus, accel: o.accel, tscKhz: hostTscKhz(), nics: o.tapFds.length }, {
+    build: false, tbSizeMiB: o.tbSizeMiB, qmp: 'qmp.sock', ramFd, tapFds: o.tapFds,
     ports: { status: { kind: 'file', path: 'status' }, stdout: o.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : o.stdout, stderr: o.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: o.main, run: { kind: 'fd', fd: runIndex } },
   });
 }

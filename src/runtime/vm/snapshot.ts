@@ -62,6 +62,8 @@ export interface TemplateShape {
   /** The base initramfs (the guest agent). */
   initramfs: string;
   qemu: string;
+  /** Guest NICs (one per network): the devices exist in the template, their configuration comes with the run. */
+  nics: number;
 }
 
 /** Descriptor numbers a template QEMU (build or restore) inherits. */
@@ -72,13 +74,17 @@ export const TFD = { kernel: 3, initrd: 4, disk: 5, ram: 6 } as const;
  * on an inherited file); else a restore (RAM private, -incoming defer). Ports absent from a run are
  * null chardevs: the device set is the same in both.
  */
-export function templateQemuArgs(shape: Pick<TemplateShape, 'memMiB' | 'cpus' | 'accel' | 'tscKhz'>, o: {
+export function templateQemuArgs(shape: Pick<TemplateShape, 'memMiB' | 'cpus' | 'accel' | 'tscKhz'> & { nics?: number }, o: {
   build: boolean; tbSizeMiB: number; qmp: string;
   /** Descriptor of the RAM file (default TFD.ram); the path is no part of the migrated state. */
   ramFd?: number;
   ports: { status: Chardev; run: Chardev; stdout?: Chardev; stderr?: Chardev; ctl?: Chardev; main?: Chardev };
+  /** A restore's taps (inherited descriptors), one per NIC of the shape. */
+  tapFds?: number[];
 }): string[] {
-  return buildQemuArgs({
+  const n = shape.nics ?? 0;
+  if (!o.build && (o.tapFds?.length ?? 0) !== n) throw new HullError('INTERNAL', `a restore of a template with ${n} NICs needs ${n} taps`);
+  const a = buildQemuArgs({
     kernel: `/proc/self/fd/${TFD.kernel}`, initrd: `/proc/self/fd/${TFD.initrd}`, disk: `/proc/self/fd/${TFD.disk}`,
     memoryMiB: shape.memMiB, cpus: shape.cpus, accel: shape.accel, tscKhz: shape.tscKhz, tbSizeMiB: o.tbSizeMiB,
     ramFile: { path: `/proc/self/fd/${o.ramFd ?? TFD.ram}`, share: o.build },
@@ -87,6 +93,22 @@ export function templateQemuArgs(shape: Pick<TemplateShape, 'memMiB' | 'cpus' | 
     incoming: !o.build,
     qmp: o.qmp,
   });
+  // NICs after the serial bus, as in a cold boot (virtio-mmio transports go in creation order).
+  // The template's peer is an empty hub port (no host resource, packets go nowhere; no vnet
+  // header, so the guest negotiates no offloads); a restore's is the run's tap. The MAC stays the
+  // template's in QEMU's argv: the guest agent sets the veth's (guest/net.c), which QEMU follows.
+  const nic: string[] = [];
+  for (let i = 0; i < n; i++) {
+    nic.push('-netdev', o.build ? `hubport,id=net${i},hubid=${i}` : `tap,id=net${i},fd=${o.tapFds![i]},vhost=off`, '-device', `virtio-net-device,netdev=net${i},mac=${templateMac(i)}`);
+  }
+  const at = a.indexOf(o.build ? '-qmp' : '-incoming');
+  a.splice(at < 0 ? a.length : at, 0, ...nic);
+  return a;
+}
+
+/** The MAC of a template's NIC i (locally administered; replaced by the veth's in the guest). */
+export function templateMac(i: number): string {
+  return `02:68:75:6c:6c:${i.toString(16).padStart(2, '0')}`;
 }
 
 function fileStamp(p: string): { path: string; size: number; mtimeMs: number } {
@@ -115,7 +137,7 @@ export function resolveBinary(name: string, env: NodeJS.ProcessEnv = process.env
 
 /** What the key is made of (kept in the template's meta.json, shown by hull info). */
 export function templateInputs(shape: TemplateShape): Record<string, unknown> {
-  const argv = templateQemuArgs(shape, { build: true, tbSizeMiB: 32, qmp: 'qmp.sock', ports: { status: { kind: 'file', path: '/proc/self/fd/7' }, run: { kind: 'fd', fd: 8 } } });
+  const argv = templateQemuArgs({ ...shape, nics: shape.nics }, { build: true, tbSizeMiB: 32, qmp: 'qmp.sock', ports: { status: { kind: 'file', path: '/proc/self/fd/7' }, run: { kind: 'fd', fd: 8 } } });
   return {
     format: FORMAT,
     argv,
