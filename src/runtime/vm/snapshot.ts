@@ -41,7 +41,7 @@ import { QmpSession } from './qmp.js';
 export type VmBoot = 'auto' | 'cold';
 
 /** The default of --vm-boot: the one place it is decided. */
-export const DEFAULT_VM_BOOT: VmBoot = 'cold';
+export const DEFAULT_VM_BOOT: VmBoot = 'auto';
 
 /** Template layout version (part of the key). */
 const FORMAT = 1;
@@ -50,6 +50,8 @@ export const PLACEHOLDER_BYTES = 256 * 1024 ** 3;
 /** A restored guest must answer (READY) within this, else the restore failed. */
 export const AGENT_WAIT_MS = 30_000;
 const BUILD_WAIT_MS = 120_000;
+/** After a failed build, runs of that shape boot cold without trying again for this long. */
+const BUILD_RETRY_MS = 10 * 60_000;
 const NOBODY = 65534;
 
 /** What a template is made for: everything that goes into its QEMU argv and guest. */
@@ -321,7 +323,7 @@ export async function buildTemplate(root: string, shape: TemplateShape, inputs =
     child.on('error', () => undefined);
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (qemuErr = (qemuErr + d).slice(-4000)));
     const booted = await waitStatus(statusPath, child, BUILD_WAIT_MS, (st) => st.template === true);
-    if (booted !== 'yes') throw new HullError('UNAVAILABLE', `the template guest did not come up (${booted === 'gone' ? `QEMU ended: ${qemuErr.trim().split('\n').pop() ?? ''}` : `no answer within ${BUILD_WAIT_MS / 1000} s`})`);
+    if (booted !== 'yes') throw new HullError('UNAVAILABLE', `the template guest did not come up (${booted === 'gone' ? `QEMU ended${qemuErr.trim() ? `: ${qemuErr.trim().split('\n').pop()}` : ` with ${child.exitCode ?? child.signalCode}`}` : `no answer within ${BUILD_WAIT_MS / 1000} s`})`);
     // the device state comes over a unix socket hull listens on; RAM stays in the file
     const migSock = path.join(runDir, 'mig.sock');
     const stateOut = fs.createWriteStream(f.state, { mode: 0o444 });
@@ -408,10 +410,26 @@ export async function chooseBoot(root: string, requested: VmBoot, shape: Templat
     dropTemplate(dir);
     return { boot: 'cold', reason: `template failed its check: ${c.why}`, note: `hull: VM template ${key.slice(0, 12)} failed its check (${c.why}): removed; this run boots cold, the next one rebuilds it` };
   }
+  // a build that failed lately is not tried on every run (each try costs a boot)
+  const failed = path.join(templatesDir(root), `.failed-${key}`);
   try {
-    return { boot: 'restore', template: await buildTemplate(root, shape, inputs), built: true };
+    const f = JSON.parse(fs.readFileSync(failed, 'utf8')) as { at: number; why: string };
+    if (Date.now() - f.at < BUILD_RETRY_MS) return { boot: 'cold', reason: `the template build failed ${Math.round((Date.now() - f.at) / 1000)} s ago: ${f.why}` };
+  } catch {
+    // none
+  }
+  try {
+    const template = await buildTemplate(root, shape, inputs);
+    fs.rmSync(failed, { force: true });
+    return { boot: 'restore', template, built: true };
   } catch (e) {
-    return { boot: 'cold', reason: `template build failed: ${(e as Error).message}`, note: `hull: could not build the VM template (${(e as Error).message}); this run boots cold` };
+    const why = (e as Error).message;
+    try {
+      fs.writeFileSync(failed, JSON.stringify({ at: Date.now(), why }));
+    } catch {
+      // the note below says it anyway
+    }
+    return { boot: 'cold', reason: `template build failed: ${why}`, note: `hull: could not build the VM template (${why}); this run boots cold (no new try for ${BUILD_RETRY_MS / 60_000} min)` };
   }
 }
 
