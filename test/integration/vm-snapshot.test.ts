@@ -172,3 +172,16 @@ test('nothing is left: no QEMU, no build directories, no mounts, no containers',
   const chk = hull(tr.root, ['system', 'check']);
   assert.equal(chk.code, 0, chk.stdout + chk.stderr);
 });
+
+test('a template build whose builder died is an orphan: hull system check lists it, --fix removes it', (t) => {
+  if (missing) return t.skip(missing);
+  const dir = path.join(tr.root, 'vmtemplates', '.build-abandoned');
+  fs.mkdirSync(path.join(dir, 'run'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'builder'), '999999999:1'); // no such process
+  const chk = hull(tr.root, ['system', 'check']);
+  assert.notEqual(chk.code, 0);
+  assert.match(chk.stdout, /vm-template-build\s+.*\.build-abandoned/);
+  assert.equal(hull(tr.root, ['system', 'check', '--fix']).code, 0);
+  assert.equal(fs.existsSync(dir), false);
+  assert.equal(hull(tr.root, ['system', 'check']).code, 0);
+});

@@ -124,3 +124,11 @@ test('checkTemplate refuses a missing or altered template, naming what is wrong'
 test('the default boot is one constant', () => {
   assert.ok(DEFAULT_VM_BOOT === 'auto' || DEFAULT_VM_BOOT === 'cold');
 });
+
+test('contrast: a measured restore fills its own row; the pool row stays as it was', async () => {
+  const { bootRows, bootModesOffered } = await import('../../src/contrast/scenario-boot.js');
+  const rows = bootRows({ ms: 600, how: 'cold runs' }, bootModesOffered('--vm-boot string', false), { ms: 350, how: 'restore runs' });
+  assert.deepEqual(rows.map((r) => [r.mode, r.ms]), [['cold', 600], ['restore', 350], ['pool', null]]);
+  assert.equal(rows[1]!.how, 'restore runs');
+  assert.match(rows[2]!.how, /^not available/);
+});

@@ -20,7 +20,7 @@ import { killGroupAndWait, pidAlive, processGroup, procStartTime } from '../../u
 import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
 import { qmpCommand } from './qmp.js';
-import { dropTemplate, RestoreFailed } from './snapshot.js';
+import { abandonedBuilds, dropTemplate, RestoreFailed } from './snapshot.js';
 import { resumeOrFail } from './attached.js';
 
 /** A failed restore: the template goes, a one-line note, and the same run again as a cold boot. */
@@ -386,6 +386,7 @@ class VmIsolation implements Isolation {
         out.push({ kind: 'vm-cgroup', what: path.join(parent, id), id, fix: () => removeVmCgroup({ version, dir: path.join(parent, id) }) });
       }
     }
+    for (const d of abandonedBuilds(this.root)) out.push({ kind: 'vm-template-build', what: d, fix: async () => fs.rmSync(d, { recursive: true, force: true }) });
     const base = `${path.join(this.root, 'containers')}/`;
     for (const e of fs.readdirSync('/proc')) {
       if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;

@@ -36,6 +36,7 @@ import { newcArchive } from './cpio.js';
 import { decodeStatus, encodeResumeFrame, encodeSpecFile, type GuestRunSpec } from './protocol.js';
 import { buildQemuArgs, type Chardev } from './qemu-args.js';
 import { QmpSession } from './qmp.js';
+import { identityAlive, processIdentity } from '../../util/proc.js';
 
 /** How `hull run --vm` starts a guest: 'auto' restores a template (building it first if there is none), 'cold' boots. */
 export type VmBoot = 'auto' | 'cold';
@@ -222,6 +223,29 @@ export function dropTemplate(dir: string): void {
   fs.rmSync(gone, { recursive: true, force: true });
 }
 
+/** Template build directories whose builder is gone (killed mid-build): hull system check removes them. */
+export function abandonedBuilds(root: string): string[] {
+  const base = templatesDir(root);
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(base).filter((n) => n.startsWith('.build-') || n.startsWith('.drop-'));
+  } catch {
+    return [];
+  }
+  return names.map((n) => path.join(base, n)).filter((d) => {
+    try {
+      return !identityAlive(fs.readFileSync(path.join(d, 'builder'), 'utf8').trim());
+    } catch {
+      // no builder file: a build before it wrote one (moments), or a drop: old enough means dead
+      try {
+        return Date.now() - fs.statSync(d).mtimeMs > 60_000;
+      } catch {
+        return false;
+      }
+    }
+  });
+}
+
 /** hull info: every template of this root and the disk it takes (allocated bytes). */
 export function listTemplates(root: string): { key: string; memMiB: number; cpus: number; accel: string; created: string; bytes: number; valid: boolean }[] {
   const base = templatesDir(root);
@@ -290,6 +314,7 @@ export async function buildTemplate(root: string, shape: TemplateShape, inputs =
   fs.mkdirSync(base, { recursive: true, mode: 0o755 });
   const tmp = fs.mkdtempSync(path.join(base, '.build-'));
   fs.chmodSync(tmp, 0o755);
+  fs.writeFileSync(path.join(tmp, 'builder'), processIdentity(process.pid)); // hull system check: a dead builder's directory is an orphan
   const runDir = path.join(tmp, 'run');
   const f = templateFiles(tmp);
   const asNobody = process.getuid?.() === 0;
@@ -368,6 +393,7 @@ export async function buildTemplate(root: string, shape: TemplateShape, inputs =
     };
     if (meta.files.state.size === 0) throw new HullError('UNAVAILABLE', 'saving the template wrote no device state');
     fs.writeFileSync(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 1), { mode: 0o444 });
+    fs.rmSync(path.join(tmp, 'builder'));
     try {
       fs.renameSync(tmp, final);
     } catch {
