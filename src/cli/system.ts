@@ -107,7 +107,7 @@ async function vmTemplateInfo(root: string): Promise<Record<string, unknown>> {
     const mib = (b: number) => `${(b / (1024 * 1024)).toFixed(1)} MiB`;
     return {
       Boot: `${snap.DEFAULT_VM_BOOT} by default (--vm-boot auto restores a template of the run's shape, cold boots its kernel)`,
-      Templates: Object.fromEntries(list.map((t) => [t.key, `${t.memMiB} MiB, ${t.cpus} vCPU, ${t.accel}, ${mib(t.bytes)} on disk, created ${t.created}${t.valid ? '' : ' (fails its check: rebuilt at next use)'}`])),
+      Templates: Object.fromEntries(list.map((t) => [t.key, `${t.memMiB} MiB, ${t.cpus} vCPU, ${t.nics} NIC, ${t.accel}, ${mib(t.bytes)} on disk, created ${t.created}${t.valid ? '' : ' (fails its check: rebuilt at next use)'}`])),
       TemplatesSize: mib(list.reduce((a, t) => a + t.bytes, 0)),
     };
   } catch {

@@ -70,7 +70,7 @@ test('the first run builds the template, later runs restore it: same output and 
   assert.equal(hull(tr.root, ['rm', '-f', cold]).code, 0);
   // hull info lists it with its size
   const info = hull(tr.root, ['info']).stdout;
-  assert.match(info, new RegExp(`${templates()[0]}: 128 MiB, 1 vCPU, tcg, [0-9.]+ MiB on disk`));
+  assert.match(info, new RegExp(`${templates()[0]}: 128 MiB, 1 vCPU, 0 NIC, tcg, [0-9.]+ MiB on disk`));
 });
 
 test('two clones differ in uuid and urandom; the wall clock is within 1 s of the host', (t) => {
@@ -159,6 +159,28 @@ test('a template whose state passes its check but does not load: a cold boot, th
   assert.equal(r.stdout, 'fallback\n');
   assert.match(r.stderr, /^hull: restoring the VM template failed \(.*\): removed; this run boots cold\n$/);
   assert.deepEqual(templates(), []);
+});
+
+test('another agent (a changed base initramfs) is another key: a new template, the stale one dropped', (t) => {
+  if (missing) return t.skip(missing);
+  assert.equal(hull(tr.root, [...RUN, 'busybox', 'true']).code, 0);
+  const [old] = templates();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-vmsnap-agent-'));
+  try {
+    // the same agent, 512 zero bytes after the archive (the kernel skips them): another hash
+    const initramfs = path.join(dir, 'initramfs.cpio');
+    fs.writeFileSync(initramfs, Buffer.concat([fs.readFileSync(path.join(REPO, 'build', 'guest', 'initramfs.cpio')), Buffer.alloc(512)]));
+    const r = hull(tr.root, [...RUN, 'busybox', 'echo', 'other agent'], { env: { HULL_VM_INITRAMFS: initramfs } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'other agent\n');
+    const now = templates();
+    assert.equal(now.length, 1, `one template: ${now.join(' ')}`);
+    assert.notEqual(now[0], old);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(hull(tr.root, [...RUN, 'busybox', 'true']).code, 0);
+  assert.deepEqual(templates(), [old]);
 });
 
 test('nothing is left: no QEMU, no build directories, no mounts, no containers', (t) => {

@@ -164,6 +164,7 @@ export interface TemplateMeta {
   memMiB: number;
   cpus: number;
   accel: string;
+  nics?: number;
   created: string;
   buildMs: number;
   files: {
@@ -223,6 +224,16 @@ export function dropTemplate(dir: string): void {
   fs.rmSync(gone, { recursive: true, force: true });
 }
 
+/**
+ * Templates of the same shape (memory, vCPUs, accelerator, NICs) as a fresh one but another key
+ * were made for another QEMU build, kernel or agent: no run will use them again.
+ */
+function dropStale(root: string, fresh: TemplateMeta): void {
+  for (const t of listTemplates(root)) {
+    if (t.key !== fresh.key && t.memMiB === fresh.memMiB && t.cpus === fresh.cpus && t.accel === fresh.accel && t.nics === (fresh.nics ?? 0)) dropTemplate(path.join(templatesDir(root), t.key));
+  }
+}
+
 /** Template build directories whose builder is gone (killed mid-build): hull system check removes them. */
 export function abandonedBuilds(root: string): string[] {
   const base = templatesDir(root);
@@ -247,7 +258,7 @@ export function abandonedBuilds(root: string): string[] {
 }
 
 /** hull info: every template of this root and the disk it takes (allocated bytes). */
-export function listTemplates(root: string): { key: string; memMiB: number; cpus: number; accel: string; created: string; bytes: number; valid: boolean }[] {
+export function listTemplates(root: string): { key: string; memMiB: number; cpus: number; accel: string; nics: number; created: string; bytes: number; valid: boolean }[] {
   const base = templatesDir(root);
   let names: string[] = [];
   try {
@@ -271,7 +282,7 @@ export function listTemplates(root: string): { key: string; memMiB: number; cpus
     } catch {
       meta = {};
     }
-    return { key, memMiB: meta.memMiB ?? 0, cpus: meta.cpus ?? 0, accel: meta.accel ?? '?', created: meta.created ?? '?', bytes, valid: checkTemplate(dir, key).ok };
+    return { key, memMiB: meta.memMiB ?? 0, cpus: meta.cpus ?? 0, accel: meta.accel ?? '?', nics: meta.nics ?? 0, created: meta.created ?? '?', bytes, valid: checkTemplate(dir, key).ok };
   });
 }
 
@@ -383,7 +394,7 @@ export async function buildTemplate(root: string, shape: TemplateShape, inputs =
     fs.rmSync(statusPath, { force: true });
     const r = fs.statSync(f.ram);
     const meta: TemplateMeta = {
-      key, inputs, memMiB: shape.memMiB, cpus: shape.cpus, accel: shape.accel, created: new Date().toISOString(), buildMs: Date.now() - started,
+      key, inputs, memMiB: shape.memMiB, cpus: shape.cpus, accel: shape.accel, nics: shape.nics, created: new Date().toISOString(), buildMs: Date.now() - started,
       files: {
         state: { size: fs.statSync(f.state).size, sha256: sha256File(f.state) },
         initrd: { size: fs.statSync(f.initrd).size, sha256: sha256File(f.initrd) },
@@ -447,6 +458,7 @@ export async function chooseBoot(root: string, requested: VmBoot, shape: Templat
   try {
     const template = await buildTemplate(root, shape, inputs);
     fs.rmSync(failed, { force: true });
+    dropStale(root, template.meta);
     return { boot: 'restore', template, built: true };
   } catch (e) {
     const why = (e as Error).message;
