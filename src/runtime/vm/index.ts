@@ -138,21 +138,10 @@ class VmIsolation implements Isolation {
         fs.closeSync(errFd);
       }
       child.on('error', () => undefined);
-      if (prep.restore) {
-        const closed = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-        try {
-          await resumeOrFail(prep, child, child.stdio as unknown[], closed, () => (fs.existsSync(f.qemuErr) ? fs.readFileSync(f.qemuErr, 'utf8') : ''));
-        } catch (e) {
-          // the wrapper shell's QEMU: killed with it (its process group)
-          if (child.pid) await killGroupAndWait(child.pid, 10_000);
-          await prep.release().catch(() => undefined);
-          throw e;
-        }
-        (child.stdio[prep.restore.runIndex] as unknown as { destroy(): void } | null)?.destroy();
-      }
       child.unref();
       const wrapped = !!this.opts.exitCommand;
       const deadline = Date.now() + 120_000;
+      let resumed = !prep.restore;
       let pid = wrapped ? 0 : child.pid ?? 0;
       while (Date.now() < deadline) {
         if (!pid) {
@@ -165,6 +154,21 @@ class VmIsolation implements Isolation {
             m = { pid, startTime: st, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, mux: prep.mux, boot: prep.boot.boot === 'restore' ? 'restored' : 'cold', ...(wrapped && child.pid ? { shellPid: child.pid } : {}) };
             writeMonitor(spec, m);
           }
+        }
+        // a restore goes on once the monitor is on disk: a hull killed from here leaves a VM
+        // that rm -f finds (a QEMU left in -incoming defer would never end by itself)
+        if (!resumed && m) {
+          resumed = true;
+          const closed = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+          try {
+            await resumeOrFail(prep, child, child.stdio as unknown[], closed, () => (fs.existsSync(f.qemuErr) ? fs.readFileSync(f.qemuErr, 'utf8') : ''));
+          } catch (e) {
+            // QEMU, hull-vmmux and the monitor shell, whose exit command is gated on `resumed` (never written)
+            if (child.pid) await killGroupAndWait(child.pid, 10_000);
+            throw e;
+          }
+          fs.writeFileSync(f.resumed, '');
+          (child.stdio[prep.restore!.runIndex] as unknown as { destroy(): void } | null)?.destroy();
         }
         const status = readStatus(spec);
         const s = decodeStatus(status);

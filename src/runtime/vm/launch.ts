@@ -50,6 +50,8 @@ export interface VmFiles {
   layer: string;
   /** QEMU's QMP socket (detached VMs): pause and unpause. */
   qmp: string;
+  /** Written once a restored VM took its run: only then does its monitor shell run the exit command. */
+  resumed: string;
 }
 
 export function vmFiles(spec: InstanceSpec): VmFiles {
@@ -68,6 +70,7 @@ export function vmFiles(spec: InstanceSpec): VmFiles {
     log: path.join(spec.dir, 'ctr.log'),
     layer: path.join(spec.dir, 'layer.tar'),
     qmp: path.join(dir, 'qmp.sock'),
+    resumed: path.join(dir, 'resumed'),
   };
 }
 
@@ -285,7 +288,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           // Only QEMU joins the cgroup (an inner sh joins, then execs it): the waiting shell and
           // the exit command stay outside, so releasing the cgroup never touches them.
           const script = io.exitCommand?.length
-            ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > ${shq(files.qemuPid)}; wait $!; echo $? > ${shq(files.qemuRc)}; exec ${io.exitCommand.map(shq).join(' ')}`
+            ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > ${shq(files.qemuPid)}; wait $!; echo $? > ${shq(files.qemuRc)}; ${tpl ? `[ -e ${shq(files.resumed)} ] || exit 0; ` : ''}exec ${io.exitCommand.map(shq).join(' ')}`
             : `${join}exec "$@"`;
           // hull-tapfd (as root) opens the taps in the namespace, then execs setpriv and QEMU
           return spawn('sh', ['-c', script, 'hull-vm', ...(taps?.argv ?? []), ...priv, qemu, ...args], {
