@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { hull, importBusybox, makeTempRoot, mountsUnder, processesOfRoot, REPO, type TempRoot } from '../helpers/hull.js';
+import { hull, hullAsync, importBusybox, makeTempRoot, mountsUnder, processesOfRoot, REPO, type TempRoot } from '../helpers/hull.js';
 
 const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
   ? 'guest kernel not built (scripts/setup.sh)'
@@ -181,6 +181,20 @@ test('another agent (a changed base initramfs) is another key: a new template, t
   }
   assert.equal(hull(tr.root, [...RUN, 'busybox', 'true']).code, 0);
   assert.deepEqual(templates(), [old]);
+});
+
+test('three first runs of a new shape at once: one builds the template, the others boot cold meanwhile', async (t) => {
+  if (missing) return t.skip(missing);
+  const before = templates();
+  const runs = await Promise.all([1, 2, 3].map((i) => hullAsync(tr.root, [...RUN, '-m', '96m', 'busybox', 'echo', `run ${i}`])));
+  runs.forEach((r, i) => {
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `run ${i + 1}\n`);
+    assert.equal(r.stderr, '');
+  });
+  const added = templates().filter((k) => !before.includes(k));
+  assert.equal(added.length, 1, `one new template: ${added.join(' ')}`);
+  assert.deepEqual(fs.readdirSync(path.join(tr.root, 'vmtemplates')).filter((n) => n.startsWith('.')), []);
 });
 
 test('nothing is left: no QEMU, no build directories, no mounts, no containers', (t) => {

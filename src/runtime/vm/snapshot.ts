@@ -323,7 +323,16 @@ export async function buildTemplate(root: string, shape: TemplateShape, inputs =
   const base = templatesDir(root);
   const final = path.join(base, key);
   fs.mkdirSync(base, { recursive: true, mode: 0o755 });
-  const tmp = fs.mkdtempSync(path.join(base, '.build-'));
+  // one build per key at a time: runs that find one under way boot cold meanwhile
+  const tmp = path.join(base, `.build-${key}`);
+  try {
+    fs.mkdirSync(tmp, { mode: 0o755 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    if (!abandonedBuilds(root).includes(tmp)) throw new BuildBusy();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { mode: 0o755 });
+  }
   fs.chmodSync(tmp, 0o755);
   fs.writeFileSync(path.join(tmp, 'builder'), processIdentity(process.pid)); // hull system check: a dead builder's directory is an orphan
   const runDir = path.join(tmp, 'run');
@@ -427,6 +436,13 @@ export async function buildTemplate(root: string, shape: TemplateShape, inputs =
   }
 }
 
+/** Another run is building this template. */
+export class BuildBusy extends Error {
+  constructor() {
+    super('another run is building the template');
+  }
+}
+
 export type BootPlan =
   | { boot: 'cold'; reason: string; note?: string }
   | { boot: 'restore'; template: Template; built: boolean };
@@ -461,6 +477,7 @@ export async function chooseBoot(root: string, requested: VmBoot, shape: Templat
     dropStale(root, template.meta);
     return { boot: 'restore', template, built: true };
   } catch (e) {
+    if (e instanceof BuildBusy) return { boot: 'cold', reason: e.message };
     const why = (e as Error).message;
     try {
       fs.writeFileSync(failed, JSON.stringify({ at: Date.now(), why }));
