@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { checkTemplate, DEFAULT_VM_BOOT, encodeRunFrame, templateKey, templateQemuArgs, TFD } from '../../src/runtime/vm/snapshot.js';
-import { FrameDecoder, T } from '../../src/runtime/vm/protocol.js';
+import { encodeSpecFile, FrameDecoder, T } from '../../src/runtime/vm/protocol.js';
 
 const shape: { memMiB: number; cpus: number; accel: 'tcg' | 'kvm'; tscKhz: number; nics?: number } = { memMiB: 128, cpus: 1, accel: 'tcg', tscKhz: 2445406 };
 const ports = { status: { kind: 'file' as const, path: '/proc/self/fd/7' }, run: { kind: 'fd' as const, fd: 8 } };
@@ -131,4 +131,17 @@ test('contrast: a measured restore fills its own row; the pool row stays as it w
   assert.deepEqual(rows.map((r) => [r.mode, r.ms]), [['cold', 600], ['restore', 350], ['pool', null]]);
   assert.equal(rows[1]!.how, 'restore runs');
   assert.match(rows[2]!.how, /^not available/);
+});
+
+test('the template boot\'s spec: TEMPLATE and no command; RANDOM is 16..512 bytes', () => {
+  const f = encodeSpecFile({ args: [], env: [], hostname: 'template', template: true });
+  assert.equal(f.subarray(0, 8).toString(), 'HULLSPEC');
+  const tags: number[] = [];
+  for (let o = 12; o < f.length;) {
+    tags.push(f.readUInt16LE(o));
+    o += 6 + f.readUInt32LE(o + 2);
+  }
+  assert.deepEqual(tags, [5, 16]);
+  assert.throws(() => encodeSpecFile({ args: [], env: [], hostname: 'h' }), /no command/);
+  for (const n of [15, 513]) assert.throws(() => encodeSpecFile({ args: ['true'], env: [], hostname: 'h', random: Buffer.alloc(n) }), /16\.\.512/);
 });
