@@ -9,6 +9,7 @@
 #include "pod.h"
 #include "ports.h"
 #include "rootfs.h"
+#include "snapshot.h"
 #include "spawn.h"
 #include "spec.h"
 #include <errno.h>
@@ -352,13 +353,12 @@ int main(void) {
   while (fd >= 0 && fd < 3) fd = dup(fd);
   if (fd >= 3) close(fd);
   if (spec_load("/hull/spec", &spec, &err)) { klog(err); power_off(); }
-  if (spec.clock_ns) {
-    struct timespec now = {.tv_sec = spec.clock_ns / 1000000000ull, .tv_nsec = spec.clock_ns % 1000000000ull};
-    clock_settime(CLOCK_REALTIME, &now);
+  if (spec.template) { /* guest/snapshot.c: saved here; a restored clone returns with its run spec */
+    if (template_wait(&spec, msg, sizeof msg)) { klog(msg); power_off(); }
+  } else {
+    resume_identity(&spec);
+    if (ports_open(spec_ports(&spec), msg, sizeof msg)) { klog(msg); power_off(); }
   }
-  unsigned need = 1u << P_STATUS | 1u << P_STDOUT | 1u << P_STDERR | 1u << P_CTL | (spec.mainport ? 1u << P_MAIN : 0) | (spec.layer ? 1u << P_LAYER : 0);
-  if (spec.pod) need = 1u << P_STATUS | 1u << P_CTL;
-  if (ports_open(need, msg, sizeof msg)) { klog(msg); power_off(); }
   if (spec.pod) {
     if (spec.hostname) sethostname(spec.hostname, strlen(spec.hostname));
     pod_main(&spec, sfd); /* never returns */

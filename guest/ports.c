@@ -12,7 +12,7 @@
 struct port ports[NPORTS]; /* zeroed .bss: the receive buffers take no room in the binary */
 static const char *const names[NPORTS] = {
   [P_STATUS] = "hull.status", [P_STDOUT] = "hull.stdout", [P_STDERR] = "hull.stderr",
-  [P_CTL] = "hull.ctl", [P_MAIN] = "hull.main", [P_LAYER] = "hull.layer",
+  [P_CTL] = "hull.ctl", [P_MAIN] = "hull.main", [P_LAYER] = "hull.layer", [P_RUN] = "hull.run",
 };
 
 /* One pass over sysfs: opens each wanted port whose name has arrived. */

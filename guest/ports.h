@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { P_STATUS, P_STDOUT, P_STDERR, P_CTL, P_MAIN, P_LAYER, NPORTS };
+enum { P_STATUS, P_STDOUT, P_STDERR, P_CTL, P_MAIN, P_LAYER, P_RUN, NPORTS };
 
 struct port {
   const char *name;

@@ -75,6 +75,12 @@ int spec_parse(const uint8_t *buf, size_t len, struct spec *s, const char **err)
       break;
     case R_MAINPORT: s->mainport = n > 0 && p[0]; break;
     case R_POD: s->pod = n > 0 && p[0]; break;
+    case R_TEMPLATE: s->template = n > 0 && p[0]; break;
+    case R_RANDOM:
+      if (n < 16 || n > sizeof s->random) { *err = "bad random record"; return -1; }
+      memcpy(s->random, p, n);
+      s->nrandom = n;
+      break;
     case R_WINSIZE:
       if (n != 4) { *err = "bad window size record"; return -1; }
       memcpy(&s->rows, p, 2);
@@ -93,7 +99,7 @@ int spec_parse(const uint8_t *buf, size_t len, struct spec *s, const char **err)
       break;
     }
   }
-  if (s->argc == 0 && !s->pod) { *err = "spec has no command"; return -1; }
+  if (s->argc == 0 && !s->pod && !s->template) { *err = "spec has no command"; return -1; }
   return 0;
 oom:
   *err = "out of memory";

@@ -18,6 +18,9 @@ struct spec {
   char *cwd, *user, *hostname;
   int tty, stdin_open, readonly, mainport, logfmt, layer;
   int pod; /* R_POD: pod mode (guest/pod.c), no main process */
+  int template; /* R_TEMPLATE: boot to be saved as a template (guest/snapshot.c) */
+  uint8_t random[512]; /* R_RANDOM */
+  size_t nrandom;
   uint64_t clock_ns;
   uint16_t rows, cols;
   struct mountreq tmpfs[32];

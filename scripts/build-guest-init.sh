@@ -13,7 +13,7 @@ CC=${HULL_GUEST_CC:-}
 if [ -z "$CC" ]; then
   if command -v musl-gcc >/dev/null; then CC=musl-gcc; else CC=gcc; fi   # musl: ~10x smaller
 fi
-SRCS=(guest/agent.c guest/layer.c guest/logfmt.c guest/net.c guest/ports.c guest/pod.c guest/rootfs.c guest/spawn.c guest/spec.c guest/user.c)
+SRCS=(guest/agent.c guest/layer.c guest/logfmt.c guest/net.c guest/ports.c guest/pod.c guest/rootfs.c guest/snapshot.c guest/spawn.c guest/spec.c guest/user.c)
 key=$( (cat guest/*.c guest/*.h; "$CC" --version 2>&1 | head -n1; echo "$CC") | sha256sum | cut -c1-16)
 if [ -s "$OUT/initramfs.cpio" ] && [ "$(cat "$OUT/init.key" 2>/dev/null)" = "$key" ]; then exit 0; fi
 command -v cpio >/dev/null || { echo "build-guest-init: cpio missing (apt-get install cpio)" >&2; exit 1; }

@@ -73,6 +73,7 @@ export const RUN_FLAGS: FlagSpec[] = [
   { name: 'isolation', type: 'string', help: 'The wall: container (default) or vm' },
   { name: 'vm', type: 'bool', help: 'Short for --isolation vm' },
   { name: 'vm-accel', type: 'string', value: 'string', help: 'VM accelerator: auto (default: KVM where a probe boot works, else TCG), kvm or tcg' },
+  { name: 'vm-boot', type: 'string', value: 'string', help: 'How a VM starts: auto (restore a template of its shape, built at first use) or cold (boot its kernel)' },
   { name: 'platform', type: 'string', help: 'Platform to pull if the image is missing (os/arch)' },
 ];
 
@@ -195,6 +196,8 @@ export function runOptionsFromFlags(p: Parsed, env: NodeJS.ProcessEnv = process.
   }
   const accel = str('vm-accel');
   if (accel !== undefined) o.vmAccel = accel as RunOptions['vmAccel'];
+  const boot = str('vm-boot');
+  if (boot !== undefined) o.vmBoot = boot as RunOptions['vmBoot'];
   if (str('platform') !== undefined) o.platform = str('platform');
   return o;
 }

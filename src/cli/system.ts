@@ -44,7 +44,7 @@ async function gatherInfo(root: string): Promise<Record<string, unknown>> {
     MemTotal: os.totalmem(),
   };
   info.Security = await securityInfo();
-  info.VM = await vmInfo();
+  info.VM = await vmInfo(root);
   return info;
 }
 
@@ -67,7 +67,7 @@ async function securityInfo(): Promise<Record<string, unknown>> {
 }
 
 /** The VM wall's host facts: QEMU, guest assets, and the accelerator the host facts decide. */
-async function vmInfo(): Promise<Record<string, unknown>> {
+async function vmInfo(root?: string): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   try {
     const accel = await import('../runtime/vm/accel.js');
@@ -95,7 +95,24 @@ async function vmInfo(): Promise<Record<string, unknown>> {
   } catch {
     /* the VM wall is not in this build */
   }
+  if (root) Object.assign(out, await vmTemplateInfo(root));
   return out;
+}
+
+/** The VM templates of this root (runtime/vm/snapshot.ts): how runs start, and each template's shape and disk use. */
+async function vmTemplateInfo(root: string): Promise<Record<string, unknown>> {
+  try {
+    const snap = await import('../runtime/vm/snapshot.js');
+    const list = snap.listTemplates(root);
+    const mib = (b: number) => `${(b / (1024 * 1024)).toFixed(1)} MiB`;
+    return {
+      Boot: `${snap.DEFAULT_VM_BOOT} by default (--vm-boot auto restores a template of the run's shape, cold boots its kernel)`,
+      Templates: Object.fromEntries(list.map((t) => [t.key, `${t.memMiB} MiB, ${t.cpus} vCPU, ${t.nics} NIC, ${t.accel}, ${mib(t.bytes)} on disk, created ${t.created}${t.valid ? '' : ' (fails its check: rebuilt at next use)'}`])),
+      TemplatesSize: mib(list.reduce((a, t) => a + t.bytes, 0)),
+    };
+  } catch {
+    return {};
+  }
 }
 
 function readOsName(): string {

@@ -73,6 +73,15 @@ export function hullDriver(o: HullDriverOptions): Driver {
       if (r.code === 0) names.delete(name);
       return { ms: r.ms, ok: r.code === 0, error: r.code === 0 ? undefined : lastLine(r.stderr) || `exit ${r.code}`, phases: phases && Object.keys(phases).length ? phases : undefined };
     },
+    ...(o.wall === 'vm' ? {
+      async bootOnce(mode: 'cold' | 'auto'): Promise<StartupSample> {
+        const name = nextName();
+        names.add(name);
+        const r = await runHull(o.root, ['run', '--rm', '--name', name, ...wallArgs, '--vm-boot', mode, o.image, 'true']);
+        if (r.code === 0) names.delete(name);
+        return { ms: r.ms, ok: r.code === 0, error: r.code === 0 ? undefined : lastLine(r.stderr) || `exit ${r.code}` };
+      },
+    } : {}),
     async splitOnce() {
       const name = nextName();
       names.add(name);

@@ -43,6 +43,8 @@ export interface Driver {
   prepare(): Promise<void>;
   /** One `run --rm IMAGE true`, timed from the caller's side. */
   startupOnce(): Promise<StartupSample>;
+  /** The VM wall: one `run --rm --vm-boot MODE IMAGE true` (cold: a kernel boot; auto: a template restored). */
+  bootOnce?(mode: 'cold' | 'auto'): Promise<StartupSample>;
   /**
    * One run of the workload split into separately timed CLI calls (create, start, wait, rm),
    * each timed from the caller's side; undefined when unsupported.

@@ -122,6 +122,8 @@ export interface RunOptions {
   isolation?: Wall;
   /** VM accelerator: 'auto' (default: KVM when a probe boot shows it works, else TCG), 'kvm' or 'tcg'. VM wall only. */
   vmAccel?: 'auto' | 'kvm' | 'tcg';
+  /** How a VM starts: 'auto' restores a template (runtime/vm/snapshot.ts), 'cold' boots. Default: DEFAULT_VM_BOOT there. */
+  vmBoot?: 'auto' | 'cold';
   /** Platform to pull when the image is missing, os/arch. Default: the host's. */
   platform?: string;
 }
@@ -240,6 +242,8 @@ export function validateRunOptions(o: RunOptions): void {
   if (o.isolation !== undefined && o.isolation !== 'container' && o.isolation !== 'vm') throw invalid(`invalid --isolation ${String(o.isolation)}: container or vm`);
   if (o.vmAccel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.vmAccel)) throw invalid(`invalid --vm-accel "${String(o.vmAccel)}": auto, kvm or tcg`);
   if (o.vmAccel !== undefined && o.vmAccel !== 'auto' && (o.isolation ?? 'container') !== 'vm') throw invalid('--vm-accel applies to the VM wall only: add --vm');
+  if (o.vmBoot !== undefined && !['auto', 'cold'].includes(o.vmBoot)) throw invalid(`invalid --vm-boot "${String(o.vmBoot)}": auto or cold`);
+  if (o.vmBoot !== undefined && (o.isolation ?? 'container') !== 'vm') throw invalid('--vm-boot applies to the VM wall only: add --vm');
   if (o.runtime !== undefined && !['crun', 'runc', 'runsc'].includes(o.runtime)) throw invalid(`unknown runtime "${o.runtime}": choose crun, runc or runsc`);
 }
 
@@ -316,7 +320,7 @@ export function buildInstanceSpec(
     ulimits: o.ulimits ?? [],
     init: o.init ?? false,
     runtime: (o.isolation ?? 'container') === 'vm' ? 'qemu' : (o.runtime ?? 'crun'),
-    ...((o.isolation ?? 'container') === 'vm' ? { vm: { accel: o.vmAccel ?? 'auto' } } : {}),
+    ...((o.isolation ?? 'container') === 'vm' ? { vm: { accel: o.vmAccel ?? 'auto', ...(o.vmBoot ? { boot: o.vmBoot } : {}) } } : {}),
   };
 }
 

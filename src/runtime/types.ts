@@ -166,6 +166,8 @@ export interface InstanceSpec {
   vm?: {
     /** Accelerator: auto picks KVM when a probe shows it works, TCG otherwise. */
     accel: 'auto' | 'kvm' | 'tcg';
+    /** auto: restore a template (runtime/vm/snapshot.ts); cold: boot. Default: DEFAULT_VM_BOOT. */
+    boot?: 'auto' | 'cold';
   };
   /**
    * Keep the writable layer readable after the process exited, for writableLayer() (build

@@ -14,6 +14,9 @@ import { readVmCgroup } from './cgroup.js';
 import { prepare, type Monitor } from './launch.js';
 import { procStartTime } from '../../util/proc.js';
 import { decodeStatus, encodeData, encodeFrame, T } from './protocol.js';
+import path from 'node:path';
+import { ctlAddress } from './control.js';
+import { AGENT_WAIT_MS, RestoreFailed, resumeRestored, waitStatus } from './snapshot.js';
 
 /** A start the guest refused (command not found: 127, not executable: 126, other: 125). */
 export class VmStartError extends HullError {
@@ -50,6 +53,32 @@ function safeStatus(status: Buffer): ReturnType<typeof decodeStatus> {
   }
 }
 
+/**
+ * A restored QEMU (runtime/vm/snapshot.ts): load the template's state, continue, send the run,
+ * then a bounded wait for the agent's READY (or a start failure's EXIT). Anything else is a
+ * failed restore: QEMU is killed and RestoreFailed thrown (the caller boots cold; nothing ran).
+ */
+export async function resumeOrFail(prep: Awaited<ReturnType<typeof prepare>>, child: import('node:child_process').ChildProcess, pipes: unknown[], closed: Promise<unknown>, qemuErr: () => string): Promise<void> {
+  const r = prep.restore!;
+  const runPort = pipes[r.runIndex] as Duplex;
+  runPort.on('error', () => undefined);
+  const ended = closed.then(() => {
+    throw new Error(`QEMU ended: ${qemuErr().trim().split('\n').pop() ?? ''}`);
+  }, (e: Error) => {
+    throw e;
+  });
+  ended.catch(() => undefined);
+  try {
+    await Promise.race([resumeRestored(ctlAddress(path.join(prep.files.dir, r.qmp), child.pid ?? 0), r.stateFd, child, runPort, r.frame), ended]);
+    const w = await waitStatus(prep.files.status, child, AGENT_WAIT_MS, (st) => !!st.ready || !!st.exit);
+    if (w !== 'yes') throw new Error(w === 'gone' ? `QEMU ended: ${qemuErr().trim().split('\n').pop() ?? ''}` : `the guest agent did not answer within ${AGENT_WAIT_MS / 1000} s`);
+  } catch (e) {
+    child.kill('SIGKILL');
+    await closed.catch(() => undefined);
+    throw new RestoreFailed(prep.boot.boot === 'restore' ? prep.boot.template.dir : '', (e as Error).message);
+  }
+}
+
 export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void, onMonitor?: (m: Monitor) => void): Promise<ExitInfo> {
   const out = stdio.stdout as Writable & { columns?: number; rows?: number };
   const prep = await prepare(root, spec, { attached: true, rows: out.rows, cols: out.columns });
@@ -74,12 +103,13 @@ export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Std
       });
     });
     const pid = child.pid ?? 0;
-    onMonitor?.({ pid, startTime: procStartTime(pid) ?? 0, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, mux: prep.mux });
+    onMonitor?.({ pid, startTime: procStartTime(pid) ?? 0, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, mux: prep.mux, boot: prep.boot.boot === 'restore' ? 'restored' : 'cold' });
     onStarted?.(pid);
     gout.on('data', (d: Buffer) => out.write(d));
     gerr.on('data', (d: Buffer) => stdio.stderr.write(d));
     main.on('error', () => undefined);
     main.on('data', () => undefined); // EXIT is read from the status file; drain the port
+    if (prep.restore) await resumeOrFail(prep, child, pipes, closed, () => qemuErr);
     const stdin = spec.process.stdin ? stdio.stdin : null;
     const onIn = (d: Buffer | string) => {
       for (const f of encodeData(T.STDIN, 0, Buffer.isBuffer(d) ? d : Buffer.from(d))) main.write(f);

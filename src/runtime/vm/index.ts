@@ -20,6 +20,15 @@ import { killGroupAndWait, pidAlive, processGroup, procStartTime } from '../../u
 import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
 import { qmpCommand } from './qmp.js';
+import { abandonedBuilds, dropTemplate, RestoreFailed } from './snapshot.js';
+import { resumeOrFail } from './attached.js';
+
+/** A failed restore: the template goes, a one-line note, and the same run again as a cold boot. */
+function coldAfter(e: RestoreFailed, spec: InstanceSpec): InstanceSpec {
+  if (e.templateDir) dropTemplate(e.templateDir);
+  process.stderr.write(`hull: restoring the VM template failed (${e.message.slice(0, 200)}): removed; this run boots cold\n`);
+  return { ...spec, vm: { ...(spec.vm ?? { accel: 'auto' }), boot: 'cold' } };
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -80,6 +89,11 @@ async function waitGone(spec: InstanceSpec, m: Monitor, ms: number): Promise<boo
   }
 }
 
+/** inspect's facts of how a VM started. */
+function bootFacts(b: import('./snapshot.js').BootPlan): Record<string, unknown> {
+  return b.boot === 'restore' ? { vmBoot: 'restored', vmTemplate: b.template.meta.key, vmTemplateBuilt: b.built } : { vmBoot: 'cold', vmBootReason: b.reason };
+}
+
 /** The stdin channels of this process's attaches to VMs, by instance directory, run and QEMU. */
 const channels = new StdinChannels();
 
@@ -88,11 +102,25 @@ class VmIsolation implements Isolation {
 
   constructor(private readonly root: string, private readonly opts: IsolationOptions) {}
 
-  runAttached(spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void): Promise<ExitInfo> {
-    return runVmAttached(this.root, spec, stdio, onStarted, (m) => writeMonitor(spec, m));
+  async runAttached(spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void): Promise<ExitInfo> {
+    try {
+      return await runVmAttached(this.root, spec, stdio, onStarted, (m) => writeMonitor(spec, m));
+    } catch (e) {
+      if (!(e instanceof RestoreFailed)) throw e;
+      return runVmAttached(this.root, coldAfter(e, spec), stdio, onStarted, (m) => writeMonitor(spec, m));
+    }
   }
 
   async startDetached(spec: InstanceSpec): Promise<{ pid: number; facts?: Record<string, unknown> }> {
+    try {
+      return await this.startDetachedOnce(spec);
+    } catch (e) {
+      if (!(e instanceof RestoreFailed)) throw e;
+      return this.startDetachedOnce(coldAfter(e, spec));
+    }
+  }
+
+  private async startDetachedOnce(spec: InstanceSpec): Promise<{ pid: number; facts?: Record<string, unknown> }> {
     // One run at a time: the previous run's monitor shell (running its exit hook) goes first.
     await this.killMonitorShell(spec);
     const prep = await prepare(this.root, spec, { attached: false });
@@ -113,6 +141,7 @@ class VmIsolation implements Isolation {
       child.unref();
       const wrapped = !!this.opts.exitCommand;
       const deadline = Date.now() + 120_000;
+      let resumed = !prep.restore;
       let pid = wrapped ? 0 : child.pid ?? 0;
       while (Date.now() < deadline) {
         if (!pid) {
@@ -122,13 +151,28 @@ class VmIsolation implements Isolation {
         if (pid && !m) {
           const st = procStartTime(pid);
           if (st !== undefined) {
-            m = { pid, startTime: st, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, mux: prep.mux, ...(wrapped && child.pid ? { shellPid: child.pid } : {}) };
+            m = { pid, startTime: st, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, mux: prep.mux, boot: prep.boot.boot === 'restore' ? 'restored' : 'cold', ...(wrapped && child.pid ? { shellPid: child.pid } : {}) };
             writeMonitor(spec, m);
           }
         }
+        // a restore goes on once the monitor is on disk: a hull killed from here leaves a VM
+        // that rm -f finds (a QEMU left in -incoming defer would never end by itself)
+        if (!resumed && m) {
+          resumed = true;
+          const closed = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+          try {
+            await resumeOrFail(prep, child, child.stdio as unknown[], closed, () => (fs.existsSync(f.qemuErr) ? fs.readFileSync(f.qemuErr, 'utf8') : ''));
+          } catch (e) {
+            // QEMU, hull-vmmux and the monitor shell, whose exit command is gated on `resumed` (never written)
+            if (child.pid) await killGroupAndWait(child.pid, 10_000);
+            throw e;
+          }
+          fs.writeFileSync(f.resumed, '');
+          (child.stdio[prep.restore!.runIndex] as unknown as { destroy(): void } | null)?.destroy();
+        }
         const status = readStatus(spec);
         const s = decodeStatus(status);
-        if (s.ready && m) return { pid, facts: { accel: prep.accel.accel, accelReason: prep.accel.reason, kernelRelease: s.ready.release, logPath: f.log, cgroup: prep.cgroup?.dir } };
+        if (s.ready && m) return { pid, facts: { accel: prep.accel.accel, accelReason: prep.accel.reason, kernelRelease: s.ready.release, logPath: f.log, cgroup: prep.cgroup?.dir, ...bootFacts(prep.boot) } };
         const gone = child.exitCode !== null || child.signalCode !== null || (m !== undefined && !alive(m));
         if (s.exit || gone) {
           await sleep(50);
@@ -346,6 +390,7 @@ class VmIsolation implements Isolation {
         out.push({ kind: 'vm-cgroup', what: path.join(parent, id), id, fix: () => removeVmCgroup({ version, dir: path.join(parent, id) }) });
       }
     }
+    for (const d of abandonedBuilds(this.root)) out.push({ kind: 'vm-template-build', what: d, fix: async () => fs.rmSync(d, { recursive: true, force: true }) });
     const base = `${path.join(this.root, 'containers')}/`;
     for (const e of fs.readdirSync('/proc')) {
       if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;

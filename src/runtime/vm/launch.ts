@@ -23,6 +23,7 @@ import { newcArchive } from './cpio.js';
 import { encodeSpecFile, type GuestRunSpec } from './protocol.js';
 import { buildQemuArgs, type Chardev } from './qemu-args.js';
 import { ensureVmDisk } from '../../snapshots/vmdisk.js';
+import { chooseBoot, DEFAULT_VM_BOOT, encodeRunFrame, templateQemuArgs, type BootPlan } from './snapshot.js';
 import { attachVmTaps, tapFdArgv, tapFdHelper, tapName, type VmNic } from '../../network/vm-tap.js';
 
 /** QEMU inherits the VM's taps from this descriptor number up (clear of the fds 3-9 above). */
@@ -49,6 +50,8 @@ export interface VmFiles {
   layer: string;
   /** QEMU's QMP socket (detached VMs): pause and unpause. */
   qmp: string;
+  /** Written once a restored VM took its run: only then does its monitor shell run the exit command. */
+  resumed: string;
 }
 
 export function vmFiles(spec: InstanceSpec): VmFiles {
@@ -67,6 +70,7 @@ export function vmFiles(spec: InstanceSpec): VmFiles {
     log: path.join(spec.dir, 'ctr.log'),
     layer: path.join(spec.dir, 'layer.tar'),
     qmp: path.join(dir, 'qmp.sock'),
+    resumed: path.join(dir, 'resumed'),
   };
 }
 
@@ -81,6 +85,8 @@ export interface Monitor {
   shellPid?: number;
   /** Callers reach the agent through hull-vmmux's exec.sock (else QEMU's ctl.sock, one at a time). */
   mux?: boolean;
+  /** How the guest started: restored from a template or booted (runtime/vm/snapshot.ts). */
+  boot?: 'restored' | 'cold';
 }
 
 /** Pure: what of an InstanceSpec a VM cannot honour, as messages (empty = fine). */
@@ -130,6 +136,10 @@ export interface Prepared {
   kernelRelease?: string;
   /** Whether hull-vmmux serves exec.sock in front of the control port. */
   mux: boolean;
+  /** How this run starts (runtime/vm/snapshot.ts): a restored template or a cold boot, and why. */
+  boot: BootPlan;
+  /** A restore: the state descriptor and the hull.run stdio index of the spawned QEMU, and the run's T_RESUME frame. */
+  restore?: { stateFd: number; runIndex: number; qmp: string; frame(): Buffer };
   /** Spawns QEMU; `ports` name this run's chardevs, `extraStdio` fills fds from 9 up. */
   spawn(ports: { stdout: Chardev; stderr: Chardev; main?: Chardev; log?: boolean }, stdio: { base: StdioOptions; detached: boolean; pdeathsig: boolean; exitCommand?: string[] }): ChildProcess;
   /** Removes the cgroup and the per-run files (not the log). */
@@ -192,6 +202,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
   const disk = await ensureVmDisk(root, spec.image.id, spec.image.lowerDirs);
   const accel = await chooseAccel(spec.vm?.accel ?? 'auto', qemu, assets.kernel, assets.initramfs);
   const files = vmFiles(spec);
+  const boot = await chooseVmBoot(root, spec, { memMiB, cpus, accel: accel.accel, kernel: assets.kernel, initramfs: assets.initramfs, qemu }, files, encodeSpecFile(guestRunSpec(spec, mode)).length);
   fs.rmSync(files.dir, { recursive: true, force: true });
   fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
   // A detached start is under way from here (state() reads it so): its QEMU error file exists
@@ -204,7 +215,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
   };
   try {
     const specFile = encodeSpecFile(guestRunSpec(spec, mode));
-    fs.writeFileSync(files.initrd, Buffer.concat([fs.readFileSync(assets.initramfs), newcArchive([{ name: 'hull' }, { name: 'hull/spec', data: specFile }])]), { mode: 0o644 });
+    if (boot.boot === 'cold') fs.writeFileSync(files.initrd, Buffer.concat([fs.readFileSync(assets.initramfs), newcArchive([{ name: 'hull' }, { name: 'hull/spec', data: specFile }])]), { mode: 0o644 });
     const shares = spec.mounts.filter((m) => m.type === 'bind').map((m, i) => ({ tag: `v${i}`, hostPath: m.source ?? '', readOnly: m.readOnly }));
     for (const s of shares) if (!fs.statSync(s.hostPath, { throwIfNoEntry: false })?.isDirectory()) throw new HullError('NOT_FOUND', `volume source ${s.hostPath} is not a directory`);
     const asNobody = shares.length === 0 && process.getuid?.() === 0;
@@ -217,12 +228,13 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
     if (2 + shares.length + nics.length > 8) throw new HullError('INVALID_ARGUMENT', `a VM has room for 6 volumes and networks together; this one asks for ${shares.length} and ${nics.length}`);
     if (nics.length) await attachVmTaps(spec.netns!.path, nics);
     const taps = nics.length ? tapFdArgv(tapFdHelper(), spec.netns!.path, nics, TAP_FD_BASE) : undefined;
+    const tpl = boot.boot === 'restore' ? boot.template : undefined;
     const p: Prepared = {
-      files, accel, cgroup, kernelRelease: assets.release, release, mux: mux !== undefined,
+      files, accel, cgroup, kernelRelease: assets.release, release, mux: mux !== undefined, boot,
       spawn(ports, io) {
         // fds 3..5: kernel, initrd, disk (QEMU reopens them through /proc/self/fd)
         const fdKernel = fs.openSync(assets.kernel, 'r');
-        const fdInitrd = fs.openSync(files.initrd, 'r');
+        const fdInitrd = fs.openSync(tpl ? tpl.initrd : files.initrd, 'r');
         const fdDisk = fs.openSync(disk, 'r');
         let fdLog: number | undefined;
         if (ports.log) {
@@ -243,6 +255,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           fdLayer = fs.openSync(files.layer, 'w', 0o600);
           if (asNobody) fs.fchownSync(fdLayer, NOBODY, NOBODY);
         }
+        const fdsToClose: number[] = [];
         try {
           const base = io.base as (string | number | null)[];
           const stdio = [...base.slice(0, 3), fdKernel, fdInitrd, fdDisk, fdLog ?? 'ignore', ...base.slice(3)];
@@ -252,7 +265,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           const consoleFd = stdio.length - 1;
           // held host ports: the monitor shell (and QEMU) keep them open for the VM's life
           stdio.push(...(spec.heldFds ?? []));
-          const args = buildQemuArgs({
+          const args = tpl ? restoreArgs(stdio, fdsToClose, tpl, { memMiB, cpus, accel: accel.accel, tbSizeMiB: tbSizeMiB(mode.attached), log: ports.log === true, stdout: ports.stdout, stderr: ports.stderr, main: ports.main, tapFds: (taps?.qemuNics ?? []).map((n) => n.fd) }, p, () => encodeRunFrame(guestRunSpec(spec, mode))) : buildQemuArgs({
             kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', disk: '/proc/self/fd/5',
             memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(), tbSizeMiB: tbSizeMiB(mode.attached),
             ramBackend: ramBackend(mode.attached),
@@ -275,14 +288,14 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           // Only QEMU joins the cgroup (an inner sh joins, then execs it): the waiting shell and
           // the exit command stay outside, so releasing the cgroup never touches them.
           const script = io.exitCommand?.length
-            ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > ${shq(files.qemuPid)}; wait $!; echo $? > ${shq(files.qemuRc)}; exec ${io.exitCommand.map(shq).join(' ')}`
+            ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > ${shq(files.qemuPid)}; wait $!; echo $? > ${shq(files.qemuRc)}; ${tpl ? `[ -e ${shq(files.resumed)} ] || exit 0; ` : ''}exec ${io.exitCommand.map(shq).join(' ')}`
             : `${join}exec "$@"`;
           // hull-tapfd (as root) opens the taps in the namespace, then execs setpriv and QEMU
           return spawn('sh', ['-c', script, 'hull-vm', ...(taps?.argv ?? []), ...priv, qemu, ...args], {
             cwd: files.dir, stdio: stdio as StdioOptions, detached: io.detached,
           });
         } finally {
-          for (const fd of [fdKernel, fdInitrd, fdDisk, fdLog, fdConsole, fdLayer]) if (fd !== undefined) fs.closeSync(fd);
+          for (const fd of [fdKernel, fdInitrd, fdDisk, fdLog, fdConsole, fdLayer, ...fdsToClose]) if (fd !== undefined) fs.closeSync(fd);
         }
       },
     };
@@ -291,6 +304,42 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
     await release().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * Whether this run can restore a template, and which (runtime/vm/snapshot.ts): a run that mounts
+ * volumes (9p blocks migration once mounted), captures its layer or logs its console boots cold.
+ * NICs are part of the shape (the devices must exist when the template is saved).
+ */
+async function chooseVmBoot(root: string, spec: InstanceSpec, shape: { memMiB: number; cpus: number; accel: 'kvm' | 'tcg'; kernel: string; initramfs: string; qemu: string }, files: VmFiles, specBytes: number): Promise<BootPlan> {
+  const binds = spec.mounts.filter((m) => m.type === 'bind').length;
+  const nics = spec.network === 'netns' && spec.netns ? spec.netns.interfaces.length : 0;
+  const ineligible = binds ? 'volumes (9p) are not in templates' : spec.captureLayer ? 'build steps boot cold' : consoleLogPath(files) ? 'HULL_VM_CONSOLE_LOG boots cold' : specBytes > 60_000 ? 'a run spec over 60 KB boots cold' : undefined;
+  const plan = await chooseBoot(root, spec.vm?.boot ?? DEFAULT_VM_BOOT, { ...shape, tscKhz: hostTscKhz(), nics }, ineligible);
+  if (plan.boot === 'cold' && plan.note) process.stderr.write(`${plan.note}\n`);
+  return plan;
+}
+
+/**
+ * The argv of a restored QEMU: the template's, with this run's chardevs, RAM file and state on
+ * descriptors appended to stdio (closed by the caller after the spawn), hull.run on a socketpair.
+ */
+function restoreArgs(stdio: unknown[], toClose: number[], tpl: import('./snapshot.js').Template, o: { memMiB: number; cpus: number; accel: 'kvm' | 'tcg'; tbSizeMiB: number; log: boolean; stdout: Chardev; stderr: Chardev; main?: Chardev; tapFds: number[] }, p: Prepared, frame: () => Buffer): string[] {
+  const ram = fs.openSync(tpl.ram, 'r+');
+  toClose.push(ram);
+  stdio.push(ram);
+  const ramFd = stdio.length - 1;
+  const state = fs.openSync(tpl.state, 'r');
+  toClose.push(state);
+  stdio.push(state);
+  const stateFd = stdio.length - 1;
+  stdio.push('pipe');
+  const runIndex = stdio.length - 1;
+  p.restore = { stateFd, runIndex, qmp: 'qmp.sock', frame };
+  return templateQemuArgs({ memMiB: o.memMiB, cpus: o.cpus, accel: o.accel, tscKhz: hostTscKhz(), nics: o.tapFds.length }, {
+    build: false, tbSizeMiB: o.tbSizeMiB, qmp: 'qmp.sock', ramFd, tapFds: o.tapFds,
+    ports: { status: { kind: 'file', path: 'status' }, stdout: o.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : o.stdout, stderr: o.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: o.main, run: { kind: 'fd', fd: runIndex } },
+  });
 }
 
 /** Single-quotes a word for sh. */

@@ -17,16 +17,20 @@ export const T = {
   SIGNAL: 0x13,
   RESIZE: 0x14,
   SHUTDOWN: 0x15,
+  /** hull.run, to a restored template: the run's spec records. */
+  RESUME: 0x16,
   READY: 0x20,
   STDOUT: 0x21,
   STDERR: 0x22,
   EXIT: 0x23,
   ERROR: 0x24,
+  /** hull.status of a template boot: ready to be saved. */
+  TEMPLATE: 0x25,
 } as const;
 
 const R = {
   ARG: 1, ENV: 2, CWD: 3, USER: 4, HOSTNAME: 5, TTY: 6, STDIN: 7, READONLY: 8, TMPFS: 9, SHARE: 10,
-  WINSIZE: 11, MAINPORT: 12, CLOCK: 13, LOGFMT: 14, LAYER: 15,
+  WINSIZE: 11, MAINPORT: 12, CLOCK: 13, LOGFMT: 14, LAYER: 15, TEMPLATE: 16, RANDOM: 17,
   // 32-47: network (guest/net.c)
   NETIF: 32, ROUTE: 33, HOSTS: 34, RESOLV: 35,
 } as const;
@@ -60,6 +64,10 @@ export interface GuestRunSpec extends GuestProcessSpec {
   layer?: boolean;
   /** Host wall clock, ns since the epoch, for the guest's clock. */
   clockNs?: bigint;
+  /** A template boot (runtime/vm/snapshot.ts): no workload, the run spec comes on hull.run. */
+  template?: boolean;
+  /** Fresh host bytes (16..512) the guest mixes into its RNG, then reseeds (restored clones). */
+  random?: Buffer;
   /** NICs the agent configures (guest/net.c), matched by MAC, else by name. */
   interfaces?: { name: string; mac: string; mtu: number; address: string }[];
   /** The default route's gateway. */
@@ -108,10 +116,15 @@ export function encodeProcessRecords(p: GuestProcessSpec): Buffer {
 export function encodeSpecFile(s: GuestRunSpec): Buffer {
   const parts: Buffer[] = [Buffer.from('HULLSPEC'), Buffer.alloc(4)];
   parts[1]!.writeUInt32LE(PROTO_VERSION, 0);
-  parts.push(encodeProcessRecords(s));
+  if (!s.template || s.args.length) parts.push(encodeProcessRecords(s));
   parts.push(rec(R.HOSTNAME, noNul('the hostname', s.hostname)));
   if (s.readOnly) parts.push(rec(R.READONLY, flag(true)));
   if (s.mainPort) parts.push(rec(R.MAINPORT, flag(true)));
+  if (s.template) parts.push(rec(R.TEMPLATE, flag(true)));
+  if (s.random) {
+    if (s.random.length < 16 || s.random.length > 512) throw new HullError('INVALID_ARGUMENT', 'random record: 16..512 bytes');
+    parts.push(rec(R.RANDOM, s.random));
+  }
   if (s.logFormat) parts.push(rec(R.LOGFMT, flag(true)));
   if (s.layer) parts.push(rec(R.LAYER, flag(true)));
   if (s.clockNs !== undefined) {
@@ -130,6 +143,11 @@ export function encodeSpecFile(s: GuestRunSpec): Buffer {
   const out = Buffer.concat(parts);
   if (out.length > 1 << 20) throw new HullError('INVALID_ARGUMENT', 'the command, environment and mounts exceed 1 MiB');
   return out;
+}
+
+/** The T_RESUME frame a restored clone reads on hull.run: the spec file's records, no header. */
+export function encodeResumeFrame(s: GuestRunSpec): Buffer {
+  return encodeFrame(T.RESUME, 0, encodeSpecFile(s).subarray(12));
 }
 
 export function encodeFrame(type: number, channel: number, payload: Buffer = Buffer.alloc(0)): Buffer {
@@ -199,6 +217,8 @@ export function decodeExit(payload: Buffer): ExitFrame {
 export interface GuestStatus {
   /** The main process started: its guest pid and the guest kernel release. */
   ready?: { pid: number; release: string };
+  /** A template boot is ready to be saved (T_TEMPLATE). */
+  template?: boolean;
   exit?: ExitFrame;
   /** ERROR frames the guest wrote on the status port (e.g. why it could not send its layer). */
   errors?: string[];
@@ -213,6 +233,7 @@ export function decodeStatus(data: Buffer): GuestStatus {
   for (const f of new FrameDecoder().push(data)) {
     if (f.type === T.READY && f.payload.length >= 4) st.ready = { pid: f.payload.readUInt32LE(0), release: f.payload.subarray(4).toString('utf8') };
     else if (f.type === T.EXIT && f.channel === 0) st.exit = decodeExit(f.payload);
+    else if (f.type === T.TEMPLATE) st.template = true;
     else if (f.type === T.ERROR && f.channel === 0) (st.errors ??= []).push(f.payload.subarray(0, 1024).toString('utf8'));
   }
   return st;

@@ -37,7 +37,16 @@ export interface QemuOptions {
   /** TCG translation cache, MiB (default 32; QEMU's own default is 1 GiB of address space). */
   tbSizeMiB?: number;
   /** `layer`: where the guest's writable layer tar goes (build steps). */
-  ports: { status: Chardev; stdout: Chardev; stderr: Chardev; ctl: Chardev; main?: Chardev; layer?: Chardev };
+  ports: { status: Chardev; stdout: Chardev; stderr: Chardev; ctl: Chardev; main?: Chardev; layer?: Chardev; run?: Chardev };
+  /**
+   * Template boots and their restores (runtime/vm/snapshot.ts): every port exists (an absent one
+   * on a null chardev, hull.run last), so the device set is the same whatever the run uses.
+   */
+  allPorts?: boolean;
+  /** Guest RAM in a file (a template): shared (the template boot writes it) or private (a clone, copy-on-write). Overrides ramBackend. */
+  ramFile?: { path: string; share: boolean };
+  /** `-incoming defer`: the machine waits for QMP migrate-incoming (a restore). */
+  incoming?: boolean;
   /** Host directories shared over 9p; tag names the device in the guest. */
   shares?: { tag: string; hostPath: string; readOnly: boolean }[];
   /** Send the guest's kernel log to this file through a UART (debugging; slower boot). */
@@ -91,14 +100,15 @@ export function buildQemuArgs(o: QemuOptions): string[] {
   if (!Number.isInteger(mem) || mem < 32) throw new Error(`memoryMiB must be an integer >= 32, got ${mem}`);
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 8) throw new Error(`cpus must be an integer in 1..8, got ${cpus}`);
   const esc = (p: string) => p.replace(/,/g, ',,');
-  const memfd = o.ramBackend === 'memfd';
-  const machine = ['microvm', 'acpi=off', 'pit=on', 'pic=on', 'rtc=on', ...(o.consoleLog ? [] : ['isa-serial=off']), ...(memfd ? ['memory-backend=ram'] : [])].join(',');
+  const memfd = o.ramBackend === 'memfd' && !o.ramFile;
+  const machine = ['microvm', 'acpi=off', 'pit=on', 'pic=on', 'rtc=on', ...(o.consoleLog ? [] : ['isa-serial=off']), ...(memfd || o.ramFile ? ['memory-backend=ram'] : [])].join(',');
   const a: string[] = [
     '-M', machine,
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     '-m', String(mem), '-smp', String(cpus),
   ];
   if (memfd) a.push('-object', `memory-backend-memfd,id=ram,size=${mem}M`);
+  if (o.ramFile) a.push('-object', `memory-backend-file,id=ram,size=${mem}M,mem-path=${esc(o.ramFile.path)},share=${o.ramFile.share ? 'on' : 'off'}`);
   if (o.accel === 'kvm') a.push('-accel', 'kvm', '-cpu', 'host');
   // TCG: every CPU feature QEMU emulates, minus ERMS/FSRM ("fast" rep movsb/stosb): with them
   // the guest kernel and libc copy and clear memory one byte per rep iteration, which TCG runs
@@ -112,13 +122,16 @@ export function buildQemuArgs(o: QemuOptions): string[] {
   const ports: [string, Chardev | undefined][] = [
     ['hull.status', o.ports.status], ['hull.stdout', o.ports.stdout], ['hull.stderr', o.ports.stderr],
     ['hull.ctl', o.ports.ctl], ['hull.main', o.ports.main], ['hull.layer', o.ports.layer],
+    ...(o.allPorts ? [['hull.run', o.ports.run] as [string, Chardev | undefined]] : []),
   ];
+  if (o.allPorts) for (const p of ports) p[1] ??= { kind: 'null' };
   a.push('-device', 'virtio-serial-device,max_ports=8');
   ports.forEach(([name, c], i) => {
     if (!c) return;
     a.push('-chardev', chardevArg(`p${i}`, c), '-device', `virtserialport,chardev=p${i},name=${name}`);
   });
   a.push(...qemuNicArgs(o.nics ?? []));
+  if (o.incoming) a.push('-incoming', 'defer');
   if (o.qmp) a.push('-qmp', `unix:${o.qmp.replace(/,/g, ',,')},server=on,wait=off`);
   (o.shares ?? []).forEach((s, i) => {
     if (!/^[A-Za-z0-9_]{1,31}$/.test(s.tag)) throw new Error(`bad 9p tag "${s.tag}"`);

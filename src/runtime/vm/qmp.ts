@@ -54,3 +54,85 @@ export function qmpCommand(socket: string, command: string, timeoutMs = 10_000):
     });
   });
 }
+
+/**
+ * A QMP session of several commands on one connection (template save and restore): connect
+ * (retried while QEMU is still creating its socket), negotiate, then `run` one command at a time.
+ */
+export class QmpSession {
+  private buf = '';
+  private waiters: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
+  private closed = false;
+
+  private constructor(private readonly s: net.Socket, private readonly what: string) {
+    s.setEncoding('utf8').on('data', (d: string) => this.onData(d));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      this.closed = true;
+      for (const w of this.waiters.splice(0)) w.reject(new HullError('UNAVAILABLE', `QMP ${what}: QEMU closed its monitor`));
+    });
+  }
+
+  static async open(socket: string, timeoutMs = 10_000): Promise<QmpSession> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      let q: QmpSession | undefined;
+      try {
+        const s = await new Promise<net.Socket>((resolve, reject) => {
+          const c = net.connect(socket);
+          c.once('connect', () => resolve(c));
+          c.once('error', reject);
+        });
+        q = new QmpSession(s, socket);
+        await q.next(end - Date.now()); // the greeting
+        await q.run('qmp_capabilities');
+        return q;
+      } catch (e) {
+        q?.close(); // QMP serves one client at a time: never leave a half-open one
+        if (Date.now() > end) throw new HullError('UNAVAILABLE', `QMP ${socket}: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  }
+
+  private onData(d: string): void {
+    this.buf += d;
+    if (this.buf.length > 1 << 20) return void this.s.destroy();
+    let nl: number;
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl).trim();
+      this.buf = this.buf.slice(nl + 1);
+      if (!line) continue;
+      let msg: Record<string, unknown>;
+      try {
+        msg = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      if ('event' in msg) continue;
+      const w = this.waiters.shift();
+      if (!w) continue;
+      if ('error' in msg) w.reject(new HullError('UNAVAILABLE', `QMP: ${JSON.stringify(msg.error)}`));
+      else w.resolve('QMP' in msg ? msg.QMP : msg.return);
+    }
+  }
+
+  private next(timeoutMs: number): Promise<unknown> {
+    if (this.closed) return Promise.reject(new HullError('UNAVAILABLE', `QMP ${this.what}: QEMU closed its monitor`));
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new HullError('UNAVAILABLE', `QMP ${this.what}: no answer within ${timeoutMs} ms`)), Math.max(1, timeoutMs));
+      this.waiters.push({ resolve: (v) => (clearTimeout(t), resolve(v)), reject: (e) => (clearTimeout(t), reject(e)) });
+    });
+  }
+
+  /** Runs one command; resolves with its `return` value. */
+  run(execute: string, args?: Record<string, unknown>, timeoutMs = 10_000): Promise<unknown> {
+    const p = this.next(timeoutMs);
+    this.s.write(`${JSON.stringify(args ? { execute, arguments: args } : { execute })}\n`);
+    return p;
+  }
+
+  close(): void {
+    this.s.destroy();
+  }
+}
