@@ -7,6 +7,7 @@ import { COLUMNS, fmtBytes, MiB, renderTable } from './report-table.js';
 import { renderHtmlDimensions } from './report-html-dims.js';
 import { esc, lineChart, stackedBars, stripPlot } from './svg.js';
 import type { ContrastReport } from './types.js';
+import { accelTag } from './walls.js';
 
 const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}table{border-collapse:collapse;margin:8px 0}
@@ -19,7 +20,7 @@ export function renderHtml(rep: ContrastReport): string {
   const m = rep.machine;
   const walls = rep.walls;
   const startup = stripPlot(
-    walls.filter((w) => w.startup?.samplesMs.length).map((w) => ({ label: w.kind === 'hull' ? w.name : `${w.name} (ref)`, values: w.startup!.samplesMs, median: w.startup!.summary?.median, p95: w.startup!.summary?.p95 })),
+    walls.filter((w) => w.startup?.samplesMs.length).map((w) => ({ label: w.kind === 'hull' ? `${w.name}${accelTag(w.accel)}` : `${w.name} (ref)`, values: w.startup!.samplesMs, median: w.startup!.summary?.median, p95: w.startup!.summary?.p95 })),
     { title: `start-up of 'run --rm ${rep.image} true' (log scale; thick mark: median, dashed: p95)`, unit: 'ms', id: 'chart-startup' },
   );
   const memWalls = walls.filter((w) => w.memory);
@@ -62,7 +63,7 @@ export function renderHtml(rep: ContrastReport): string {
 <html lang="en"><head><meta charset="utf-8"><title>hull contrast: ${esc(rep.image)}</title>
 <style>${CSS}</style></head><body>
 <h1>hull contrast: ${esc(rep.image)}</h1>
-<p>${esc(m.cpuModel)}, ${m.cores} cores, ${esc(fmtBytes(m.memTotalBytes))}, ${esc(m.os)}, kernel ${esc(m.kernel)}, cgroup ${esc(m.cgroup)}; ${esc(m.kvm.reason)}.
+<p>${esc(m.cpuModel)}, ${m.cores} cores, ${esc(fmtBytes(m.memTotalBytes))}, ${esc(m.os)}, kernel ${esc(m.kernel)}, cgroup ${esc(m.cgroup)}; ${esc(m.kvm.reason)}.${rep.vmNote ? ` VMs: ${esc(rep.vmNote)}.` : ''}
 ${rep.options.runs} measured runs per wall, interleaved; ${esc(rep.startedAt)} to ${esc(rep.finishedAt)}.</p>
 <h2>Summary</h2>
 <pre>${esc(renderTable(rep))}</pre>

@@ -16,17 +16,19 @@ export function bootModesOffered(runHelp: string, poolHelpOk: boolean): { restor
 }
 
 /** Pure: the rows, from the cold figures and what the CLI offers. */
-export function bootRows(cold: { ms: number | null; how: string }, offered: { restore: boolean; pool: boolean }): BootModeRow[] {
+export function bootRows(cold: { ms: number | null; how: string }, offered: { restore: boolean; pool: boolean }, wall = 'vm'): BootModeRow[] {
   return [
-    { wall: 'vm', mode: 'cold', ms: cold.ms, how: cold.how },
+    { wall, mode: 'cold', ms: cold.ms, how: cold.how },
+    // Snapshot restore and pool claim come with the snapshot work (issue 13): once 'hull run' has
+    // --vm-boot / 'hull vm pool' exists, time them here like cold (runs of their own command).
     {
-      wall: 'vm',
+      wall,
       mode: 'restore',
       ms: null,
       how: offered.restore ? "not measured: this hull offers 'run --vm-boot' (snapshot restore), which this edition of contrast does not drive yet" : "not available: this hull has no VM snapshot restore ('hull run' has no --vm-boot flag)",
     },
     {
-      wall: 'vm',
+      wall,
       mode: 'pool',
       ms: null,
       how: offered.pool ? "not measured: this hull offers 'hull vm pool' (a warm pool), which this edition of contrast does not drive yet" : "not available: this hull has no warm pool of VMs (no 'hull vm pool' command)",
@@ -44,7 +46,7 @@ export async function bootScenario(vm: Driver | undefined, root: string, startup
   const offered = bootModesOffered(help.stdout + help.stderr, pool.code === 0);
   let cold: { ms: number | null; how: string };
   if (startup?.summary) {
-    cold = { ms: startup.summary.median, how: `the start-up median of the vm wall (${startup.summary.n} runs of '${vm.command}'): every VM boots its kernel from scratch here` };
+    cold = { ms: startup.summary.median, how: `the start-up median of the ${vm.name} wall (${startup.summary.n} runs of '${vm.command}'): every VM boots its kernel from scratch here` };
   } else {
     const ms: number[] = [];
     let err: string | undefined;
@@ -53,9 +55,9 @@ export async function bootScenario(vm: Driver | undefined, root: string, startup
       const s = await vm.startupOnce();
       if (s.ok) ms.push(s.ms);
       else err ??= s.error;
-      progress(`boot vm cold ${i + 1}/${OWN_RUNS}: ${s.ok ? `${s.ms.toFixed(0)} ms` : `failed: ${s.error}`}`);
+      progress(`boot ${vm.name} cold ${i + 1}/${OWN_RUNS}: ${s.ok ? `${s.ms.toFixed(0)} ms` : `failed: ${s.error}`}`);
     }
     cold = ms.length ? { ms: summarize(ms).median, how: `median of ${ms.length} runs of '${vm.command}' (wall clock from the caller's side)` } : { ms: null, how: `not measured: ${err ?? 'every run failed'}` };
   }
-  return { rows: bootRows(cold, offered) };
+  return { rows: bootRows(cold, offered, vm.name) };
 }

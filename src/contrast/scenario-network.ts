@@ -13,7 +13,7 @@ import path from 'node:path';
 import { layout } from '../paths.js';
 import { checkAbort, pause } from './abort.js';
 import type { Driver, IdleInstance } from './driver.js';
-import { findExecutable } from './hostfacts.js';
+import { shipTools, shippedCommand } from './tools.js';
 import { lastLine, timedRun } from './spawn.js';
 import { median } from './stats.js';
 import type { Accel, NetFigure, NetworkResult } from './types.js';
@@ -30,17 +30,7 @@ export const TOOLS_PATH = '/hull-contrast-net';
 const IPERF_BASE = 5201;
 const SOCKPERF_PORT = 11111;
 
-/** Pure: the libraries (and the loader) `ldd` lists for a binary. */
-export function parseLdd(text: string): { libs: string[]; loader?: string } {
-  const libs: string[] = [];
-  let loader: string | undefined;
-  for (const l of text.split('\n')) {
-    const arrow = /=>\s+(\/\S+)/.exec(l);
-    if (arrow) libs.push(arrow[1]!);
-    else if (/^\s*\/\S+\s+\(0x/.test(l)) loader = l.trim().split(/\s+/)[0];
-  }
-  return { libs, loader };
-}
+export { parseLdd } from './tools.js';
 
 /** Pure: sockperf ping-pong output (--full-rtt) -> round trip median and p99, microseconds. */
 export function parseSockperf(text: string): { medianUs: number; p99Us: number; observations: number } {
@@ -71,7 +61,7 @@ export function parseIperf(json: string): number {
 
 /** Pure: how a tool is run inside: through the copied loader with the copied libraries. */
 export function toolCommand(tool: 'iperf3' | 'sockperf', loader: string): string {
-  return `${TOOLS_PATH}/${path.basename(loader)} --library-path ${TOOLS_PATH} ${TOOLS_PATH}/${tool}`;
+  return shippedCommand(TOOLS_PATH, loader, tool);
 }
 
 /** Pure: the server script: one one-off iperf3 server per (path, round) port, then sockperf. */
@@ -89,24 +79,6 @@ export function clientScript(loader: string, ip: string, port: number, seconds: 
     'echo "==iperf3"',
     `${toolCommand('iperf3', loader)} -c ${ip} -p ${port} -t ${seconds} -J 2>&1`,
   ].join('\n');
-}
-
-/** Copy iperf3, sockperf and every library they load (and the loader) into `dir`. */
-async function copyTools(dir: string): Promise<{ loader: string }> {
-  let loader: string | undefined;
-  for (const tool of ['iperf3', 'sockperf']) {
-    const bin = findExecutable(tool);
-    if (!bin) throw new Error(`${tool} is not installed (apt-get install ${tool})`);
-    const l = await timedRun('ldd', [bin]);
-    if (l.code !== 0) throw new Error(`ldd ${bin}: ${lastLine(l.stderr)}`);
-    const p = parseLdd(l.stdout);
-    if (!p.loader) throw new Error(`ldd ${bin} names no dynamic loader`);
-    loader = p.loader;
-    fs.copyFileSync(bin, path.join(dir, tool));
-    for (const lib of [...p.libs, p.loader]) fs.copyFileSync(fs.realpathSync(lib), path.join(dir, path.basename(lib)));
-  }
-  for (const f of fs.readdirSync(dir)) fs.chmodSync(path.join(dir, f), 0o755);
-  return { loader: loader! };
 }
 
 /** A free TCP port on 127.0.0.1 (asked of the kernel; free when this returns). */
@@ -182,7 +154,7 @@ export async function networkScenario(drivers: Driver[], root: string, o: Networ
   const started: Array<{ d: Driver; inst: IdleInstance }> = [];
   const hostProcs: Array<{ kill: () => void; done: Promise<unknown> }> = [];
   try {
-    const { loader } = await copyTools(dir);
+    const { loader } = await shipTools(dir, ['iperf3', 'sockperf']);
     // ports per round: [bridge, published, instance-to-instance]
     const ports = Array.from({ length: o.rounds }, (_, r) => [0, 1, 2].map((k) => IPERF_BASE + r * 3 + k));
 
@@ -257,7 +229,6 @@ export async function networkScenario(drivers: Driver[], root: string, o: Networ
         ],
       });
     }
-    if (rows.some((r) => r.accel === 'tcg')) notes.push('VM figures are TCG: the guest kernel\'s network stack and virtio-net run emulated, so round trips are longer and throughput lower than under KVM');
   } catch (e) {
     if (signal?.aborted) throw e;
     notes.push(`network not measured: ${(e as Error).message}`);
