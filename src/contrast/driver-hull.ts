@@ -146,6 +146,7 @@ export function hullDriver(o: HullDriverOptions): Driver {
       names.add(name);
       const vols = [...(opts.volume ? [[opts.volume, VOLUME_PATH] as [string, string]] : []), ...(opts.volumes ?? [])].flatMap(([h, c]) => ['-v', `${h}:${c}`]);
       if (opts.anonymousVolume) vols.push('-v', opts.anonymousVolume);
+      if (opts.memoryBytes) vols.push('--memory', `${opts.memoryBytes}b`);
       const args = [...wall, '--network', opts.network ?? 'none'];
       const r = await runHull(o.root, ['run', '--rm', '--name', name, ...vols, ...args, o.image, 'sh', '-c', script], { timeoutMs: opts.timeoutMs ?? 180_000 });
       if (r.code === 0) names.delete(name);

@@ -31,6 +31,8 @@ export interface ProbeOptions {
   anonymousVolume?: string;
   /** 'none' (default: like the podman reference rows) or 'bridge' (the default bridge network). */
   network?: 'none' | 'bridge';
+  /** Memory of the instance (`--memory`), bytes; default the wall's own. */
+  memoryBytes?: number;
   /** Kill after this long, milliseconds; default 180000. */
   timeoutMs?: number;
 }
