@@ -222,6 +222,9 @@ describe('hull contrast', { timeout: 900_000 }, () => {
       [['--peers', 'docker'], /docker/],
       [['--only', 'cpu,gpu'], /gpu/],
       [['--idle-window', 'soon'], /--idle-window/],
+      [['--vm-accel', 'hvf'], /invalid argument "hvf" for "--vm-accel"/],
+      [['--vm-accel', 'auto,kvm'], /auto stands alone/],
+      [['--vm-accel', 'kvm', '--isolation', 'container'], /--vm-accel applies to the VM wall/],
     ] as Array<[string[], RegExp]>) {
       const r = hull(tr.root, ['contrast', 'busybox', ...args]);
       assert.equal(r.code, 125, `${args.join(' ')}: ${r.stderr}`);

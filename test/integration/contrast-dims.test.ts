@@ -110,6 +110,38 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     if (walls.includes('vm')) assert.ok(adv.reasons.some((r) => /idle 50% of the time, 1 x \d+ ms host CPU per idle minute/.test(r)), adv.reasons.join('\n'));
   });
 
+  test('--vm-accel tcg,kvm: the VM wall once per accelerator; KVM that does not work here is left out with the reason, said once', (t) => {
+    if (vmError) return t.skip(`vm wall left out: ${vmError}`);
+    const json = path.join(out, 'accel.json');
+    const r = hull(tr.root, ['contrast', 'busybox', '--only', 'cpu', '--quick', '--idle-window', '2s', '--isolation', 'container,vm', '--vm-accel', 'tcg,kvm', '--peers', 'none', '--json', json], { timeoutMs: 600_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
+    assert.deepEqual(rep.options.vmAccel, ['tcg', 'kvm']);
+    const tcg = rep.walls.find((w) => w.name === 'vm-tcg')!;
+    assert.equal(tcg.accel, 'tcg');
+    assert.equal(tcg.command, 'hull run --rm --isolation vm --vm-accel tcg busybox true');
+    assert.ok(rep.cpu!.task.rows.find((x) => x.wall === 'vm-tcg')?.summary, JSON.stringify(rep.cpu!.task.rows));
+    assert.equal(rep.cpu!.idle.find((x) => x.wall === 'vm-tcg')?.accel, 'tcg');
+    if (rep.machine.kvm.usable) {
+      // both side by side: the ratio is what emulation costs
+      assert.equal(rep.walls.find((w) => w.name === 'vm-kvm')?.accel, 'kvm');
+      assert.match(rep.vmNote!, /side by side/);
+    } else {
+      assert.equal(rep.walls.find((w) => w.name === 'vm-kvm'), undefined);
+      const s = rep.skipped.find((x) => x.name === 'vm-kvm')!;
+      assert.match(s.reason, /^KVM asked for \(--vm-accel kvm\) but unusable here: /);
+      assert.match(rep.vmNote!, /^every VM figure is TCG/);
+      assert.equal(r.stdout.match(/every VM figure is TCG/g)?.length, 1, r.stdout);
+      assert.match(r.stdout, /^  vm-tcg \[TCG\]\s+\d/m);
+      assert.match(r.stdout, /^note: vm-kvm: not measured: KVM asked for/m);
+      // kvm alone where it does not work: a clear refusal naming why, nothing started
+      const k = hull(tr.root, ['contrast', 'busybox', '--only', 'cpu', '--quick', '--isolation', 'vm', '--vm-accel', 'kvm', '--peers', 'none']);
+      assert.notEqual(k.code, 0);
+      assert.match(k.stderr, /no wall of hull could run busybox: vm: KVM asked for \(--vm-accel kvm\) but unusable here/);
+    }
+    assert.deepEqual(leftovers(tr.root, rep), []);
+  });
+
   test('disk: the same fio on the host and on each wall\'s root and volume (container-userns too), page cache stated', () => {
     // container-userns: its root is an unprivileged host id; the volume is one hull makes for it
     const { rep, stdout } = contrast('disk', [], `${walls},container-userns`);
