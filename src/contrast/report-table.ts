@@ -96,6 +96,16 @@ export function renderTable(rep: ContrastReport): string {
       out.push(`  ${w.name}: ${parts.join(', ')}`);
     }
   }
+  // network and host-setting isolation, tried for real: one line per wall
+  const netIso = rep.walls.filter((w) => w.isolation?.rows.some((r) => r.probe === 'arpspoof' || r.probe === 'sysctlw'));
+  if (netIso.length) {
+    out.push('');
+    out.push('network and host settings (tried inside; NET_RAW is the raw-socket action above):');
+    for (const w of netIso) {
+      const cell = (p: string) => w.isolation!.rows.find((r) => r.probe === p)?.inside ?? '-';
+      out.push(`  ${w.kind === 'hull' ? `${w.name}${accelTag(w.accel)}` : w.name}: ARP spoof ${cell('arpspoof')}; raw socket ${cell('rawsocket')}; host sysctl write ${cell('sysctlw')}`);
+    }
+  }
   const ratios = rep.ratios.filter((r) => r.value !== null);
   if (ratios.length) {
     out.push('');

@@ -13,6 +13,7 @@ import { cpuScenario, type CpuOptions } from './scenario-cpu.js';
 import { diskScenario, type DiskOptions } from './scenario-disk.js';
 import { networkScenario, type NetworkOptions } from './scenario-network.js';
 import { bootScenario } from './scenario-boot.js';
+import { netIsolation } from './scenario-netiso.js';
 import { hostView } from './hostfacts.js';
 import { densityBudget, densityCount, idleMemory } from './scenarios-memory.js';
 import { interpretProbes, parseProbeOutput, probesComplete, probeUptimeMs, PROBE_SCRIPT } from './probes.js';
@@ -161,6 +162,11 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
       checkAbort(signal);
       progress(`isolation probes: ${d.name}`);
       results.get(d.name)!.isolation = await isolation(d, machine.kernel);
+    }
+    // ---- network isolation on the bridge (ARP spoofing), hull's walls
+    if (want('isolation')) {
+      const spoof = await netIsolation(active.filter((d) => results.get(d.name)?.isolation), input.root, progress, signal);
+      for (const [name, row] of spoof) results.get(name)!.isolation!.rows.push(row);
     }
 
     // ---- memory per idle instance

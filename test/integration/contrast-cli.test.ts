@@ -71,6 +71,16 @@ describe('hull contrast', { timeout: 900_000 }, () => {
       const kernel = iso.rows.find((r) => r.probe === 'kernel')!;
       assert.equal(kernel.verdict, name === 'vm' ? 'own' : 'exposed');
       assert.ok(iso.rows.find((r) => r.probe === 'caps')!.inside.length > 0);
+      // network and host settings, tried for real: hull's defaults give no NET_RAW, a read-only /proc/sys
+      const sysctlw = iso.rows.find((r) => r.probe === 'sysctlw')!;
+      assert.equal(sysctlw.verdict, name === 'vm' ? 'own' : 'contained', sysctlw.inside);
+      const spoof = iso.rows.find((r) => r.probe === 'arpspoof')!;
+      assert.ok(spoof, 'an ARP-spoof row');
+      if (fs.existsSync('/usr/sbin/arp-scan')) {
+        assert.ok(!spoof.inside.startsWith('not run'), spoof.inside);
+        if (name !== 'vm') assert.deepEqual([spoof.verdict, spoof.inside], ['contained', 'denied (socket: Operation not permitted)']);
+        else assert.notEqual(spoof.verdict, 'exposed', spoof.inside);
+      }
     }
   }
 
