@@ -135,7 +135,7 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     const html = path.join(out, 'cv.html');
     const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--only', 'startup,memory,density,isolation,boot', '--peers', 'none', '--json', json, '--html', html], { timeoutMs: 600_000 });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^vm\s+\d/m);
+    assert.match(r.stdout, /^vm \[(TCG|KVM)\]\s+\d/m);
     // interleaved: container, vm, container, vm
     const order = [...r.stderr.matchAll(/start-up (\d)\/2 (\w+)/g)].map((m) => `${m[1]}${m[2]}`);
     assert.deepEqual(order, ['1container', '1vm', '2container', '2vm']);
