@@ -102,7 +102,7 @@ export function renderTable(rep: ContrastReport): string {
     out.push('');
     out.push('network and host settings (tried inside; NET_RAW is the raw-socket action above):');
     for (const w of netIso) {
-      const cell = (p: string) => w.isolation!.rows.find((r) => r.probe === p)?.inside ?? '-';
+      const cell = (p: string) => w.isolation!.rows.find((r) => r.probe === p)?.inside ?? (p === 'arpspoof' ? 'not tried (hull\'s walls only)' : '-');
       out.push(`  ${w.kind === 'hull' ? `${w.name}${accelTag(w.accel)}` : w.name}: ARP spoof ${cell('arpspoof')}; raw socket ${cell('rawsocket')}; host sysctl write ${cell('sysctlw')}`);
     }
   }

@@ -214,6 +214,14 @@ describe('hull contrast: cpu, disk, network, boot', { timeout: 900_000 }, () => 
     await assertNoNetwork(tr.root);
   });
 
+  test('Ctrl-C in the network isolation step: the victim and attacker instances are gone', async () => {
+    const { code, stderr, sent } = await interrupted(['--only', 'isolation'], /isolation probes: container/, 500);
+    assert.ok(sent, `never reached the isolation probes: ${stderr}`);
+    assert.equal(code, 130, stderr);
+    assert.deepEqual(leftovers(tr.root), []);
+    await assertNoNetwork(tr.root);
+  });
+
   test('Ctrl-C in the idle CPU window: stops, removes the idle instances', async () => {
     const { code, stderr, sent } = await interrupted(['--only', 'cpu', '--idle-window', '60s'], /cpu: .* idle, measuring/, 300);
     assert.ok(sent, `never reached the idle window: ${stderr}`);
