@@ -26,7 +26,7 @@ export function renderHtml(rep: ContrastReport): string {
   const memWalls = walls.filter((w) => w.memory);
   const memory = stackedBars(
     memWalls.map((w) => ({
-      label: w.kind === 'hull' ? w.name : `${w.name} (ref)`,
+      label: w.kind === 'hull' ? `${w.name}${accelTag(w.accel)}` : `${w.name} (ref)`,
       values: [w.memory!.workloadBytes / MiB, w.memory!.overheadBytes / MiB, (w.memory!.pageCacheBytes ?? 0) / MiB],
       mark: w.memory!.givenBytes / MiB,
     })),
@@ -35,7 +35,7 @@ export function renderHtml(rep: ContrastReport): string {
   );
   const densWalls = walls.filter((w) => w.density?.curve.length);
   const density = lineChart(
-    densWalls.map((w) => ({ label: w.name, points: w.density!.curve.map((p) => [p.n, p.bytes / MiB] as [number, number]) })),
+    densWalls.map((w) => ({ label: `${w.name}${accelTag(w.accel)}`, points: w.density!.curve.map((p) => [p.n, p.bytes / MiB] as [number, number]) })),
     { title: 'density: host memory of N idle instances', xLabel: 'instances running', unit: ' MiB', id: 'chart-density' },
   );
   const probes = [...new Set(walls.flatMap((w) => (w.isolation?.rows ?? []).map((r) => r.probe)))];
@@ -79,7 +79,7 @@ ${densWalls.length ? `<table id="density"><tr><th>wall</th><th>started</th><th>t
     .join('')}</table>` : ''}
 ${renderHtmlDimensions(rep)}
 ${isoWalls.length ? '' : '<!-- no isolation probes -->'}<h2>Isolation</h2>
-<table id="isolation"><tr><th>probe</th>${isoWalls.map((w) => `<th>${esc(w.name)}</th>`).join('')}<th>host</th></tr>${isoRows.join('')}</table>
+<table id="isolation"><tr><th>probe</th>${isoWalls.map((w) => `<th>${esc(`${w.name}${accelTag(w.accel)}`)}</th>`).join('')}<th>host</th></tr>${isoRows.join('')}</table>
 <p class="how">green: stopped or hidden by the wall; red: reaches the host kernel; blue: reaches only the VM's own kernel.</p>
 <h2>Ratios between walls (same run)</h2>
 <table>${ratios.join('') || '<tr><td>no pair of walls measured</td></tr>'}</table>

@@ -104,7 +104,9 @@ test('HTML: self-contained, the four charts and the isolation table, no external
   const html = renderHtml(rep);
   assert.match(html, /^<!doctype html>/);
   for (const id of ['chart-startup', 'chart-memory', 'chart-density']) assert.match(html, new RegExp(`<svg class="chart" id="${id}"`));
-  assert.match(html, /<table id="isolation">/);
+  assert.match(html, /<table id="isolation"><tr><th>probe<\/th><th>container<\/th><th>vm \[TCG\]<\/th>/);
+  // how the VMs ran, said once in the page's header (the plain-text table in <pre> says it once too)
+  assert.equal(html.replace(/<pre>[\s\S]*?<\/pre>/g, '').match(/every VM figure is TCG/g)?.length, 1);
   assert.match(html, /<table id="density">.*<td>vm<\/td><td>4 of 4<\/td>/s);
   assert.ok(!/(https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}/i.test(html.replace(/<\/?[^>]+>/g, (t) => t)), 'no URL');
   assert.ok(!/\b(src|href)=/i.test(html), 'no src/href attributes');
@@ -113,7 +115,7 @@ test('HTML: self-contained, the four charts and the isolation table, no external
   assert.match(html, /evil&lt;script&gt;/);
   // stacked bar segments: 3 segment kinds in the legend, bars for container and vm
   assert.match(html, /QEMU or monitor overhead/);
-  assert.match(html, /vm guest \/ workload: 30\.00 MiB/);
+  assert.match(html, /vm \[TCG\] guest \/ workload: 30\.00 MiB/);
   assert.match(html, /class="exposed"/);
   assert.match(html, /class="own"/);
 });
