@@ -155,8 +155,8 @@ export async function networkScenario(drivers: Driver[], root: string, o: Networ
   const hostProcs: Array<{ kill: () => void; done: Promise<unknown> }> = [];
   try {
     const { loader } = await shipTools(dir, ['iperf3', 'sockperf']);
-    // ports per round: [bridge, published, instance-to-instance]
-    const ports = Array.from({ length: o.rounds }, (_, r) => [0, 1, 2].map((k) => IPERF_BASE + r * 3 + k));
+    // ports per round: [bridge, published, instance-to-instance, instance-to-host (iperf3 -R)]
+    const ports = Array.from({ length: o.rounds }, (_, r) => [0, 1, 2, 3].map((k) => IPERF_BASE + r * 4 + k));
 
     // ---- the bare host's loopback: the same tools, no wall
     const hostAcc: Acc = { rtt: [], mbit: [], errors: [] };
@@ -193,6 +193,14 @@ export async function networkScenario(drivers: Driver[], root: string, o: Networ
         if (!s) continue;
         await hostClient(s.ip, SOCKPERF_PORT, ports[r]![0]!, o, get(`${d.name}|bridge`), 120_000, signal);
         await hostClient('127.0.0.1', s.sockHost, s.iperfHost[r]!, o, get(`${d.name}|published`), 30_000, signal);
+        // the other direction over the bridge: the instance sends, the host receives (iperf3 -R)
+        checkAbort(signal);
+        const rev = await timedRun('iperf3', ['-c', s.ip, '-p', String(ports[r]![3]!), '-t', String(o.seconds), '-R', '-J'], { timeoutMs: (o.seconds + 60) * 1000 });
+        try {
+          get(`${d.name}|reverse`).mbit.push(parseIperf(rev.stdout));
+        } catch (e) {
+          get(`${d.name}|reverse`).errors.push((e as Error).message);
+        }
         checkAbort(signal);
         const c = await d.probe!(clientScript(loader, s.ip, ports[r]![2]!, o.seconds), { volumes: [[dir, TOOLS_PATH]], network: 'bridge', timeoutMs: (o.seconds * 2 + 180) * 1000 });
         const a = get(`${d.name}|peer`);
@@ -213,7 +221,7 @@ export async function networkScenario(drivers: Driver[], root: string, o: Networ
           const x = get(`${d.name}|${k}`);
           return `${k} rtt ${x.rtt.at(-1)?.medianUs.toFixed(0) ?? '-'} us, ${x.mbit.at(-1)?.toFixed(0) ?? '-'} Mbit/s`;
         };
-        progress(`network ${r + 1}/${o.rounds} ${d.name}: ${['bridge', 'published', 'peer'].map(fmt).join('; ')}`);
+        progress(`network ${r + 1}/${o.rounds} ${d.name}: ${['bridge', 'published', 'peer', 'reverse'].map(fmt).join('; ')}`);
       }
     }
     rows.unshift({ wall: 'host', accel: 'native', figures: [figure('host loopback (127.0.0.1)', hostAcc, `${HOW_RTT}; ${HOW_TPUT}`)] });
@@ -226,6 +234,7 @@ export async function networkScenario(drivers: Driver[], root: string, o: Networ
           figure('host -> instance (bridge)', acc.get(`${d.name}|bridge`), `${HOW_RTT}; ${HOW_TPUT}; from the host to the instance's address on the default bridge`),
           figure('host -> published port', acc.get(`${d.name}|published`), `${HOW_RTT}; ${HOW_TPUT}; from the host to 127.0.0.1:PORT published with -p (DNAT onto the bridge)`),
           figure('instance -> instance (bridge)', acc.get(`${d.name}|peer`), `${HOW_RTT}; ${HOW_TPUT}; run inside a second instance of the same wall on the default bridge`),
+          figure('instance -> host (bridge)', acc.get(`${d.name}|reverse`), `${HOW_TPUT}, reversed (-R): the instance sends, the host receives, over the default bridge; no round trip of its own (sockperf's ping-pong above is the same both ways)`),
         ],
       });
     }
