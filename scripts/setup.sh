@@ -15,11 +15,11 @@ say() { [ "${HULL_SETUP_QUIET:-}" = 1 ] || printf '[setup] %s\n' "$*" >&2; }
 # containerd runtime (containerd-shim-hull-v2): containerd (its tests, and the runc baseline), containernetworking-plugins (CNI bridge for CRI pods)
 # tests and benchmarks: podman skopeo docker-registry hyperfine (independent peers), chromium (HTML report test),
 #   docker-compose (Debian's 1.29, a real Engine API client driving hull serve),
-#   fio iperf3 sockperf (`hull contrast` disk and network: fio the host reference; iperf3 and sockperf run on both ends)
+#   fio iperf3 sockperf arp-scan (`hull contrast` disk, network and its ARP-spoof probe: the same Debian binaries on the host and inside)
 # guest kernel build: linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils
 PKGS=(crun runc conmon tini qemu-system-x86 erofs-utils busybox-static attr iproute2 nftables aardvark-dns util-linux procps
       containerd containernetworking-plugins
-      podman skopeo docker-registry golang-github-containers-common hyperfine chromium docker-compose fio iperf3 sockperf
+      podman skopeo docker-registry golang-github-containers-common hyperfine chromium docker-compose fio iperf3 sockperf arp-scan
       linux-source bc flex bison libelf-dev libssl-dev cpio xz-utils build-essential musl-tools)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,6 +9,7 @@ import { renderTable } from '../contrast/report-table.js';
 import { contrast, renderHtml, reportJson, writeReportFile } from '../contrast/setup.js';
 import { loadLastContrast } from '../contrast/store.js';
 import { parseOnly } from '../contrast/dimensions.js';
+import { parseVmAccel } from '../contrast/walls.js';
 import { parseCount, parseDuration, parseFraction, parsePeers, parseSize, parseWalls } from '../contrast/units.js';
 
 async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
@@ -25,6 +26,9 @@ async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
   if (memoryBytes < 16 * 1048576) throw new HullError('INVALID_ARGUMENT', 'invalid argument for "--memory" flag: idle instances need at least 16m');
   const walls = parseWalls(flagStr(p, 'isolation') ?? 'container,vm');
   const peers = parsePeers(flagStr(p, 'peers') ?? 'auto');
+  const vmAccelFlag = flagStr(p, 'vm-accel');
+  const vmAccel = vmAccelFlag === undefined ? undefined : parseVmAccel(vmAccelFlag);
+  if (vmAccel && !walls.includes('vm')) throw new HullError('INVALID_ARGUMENT', '--vm-accel applies to the VM wall: add vm to --isolation');
   const jsonFile = flagStr(p, 'json');
   const htmlFile = flagStr(p, 'html');
   const quiet = flagBool(p, 'quiet');
@@ -57,6 +61,7 @@ async function runContrastCommand(ctx: CliContext, p: Parsed): Promise<number> {
       disk: { seqMiB: quick ? 16 : 32, smallBlocks: quick ? 512 : 2048, rounds: quick ? 1 : 2 },
       walls,
       peers,
+      vmAccel,
       machine,
       progress,
       signal: ac.signal,
@@ -144,6 +149,7 @@ export const commands: CommandDef[] = [
       { name: 'density-budget', type: 'string', value: 'bytes', help: 'Instead: start idle instances until they take this much host memory (e.g. 2g)' },
       { name: 'memory', type: 'string', value: 'bytes', help: 'Memory given to each idle instance (default 128m)' },
       { name: 'isolation', type: 'string', value: 'list', help: 'Walls to measure, comma-separated (default container,vm)' },
+      { name: 'vm-accel', type: 'string', value: 'list', help: 'The VM wall\'s accelerator: auto (default), kvm or tcg; tcg,kvm measures both side by side as walls vm-tcg and vm-kvm (KVM where it is unusable here is left out, with the reason)' },
       { name: 'peers', type: 'string', value: 'list', help: "Reference rows: auto (every one installed), none, or a list of podman,crun,runc (default auto)" },
       { name: 'only', type: 'string', value: 'list', help: 'Dimensions to measure, comma-separated: startup,memory,density,isolation,cpu,disk,network,boot (default all)' },
       { name: 'quick', type: 'bool', help: 'A shorter run: 3 start-ups, 3 instances for density, a 5s idle window, smaller CPU and disk tasks' },

@@ -4,6 +4,7 @@
  */
 import { fmtBytes, fmtMs } from './report-table.js';
 import type { ContrastReport } from './types.js';
+import { primaryVmWall } from './walls.js';
 
 export interface AdviseInput {
   /** The workload runs code its operator does not trust. */
@@ -52,7 +53,7 @@ interface WallFigures {
   /** Host -> instance over the bridge, microseconds. */
   rttMedianUs?: number;
   rttP99Us?: number;
-  /** busybox dd sequential write on a volume, MiB/s. */
+  /** fio sequential write on a volume, MiB/s. */
   volumeWriteMiB?: number;
   accel?: string;
 }
@@ -72,7 +73,7 @@ function figuresOf(rep: ContrastReport | undefined, name: string): WallFigures {
     rttMedianUs: net?.rttMedianUs ?? undefined,
     rttP99Us: net?.rttP99Us ?? undefined,
     volumeWriteMiB: vol?.mibPerSec ?? undefined,
-    accel: task?.accel,
+    accel: w.accel ?? task?.accel,
   };
 }
 
@@ -118,20 +119,22 @@ function fits(f: WallFigures, a: AdviseInput, cores = 1): { ok: boolean | undefi
 
 export function advise(a: AdviseInput, last: ContrastReport | undefined, gvisorInstalled: boolean): Advice {
   const c = figuresOf(last, 'container');
-  const v = figuresOf(last, 'vm');
+  // the VM wall measured (vm; with --vm-accel tcg,kvm the KVM one, else the TCG one)
+  const vmName = primaryVmWall(last?.walls.map((w) => w.name) ?? []) ?? 'vm';
+  const v = figuresOf(last, vmName);
   const g = figuresOf(last, 'runsc');
   const figures: string[] = [];
   const warnings: string[] = [];
   if (last) {
     const when = `hull contrast ${last.image}, ${last.finishedAt}`;
     if (c.startupMs !== undefined) figures.push(`container: start-up median ${fmtMs(c.startupMs)}${c.perInstanceBytes !== undefined ? `, ${fmtBytes(c.perInstanceBytes)} host memory per idle instance` : ''} (${when})`);
-    if (v.startupMs !== undefined) figures.push(`vm: start-up median ${fmtMs(v.startupMs)}${v.perInstanceBytes !== undefined ? `, ${fmtBytes(v.perInstanceBytes)} host memory per idle instance` : ''} (${when}, ${last.machine.kvm.usable ? 'KVM' : 'TCG'})`);
+    if (v.startupMs !== undefined) figures.push(`${vmName}: start-up median ${fmtMs(v.startupMs)}${v.perInstanceBytes !== undefined ? `, ${fmtBytes(v.perInstanceBytes)} host memory per idle instance` : ''} (${when}, ${(v.accel ?? (last.machine.kvm.usable ? 'kvm' : 'tcg')).toUpperCase()})`);
     if (g.startupMs !== undefined) figures.push(`gVisor (runsc): start-up median ${fmtMs(g.startupMs)} (${when})`);
   } else {
     warnings.push("no `hull contrast` has run on this machine yet: budgets cannot be checked against measured figures (run 'hull contrast')");
   }
   if (last) {
-    for (const [name, f] of [['container', c], ['vm', v]] as const) {
+    for (const [name, f] of [['container', c], [vmName, v]] as const) {
       if (f.taskVsHost !== undefined && (a.cpuBound || a.idleRatio != null)) figures.push(`${name}: CPU task ${f.taskVsHost.toFixed(2)}x the bare host's time${f.accel === 'tcg' ? ' (TCG)' : ''}${f.idleMsPerMinute !== undefined ? `, ${f.idleMsPerMinute.toFixed(0)} ms host CPU per idle minute` : ''}`);
       if (f.rttMedianUs !== undefined && a.latencyBudgetMs != null) figures.push(`${name}: TCP round trip over the bridge median ${fmtUs(f.rttMedianUs)}, p99 ${fmtUs(f.rttP99Us ?? f.rttMedianUs)}`);
       if (f.volumeWriteMiB !== undefined && a.ioBound) figures.push(`${name}: volume sequential write ${f.volumeWriteMiB.toFixed(0)} MiB/s`);
@@ -142,7 +145,7 @@ export function advise(a: AdviseInput, last: ContrastReport | undefined, gvisorI
   const cFit = fits(c, a, cores);
   const vFit = fits(v, a, cores);
   cFit.why.push(...profileNotes('container', c, a));
-  vFit.why.push(...profileNotes('vm', v, a));
+  vFit.why.push(...profileNotes(vmName, v, a));
   if (a.cpuBound && v.taskVsHost !== undefined && v.taskVsHost > 2) warnings.push(`CPU-bound work runs ${v.taskVsHost.toFixed(1)}x slower than the bare host in a VM here${v.accel === 'tcg' ? ' (TCG: no usable KVM); with KVM a VM runs it at near host speed' : ''}`);
   const strong = a.untrusted || a.tenants > 1;
 
@@ -162,7 +165,7 @@ export function advise(a: AdviseInput, last: ContrastReport | undefined, gvisorI
   const reasons = [`${whyStrong}: a kernel bug reachable through a shared kernel's syscalls would cross tenants; a VM puts a guest kernel and a hypervisor between them`];
   if (vFit.ok !== false) {
     reasons.push(...vFit.why);
-    if (last && !last.machine.kvm.usable) warnings.push('this machine runs VMs under TCG (no usable KVM): slower start-up and CPU than with KVM');
+    if (last && (v.accel ? v.accel === 'tcg' : !last.machine.kvm.usable)) warnings.push('this machine runs VMs under TCG (no usable KVM): slower start-up and CPU than with KVM');
     return { choice: 'vm', how: 'hull run --isolation vm IMAGE ...', reasons, figures, warnings };
   }
   reasons.push(`but the VM does not fit: ${vFit.why.join('; ')}`);

@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { layout } from '../paths.js';
 import { lastLine, runHull } from './spawn.js';
+import type { Accel } from './types.js';
+import type { VmAccelRequest } from './walls.js';
 import { parseInspect, parseTrace, VOLUME_PATH, type Driver, type IdleInstance, type StartupSample } from './driver.js';
 
 export interface HullDriverOptions {
@@ -16,20 +18,33 @@ export interface HullDriverOptions {
   wall: 'container' | 'vm' | 'container-userns';
   /** Unique per contrast run: names are `<tag>-<wall>-<n>`. */
   tag: string;
+  /** vm: the accelerator asked for with --vm-accel (default auto: none is passed). */
+  accel?: VmAccelRequest;
+  /** The wall's name in the report (default: `wall`; vm-tcg / vm-kvm side by side). */
+  name?: string;
+  /** vm: the accelerator its figures are measured with, as far as it is known ('tcg' / 'kvm'). */
+  resolvedAccel?: Accel;
 }
 
 /** The `hull run` flags that choose a wall (pure): container-userns is the container wall with --userns=auto. */
-export function wallFlags(wall: HullDriverOptions['wall']): string[] {
-  return wall === 'container-userns' ? ['--isolation', 'container', '--userns', 'auto'] : ['--isolation', wall];
+export function wallFlags(wall: HullDriverOptions['wall'], accel?: VmAccelRequest): string[] {
+  if (wall === 'container-userns') return ['--isolation', 'container', '--userns', 'auto'];
+  return wall === 'vm' && accel && accel !== 'auto' ? ['--isolation', 'vm', '--vm-accel', accel] : ['--isolation', wall];
+}
+
+/** Pure: the letter of a wall's instance names (`<tag>-<letter><n>`), one per wall of a run. */
+export function wallLetter(name: string): string {
+  return ({ vm: 'v', 'vm-tcg': 't', 'vm-kvm': 'k', 'container-userns': 'u' } as Record<string, string>)[name] ?? 'c';
 }
 
 export function hullDriver(o: HullDriverOptions): Driver {
   const names = new Set<string>();
   let seq = 0;
-  const wall = wallFlags(o.wall);
+  const wall = wallFlags(o.wall, o.accel);
+  const wallName = o.name ?? o.wall;
   // no network, like the podman reference rows (--network none); bench/network.sh measures bridges
   const wallArgs = [...wall, '--network', 'none'];
-  const letter = o.wall === 'vm' ? 'v' : o.wall === 'container-userns' ? 'u' : 'c';
+  const letter = wallLetter(wallName);
   const nextName = () => `${o.tag}-${letter}${++seq}`;
   // Scratch space inside the hull root: removed with the driver, and never confused with another root's.
   fs.mkdirSync(layout(o.root).tmp, { recursive: true });
@@ -49,8 +64,9 @@ export function hullDriver(o: HullDriverOptions): Driver {
   };
 
   const d: Driver = {
-    name: o.wall,
+    name: wallName,
     kind: 'hull',
+    accel: o.wall === 'vm' ? o.resolvedAccel : 'native',
     command: `hull run --rm ${wallArgs.filter((a) => a !== '--network' && a !== 'none').join(' ')} ${o.image} true`,
     async prepare() {
       const r = await runHull(o.root, ['image', 'inspect', o.image]);
@@ -138,6 +154,8 @@ export function hullDriver(o: HullDriverOptions): Driver {
       const name = nextName();
       names.add(name);
       const vols = [...(opts.volume ? [[opts.volume, VOLUME_PATH] as [string, string]] : []), ...(opts.volumes ?? [])].flatMap(([h, c]) => ['-v', `${h}:${c}`]);
+      if (opts.anonymousVolume) vols.push('-v', opts.anonymousVolume);
+      if (opts.memoryBytes) vols.push('--memory', `${opts.memoryBytes}b`);
       const args = [...wall, '--network', opts.network ?? 'none'];
       const r = await runHull(o.root, ['run', '--rm', '--name', name, ...vols, ...args, o.image, 'sh', '-c', script], { timeoutMs: opts.timeoutMs ?? 180_000 });
       if (r.code === 0) names.delete(name);

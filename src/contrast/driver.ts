@@ -3,6 +3,8 @@
  * tool as a reference row. Drivers track every instance they start, so `removeAll` can take
  * them all away again (also after an interrupt or a failure half-way).
  */
+import type { Accel } from './types.js';
+
 export interface StartupSample {
   ms: number;
   ok: boolean;
@@ -25,8 +27,12 @@ export interface ProbeOptions {
   volume?: string;
   /** More host directories (host dir -> path inside). */
   volumes?: Array<[string, string]>;
+  /** An anonymous volume of the run mounted here (`-v PATH`): hull makes it, owned by the instance's root; removed with the instance. */
+  anonymousVolume?: string;
   /** 'none' (default: like the podman reference rows) or 'bridge' (the default bridge network). */
   network?: 'none' | 'bridge';
+  /** Memory of the instance (`--memory`), bytes; default the wall's own. */
+  memoryBytes?: number;
   /** Kill after this long, milliseconds; default 180000. */
   timeoutMs?: number;
 }
@@ -37,6 +43,8 @@ export const VOLUME_PATH = '/hull-contrast-vol';
 export interface Driver {
   readonly name: string;
   readonly kind: 'hull' | 'reference';
+  /** How the wall's CPU is provided: 'native' (containers, peers), 'tcg' or 'kvm' (VM walls); undefined when not known yet. */
+  readonly accel?: Accel;
   /** The start-up command as a user would type it. */
   readonly command: string;
   /** Get ready (e.g. load the image into a peer's store). Throws when the driver cannot run. */

@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { version as hullVersion } from '../version.js';
-import { knownAccel } from '../runtime/vm/accel.js';
+import { chooseAccel, knownAccel } from '../runtime/vm/accel.js';
+import { guestAssets, qemuBinary } from '../runtime/vm/assets.js';
 
 export interface KvmFacts {
   /** /dev/kvm exists. */
@@ -93,6 +94,20 @@ export function toolVersions(): Record<string, string> {
 export function vmWallAccel(): { usable: boolean; reason: string } | undefined {
   const c = knownAccel();
   return c ? { usable: c.accel === 'kvm', reason: c.reason } : undefined;
+}
+
+/**
+ * The accelerator the VM wall's 'auto' picks here, deciding it now when only a probe boot can
+ * tell (the wall's own probe: a bounded boot under KVM, cached per host boot). An error when the
+ * VM wall cannot run at all (no QEMU, no guest kernel): its warm-up then says why.
+ */
+export async function resolveVmAccel(): Promise<{ accel: 'kvm' | 'tcg'; reason: string } | { error: string }> {
+  try {
+    const g = guestAssets();
+    return await chooseAccel('auto', qemuBinary(), g.kernel, g.initramfs);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
 }
 
 function loadedKvmModules(): string[] {

@@ -27,6 +27,8 @@ export const PROBE_SCRIPT = [
   'if [ -e /proc/kcore ]; then t kcore sh -c "head -c 1 /proc/kcore | wc -c | grep -qx 1"; else p kcore absent "/proc/kcore not present"; fi',
   't rawsocket ping -c 1 -W 1 127.0.0.1',
   't chroot chroot / true',
+  // a host-wide sysctl writable? opened for writing (append), nothing written: a sysctl changes only on write(2)
+  't sysctlw sh -c ": >>/proc/sys/vm/overcommit_ratio"',
   'p modules_disabled info "$(cat /proc/sys/kernel/modules_disabled 2>&1)"',
   'p unprivileged_bpf_disabled info "$(cat /proc/sys/kernel/unprivileged_bpf_disabled 2>&1)"',
   'p perf_event_paranoid info "$(cat /proc/sys/kernel/perf_event_paranoid 2>&1)"',
@@ -167,6 +169,7 @@ export function interpretProbes(raw: RawProbe[], host: HostView): IsolationRow[]
   tried('kcore', 'read kernel memory (/proc/kcore)');
   tried('rawsocket', 'open a raw socket (ping)');
   tried('chroot', 'chroot(2)');
+  tried('sysctlw', 'change a host-wide sysctl (open /proc/sys/vm/overcommit_ratio for writing; nothing written)');
   const map = (get('uidmap')?.detail ?? '').trim().split(/\s+/).map(Number);
   const rootHost = map.length === 3 && map[0] === 0 && map.every(Number.isFinite) ? map[1]! : undefined;
   rows.push({

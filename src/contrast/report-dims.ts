@@ -3,9 +3,9 @@
  * one-sentence summary per dimension. Pure: report in, text out.
  */
 import type { ContrastReport } from './types.js';
+import { accelTag } from './walls.js';
 
 const f1 = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
-const accelTag = (a: string) => (a === 'tcg' ? ' [TCG]' : a === 'kvm' ? ' [KVM]' : '');
 
 function grid(rows: string[][]): string[] {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -50,12 +50,12 @@ export function renderDisk(rep: ContrastReport): string[] {
   if (!d) return [];
   const tests = ['seq-write', 'seq-read', 'small-write', 'small-read', 'rand-write', 'rand-read'].filter((t) => d.rows.some((r) => r.figures.some((f) => f.test === t)));
   const rows = d.rows.map((r) => [
-    `${r.wall === 'host' ? 'host (ref)' : r.wall} ${r.target}`,
+    `${r.wall === 'host' ? 'host (ref)' : r.wall}${accelTag(r.accel)} ${r.target}`,
     r.tool,
     ...tests.map((t) => rate(r.figures.find((f) => f.test === t))),
     r.error ? `failed: ${r.error}` : r.fs,
   ]);
-  const out = ['', `disk: ${(d.fileBytes / 1048576).toFixed(0)} MiB sequential in 1 MiB blocks, 4 KiB blocks for small/rand (medians):`];
+  const out = ['', `disk: fio, ${(d.fileBytes / 1048576).toFixed(0)} MiB sequential in 1 MiB blocks, random in 4 KiB blocks (medians; the same fio binary on the host and inside):`];
   out.push(...grid([['WALL TARGET', 'TOOL', ...tests.map((t) => t.toUpperCase()), 'FILE SYSTEM'], ...rows]).map((l) => `  ${l}`));
   out.push(`  page cache: ${d.pageCache}`);
   for (const n of d.notes) out.push(`  note: ${n}`);
@@ -80,7 +80,8 @@ export function renderBoot(rep: ContrastReport): string[] {
   const b = rep.boot;
   if (!b?.rows.length) return [];
   const out = ['', 'vm boot modes:'];
-  out.push(...grid(b.rows.map((r) => [`  ${r.mode}`, r.ms === null ? '-' : r.ms >= 1000 ? `${(r.ms / 1000).toFixed(2)}s` : `${r.ms.toFixed(0)}ms`, r.how])));
+  const accelOf = (wall: string) => rep.walls.find((w) => w.name === wall)?.accel;
+  out.push(...grid(b.rows.map((r) => [`  ${r.wall}${accelTag(accelOf(r.wall))} ${r.mode}`, r.ms === null ? '-' : r.ms >= 1000 ? `${(r.ms / 1000).toFixed(2)}s` : `${r.ms.toFixed(0)}ms`, r.how])));
   return out;
 }
 

@@ -32,14 +32,14 @@ function disk(rep: ContrastReport): string {
   const d = rep.disk;
   if (!d) return '';
   const bars = d.rows.flatMap((r) =>
-    r.figures.filter((f) => f.test.startsWith('seq') && f.mibPerSec !== null).map((f) => ({ label: `${r.wall} ${r.target} ${f.test === 'seq-write' ? 'W' : 'R'}${r.tool === 'fio' ? ' fio' : ''}`, values: [f.mibPerSec!] })),
+    r.figures.filter((f) => f.test.startsWith('seq') && f.mibPerSec !== null).map((f) => ({ label: `${tag(r.wall, r.accel)} ${r.target} ${f.test === 'seq-write' ? 'W' : 'R'}`, values: [f.mibPerSec!] })),
   );
   const chart = stackedBars(bars, ['sequential MiB/s (W: write, R: read)'], { title: `disk: sequential ${(d.fileBytes / 1048576).toFixed(0)} MiB in 1 MiB blocks`, unit: ' MiB/s', id: 'chart-disk' });
   const tests = [...new Set(d.rows.flatMap((r) => r.figures.map((f) => f.test)))];
   const t = table(
     'disk',
     ['wall', 'target', 'tool', ...tests, 'file system'],
-    d.rows.map((r) => [tag(r.wall), r.target, r.tool, ...tests.map((x) => {
+    d.rows.map((r) => [tag(r.wall, r.accel), r.target, r.tool, ...tests.map((x) => {
       const f = r.figures.find((g) => g.test === x);
       return !f || f.mibPerSec === null ? (f?.error ?? '-') : f.blockBytes < 1048576 ? `${num(f.iops)} IOPS` : `${num(f.mibPerSec)} MiB/s`;
     }), r.error ? `failed: ${r.error}` : r.fs]),
@@ -61,8 +61,9 @@ function network(rep: ContrastReport): string {
 function boot(rep: ContrastReport): string {
   const b = rep.boot;
   if (!b?.rows.length) return '';
-  const chart = stackedBars(b.rows.filter((r) => r.ms !== null).map((r) => ({ label: r.mode, values: [r.ms!] })), ['start-up, median'], { title: 'vm boot modes (modes this hull lacks have no bar)', unit: ' ms', id: 'chart-boot' });
-  const t = table('boot', ['mode', 'median', 'how'], b.rows.map((r) => [r.mode, r.ms === null ? '-' : `${num(r.ms)} ms`, r.how]));
+  const accelOf = (wall: string) => rep.walls.find((w) => w.name === wall)?.accel;
+  const chart = stackedBars(b.rows.filter((r) => r.ms !== null).map((r) => ({ label: `${tag(r.wall, accelOf(r.wall))} ${r.mode}`, values: [r.ms!] })), ['start-up, median'], { title: 'vm boot modes (modes this hull lacks have no bar)', unit: ' ms', id: 'chart-boot' });
+  const t = table('boot', ['wall', 'mode', 'median', 'how'], b.rows.map((r) => [tag(r.wall, accelOf(r.wall)), r.mode, r.ms === null ? '-' : `${num(r.ms)} ms`, r.how]));
   return `<h2>VM boot modes</h2>\n${chart}\n${t}`;
 }
 

@@ -7,6 +7,7 @@ import { COLUMNS, fmtBytes, MiB, renderTable } from './report-table.js';
 import { renderHtmlDimensions } from './report-html-dims.js';
 import { esc, lineChart, stackedBars, stripPlot } from './svg.js';
 import type { ContrastReport } from './types.js';
+import { accelTag } from './walls.js';
 
 const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}table{border-collapse:collapse;margin:8px 0}
@@ -19,13 +20,13 @@ export function renderHtml(rep: ContrastReport): string {
   const m = rep.machine;
   const walls = rep.walls;
   const startup = stripPlot(
-    walls.filter((w) => w.startup?.samplesMs.length).map((w) => ({ label: w.kind === 'hull' ? w.name : `${w.name} (ref)`, values: w.startup!.samplesMs, median: w.startup!.summary?.median, p95: w.startup!.summary?.p95 })),
+    walls.filter((w) => w.startup?.samplesMs.length).map((w) => ({ label: w.kind === 'hull' ? `${w.name}${accelTag(w.accel)}` : `${w.name} (ref)`, values: w.startup!.samplesMs, median: w.startup!.summary?.median, p95: w.startup!.summary?.p95 })),
     { title: `start-up of 'run --rm ${rep.image} true' (log scale; thick mark: median, dashed: p95)`, unit: 'ms', id: 'chart-startup' },
   );
   const memWalls = walls.filter((w) => w.memory);
   const memory = stackedBars(
     memWalls.map((w) => ({
-      label: w.kind === 'hull' ? w.name : `${w.name} (ref)`,
+      label: w.kind === 'hull' ? `${w.name}${accelTag(w.accel)}` : `${w.name} (ref)`,
       values: [w.memory!.workloadBytes / MiB, w.memory!.overheadBytes / MiB, (w.memory!.pageCacheBytes ?? 0) / MiB],
       mark: w.memory!.givenBytes / MiB,
     })),
@@ -34,7 +35,7 @@ export function renderHtml(rep: ContrastReport): string {
   );
   const densWalls = walls.filter((w) => w.density?.curve.length);
   const density = lineChart(
-    densWalls.map((w) => ({ label: w.name, points: w.density!.curve.map((p) => [p.n, p.bytes / MiB] as [number, number]) })),
+    densWalls.map((w) => ({ label: `${w.name}${accelTag(w.accel)}`, points: w.density!.curve.map((p) => [p.n, p.bytes / MiB] as [number, number]) })),
     { title: 'density: host memory of N idle instances', xLabel: 'instances running', unit: ' MiB', id: 'chart-density' },
   );
   const probes = [...new Set(walls.flatMap((w) => (w.isolation?.rows ?? []).map((r) => r.probe)))];
@@ -62,7 +63,7 @@ export function renderHtml(rep: ContrastReport): string {
 <html lang="en"><head><meta charset="utf-8"><title>hull contrast: ${esc(rep.image)}</title>
 <style>${CSS}</style></head><body>
 <h1>hull contrast: ${esc(rep.image)}</h1>
-<p>${esc(m.cpuModel)}, ${m.cores} cores, ${esc(fmtBytes(m.memTotalBytes))}, ${esc(m.os)}, kernel ${esc(m.kernel)}, cgroup ${esc(m.cgroup)}; ${esc(m.kvm.reason)}.
+<p>${esc(m.cpuModel)}, ${m.cores} cores, ${esc(fmtBytes(m.memTotalBytes))}, ${esc(m.os)}, kernel ${esc(m.kernel)}, cgroup ${esc(m.cgroup)}; ${esc(m.kvm.reason)}.${rep.vmNote ? ` VMs: ${esc(rep.vmNote)}.` : ''}
 ${rep.options.runs} measured runs per wall, interleaved; ${esc(rep.startedAt)} to ${esc(rep.finishedAt)}.</p>
 <h2>Summary</h2>
 <pre>${esc(renderTable(rep))}</pre>
@@ -78,7 +79,7 @@ ${densWalls.length ? `<table id="density"><tr><th>wall</th><th>started</th><th>t
     .join('')}</table>` : ''}
 ${renderHtmlDimensions(rep)}
 ${isoWalls.length ? '' : '<!-- no isolation probes -->'}<h2>Isolation</h2>
-<table id="isolation"><tr><th>probe</th>${isoWalls.map((w) => `<th>${esc(w.name)}</th>`).join('')}<th>host</th></tr>${isoRows.join('')}</table>
+<table id="isolation"><tr><th>probe</th>${isoWalls.map((w) => `<th>${esc(`${w.name}${accelTag(w.accel)}`)}</th>`).join('')}<th>host</th></tr>${isoRows.join('')}</table>
 <p class="how">green: stopped or hidden by the wall; red: reaches the host kernel; blue: reaches only the VM's own kernel.</p>
 <h2>Ratios between walls (same run)</h2>
 <table>${ratios.join('') || '<tr><td>no pair of walls measured</td></tr>'}</table>

@@ -1,5 +1,6 @@
 /** The terminal table of a contrast (pure: report in, text out). */
 import { renderDimensions } from './report-dims.js';
+import { accelTag } from './walls.js';
 import type { ContrastReport, WallResult } from './types.js';
 
 export const MiB = 1048576;
@@ -54,7 +55,7 @@ export function row(w: WallResult): string[] {
   const d = w.density;
   const density = !d ? '-' : d.started === 0 ? 'failed' : `${d.started}${d.mode === 'budget' ? ` fit ${fmtBytes(d.budgetBytes)}` : d.started < d.requested ? `/${d.requested}` : ''} in ${fmtMs(d.startMs)}, ${fmtBytes(d.totalBytes)}`;
   return [
-    w.kind === 'hull' ? w.name : `${w.name} (ref)`,
+    w.kind === 'hull' ? `${w.name}${accelTag(w.accel)}` : `${w.name} (ref)`,
     fmtMs(s?.median),
     fmtMs(s?.p95),
     fmtMs(s?.min),
@@ -79,6 +80,7 @@ export function renderTable(rep: ContrastReport): string {
   const out: string[] = [];
   const m = rep.machine;
   out.push(`hull contrast ${rep.image}: ${m.cpuModel}, ${m.cores} cores, ${fmtBytes(m.memTotalBytes)}, kernel ${m.kernel}, cgroup ${m.cgroup}, ${m.kvm.usable ? 'KVM' : 'no KVM (TCG)'}`);
+  if (rep.vmNote) out.push(`VMs: ${rep.vmNote}`);
   out.push(`${rep.options.runs} runs per wall, idle instances given ${fmtBytes(rep.options.memoryBytes)}; load average ${m.loadAvg1} at the start${m.loadAvg1 > m.cores ? ' (busy host: figures are noisy)' : ''}`);
   if (rep.walls.some((w) => w.startup || w.memory || w.density || w.isolation)) {
     out.push('');
@@ -92,6 +94,16 @@ export function renderTable(rep: ContrastReport): string {
       const parts = (w.startup?.split ?? []).filter((p) => p.ms !== null).map((p) => `${p.phase} ${fmtMs(p.ms)}`);
       if (w.isolation?.guestUptimeMs !== undefined) parts.push(`guest uptime at the probe ${fmtMs(w.isolation.guestUptimeMs)}`);
       out.push(`  ${w.name}: ${parts.join(', ')}`);
+    }
+  }
+  // network and host-setting isolation, tried for real: one line per wall
+  const netIso = rep.walls.filter((w) => w.isolation?.rows.some((r) => r.probe === 'arpspoof' || r.probe === 'sysctlw'));
+  if (netIso.length) {
+    out.push('');
+    out.push('network and host settings (tried inside; NET_RAW is the raw-socket action above):');
+    for (const w of netIso) {
+      const cell = (p: string) => w.isolation!.rows.find((r) => r.probe === p)?.inside ?? (p === 'arpspoof' ? 'not tried (hull\'s walls only)' : '-');
+      out.push(`  ${w.kind === 'hull' ? `${w.name}${accelTag(w.accel)}` : w.name}: ARP spoof ${cell('arpspoof')}; raw socket ${cell('rawsocket')}; host sysctl write ${cell('sysctlw')}`);
     }
   }
   const ratios = rep.ratios.filter((r) => r.value !== null);

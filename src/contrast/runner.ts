@@ -13,11 +13,13 @@ import { cpuScenario, type CpuOptions } from './scenario-cpu.js';
 import { diskScenario, type DiskOptions } from './scenario-disk.js';
 import { networkScenario, type NetworkOptions } from './scenario-network.js';
 import { bootScenario } from './scenario-boot.js';
+import { netIsolation } from './scenario-netiso.js';
 import { hostView } from './hostfacts.js';
 import { densityBudget, densityCount, idleMemory } from './scenarios-memory.js';
 import { interpretProbes, parseProbeOutput, probesComplete, probeUptimeMs, PROBE_SCRIPT } from './probes.js';
 import { ratio, summarize } from './stats.js';
 import { summarySentences } from './summary.js';
+import { isVmWall, type VmAccelRequest } from './walls.js';
 import {
   CONTRAST_FORMAT,
   type ContrastReport,
@@ -48,6 +50,8 @@ export interface ContrastOptions {
   cpu: CpuOptions;
   disk: DiskOptions;
   network: NetworkOptions;
+  /** The VM wall's accelerators as asked for (--vm-accel), recorded in the report; undefined: auto. */
+  vmAccel?: VmAccelRequest[];
 }
 
 export interface RunnerInput {
@@ -79,7 +83,13 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
   const active: Driver[] = [];
   const want = (d: Dimension) => o.only.includes(d);
   const hostBusybox = input.hostRootfs && `${input.hostRootfs}/bin/busybox`;
-  const accelOf = (wall: string): Accel => (wall !== 'vm' ? 'native' : (vmWallAccel()?.usable ?? machine.kvm.usable) ? 'kvm' : 'tcg');
+  // a VM wall's accelerator: the one it was started with, else what the VM wall's own verdict says
+  const accelOf = (wall: string): Accel => {
+    if (!isVmWall(wall)) return 'native';
+    const d = drivers.find((x) => x.name === wall);
+    if (d?.accel && d.accel !== 'native') return d.accel;
+    return (vmWallAccel()?.usable ?? machine.kvm.usable) ? 'kvm' : 'tcg';
+  };
   const extra: Pick<ContrastReport, 'cpu' | 'disk' | 'network' | 'boot'> = {};
   try {
     for (const d of drivers) {
@@ -87,7 +97,7 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
       try {
         await d.prepare();
         active.push(d);
-        results.set(d.name, { name: d.name, kind: d.kind, command: d.command, startup: null, memory: null, density: null, isolation: null, notes: [] });
+        results.set(d.name, { name: d.name, kind: d.kind, command: d.command, ...(isVmWall(d.name) && d.kind === 'hull' ? { accel: accelOf(d.name) } : {}), startup: null, memory: null, density: null, isolation: null, notes: [] });
       } catch (e) {
         skipped.push({ name: d.name, reason: (e as Error).message });
         progress(`${d.name}: left out: ${(e as Error).message}`);
@@ -153,6 +163,11 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
       progress(`isolation probes: ${d.name}`);
       results.get(d.name)!.isolation = await isolation(d, machine.kernel);
     }
+    // ---- network isolation on the bridge (ARP spoofing), hull's walls
+    if (want('isolation')) {
+      const spoof = await netIsolation(active.filter((d) => results.get(d.name)?.isolation), input.root, progress, signal);
+      for (const [name, row] of spoof) results.get(name)!.isolation!.rows.push(row);
+    }
 
     // ---- memory per idle instance
     for (const d of active) {
@@ -197,18 +212,22 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
     }
     if (want('disk')) {
       checkAbort(signal);
-      progress('disk: fio and busybox dd on the host, then busybox dd on each wall\'s root and a volume');
-      extra.disk = await diskScenario(active, hostBusybox, input.root, o.disk, progress, signal);
+      progress('disk: fio on the host, then the same fio on each wall\'s root and a volume');
+      extra.disk = await diskScenario(active, input.root, o.disk, accelOf, progress, signal);
     }
     if (want('network')) {
       checkAbort(signal);
       progress('network: sockperf round trips and iperf3 throughput, host and instance to instance, bridge and published port');
       extra.network = await networkScenario(active, input.root, o.network, accelOf, progress, signal);
     }
-    const vm = active.find((d) => d.name === 'vm');
-    if (want('boot') && vm) {
-      checkAbort(signal);
-      extra.boot = await bootScenario(vm, input.root, results.get('vm')?.startup ?? null, progress, signal);
+    const vms = active.filter((d) => d.kind === 'hull' && isVmWall(d.name));
+    if (want('boot') && vms.length) {
+      const rows: NonNullable<ContrastReport['boot']>['rows'] = [];
+      for (const vm of vms) {
+        checkAbort(signal);
+        rows.push(...(await bootScenario(vm, input.root, results.get(vm.name)?.startup ?? null, progress, signal)).rows);
+      }
+      extra.boot = { rows };
     }
   } finally {
     const left: string[] = [];
@@ -223,13 +242,16 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
   }
 
   const walls = [...results.values()];
+  for (const w of walls) if (w.accel) w.accel = accelOf(w.name);
+  const vmNote = accelNote(walls, skipped, machine);
   const rep: ContrastReport = {
     format: CONTRAST_FORMAT,
     image: o.image,
     startedAt,
     finishedAt: new Date().toISOString(),
-    options: { runs: o.runs, density: o.density, densityBudgetBytes: o.densityBudgetBytes, memoryBytes: o.memoryBytes, isolation: drivers.filter((d) => d.kind === 'hull').map((d) => d.name) },
+    options: { runs: o.runs, density: o.density, densityBudgetBytes: o.densityBudgetBytes, memoryBytes: o.memoryBytes, isolation: drivers.filter((d) => d.kind === 'hull').map((d) => d.name), ...(o.vmAccel ? { vmAccel: o.vmAccel } : {}) },
     machine,
+    ...(vmNote ? { vmNote } : {}),
     walls,
     ratios: ratiosOf(walls),
     skipped,
@@ -238,6 +260,24 @@ export async function runContrast(input: RunnerInput): Promise<ContrastReport> {
   };
   rep.summary = summarySentences(rep);
   return rep;
+}
+
+/**
+ * Pure: the one statement of the report about how its VMs ran: TCG where KVM is missing or
+ * unusable (then every VM figure is marked [TCG]), or TCG and KVM side by side.
+ */
+export function accelNote(walls: Array<Pick<WallResult, 'name' | 'accel'>>, skipped: Array<{ name: string; reason: string }>, machine: MachineInfo): string | undefined {
+  const vms = walls.filter((w) => w.accel);
+  const tcg = vms.filter((w) => w.accel === 'tcg').map((w) => w.name);
+  const kvm = vms.filter((w) => w.accel === 'kvm').map((w) => w.name);
+  const kvmSkipped = skipped.find((s) => s.name === 'vm-kvm' || (isVmWall(s.name) && /KVM asked for/.test(s.reason)));
+  if (tcg.length && kvm.length) return `${tcg.join(', ')} ran under TCG (QEMU's software emulation) and ${kvm.join(', ')} under KVM, the same VM side by side: the ratios ${tcg[0]} / ${kvm[0]} are what emulation costs on this machine`;
+  if (tcg.length) {
+    const why = kvmSkipped ? kvmSkipped.reason.replace(/; no KVM figures.*$/, '') : machine.kvm.usable ? 'TCG asked for with --vm-accel tcg' : machine.kvm.reason;
+    return `every VM figure is TCG, QEMU's software emulation, marked [TCG] (${why}): under KVM a VM runs CPU-bound work at near host speed, idles with far less host CPU and answers network round trips sooner`;
+  }
+  if (kvmSkipped) return `${kvmSkipped.name}: ${kvmSkipped.reason}`;
+  return undefined;
 }
 
 /** Split runs per wall (bounded by --runs). */
@@ -294,7 +334,13 @@ async function isolation(d: Driver, hostKernel: string): Promise<IsolationResult
 export function ratiosOf(walls: WallResult[]): RatioRow[] {
   const by = (n: string) => walls.find((w) => w.name === n);
   const rows: RatioRow[] = [];
-  const pairs: Array<[string, string]> = [['vm', 'container'], ['container-userns', 'container'], ['container', 'crun'], ['container', 'runc'], ['container', 'podman'], ['vm', 'podman']];
+  const vms = walls.filter((w) => isVmWall(w.name)).map((w) => w.name);
+  const pairs: Array<[string, string]> = [
+    ...vms.map((v) => [v, 'container'] as [string, string]),
+    ['vm-tcg', 'vm-kvm'],
+    ['container-userns', 'container'], ['container', 'crun'], ['container', 'runc'], ['container', 'podman'],
+    ...vms.map((v) => [v, 'podman'] as [string, string]),
+  ];
   for (const [a, b] of pairs) {
     const A = by(a);
     const B = by(b);

@@ -17,17 +17,17 @@ export function bootModesOffered(runHelp: string, poolHelpOk: boolean): { restor
 }
 
 /** Pure: the rows, from the cold figures and what the CLI offers. */
-export function bootRows(cold: { ms: number | null; how: string }, offered: { restore: boolean; pool: boolean }, restore?: { ms: number | null; how: string }): BootModeRow[] {
+export function bootRows(cold: { ms: number | null; how: string }, offered: { restore: boolean; pool: boolean }, restore?: { ms: number | null; how: string }, wall = 'vm'): BootModeRow[] {
   return [
-    { wall: 'vm', mode: 'cold', ms: cold.ms, how: cold.how },
-    restore ? { wall: 'vm', mode: 'restore', ms: restore.ms, how: restore.how } : {
-      wall: 'vm',
+    { wall, mode: 'cold', ms: cold.ms, how: cold.how },
+    restore ? { wall, mode: 'restore', ms: restore.ms, how: restore.how } : {
+      wall,
       mode: 'restore',
       ms: null,
       how: offered.restore ? "not measured: this hull offers 'run --vm-boot' (snapshot restore), which this edition of contrast does not drive yet" : "not available: this hull has no VM snapshot restore ('hull run' has no --vm-boot flag)",
     },
     {
-      wall: 'vm',
+      wall,
       mode: 'pool',
       ms: null,
       how: offered.pool ? "not measured: this hull offers 'hull vm pool' (a warm pool), which this edition of contrast does not drive yet" : "not available: this hull has no warm pool of VMs (no 'hull vm pool' command)",
@@ -56,17 +56,17 @@ export async function bootScenario(vm: Driver | undefined, root: string, startup
         const s = await vm.bootOnce!(mode);
         if (s.ok && i >= warm) ms.push(s.ms);
         if (!s.ok) err ??= s.error;
-        progress(`boot vm ${mode === 'cold' ? 'cold' : 'restore'} ${i + 1}/${warm + BOOT_RUNS}${i < warm ? ' (builds the template, not counted)' : ''}: ${s.ok ? `${s.ms.toFixed(0)} ms` : `failed: ${s.error}`}`);
+        progress(`boot ${vm.name} ${mode === 'cold' ? 'cold' : 'restore'} ${i + 1}/${warm + BOOT_RUNS}${i < warm ? ' (builds the template, not counted)' : ''}: ${s.ok ? `${s.ms.toFixed(0)} ms` : `failed: ${s.error}`}`);
       }
       return ms.length ? { ms: summarize(ms).median, how: `median of ${ms.length} runs of 'hull run --rm --vm --vm-boot ${mode} IMAGE true'${mode === 'auto' ? ' after one that built the template' : ''}` } : { ms: null, how: `not measured: ${err ?? 'every run failed'}` };
     };
     const cold = await measure('cold', 0);
     const restore = await measure('auto', 1);
-    return { rows: bootRows(cold, offered, restore) };
+    return { rows: bootRows(cold, offered, restore, vm.name) };
   }
   let cold: { ms: number | null; how: string };
   if (startup?.summary) {
-    cold = { ms: startup.summary.median, how: `the start-up median of the vm wall (${startup.summary.n} runs of '${vm.command}'): every VM boots its kernel from scratch here` };
+    cold = { ms: startup.summary.median, how: `the start-up median of the ${vm.name} wall (${startup.summary.n} runs of '${vm.command}'): every VM boots its kernel from scratch here` };
   } else {
     const ms: number[] = [];
     let err: string | undefined;
@@ -75,9 +75,9 @@ export async function bootScenario(vm: Driver | undefined, root: string, startup
       const s = await vm.startupOnce();
       if (s.ok) ms.push(s.ms);
       else err ??= s.error;
-      progress(`boot vm cold ${i + 1}/${OWN_RUNS}: ${s.ok ? `${s.ms.toFixed(0)} ms` : `failed: ${s.error}`}`);
+      progress(`boot ${vm.name} cold ${i + 1}/${OWN_RUNS}: ${s.ok ? `${s.ms.toFixed(0)} ms` : `failed: ${s.error}`}`);
     }
     cold = ms.length ? { ms: summarize(ms).median, how: `median of ${ms.length} runs of '${vm.command}' (wall clock from the caller's side)` } : { ms: null, how: `not measured: ${err ?? 'every run failed'}` };
   }
-  return { rows: bootRows(cold, offered) };
+  return { rows: bootRows(cold, offered, undefined, vm.name) };
 }

@@ -212,7 +212,7 @@ export async function cpuScenario(drivers: Driver[], hostBusybox: string | undef
   const hull = drivers.filter((d) => d.kind === 'hull');
   const idle = await idleCpu(hull, o, accelOf, progress, signal);
   const task = await cpuTask(hull, hostBusybox, o, accelOf, progress, signal);
+  // how the VMs ran is said once for the whole report (ContrastReport.vmNote); rows carry their accel
   const notes: string[] = [];
-  if ([...idle.rows, ...task.rows].some((r) => r.accel === 'tcg')) notes.push('VM figures are TCG (QEMU software emulation, no usable KVM here): a VM under KVM runs the task at near host speed and idles with far less host CPU');
   return { idle: idle.rows, idleErrors: idle.errors, task, notes };
 }

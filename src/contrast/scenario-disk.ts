@@ -1,61 +1,73 @@
 /**
- * The disk dimension of a contrast: sequential (1 MiB blocks) and small-block (4 KiB) writes and
- * reads on each wall's root file system and on a volume (a host directory bind-mounted in),
- * with busybox dd inside (O_DIRECT where the file system takes it, buffered where not, said per
- * row); the same busybox dd on the host directory the volumes come from, and fio (Debian) there
- * with sequential and random jobs, as the references. Rounds are interleaved: host, then one
- * instance per wall doing root and volume. Temp files and instances are removed in `finally`.
+ * The disk dimension of a contrast: fio (Debian's) sequential (1 MiB blocks) and random (4 KiB)
+ * writes and reads on each wall's root file system and on a volume, and on the host directory
+ * hull's data lives in as the reference. The same fio binary everywhere: the host's, shipped into
+ * the instances with the libraries `ldd` lists (tools.ts) and run through its own loader. O_DIRECT
+ * where the file system takes it (one direct 4 KiB dd decides), buffered where not, said per
+ * row. The volume is an anonymous volume of the run (`-v /hull-contrast-vol`, removed with the
+ * instance): hull makes it for the instance, so under --userns=auto it belongs to the
+ * container's own root (its range), and no host directory has to be opened to other ids.
+ * Rounds are interleaved: host, then one instance per wall doing root and volume. Temp files
+ * and instances are removed in `finally`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { layout } from '../paths.js';
 import { checkAbort } from './abort.js';
 import { VOLUME_PATH, type Driver } from './driver.js';
-import { findExecutable } from './hostfacts.js';
 import { lastLine, timedRun } from './spawn.js';
 import { median } from './stats.js';
-import type { DiskFigure, DiskResult, DiskRow } from './types.js';
+import { shipTools, shippedCommand } from './tools.js';
+import type { Accel, DiskFigure, DiskResult, DiskRow } from './types.js';
 
 export interface DiskOptions {
-  /** Size of the sequential test file, MiB. Default 32 (a VM root is a tmpfs upper dir in guest RAM: it must fit). */
+  /** Size of the test file, MiB. Default 32 (a VM root is a tmpfs upper dir in guest RAM: it must fit). */
   seqMiB: number;
-  /** 4 KiB blocks in the small-block and random tests. Default 2048 (8 MiB). */
+  /** 4 KiB blocks per random test. Default 2048 (8 MiB). */
   smallBlocks: number;
   /** Interleaved rounds. Default 2. */
   rounds: number;
 }
 
+/** The tool of the rows the summary and advise quote. */
+export const DISK_TOOL = 'fio';
+/** Where fio and its libraries are mounted inside (read-only). */
+export const DISK_TOOLS_PATH = '/hull-contrast-fio';
+
 const MiB = 1048576;
 const SMALL = 4096;
+/**
+ * Memory of each disk instance, every wall alike: Debian's fio links libceph-common, whose
+ * 130 MiB of zero-fill (bss) a 128 MiB guest refuses to map ('cannot map zero-fill pages');
+ * the pages are never touched, so neither wall pays for them.
+ */
+export const DISK_MEMORY = 512 * MiB;
+export const DISK_TESTS = ['seq-write', 'seq-read', 'rand-write', 'rand-read'] as const;
 
-/** Pure: the dd script for the given targets ('name dir mountpoint' each), run by busybox sh. */
-export function diskScript(o: DiskOptions, targets: Array<{ name: string; dir: string; mount: string }>): string {
+/** Pure: fio's arguments but --filename and --direct: the four jobs one after the other, no shared memory (--thread). */
+export function fioJobArgs(o: DiskOptions): string[] {
+  const g = ['--output-format=json', '--thread', `--size=${o.seqMiB}m`, '--ioengine=psync', '--end_fsync=1', '--fallocate=none'];
+  const job = (name: string, rw: string, bs: string, extra: string[] = []) => [`--name=${name}`, '--stonewall', `--rw=${rw}`, `--bs=${bs}`, ...extra];
+  const small = [`--io_size=${o.smallBlocks * SMALL}`];
+  return [...g, ...job('seq-write', 'write', '1m'), ...job('seq-read', 'read', '1m'), ...job('rand-write', 'randwrite', '4k', small), ...job('rand-read', 'randread', '4k', small)];
+}
+
+/** Pure: the script (POSIX sh: busybox's inside, the host's /bin/sh for the reference) for the targets ('name dir mountpoint' each). */
+export function diskScript(fio: string, o: DiskOptions, targets: Array<{ name: string; dir: string; mount: string }>): string {
   const lines = [
-    'BB=${BB:-busybox}',
-    'x() { n=$1; shift; read a z </proc/uptime; o=$("$@" 2>&1); rc=$?; read b z </proc/uptime; echo "D|$t|$n|$m|$a|$b|$rc"; [ $rc = 0 ] || echo "E|$t|$n|$(echo "$o" | $BB grep -v records | $BB head -n 1)"; }',
     'one() {',
-    '  t=$1; F=$2/.hull-contrast-dd',
-    '  echo "M|$t|$($BB grep " $3 " /proc/mounts | $BB head -n 1)"',
-    '  if $BB dd if=/dev/zero of=$F bs=4096 count=1 oflag=direct 2>/dev/null; then IF=iflag=direct; OF=oflag=direct; m=direct; else IF=; OF=; m=buffered; fi',
-    `  x seq-write $BB dd if=/dev/zero of=$F bs=1048576 count=${o.seqMiB} $OF conv=fsync`,
-    '  x seq-read $BB dd if=$F of=/dev/null bs=1048576 $IF',
-    `  x small-write $BB dd if=/dev/zero of=$F.s bs=4096 count=${o.smallBlocks} $OF conv=fsync`,
-    '  x small-read $BB dd if=$F.s of=/dev/null bs=4096 $IF',
-    '  $BB rm -f $F $F.s $F.p',
+    '  t=$1; F=$2/.hull-contrast-fio',
+    '  echo "M|$t|$(grep " $3 " /proc/mounts | head -n 1)"',
+    '  if dd if=/dev/zero of=$F bs=4096 count=1 oflag=direct 2>/dev/null; then D=1; m=direct; else D=0; m=buffered; fi',
+    '  rm -f $F',
+    '  echo "==fio|$t|$m"',
+    `  ${fio} --direct=$D --filename=$F ${fioJobArgs(o).join(' ')} 2>&1`,
+    '  echo "==end|$t|$?"',
+    '  rm -f $F',
     '}',
   ];
   for (const t of targets) lines.push(`one ${t.name} ${t.dir} ${t.mount}`);
   return lines.join('\n');
-}
-
-export interface DdSample {
-  target: string;
-  test: string;
-  mode: 'direct' | 'buffered';
-  ms: number;
-  ok: boolean;
-  /** dd's message when it failed. */
-  error?: string;
 }
 
 /** Pure: a /proc/mounts line -> 'type (notable options)'. */
@@ -80,155 +92,130 @@ export function hostMountOf(dir: string): string {
   return best ? describeMount(best) : 'unknown';
 }
 
-/** Pure: the dd script's output -> samples and what each target is ('fs: mount line'). */
-export function parseDisk(stdout: string): { samples: DdSample[]; fs: Record<string, string> } {
-  const samples: DdSample[] = [];
-  const fsOf: Record<string, string> = {};
-  for (const raw of stdout.split('\n')) {
-    const l = raw.trim();
-    const m = /^M\|([\w-]+)\|(.*)$/.exec(l);
-    if (m) {
-      if (m[2]) fsOf[m[1]!] = describeMount(m[2]);
-      continue;
-    }
-    const e = /^E\|([\w-]+)\|([\w-]+)\|(.*)$/.exec(l);
-    if (e) {
-      const s = [...samples].reverse().find((x) => x.target === e[1] && x.test === e[2] && !x.ok);
-      if (s) s.error = e[3]!.trim();
-      continue;
-    }
-    const d = /^D\|([\w-]+)\|([\w-]+)\|(direct|buffered)\|([\d.]+)\|([\d.]+)\|(\d+)$/.exec(l);
-    if (d) samples.push({ target: d[1]!, test: d[2]!, mode: d[3] as DdSample['mode'], ms: Math.round((Number(d[5]) - Number(d[4])) * 1000), ok: d[6] === '0' });
-  }
-  return { samples, fs: fsOf };
-}
-
-/** Pure: samples of one target -> figures (MiB/s and IOPS at the median; null below the clock's resolution). */
-export function ddFigures(samples: DdSample[], o: DiskOptions): DiskFigure[] {
-  const out: DiskFigure[] = [];
-  for (const test of ['seq-write', 'seq-read', 'small-write', 'small-read']) {
-    const mine = samples.filter((s) => s.test === test);
-    const block = test.startsWith('seq') ? MiB : SMALL;
-    const bytes = test.startsWith('seq') ? o.seqMiB * MiB : o.smallBlocks * SMALL;
-    const good = mine.filter((s) => s.ok && s.ms > 0);
-    const rates = good.map((s) => bytes / MiB / (s.ms / 1000));
-    const med = rates.length ? median(rates) : null;
-    const failed = mine.filter((s) => !s.ok).length;
-    out.push({
-      test,
-      blockBytes: block,
-      samples: rates,
-      mibPerSec: med,
-      iops: med === null ? null : (med * MiB) / block,
-      error: !mine.length ? 'not run' : failed ? `${failed} of ${mine.length} runs failed${mine.find((x) => x.error)?.error ? `: ${mine.find((x) => x.error)!.error}` : ''}` : !good.length ? 'faster than the 10 ms resolution of /proc/uptime: use a larger file' : undefined,
-    });
-  }
-  return out;
-}
-
 /** Pure: fio's JSON output (one job per test) -> figures. */
 export function parseFio(json: string): DiskFigure[] {
-  const v = JSON.parse(json) as { jobs?: Array<{ jobname: string; 'job options'?: { bs?: string }; read: { bw_bytes: number; iops: number }; write: { bw_bytes: number; iops: number } }> };
+  const v = JSON.parse(json) as { jobs?: Array<{ jobname: string; error?: number; read: { bw_bytes: number; iops: number }; write: { bw_bytes: number; iops: number } }> };
   return (v.jobs ?? []).map((j) => {
     const w = j.jobname.endsWith('write');
     const side = w ? j.write : j.read;
     const block = j.jobname.startsWith('seq') ? MiB : SMALL;
     const rate = side.bw_bytes / MiB;
+    if (j.error) return { test: j.jobname, blockBytes: block, samples: [], mibPerSec: null, iops: null, error: `fio job error ${j.error}` };
     return { test: j.jobname, blockBytes: block, samples: [rate], mibPerSec: rate, iops: side.iops };
   });
 }
 
-/** Pure: fio's arguments: sequential and random jobs one after the other on `file`, O_DIRECT. */
-export function fioArgs(file: string, o: DiskOptions): string[] {
-  const g = ['--output-format=json', `--filename=${file}`, `--size=${o.seqMiB}m`, '--direct=1', '--ioengine=psync', '--end_fsync=1'];
-  const job = (name: string, rw: string, bs: string, extra: string[] = []) => [`--name=${name}`, '--stonewall', `--rw=${rw}`, `--bs=${bs}`, ...extra];
-  const small = [`--io_size=${o.smallBlocks * SMALL}`];
-  return [...g, ...job('seq-write', 'write', '1m'), ...job('seq-read', 'read', '1m'), ...job('rand-write', 'randwrite', '4k', small), ...job('rand-read', 'randread', '4k', small)];
+export interface TargetRun {
+  target: string;
+  mode: 'direct' | 'buffered';
+  /** The target's /proc/mounts line, as described by describeMount. */
+  fs?: string;
+  figures?: DiskFigure[];
+  error?: string;
 }
 
-const mergeFigures = (a: DiskFigure[], b: DiskFigure[]): DiskFigure[] =>
-  a.length ? a.map((f) => {
+/** Pure: the script's output -> one run per target (fio's figures, or why there are none). */
+export function parseDiskRun(stdout: string): TargetRun[] {
+  const out: TargetRun[] = [];
+  const fsOf: Record<string, string> = {};
+  const re = /^==fio\|([\w-]+)\|(direct|buffered)$([\s\S]*?)^==end\|\1\|(\d+)$/gm;
+  for (const l of stdout.split('\n')) {
+    const m = /^M\|([\w-]+)\|(.*)$/.exec(l.trim());
+    if (m?.[2]) fsOf[m[1]!] = describeMount(m[2]);
+  }
+  for (const m of stdout.matchAll(re)) {
+    const [, target, mode, body = '', rc] = m;
+    const run: TargetRun = { target: target!, mode: mode as TargetRun['mode'], fs: fsOf[target!] };
+    const a = body.indexOf('{');
+    const b = body.lastIndexOf('}');
+    try {
+      if (rc !== '0') throw new Error(`fio exited with ${rc}: ${body.split('\n').map((x) => x.trim()).find((x) => /^fio:|error|denied|No such/i.test(x)) ?? (lastLine(body) || 'no output')}`);
+      if (a < 0 || b < a) throw new Error(`fio printed no JSON: ${lastLine(body) || 'no output'}`);
+      run.figures = parseFio(body.slice(a, b + 1));
+    } catch (e) {
+      run.error = (e as Error).message;
+    }
+    out.push(run);
+  }
+  return out;
+}
+
+/** Pure: the rounds' figures of one row -> medians (MiB/s and IOPS) with every sample kept. */
+export function mergeFigures(a: DiskFigure[], b: DiskFigure[]): DiskFigure[] {
+  if (!a.length) return b;
+  return a.map((f) => {
     const g = b.find((x) => x.test === f.test);
     const samples = [...f.samples, ...(g?.samples ?? [])];
     const med = samples.length ? median(samples) : null;
-    return { ...f, samples, mibPerSec: med, iops: med === null ? null : (med * MiB) / f.blockBytes };
-  }) : b;
+    return { ...f, samples, mibPerSec: med, iops: med === null ? null : (med * MiB) / f.blockBytes, error: med === null ? f.error ?? g?.error : undefined };
+  });
+}
 
-export async function diskScenario(drivers: Driver[], hostBusybox: string | undefined, root: string, o: DiskOptions, progress: (l: string) => void, signal?: AbortSignal): Promise<DiskResult> {
+export const PAGE_CACHE =
+  "fio runs --direct=1 (O_DIRECT: around the page cache) where the file system takes it, tried with one 4 KiB dd oflag=direct; where it does not (a VM's root: an overlay on a tmpfs upper dir in guest RAM) the row says 'buffered' and fio runs --direct=0: writes land in the page cache and reads come back from it; every write job ends with fsync (end_fsync=1), but a container's overlay mounted fsync=volatile returns from fsync without flushing; a VM's volume is 9p, uncached (cache=none) and synchronous";
+
+export async function diskScenario(drivers: Driver[], root: string, o: DiskOptions, accelOf: (wall: string) => Accel, progress: (l: string) => void, signal?: AbortSignal): Promise<DiskResult> {
   fs.mkdirSync(layout(root).tmp, { recursive: true });
   const dir = fs.mkdtempSync(path.join(layout(root).tmp, 'contrast-disk-'));
-  const rows = new Map<string, DiskRow & { dd: DdSample[] }>();
+  const rows = new Map<string, DiskRow>();
   const notes: string[] = [];
-  const row = (wall: string, target: 'root' | 'volume', tool: string) => {
-    const k = `${wall}/${target}/${tool}`;
-    if (!rows.has(k)) rows.set(k, { wall, target, fs: 'unknown', tool, figures: [], dd: [] });
+  const row = (wall: string, target: 'root' | 'volume') => {
+    const k = `${wall}/${target}`;
+    if (!rows.has(k)) rows.set(k, { wall, accel: wall === 'host' ? 'native' : accelOf(wall), target, fs: 'unknown', tool: DISK_TOOL, figures: [] });
     return rows.get(k)!;
   };
   const hull = drivers.filter((d) => d.kind === 'hull' && d.probe);
   let hostFs = 'unknown';
+  let binary = '';
   try {
+    const tools = path.join(dir, 'tools');
+    fs.mkdirSync(tools);
+    const { loader, bytes } = await shipTools(tools, ['fio']);
+    binary = `${shippedCommand(DISK_TOOLS_PATH, loader, 'fio')} (${(bytes / MiB).toFixed(0)} MiB with its libraries)`;
     const hostDir = path.join(dir, 'host');
     fs.mkdirSync(hostDir);
     hostFs = hostMountOf(hostDir);
-    const fio = findExecutable('fio');
-    if (!fio) notes.push('fio is not installed: no fio reference (apt-get install fio)');
-    const hostOk = hostBusybox !== undefined && fs.existsSync(hostBusybox);
-    if (!hostOk) notes.push('the image has no /bin/busybox: no busybox dd reference on the host');
     for (let round = 1; round <= o.rounds; round++) {
-      if (fio) {
-        checkAbort(signal);
-        const r = await timedRun(fio, fioArgs(path.join(hostDir, 'fio.dat'), o), { timeoutMs: 600_000 });
-        const h = row('host', 'volume', 'fio');
-        fs.rmSync(path.join(hostDir, 'fio.dat'), { force: true });
-        try {
-          if (r.code !== 0) throw new Error(lastLine(r.stderr) || `exit ${r.code}`);
-          h.figures = mergeFigures(h.figures, parseFio(r.stdout));
-          progress(`disk host fio: ${h.figures.map((f) => `${f.test} ${f.mibPerSec?.toFixed(0)} MiB/s`).join(', ')}`);
-        } catch (e) {
-          h.error ??= `fio: ${(e as Error).message}`;
-        }
-      }
-      if (hostOk) {
-        checkAbort(signal);
-        const r = await timedRun(hostBusybox, ['sh', '-c', diskScript(o, [{ name: 'volume', dir: hostDir, mount: '-' }])], { env: { PATH: path.dirname(hostBusybox), BB: hostBusybox }, timeoutMs: 600_000 });
-        collect('host', r.code === 0 ? r.stdout : undefined, lastLine(r.stderr) || `exit ${r.code}`, 'busybox dd');
-      }
+      checkAbort(signal);
+      // the host reference: the same script and the same shipped fio, with the host's sh and dd
+      const r = await timedRun('/bin/sh', ['-c', diskScript(shippedCommand(tools, loader, 'fio'), o, [{ name: 'volume', dir: hostDir, mount: '-' }])], { timeoutMs: 600_000 });
+      collect('host', r.code === 0 ? r.stdout : undefined, lastLine(r.stderr) || `exit ${r.code}`);
       for (const d of hull) {
         checkAbort(signal);
-        const vol = path.join(dir, `vol-${d.name}`);
-        fs.mkdirSync(vol, { recursive: true });
-        const r = await d.probe!(diskScript(o, [{ name: 'root', dir: '/tmp', mount: '/' }, { name: 'volume', dir: VOLUME_PATH, mount: VOLUME_PATH }]), { volume: vol, timeoutMs: 600_000 });
-        collect(d.name, r.ok ? r.stdout : undefined, r.error ?? 'failed', 'busybox dd');
+        const script = diskScript(shippedCommand(DISK_TOOLS_PATH, loader, 'fio'), o, [{ name: 'root', dir: '/tmp', mount: '/' }, { name: 'volume', dir: VOLUME_PATH, mount: VOLUME_PATH }]);
+        const p = await d.probe!(script, { volumes: [[tools, `${DISK_TOOLS_PATH}:ro`]], anonymousVolume: VOLUME_PATH, memoryBytes: DISK_MEMORY, timeoutMs: 600_000 });
+        collect(d.name, p.stdout || undefined, p.error ?? 'failed');
       }
     }
-    function collect(wall: string, stdout: string | undefined, error: string, tool: string) {
-      if (stdout === undefined) {
-        for (const t of wall === 'host' ? (['volume'] as const) : (['root', 'volume'] as const)) row(wall, t, tool).error ??= error;
-        progress(`disk ${wall}: failed: ${error}`);
-        return;
-      }
-      const p = parseDisk(stdout);
-      for (const t of ['root', 'volume'] as const) {
-        const s = p.samples.filter((x) => x.target === t);
-        if (!s.length) continue;
-        const r = row(wall, t, tool);
-        r.dd.push(...s);
-        const where = wall === 'host' ? hostFs : p.fs[t] ?? 'unknown';
-        r.fs = `${where}${s[0]!.mode === 'buffered' ? '; no O_DIRECT: buffered' : '; O_DIRECT'}`;
-        r.figures = ddFigures(r.dd, o);
-        progress(`disk ${wall} ${t}: ${r.figures.map((f) => `${f.test} ${f.mibPerSec === null ? '-' : f.mibPerSec.toFixed(0)} MiB/s`).join(', ')}`);
-      }
-    }
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    notes.push(`disk not measured: ${(e as Error).message}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  for (const r of rows.values()) if (r.wall === 'host' && r.tool === 'fio') r.fs = `${hostFs}; O_DIRECT`;
+  function collect(wall: string, stdout: string | undefined, error: string) {
+    const runs = stdout === undefined ? [] : parseDiskRun(stdout);
+    const targets = wall === 'host' ? (['volume'] as const) : (['root', 'volume'] as const);
+    for (const t of targets) {
+      const r = row(wall, t);
+      const run = runs.find((x) => x.target === t);
+      if (!run || run.error || !run.figures) {
+        r.error ??= run?.error ?? error;
+        progress(`disk ${wall} ${t}: failed: ${run?.error ?? error}`);
+        continue;
+      }
+      r.figures = mergeFigures(r.figures, run.figures);
+      r.fs = `${wall === 'host' ? hostFs : run.fs ?? 'unknown'}; ${run.mode === 'buffered' ? 'no O_DIRECT: buffered' : 'O_DIRECT'}`;
+      progress(`disk ${wall} ${t}: ${run.figures.map((f) => `${f.test} ${f.mibPerSec === null ? '-' : f.blockBytes < MiB ? `${f.iops!.toFixed(0)} IOPS` : `${f.mibPerSec.toFixed(0)} MiB/s`}`).join(', ')}`);
+    }
+  }
+  // a row whose later rounds worked keeps their figures; its error stays only when nothing was measured
+  for (const r of rows.values()) if (r.figures.some((f) => f.mibPerSec !== null)) delete r.error;
   return {
     fileBytes: o.seqMiB * MiB,
-    rows: [...rows.values()].map(({ dd: _dd, ...r }) => r),
-    pageCache:
-      "O_DIRECT (dd iflag/oflag=direct, fio --direct=1) bypasses the page cache where the file system takes it; where it does not (a VM's root: a tmpfs upper dir in guest RAM) the row says 'buffered': writes land in the page cache and reads come back from it; every write includes conv=fsync (fio: end_fsync), but a container's overlay mounted fsync=volatile returns from fsync without flushing; a 9p volume is uncached (cache=none) and synchronous",
-    how: `${o.rounds} rounds interleaved (fio and busybox dd on the host, then one 'run --rm' instance per wall doing its root (/tmp) and a volume): sequential ${o.seqMiB} MiB in 1 MiB blocks, small-block ${o.smallBlocks} x 4 KiB (busybox dd has no random access: inside, small blocks are sequential; fio's rand-* jobs are random); dd timed by /proc/uptime (10 ms resolution), fio by its own clock; medians of the rounds`,
+    rows: [...rows.values()],
+    pageCache: PAGE_CACHE,
+    how: `${o.rounds} rounds interleaved (the host, then one 'run --rm' instance per wall doing its root (/tmp) and an anonymous volume of the run): fio jobs one after the other, sequential write and read of ${o.seqMiB} MiB in 1 MiB blocks, random write and read of ${o.smallBlocks} x 4 KiB over the same file, psync, timed by fio's own clock; the same fio binary on the host and inside: ${binary || "the host's fio"}; medians of the rounds`,
     notes,
   };
 }

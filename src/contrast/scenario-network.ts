@@ -13,7 +13,7 @@ import path from 'node:path';
 import { layout } from '../paths.js';
 import { checkAbort, pause } from './abort.js';
 import type { Driver, IdleInstance } from './driver.js';
-import { findExecutable } from './hostfacts.js';
+import { shipTools, shippedCommand } from './tools.js';
 import { lastLine, timedRun } from './spawn.js';
 import { median } from './stats.js';
 import type { Accel, NetFigure, NetworkResult } from './types.js';
@@ -30,17 +30,7 @@ export const TOOLS_PATH = '/hull-contrast-net';
 const IPERF_BASE = 5201;
 const SOCKPERF_PORT = 11111;
 
-/** Pure: the libraries (and the loader) `ldd` lists for a binary. */
-export function parseLdd(text: string): { libs: string[]; loader?: string } {
-  const libs: string[] = [];
-  let loader: string | undefined;
-  for (const l of text.split('\n')) {
-    const arrow = /=>\s+(\/\S+)/.exec(l);
-    if (arrow) libs.push(arrow[1]!);
-    else if (/^\s*\/\S+\s+\(0x/.test(l)) loader = l.trim().split(/\s+/)[0];
-  }
-  return { libs, loader };
-}
+export { parseLdd } from './tools.js';
 
 /** Pure: sockperf ping-pong output (--full-rtt) -> round trip median and p99, microseconds. */
 export function parseSockperf(text: string): { medianUs: number; p99Us: number; observations: number } {
@@ -71,7 +61,7 @@ export function parseIperf(json: string): number {
 
 /** Pure: how a tool is run inside: through the copied loader with the copied libraries. */
 export function toolCommand(tool: 'iperf3' | 'sockperf', loader: string): string {
-  return `${TOOLS_PATH}/${path.basename(loader)} --library-path ${TOOLS_PATH} ${TOOLS_PATH}/${tool}`;
+  return shippedCommand(TOOLS_PATH, loader, tool);
 }
 
 /** Pure: the server script: one one-off iperf3 server per (path, round) port, then sockperf. */
@@ -89,24 +79,6 @@ export function clientScript(loader: string, ip: string, port: number, seconds: 
     'echo "==iperf3"',
     `${toolCommand('iperf3', loader)} -c ${ip} -p ${port} -t ${seconds} -J 2>&1`,
   ].join('\n');
-}
-
-/** Copy iperf3, sockperf and every library they load (and the loader) into `dir`. */
-async function copyTools(dir: string): Promise<{ loader: string }> {
-  let loader: string | undefined;
-  for (const tool of ['iperf3', 'sockperf']) {
-    const bin = findExecutable(tool);
-    if (!bin) throw new Error(`${tool} is not installed (apt-get install ${tool})`);
-    const l = await timedRun('ldd', [bin]);
-    if (l.code !== 0) throw new Error(`ldd ${bin}: ${lastLine(l.stderr)}`);
-    const p = parseLdd(l.stdout);
-    if (!p.loader) throw new Error(`ldd ${bin} names no dynamic loader`);
-    loader = p.loader;
-    fs.copyFileSync(bin, path.join(dir, tool));
-    for (const lib of [...p.libs, p.loader]) fs.copyFileSync(fs.realpathSync(lib), path.join(dir, path.basename(lib)));
-  }
-  for (const f of fs.readdirSync(dir)) fs.chmodSync(path.join(dir, f), 0o755);
-  return { loader: loader! };
 }
 
 /** A free TCP port on 127.0.0.1 (asked of the kernel; free when this returns). */
@@ -182,9 +154,9 @@ export async function networkScenario(drivers: Driver[], root: string, o: Networ
   const started: Array<{ d: Driver; inst: IdleInstance }> = [];
   const hostProcs: Array<{ kill: () => void; done: Promise<unknown> }> = [];
   try {
-    const { loader } = await copyTools(dir);
-    // ports per round: [bridge, published, instance-to-instance]
-    const ports = Array.from({ length: o.rounds }, (_, r) => [0, 1, 2].map((k) => IPERF_BASE + r * 3 + k));
+    const { loader } = await shipTools(dir, ['iperf3', 'sockperf']);
+    // ports per round: [bridge, published, instance-to-instance, instance-to-host (iperf3 -R)]
+    const ports = Array.from({ length: o.rounds }, (_, r) => [0, 1, 2, 3].map((k) => IPERF_BASE + r * 4 + k));
 
     // ---- the bare host's loopback: the same tools, no wall
     const hostAcc: Acc = { rtt: [], mbit: [], errors: [] };
@@ -221,6 +193,14 @@ export async function networkScenario(drivers: Driver[], root: string, o: Networ
         if (!s) continue;
         await hostClient(s.ip, SOCKPERF_PORT, ports[r]![0]!, o, get(`${d.name}|bridge`), 120_000, signal);
         await hostClient('127.0.0.1', s.sockHost, s.iperfHost[r]!, o, get(`${d.name}|published`), 30_000, signal);
+        // the other direction over the bridge: the instance sends, the host receives (iperf3 -R)
+        checkAbort(signal);
+        const rev = await timedRun('iperf3', ['-c', s.ip, '-p', String(ports[r]![3]!), '-t', String(o.seconds), '-R', '-J'], { timeoutMs: (o.seconds + 60) * 1000 });
+        try {
+          get(`${d.name}|reverse`).mbit.push(parseIperf(rev.stdout));
+        } catch (e) {
+          get(`${d.name}|reverse`).errors.push((e as Error).message);
+        }
         checkAbort(signal);
         const c = await d.probe!(clientScript(loader, s.ip, ports[r]![2]!, o.seconds), { volumes: [[dir, TOOLS_PATH]], network: 'bridge', timeoutMs: (o.seconds * 2 + 180) * 1000 });
         const a = get(`${d.name}|peer`);
@@ -241,7 +221,7 @@ export async function networkScenario(drivers: Driver[], root: string, o: Networ
           const x = get(`${d.name}|${k}`);
           return `${k} rtt ${x.rtt.at(-1)?.medianUs.toFixed(0) ?? '-'} us, ${x.mbit.at(-1)?.toFixed(0) ?? '-'} Mbit/s`;
         };
-        progress(`network ${r + 1}/${o.rounds} ${d.name}: ${['bridge', 'published', 'peer'].map(fmt).join('; ')}`);
+        progress(`network ${r + 1}/${o.rounds} ${d.name}: ${['bridge', 'published', 'peer', 'reverse'].map(fmt).join('; ')}`);
       }
     }
     rows.unshift({ wall: 'host', accel: 'native', figures: [figure('host loopback (127.0.0.1)', hostAcc, `${HOW_RTT}; ${HOW_TPUT}`)] });
@@ -254,10 +234,10 @@ export async function networkScenario(drivers: Driver[], root: string, o: Networ
           figure('host -> instance (bridge)', acc.get(`${d.name}|bridge`), `${HOW_RTT}; ${HOW_TPUT}; from the host to the instance's address on the default bridge`),
           figure('host -> published port', acc.get(`${d.name}|published`), `${HOW_RTT}; ${HOW_TPUT}; from the host to 127.0.0.1:PORT published with -p (DNAT onto the bridge)`),
           figure('instance -> instance (bridge)', acc.get(`${d.name}|peer`), `${HOW_RTT}; ${HOW_TPUT}; run inside a second instance of the same wall on the default bridge`),
+          figure('instance -> host (bridge)', acc.get(`${d.name}|reverse`), `${HOW_TPUT}, reversed (-R): the instance sends, the host receives, over the default bridge; no round trip of its own (sockperf's ping-pong above is the same both ways)`),
         ],
       });
     }
-    if (rows.some((r) => r.accel === 'tcg')) notes.push('VM figures are TCG: the guest kernel\'s network stack and virtio-net run emulated, so round trips are longer and throughput lower than under KVM');
   } catch (e) {
     if (signal?.aborted) throw e;
     notes.push(`network not measured: ${(e as Error).message}`);

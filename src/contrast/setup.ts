@@ -10,18 +10,21 @@ import { hullDriver } from './driver-hull.js';
 import { exportImage, ociDriver, podmanDriver, removePeerImage, type PeerImage } from './driver-peers.js';
 import { findExecutable } from './hostfacts.js';
 import { lastLine, runHull } from './spawn.js';
-import { vmWallAccel, type MachineInfo } from './machine.js';
+import { resolveVmAccel, vmWallAccel, type MachineInfo } from './machine.js';
 import { renderHtml } from './report-html.js';
 import { runContrast, type ContrastOptions } from './runner.js';
 import { saveLastContrast } from './store.js';
 import type { ContrastReport } from './types.js';
 import type { PEERS, WALLS } from './units.js';
+import { vmWallName, type VmAccelRequest } from './walls.js';
 
 export interface ContrastRequest extends ContrastOptions {
   root: string;
   walls: Array<(typeof WALLS)[number]>;
   /** undefined: every peer that is installed. */
   peers: Array<(typeof PEERS)[number]> | undefined;
+  /** The VM wall's accelerators (--vm-accel): one VM wall, or one per accelerator side by side. Default ['auto']. */
+  vmAccel?: VmAccelRequest[];
   machine: MachineInfo;
   progress: (line: string) => void;
   signal?: AbortSignal;
@@ -40,8 +43,8 @@ export async function ensureImage(root: string, image: string, progress: (l: str
 export async function contrast(req: ContrastRequest): Promise<ContrastReport> {
   await ensureImage(req.root, req.image, req.progress);
   const tag = `hc${Date.now().toString(36)}${process.pid.toString(36)}`;
-  const drivers: Driver[] = req.walls.map((w) => hullDriver({ root: req.root, image: req.image, wall: w, tag }));
   const skipped: Array<{ name: string; reason: string }> = [];
+  const drivers = await hullDrivers(req, tag, skipped);
   // Peers are reference rows of start-up and memory only.
   const wanted = req.only.includes('startup') || req.only.includes('memory') ? (req.peers ?? ['podman', 'crun', 'runc']) : [];
   let img: PeerImage | undefined;
@@ -82,6 +85,36 @@ export async function contrast(req: ContrastRequest): Promise<ContrastReport> {
   } finally {
     if (img) removePeerImage(img);
   }
+}
+
+/**
+ * One driver per wall; the VM wall once per accelerator asked for. KVM asked for where it is
+ * unusable (no /dev/kvm, or a /dev/kvm that fails the VM wall's probe boot, e.g. kvm_pvm) is
+ * left out with the reason, so every VM figure of the report is TCG and says so.
+ */
+async function hullDrivers(req: ContrastRequest, tag: string, skipped: Array<{ name: string; reason: string }>): Promise<Driver[]> {
+  const accels = req.vmAccel?.length ? req.vmAccel : ['auto' as const];
+  const verdict = req.walls.includes('vm') ? await resolveVmAccel() : undefined;
+  if (verdict && 'accel' in verdict) req.machine.kvm = { ...req.machine.kvm, usable: verdict.accel === 'kvm', reason: verdict.reason };
+  const out: Driver[] = [];
+  for (const wall of req.walls) {
+    if (wall !== 'vm') {
+      out.push(hullDriver({ root: req.root, image: req.image, wall, tag }));
+      continue;
+    }
+    for (const a of accels) {
+      const name = vmWallName(a, accels.length > 1);
+      if (a === 'kvm' && verdict && 'accel' in verdict && verdict.accel !== 'kvm') {
+        const reason = `KVM asked for (--vm-accel kvm) but unusable here: ${verdict.reason}; no KVM figures, the VM figures are TCG`;
+        skipped.push({ name, reason });
+        req.progress(`${name}: left out: ${reason}`);
+        continue;
+      }
+      const resolved = a === 'auto' ? (verdict && 'accel' in verdict ? verdict.accel : undefined) : a;
+      out.push(hullDriver({ root: req.root, image: req.image, wall: 'vm', tag, accel: a, name, resolvedAccel: resolved }));
+    }
+  }
+  return out;
 }
 
 /** Write a file atomically (temp + rename in the same directory). */

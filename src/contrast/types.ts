@@ -69,6 +69,8 @@ export interface WallResult {
   name: string;
   /** hull: one of hull's walls; reference: a peer tool measured the same way. */
   kind: 'hull' | 'reference';
+  /** VM walls: the accelerator every figure of the wall was measured with ('tcg' / 'kvm'). */
+  accel?: Accel;
   /** What was run, e.g. 'hull run --rm --isolation vm busybox true'. */
   command: string;
   startup: StartupResult | null;
@@ -92,8 +94,10 @@ export interface ContrastReport {
   image: string;
   startedAt: string;
   finishedAt: string;
-  options: { runs: number; density: number | null; densityBudgetBytes: number | null; memoryBytes: number; isolation: string[] };
+  options: { runs: number; density: number | null; densityBudgetBytes: number | null; memoryBytes: number; isolation: string[]; vmAccel?: string[] };
   machine: MachineInfo;
+  /** Said once for the whole report: how its VMs ran (TCG where KVM is unusable; TCG and KVM side by side). */
+  vmNote?: string;
   walls: WallResult[];
   ratios: RatioRow[];
   /** Why a requested wall or peer was left out. */
@@ -172,6 +176,8 @@ export interface DiskFigure {
 export interface DiskRow {
   /** 'host' (fio, reference) or a wall. */
   wall: string;
+  /** VM walls: 'tcg' or 'kvm'; 'native' for containers and the host. */
+  accel?: Accel;
   /** 'root' (the instance's root file system) or 'volume' (a bind-mounted host directory). */
   target: 'root' | 'volume';
   /** What the target is on this wall, e.g. 'overlayfs upper on ext4', 'virtio-fs'. */

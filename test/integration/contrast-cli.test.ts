@@ -71,6 +71,16 @@ describe('hull contrast', { timeout: 900_000 }, () => {
       const kernel = iso.rows.find((r) => r.probe === 'kernel')!;
       assert.equal(kernel.verdict, name === 'vm' ? 'own' : 'exposed');
       assert.ok(iso.rows.find((r) => r.probe === 'caps')!.inside.length > 0);
+      // network and host settings, tried for real: hull's defaults give no NET_RAW, a read-only /proc/sys
+      const sysctlw = iso.rows.find((r) => r.probe === 'sysctlw')!;
+      assert.equal(sysctlw.verdict, name === 'vm' ? 'own' : 'contained', sysctlw.inside);
+      const spoof = iso.rows.find((r) => r.probe === 'arpspoof')!;
+      assert.ok(spoof, 'an ARP-spoof row');
+      if (fs.existsSync('/usr/sbin/arp-scan')) {
+        assert.ok(!spoof.inside.startsWith('not run'), spoof.inside);
+        if (name !== 'vm') assert.deepEqual([spoof.verdict, spoof.inside], ['contained', 'denied (socket: Operation not permitted)']);
+        else assert.notEqual(spoof.verdict, 'exposed', spoof.inside);
+      }
     }
   }
 
@@ -125,7 +135,7 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     const html = path.join(out, 'cv.html');
     const r = hull(tr.root, ['contrast', 'busybox', '--runs', '2', '--density', '2', '--only', 'startup,memory,density,isolation,boot', '--peers', 'none', '--json', json, '--html', html], { timeoutMs: 600_000 });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^vm\s+\d/m);
+    assert.match(r.stdout, /^vm \[(TCG|KVM)\]\s+\d/m);
     // interleaved: container, vm, container, vm
     const order = [...r.stderr.matchAll(/start-up (\d)\/2 (\w+)/g)].map((m) => `${m[1]}${m[2]}`);
     assert.deepEqual(order, ['1container', '1vm', '2container', '2vm']);
@@ -223,6 +233,9 @@ describe('hull contrast', { timeout: 900_000 }, () => {
       [['--peers', 'docker'], /docker/],
       [['--only', 'cpu,gpu'], /gpu/],
       [['--idle-window', 'soon'], /--idle-window/],
+      [['--vm-accel', 'hvf'], /invalid argument "hvf" for "--vm-accel"/],
+      [['--vm-accel', 'auto,kvm'], /auto stands alone/],
+      [['--vm-accel', 'kvm', '--isolation', 'container'], /--vm-accel applies to the VM wall/],
     ] as Array<[string[], RegExp]>) {
       const r = hull(tr.root, ['contrast', 'busybox', ...args]);
       assert.equal(r.code, 125, `${args.join(' ')}: ${r.stderr}`);

@@ -32,6 +32,9 @@ export function leftovers(root: string, rep?: ContrastReport): string[] {
   const left: string[] = [];
   const ps = hull(root, ['ps', '-a', '-q']);
   if (ps.stdout.trim()) left.push(`instances: ${ps.stdout.trim().split('\n').join(' ')}`);
+  // the disk dimension's anonymous volumes go with their instances
+  const vols = hull(root, ['volume', 'ls', '-q']);
+  if (vols.stdout.trim()) left.push(`volumes: ${vols.stdout.trim().split('\n').join(' ')}`);
   left.push(...mountsUnder(root).map((m) => `mount: ${m}`));
   left.push(...processesUnder(root).map((p) => `process ${p}`));
   const tmp = path.join(root, 'tmp');

@@ -4,65 +4,66 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ddFigures, describeMount, diskScript, fioArgs, hostMountOf, parseDisk, parseFio } from '../../src/contrast/scenario-disk.js';
+import { describeMount, diskScript, fioJobArgs, hostMountOf, mergeFigures, parseDiskRun, parseFio } from '../../src/contrast/scenario-disk.js';
+import { shipTools, shippedCommand } from '../../src/contrast/tools.js';
 
-const O = { seqMiB: 4, smallBlocks: 64, rounds: 1 };
+const O = { seqMiB: 2, smallBlocks: 32, rounds: 1 };
 
-test('parseDisk: samples, failures with dd\'s message, the file system of each target', () => {
+const job = (jobname: string, mib: number, iops: number) => ({ jobname, read: { bw_bytes: jobname.endsWith('read') ? mib * 1048576 : 0, iops: jobname.endsWith('read') ? iops : 0 }, write: { bw_bytes: jobname.endsWith('write') ? mib * 1048576 : 0, iops: jobname.endsWith('write') ? iops : 0 } });
+
+test('parseDiskRun: fio\'s JSON per target, the mode, the file system, and a failed fio with its message', () => {
+  const json = JSON.stringify({ jobs: [job('seq-write', 100, 100), job('seq-read', 200, 200), job('rand-write', 8, 2048), job('rand-read', 16, 4096)] });
   const out = [
     'M|root|overlay / overlay rw,relatime,lowerdir=/l,upperdir=/u,fsync=volatile 0 0',
-    'D|root|seq-write|direct|1.00|1.25|0',
-    'D|root|seq-read|direct|2.00|2.10|0',
-    'D|root|small-write|direct|3.00|3.00|0',
-    'D|root|small-read|direct|4.00|4.50|1',
-    'E|root|small-read|dd: /tmp/x: Input/output error',
+    '==fio|root|direct',
+    'fio: a warning before the JSON',
+    json,
+    '==end|root|0',
     'M|volume|v0 /vol 9p rw,sync,dirsync,trans=virtio 0 0',
-    'D|volume|seq-write|buffered|5|6|0',
+    '==fio|volume|buffered',
+    'fio: pid=0, err=13/file:filesetup.c:1, func=open(/vol/.hull-contrast-fio), error=Permission denied',
+    '==end|volume|1',
   ].join('\n');
-  const p = parseDisk(out);
-  assert.equal(p.samples.length, 5);
-  assert.deepEqual(p.fs, { root: 'overlay (fsync=volatile)', volume: '9p (sync,trans=virtio)' });
-  const f = ddFigures(p.samples.filter((s) => s.target === 'root'), O);
-  const by = (t: string) => f.find((x) => x.test === t)!;
-  assert.equal(by('seq-write').mibPerSec, 4 / 0.25);
-  assert.equal(by('seq-read').mibPerSec, 40);
-  assert.equal(by('seq-read').iops, 40);
-  assert.equal(by('small-write').mibPerSec, null);
-  assert.match(by('small-write').error!, /resolution/);
-  assert.match(by('small-read').error!, /1 of 1 runs failed: dd: \/tmp\/x: Input\/output error/);
+  const [root, vol] = parseDiskRun(out);
+  assert.deepEqual([root!.target, root!.mode, root!.fs, root!.error], ['root', 'direct', 'overlay (fsync=volatile)', undefined]);
+  assert.deepEqual(root!.figures!.map((f) => [f.test, f.mibPerSec, f.iops, f.blockBytes]), [['seq-write', 100, 100, 1048576], ['seq-read', 200, 200, 1048576], ['rand-write', 8, 2048, 4096], ['rand-read', 16, 4096, 4096]]);
+  assert.deepEqual([vol!.target, vol!.mode, vol!.fs], ['volume', 'buffered', '9p (sync,trans=virtio)']);
+  assert.match(vol!.error!, /^fio exited with 1: fio: .*Permission denied/);
+  assert.equal(vol!.figures, undefined);
+  // a target whose script was cut short gives no run (the caller reports the instance's error)
+  assert.deepEqual(parseDiskRun('==fio|root|direct\n{'), []);
   assert.equal(describeMount('garbage'), 'unknown');
   assert.match(hostMountOf(os.tmpdir()), /^\w+/);
 });
 
-test('the dd script on the host busybox measures a directory and cleans up after itself', (t) => {
-  if (!fs.existsSync('/bin/busybox')) return t.skip('busybox-static is not installed');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hullct-dd-'));
-  try {
-    const r = spawnSync('/bin/busybox', ['sh', '-c', diskScript(O, [{ name: 'volume', dir, mount: '-' }])], { encoding: 'utf8', env: { BB: '/bin/busybox', PATH: '/bin' } });
-    assert.equal(r.status, 0, r.stderr);
-    const p = parseDisk(r.stdout);
-    assert.deepEqual([...new Set(p.samples.map((s) => s.test))], ['seq-write', 'seq-read', 'small-write', 'small-read']);
-    assert.ok(p.samples.every((s) => s.ok), r.stdout);
-    assert.deepEqual(fs.readdirSync(dir), [], 'test files removed');
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+test('mergeFigures: medians over the rounds, every sample kept', () => {
+  const a = parseFio(JSON.stringify({ jobs: [job('seq-write', 100, 100), job('rand-read', 8, 2048)] }));
+  const b = parseFio(JSON.stringify({ jobs: [job('seq-write', 300, 300), job('rand-read', 16, 4096)] }));
+  const m = mergeFigures(mergeFigures([], a), b);
+  assert.deepEqual(m.map((f) => [f.test, f.samples, f.mibPerSec, f.iops]), [['seq-write', [100, 300], 200, 200], ['rand-read', [8, 16], 12, 3072]]);
 });
 
-test('fio: arguments as data, and its JSON output read from a real small run', (t) => {
-  const a = fioArgs('/x/f', O);
-  assert.ok(a.includes('--direct=1') && a.includes('--filename=/x/f') && a.includes('--size=4m'));
+test('fio: job arguments as data; the script runs the shipped fio (loader + ldd libraries) on a directory and cleans up', async (t) => {
+  const a = fioJobArgs(O);
+  assert.ok(a.includes('--thread') && a.includes('--size=2m') && a.includes('--output-format=json'));
   assert.deepEqual(a.filter((x) => x.startsWith('--name=')), ['--name=seq-write', '--name=seq-read', '--name=rand-write', '--name=rand-read']);
-  assert.deepEqual(parseFio(JSON.stringify({ jobs: [{ jobname: 'rand-read', read: { bw_bytes: 1048576 * 8, iops: 2048 }, write: { bw_bytes: 0, iops: 0 } }] })), [{ test: 'rand-read', blockBytes: 4096, samples: [8], mibPerSec: 8, iops: 2048 }]);
-  const fio = ['/usr/bin/fio', '/usr/local/bin/fio'].find((f) => fs.existsSync(f));
-  if (!fio) return t.skip('fio is not installed (apt-get install fio)');
+  if (!['/usr/bin/fio', '/usr/local/bin/fio'].some((f) => fs.existsSync(f))) return t.skip('fio is not installed (apt-get install fio)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hullct-fio-'));
   try {
-    const r = spawnSync(fio, fioArgs(path.join(dir, 'f'), { seqMiB: 2, smallBlocks: 32, rounds: 1 }), { encoding: 'utf8' });
+    const tools = path.join(dir, 'tools');
+    const data = path.join(dir, 'data');
+    fs.mkdirSync(tools);
+    fs.mkdirSync(data);
+    const { loader, bytes } = await shipTools(tools, ['fio']);
+    assert.ok(fs.existsSync(path.join(tools, 'fio')) && fs.existsSync(path.join(tools, path.basename(loader))) && bytes > 0);
+    assert.equal(fs.statSync(tools).mode & 0o777, 0o755);
+    const r = spawnSync('/bin/sh', ['-c', diskScript(shippedCommand(tools, loader, 'fio'), O, [{ name: 'volume', dir: data, mount: '-' }])], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    const f = parseFio(r.stdout);
-    assert.deepEqual(f.map((x) => x.test), ['seq-write', 'seq-read', 'rand-write', 'rand-read']);
-    assert.ok(f.every((x) => x.mibPerSec! > 0 && x.iops! > 0), JSON.stringify(f));
+    const [run] = parseDiskRun(r.stdout);
+    assert.ok(run && !run.error, `${run?.error}\n${r.stdout.slice(0, 2000)}`);
+    assert.deepEqual(run.figures!.map((x) => x.test), ['seq-write', 'seq-read', 'rand-write', 'rand-read']);
+    assert.ok(run.figures!.every((x) => x.mibPerSec! > 0 && x.iops! > 0), JSON.stringify(run.figures));
+    assert.deepEqual(fs.readdirSync(data), [], 'test file removed');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

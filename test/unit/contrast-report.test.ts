@@ -19,7 +19,10 @@ test('table: every column, one row per wall, ratios and notes', () => {
   assert.match(row('container'), /^container\s+61ms\s+75ms\s+58ms\s+75ms\s+1\.6MiB\/128\.0MiB\s+1\.1MiB/);
   assert.match(row('container'), /\bhost\b/);
   assert.match(row('container'), /1\/90/);
-  assert.match(row('vm'), /920ms/);
+  assert.match(row('vm'), /^vm \[TCG\]\s+920ms/);
+  // how the VMs ran is said once, in the header
+  assert.equal(t.match(/TCG, QEMU's software emulation/g)?.length, 1);
+  assert.match(lines[1]!, /^VMs: every VM figure is TCG/);
   assert.match(row('vm'), /55\.0MiB\/128\.0MiB/);
   assert.match(row('vm'), /own 6\.1\.0-hull/);
   assert.match(row('vm'), /\(guest kernel\)/);
@@ -44,9 +47,9 @@ test('table: the disk section with tools, file systems and the page-cache statem
   const rep = fixtureReport();
   rep.summary = summarySentences(rep);
   const t = renderTable(rep);
-  assert.match(t, /WALL TARGET\s+TOOL\s+SEQ-WRITE\s+SEQ-READ\s+SMALL-WRITE\s+SMALL-READ\s+RAND-WRITE\s+RAND-READ\s+FILE SYSTEM/);
-  assert.match(t, /^  host \(ref\) volume\s+fio\s+1800 MiB\/s\s+900 MiB\/s\s+-\s+-\s+23040 IOPS\s+20480 IOPS\s+ext4; O_DIRECT$/m);
-  assert.match(t, /^  vm volume\s+busybox dd\s+300 MiB\/s\s+500 MiB\/s\s+3072 IOPS\s+3840 IOPS\s+-\s+-\s+9p \(sync,trans=virtio\); O_DIRECT$/m);
+  assert.match(t, /WALL TARGET\s+TOOL\s+SEQ-WRITE\s+SEQ-READ\s+RAND-WRITE\s+RAND-READ\s+FILE SYSTEM/);
+  assert.match(t, /^  host \(ref\) volume\s+fio\s+1800 MiB\/s\s+900 MiB\/s\s+23040 IOPS\s+20480 IOPS\s+ext4; O_DIRECT$/m);
+  assert.match(t, /^  vm \[TCG\] volume\s+fio\s+300 MiB\/s\s+500 MiB\/s\s+3072 IOPS\s+3840 IOPS\s+9p \(sync,trans=virtio\); O_DIRECT$/m);
   assert.match(t, /page cache: O_DIRECT/);
   assert.match(t, /^  disk: seq-write on a volume: container is 5\.0x faster \(1500 vs 300 MiB\/s\); seq-read on a volume: container is 2\.0x faster .*guest RAM/m);
 });
@@ -101,7 +104,9 @@ test('HTML: self-contained, the four charts and the isolation table, no external
   const html = renderHtml(rep);
   assert.match(html, /^<!doctype html>/);
   for (const id of ['chart-startup', 'chart-memory', 'chart-density']) assert.match(html, new RegExp(`<svg class="chart" id="${id}"`));
-  assert.match(html, /<table id="isolation">/);
+  assert.match(html, /<table id="isolation"><tr><th>probe<\/th><th>container<\/th><th>vm \[TCG\]<\/th>/);
+  // how the VMs ran, said once in the page's header (the plain-text table in <pre> says it once too)
+  assert.equal(html.replace(/<pre>[\s\S]*?<\/pre>/g, '').match(/every VM figure is TCG/g)?.length, 1);
   assert.match(html, /<table id="density">.*<td>vm<\/td><td>4 of 4<\/td>/s);
   assert.ok(!/(https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}/i.test(html.replace(/<\/?[^>]+>/g, (t) => t)), 'no URL');
   assert.ok(!/\b(src|href)=/i.test(html), 'no src/href attributes');
@@ -110,7 +115,7 @@ test('HTML: self-contained, the four charts and the isolation table, no external
   assert.match(html, /evil&lt;script&gt;/);
   // stacked bar segments: 3 segment kinds in the legend, bars for container and vm
   assert.match(html, /QEMU or monitor overhead/);
-  assert.match(html, /vm guest \/ workload: 30\.00 MiB/);
+  assert.match(html, /vm \[TCG\] guest \/ workload: 30\.00 MiB/);
   assert.match(html, /class="exposed"/);
   assert.match(html, /class="own"/);
 });
