@@ -15,11 +15,12 @@ import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
 import { cgroupVersion, readVmCgroup, removeVmCgroup, vmRootCgroupDir } from './cgroup.js';
 import { ctlAddress, execInVm, mainStdinChannel, sendControl } from './control.js';
 import { StdinChannels } from '../stdin-channel.js';
-import { prepare, vmFiles, type Monitor } from './launch.js';
+import { layerMode, prepare, vmFiles, type Monitor } from './launch.js';
 import { killGroupAndWait, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
 import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
 import { qmpCommand } from './qmp.js';
+import { keptLayer, liveLayer } from './layer.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -221,10 +222,28 @@ class VmIsolation implements Isolation {
     try {
       await sendControl(this.address(spec, m!), T.SHUTDOWN, 0, undefined, { direct: !m!.mux });
       if (await waitGone(spec, m!, Math.max(0, timeoutSec) * 1000)) return;
+      if (await this.layerGrace(spec, m!)) return;
     } catch {
       // agent unreachable: stop the hard way
     }
     await this.hardKill(spec, m!);
+  }
+
+  /**
+   * The workload has exited (EXIT is in the status file) and the guest is sending its layer
+   * (a kept VM): wait for it, within HULL_VM_LAYER_IDLE_MS (default 30 s) more, before a
+   * stop kills QEMU and the layer with it.
+   */
+  private async layerGrace(spec: InstanceSpec, m: Monitor): Promise<boolean> {
+    let st;
+    try {
+      st = decodeStatus(readStatus(spec));
+    } catch {
+      return false;
+    }
+    if (!st.exit || !layerMode(spec)) return false;
+    const v = Number(process.env.HULL_VM_LAYER_IDLE_MS);
+    return waitGone(spec, m, Number.isInteger(v) && v >= 100 ? v : 30_000);
   }
 
   async exec(spec: InstanceSpec, proc: ExecProcess, stdio: Stdio, onStarted?: () => void): Promise<number> {
@@ -306,14 +325,18 @@ class VmIsolation implements Isolation {
     return { memoryBytes: rss ? Number(rss[1]) * 1024 : 0, memoryLimitBytes: 0, cpuNs, pids: 1 };
   }
 
-  /** The guest's writable layer, when the run captured it (captureLayer) and the guest sent it whole. */
-  async writableLayer(spec: InstanceSpec): Promise<WritableLayer> {
-    const file = vmFiles(spec).layer;
-    if (!fs.existsSync(file)) {
-      const why = fs.existsSync(`${file}.err`) ? `the guest could not send it: ${fs.readFileSync(`${file}.err`, 'utf8')}` : 'it lived in guest memory and was not captured (only build steps stream it out)';
-      throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)}: no writable layer: ${why}`);
+  /**
+   * The guest's writable layer (runtime/vm/layer.ts): a running VM's on request, over its
+   * control port (`o.running`; without it a running VM has none to give); a stopped one's as
+   * its agent sent it at exit.
+   */
+  async writableLayer(spec: InstanceSpec, o: { running?: { freeze: boolean } } = {}): Promise<WritableLayer> {
+    const m = readMonitor(spec);
+    if (alive(m)) {
+      if (!o.running) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is running: its writable layer is in guest memory`);
+      return liveLayer(spec, this.address(spec, m!), o.running);
     }
-    return { kind: 'tar', file };
+    return keptLayer(spec, readStatus(spec));
   }
 
   async release(spec: InstanceSpec): Promise<ExitInfo | undefined> {

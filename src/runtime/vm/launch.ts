@@ -23,6 +23,7 @@ import { newcArchive } from './cpio.js';
 import { encodeSpecFile, type GuestRunSpec } from './protocol.js';
 import { buildQemuArgs, type Chardev } from './qemu-args.js';
 import { ensureVmDisk } from '../../snapshots/vmdisk.js';
+import { dropKeptLayer } from './layer.js';
 import { attachVmTaps, tapFdArgv, tapFdHelper, tapName, type VmNic } from '../../network/vm-tap.js';
 
 /** QEMU inherits the VM's taps from this descriptor number up (clear of the fds 3-9 above). */
@@ -96,6 +97,16 @@ export function unsupported(spec: InstanceSpec): string[] {
   return out;
 }
 
+/**
+ * Pure: when the guest sends its writable layer on hull.layer (into <instance>/layer.tar): after
+ * a zero exit for a build step (captureLayer), after any exit for a container that is kept (not
+ * --rm: docker diff, commit and export of a stopped VM), never for --rm.
+ */
+export function layerMode(spec: InstanceSpec): GuestRunSpec['layer'] {
+  if (spec.captureLayer) return 'success';
+  return spec.autoRemove ? undefined : 'exit';
+}
+
 /** Pure: the guest's view of an InstanceSpec. */
 export function guestRunSpec(spec: InstanceSpec, mode: { attached: boolean; rows?: number; cols?: number }): GuestRunSpec {
   const binds = spec.mounts.filter((m) => m.type === 'bind');
@@ -114,7 +125,7 @@ export function guestRunSpec(spec: InstanceSpec, mode: { attached: boolean; rows
     shares: binds.map((m, i) => ({ tag: `v${i}`, destination: m.destination, readOnly: m.readOnly })),
     mainPort: mode.attached,
     logFormat: !mode.attached,
-    layer: spec.captureLayer === true,
+    layer: layerMode(spec),
     clockNs: BigInt(Date.now()) * 1_000_000n,
     interfaces: spec.network === 'netns' ? spec.netns?.interfaces : undefined,
     gateway: spec.network === 'netns' ? spec.netns?.gateway : undefined,
@@ -193,6 +204,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
   const accel = await chooseAccel(spec.vm?.accel ?? 'auto', qemu, assets.kernel, assets.initramfs);
   const files = vmFiles(spec);
   fs.rmSync(files.dir, { recursive: true, force: true });
+  dropKeptLayer(spec); // the last run's layer: this run's guest starts from the image again
   fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
   // A detached start is under way from here (state() reads it so): its QEMU error file exists
   // before QEMU does; attached runs keep QEMU's stderr in memory and have none.
@@ -237,9 +249,9 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           fdConsole = fs.openSync(consolePath, 'w', 0o640);
           if (asNobody) fs.fchownSync(fdConsole, NOBODY, NOBODY);
         }
-        // build steps: the guest's writable layer, written by QEMU (maybe as nobody) through a file chardev
+        // the guest's writable layer at exit, written by QEMU (maybe as nobody) through a file chardev
         let fdLayer: number | undefined;
-        if (spec.captureLayer) {
+        if (layerMode(spec)) {
           fdLayer = fs.openSync(files.layer, 'w', 0o600);
           if (asNobody) fs.fchownSync(fdLayer, NOBODY, NOBODY);
         }
