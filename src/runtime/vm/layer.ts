@@ -152,11 +152,11 @@ export async function liveLayer(spec: InstanceSpec, address: string, o: { freeze
     let bytes = 0;
     let timer: NodeJS.Timeout | undefined;
     let ended = false;
-    const fail = (why: string) => {
+    const fail = (why: string, code: 'UNAVAILABLE' | 'FAILED_PRECONDITION' = 'UNAVAILABLE') => {
       if (ended) return;
       ended = true;
       clearTimeout(timer);
-      tar.destroy(new HullError('UNAVAILABLE', `${what}: ${why}`));
+      tar.destroy(new HullError(code, `${what}: ${why}`));
       sock.destroy();
     };
     const arm = () => {
@@ -176,7 +176,7 @@ export async function liveLayer(spec: InstanceSpec, address: string, o: { freeze
         if (f.channel !== ch && f.type !== T.ERROR) continue;
         if (f.type === T.STDOUT) {
           bytes += f.payload.length;
-          if (bytes > max) return fail(`it exceeds the bound of ${max} bytes (HULL_VM_LAYER_MAX_BYTES)`);
+          if (bytes > max) return fail(`it exceeds the bound of ${max} bytes (HULL_VM_LAYER_MAX_BYTES)`, 'FAILED_PRECONDITION');
           // backpressure: stop reading the guest while the unpacker is behind
           if (!tar.write(f.payload)) {
             sock.pause();
@@ -186,7 +186,7 @@ export async function liveLayer(spec: InstanceSpec, address: string, o: { freeze
           return fail(`the guest agent refused: ${f.payload.subarray(0, 1000).toString('utf8')}`);
         } else if (f.type === T.EXIT) {
           const x = decodeExit(f.payload);
-          if (!x.layerSent) return fail(`the guest could not send it: ${x.reason ?? `exit ${x.code}`}`);
+          if (!x.layerSent) return fail(`the guest could not send it: ${x.reason ?? `exit ${x.code}`}`, 'FAILED_PRECONDITION');
           ended = true;
           clearTimeout(timer);
           tar.end();
