@@ -85,7 +85,8 @@ function precondition(spec: Pick<InstanceSpec, 'id'>, why: string): HullError {
 export async function keptLayer(spec: InstanceSpec, status: Buffer): Promise<WritableLayer> {
   const f = layerFiles(spec);
   if (fs.existsSync(f.dir)) return { kind: 'upper', dir: f.dir };
-  settleKeptLayer(spec, status);
+  // an attached run settled its tar itself before its vm dir went (runtime/vm/attached.ts)
+  if (status.length) settleKeptLayer(spec, status);
   let size: number;
   try {
     size = fs.statSync(f.tar).size;
