@@ -169,8 +169,9 @@ export interface InstanceSpec {
   };
   /**
    * Keep the writable layer readable after the process exited, for writableLayer() (build
-   * steps, commit). A VM's writes live in guest memory: with this set its agent streams them to
-   * the host when the process ends. Absent: false.
+   * steps). A VM's writes live in guest memory: with this set its agent streams them to the
+   * host when the process exits 0 (a kept VM, not autoRemove, sends them at any exit anyway).
+   * Absent: false.
    */
   captureLayer?: boolean;
 }

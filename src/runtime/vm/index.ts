@@ -282,7 +282,8 @@ class VmIsolation implements Isolation {
 
   /**
    * docker cp into or out of a running VM: the tool runs in the guest (the image's own tar,
-   * stat, ...) as root through the agent. A stopped VM's writes lived in its memory: refused.
+   * stat, ...) as root through the agent. A stopped VM's writes are kept only as its writable
+   * layer (diff, commit, export), which this does not read: refused.
    */
   async inRootfs(spec: InstanceSpec, tool: string[], io: { stdin?: Readable; stdout: Writable }): Promise<{ code: number; stderr: string }> {
     const m = readMonitor(spec);
