@@ -972,8 +972,14 @@ export class Engine {
         } finally {
           await this.pause(row.id).catch(() => undefined);
         }
+      } else if (vmLive) {
+        layer = await iso.writableLayer(spec, { running: { freeze: o.pause === true } });
+      } else if (row.isolation === 'vm') {
+        // a stopped VM's tar is unpacked once, under the lease: a start (which drops the last
+        // run's layer) never races the unpacking
+        layer = await this.locked(row.id, async () => iso.writableLayer!(spec));
       } else {
-        layer = await iso.writableLayer(spec, vmLive ? { running: { freeze: o.pause === true } } : undefined);
+        layer = await iso.writableLayer(spec);
       }
     } catch (e) {
       if (row.isolation === 'vm' && isHullError(e, 'FAILED_PRECONDITION')) throw precondition(`container ${row.name} runs in a microVM: ${(e as Error).message}`);

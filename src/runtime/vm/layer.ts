@@ -71,7 +71,7 @@ export function settleKeptLayer(spec: Pick<InstanceSpec, 'dir'>, status: Buffer)
   if (st.exit?.layerSent || !fs.existsSync(f.tar)) return;
   fs.rmSync(f.tar, { force: true });
   const why = st.errors?.join('; ') || (st.exit ? 'the VM was stopped while its guest was sending it' : 'the VM ended without an exit (QEMU was killed, or the guest crashed)');
-  fs.writeFileSync(f.err, why);
+  fs.writeFileSync(f.err, `the guest could not send it: ${why}`);
 }
 
 function precondition(spec: Pick<InstanceSpec, 'id'>, why: string): HullError {
@@ -92,7 +92,7 @@ export async function keptLayer(spec: InstanceSpec, status: Buffer): Promise<Wri
     size = fs.statSync(f.tar).size;
   } catch {
     if (fs.existsSync(f.dir)) return { kind: 'upper', dir: f.dir }; // another caller unpacked it meanwhile
-    if (fs.existsSync(f.err)) throw precondition(spec, `the guest could not send it: ${fs.readFileSync(f.err, 'utf8').slice(0, 1000)}`);
+    if (fs.existsSync(f.err)) throw precondition(spec, fs.readFileSync(f.err, 'utf8').slice(0, 1000));
     if (spec.autoRemove) throw precondition(spec, 'it ran with --rm, whose writes are never kept');
     if (!fs.existsSync(path.join(spec.dir, 'vm'))) {
       // created, never started: nothing changed yet (the next start removes this again)
@@ -118,7 +118,14 @@ export async function keptLayer(spec: InstanceSpec, status: Buffer): Promise<Wri
       if (fs.existsSync(f.dir)) return { kind: 'upper', dir: f.dir };
       throw e;
     }
-    await unpackTar(src, tmp, { what: `the writable layer of VM ${spec.id.slice(0, 12)} (from the guest)` });
+    try {
+      await unpackTar(src, tmp, { what: `the tar its guest sent` });
+    } catch (e) {
+      // refused (a path out of the layer, a device node, not a tar): never tried again
+      fs.rmSync(f.tar, { force: true });
+      fs.writeFileSync(f.err, `the host refused it: ${(e as Error).message}`);
+      throw precondition(spec, fs.readFileSync(f.err, 'utf8'));
+    }
     try {
       fs.renameSync(tmp, f.dir);
     } catch (e) {
