@@ -20,7 +20,7 @@ import { killGroupAndWait, pidAlive, processGroup, procStartTime } from '../../u
 import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
 import { qmpCommand } from './qmp.js';
-import { keptLayer, liveLayer } from './layer.js';
+import { keptLayer, layerIdleMs, liveLayer } from './layer.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -222,7 +222,7 @@ class VmIsolation implements Isolation {
     try {
       await sendControl(this.address(spec, m!), T.SHUTDOWN, 0, undefined, { direct: !m!.mux });
       if (await waitGone(spec, m!, Math.max(0, timeoutSec) * 1000)) return;
-      if (await this.layerGrace(spec, m!)) return;
+      if (await this.stopKeepingLayer(spec, m!)) return;
     } catch {
       // agent unreachable: stop the hard way
     }
@@ -230,20 +230,29 @@ class VmIsolation implements Isolation {
   }
 
   /**
-   * The workload has exited (EXIT is in the status file) and the guest is sending its layer
-   * (a kept VM): wait for it, within HULL_VM_LAYER_IDLE_MS (default 30 s) more, before a
-   * stop kills QEMU and the layer with it.
+   * A kept VM (its guest sends its layer at exit) whose stop timeout ran out: its workload is
+   * SIGKILLed by the agent, not QEMU, so the guest still sends the layer (as docker keeps a
+   * killed container's). True once QEMU is gone; false (kill QEMU) when the guest wrote no
+   * EXIT within 5 s, or was still sending after layerIdleMs() more.
    */
-  private async layerGrace(spec: InstanceSpec, m: Monitor): Promise<boolean> {
-    let st;
-    try {
-      st = decodeStatus(readStatus(spec));
-    } catch {
-      return false;
+  private async stopKeepingLayer(spec: InstanceSpec, m: Monitor): Promise<boolean> {
+    if (!layerMode(spec)) return false;
+    const exited = () => {
+      try {
+        return decodeStatus(readStatus(spec)).exit !== undefined;
+      } catch {
+        return false;
+      }
+    };
+    if (!exited()) {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(9, 0);
+      await sendControl(this.address(spec, m), T.SIGNAL, 0, b, { direct: !m.mux });
+      const until = Date.now() + 5000;
+      while (!exited() && alive(m) && Date.now() < until) await sleep(20);
+      if (!exited()) return !alive(m);
     }
-    if (!st.exit || !layerMode(spec)) return false;
-    const v = Number(process.env.HULL_VM_LAYER_IDLE_MS);
-    return waitGone(spec, m, Number.isInteger(v) && v >= 100 ? v : 30_000);
+    return waitGone(spec, m, layerIdleMs());
   }
 
   async exec(spec: InstanceSpec, proc: ExecProcess, stdio: Stdio, onStarted?: () => void): Promise<number> {

@@ -42,7 +42,8 @@ export function layerMaxBytes(spec: Pick<InstanceSpec, 'resources'>, env: NodeJS
   return Math.max(256 * MIB, 2 * (spec.resources.memoryBytes ?? 128 * MIB));
 }
 
-function idleMs(env: NodeJS.ProcessEnv = process.env): number {
+/** How long a guest may go without sending its layer, ms (HULL_VM_LAYER_IDLE_MS, default 30 s). */
+export function layerIdleMs(env: NodeJS.ProcessEnv = process.env): number {
   const v = env.HULL_VM_LAYER_IDLE_MS;
   if (v === undefined || v === '') return 30_000;
   if (!/^\d+$/.test(v) || Number(v) < 100) throw new HullError('INVALID_ARGUMENT', `HULL_VM_LAYER_IDLE_MS=${v}: want an integer >= 100 (ms)`);
@@ -146,7 +147,7 @@ export async function keptLayer(spec: InstanceSpec, status: Buffer): Promise<Wri
  */
 export async function liveLayer(spec: InstanceSpec, address: string, o: { freeze: boolean }): Promise<WritableLayer> {
   const max = layerMaxBytes(spec);
-  const idle = idleMs();
+  const idle = layerIdleMs();
   const tmp = fs.mkdtempSync(path.join(spec.dir, '.layer-'));
   const release = () => fs.rmSync(tmp, { recursive: true, force: true });
   const what = `the writable layer of VM ${spec.id.slice(0, 12)} (from the guest)`;
