@@ -199,6 +199,8 @@ static int one(int dirfd, const char *name, const char *rel) {
   }
   int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return live && (errno == ENOENT || errno == ELOOP) ? 0 : failed("open", path);
+  /* live: the name may have been replaced since the stat (rename over it): take the opened file's */
+  if (live && (fstat(fd, &st) || !S_ISREG(st.st_mode))) { close(fd); return 0; }
   int rc = entry(path, NULL, '0', &st, st.st_size, fd);
   static char buf[1 << 16];
   off_t left = st.st_size;
