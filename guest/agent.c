@@ -244,6 +244,13 @@ static void retire(void) {
     free(s->inbuf);
     memset(s, 0, sizeof *s);
   }
+  static int rest_killed;
+  if (S[0].used && S[0].reaped && !rest_killed) {
+    /* as a container's pid 1: its end ends every other process (whose copies of its output
+     * pipes or terminal would otherwise keep the run going), and then its output drains */
+    kill(-1, SIGKILL);
+    rest_killed = 1;
+  }
   if (S[0].used && S[0].reaped && S[0].out < 0 && S[0].err < 0) {
     int st = S[0].status;
     finish(code_of(st), WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && oom_kills() > 0, NULL);
