@@ -240,29 +240,51 @@ int layer_send(int dirfd, int out) {
   return put(zeros, BLK) || put(zeros, BLK) ? -1 : 0;
 }
 
-/* Every process but this one stopped (SIGSTOP), or running again (SIGCONT); `stop` waits (up to
- * ~1 s) until each is in state T (or a zombie), so nothing writes while the layer is read. */
-static void freeze(int stop) {
-  kill(-1, stop ? SIGSTOP : SIGCONT);
-  for (int tries = 0; stop && tries < 100; tries++) {
+/* The state letter of a user process (/proc/PID/stat), or 0 for kernel threads and the gone. */
+static char proc_state(int pid) {
+  char p[64], st[512], *c;
+  snprintf(p, sizeof p, "/proc/%d/stat", pid);
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, st, sizeof st - 1) : -1;
+  if (fd >= 0) close(fd);
+  if (n <= 0) return 0;
+  st[n] = 0;
+  if (!(c = strrchr(st, ')')) || c[1] != ' ' || !c[2]) return 0;
+  int ppid = atoi(c + 4);
+  return ppid == 0 || ppid == 2 ? 0 : c[2]; /* kernel threads (kthreadd's children) take no signals */
+}
+
+static pid_t *frozen; /* the processes freeze() stopped, which thaw() continues */
+static size_t nfrozen, capfrozen;
+
+static int was_frozen(pid_t pid) {
+  for (size_t i = 0; i < nfrozen; i++) if (frozen[i] == pid) return 1;
+  return 0;
+}
+
+/* Every process but this one stopped (SIGSTOP), one by one, until a look at /proc finds each
+ * in state T (or a zombie), up to ~1 s; a process already stopped before (by its user) is left
+ * as it is, and thaw() continues only what freeze() stopped. */
+static void freeze(void) {
+  nfrozen = 0;
+  for (int tries = 0; tries < 100; tries++) {
     DIR *d = opendir("/proc");
     struct dirent *e;
     int running = 0;
     while (d && (e = readdir(d))) {
-      char p[64], st[512], *c;
       int pid = atoi(e->d_name);
       if (pid <= 2 || pid == getpid()) continue; /* pid 2: kthreadd */
-      snprintf(p, sizeof p, "/proc/%d/stat", pid);
-      int fd = open(p, O_RDONLY | O_CLOEXEC);
-      ssize_t n = fd >= 0 ? read(fd, st, sizeof st - 1) : -1;
-      if (fd >= 0) close(fd);
-      if (n <= 0) continue;
-      st[n] = 0;
-      /* kernel threads (ppid 0 / kthreadd's children) take no signals: "(name) S 2 ..." */
-      if (!(c = strrchr(st, ')')) || c[1] != ' ') continue;
-      int ppid = atoi(c + 4);
-      if (ppid == 0 || ppid == 2) continue;
-      if (c[2] != 'T' && c[2] != 't' && c[2] != 'Z' && c[2] != 'X') running = 1;
+      char state = proc_state(pid);
+      if (!state || state == 'T' || state == 't' || state == 'Z' || state == 'X') continue;
+      running = 1;
+      if (was_frozen(pid)) continue; /* signalled, not stopped yet */
+      if (nfrozen == capfrozen) {
+        pid_t *f = realloc(frozen, (capfrozen ? capfrozen * 2 : 64) * sizeof *f);
+        if (!f) continue;
+        frozen = f;
+        capfrozen = capfrozen ? capfrozen * 2 : 64;
+      }
+      if (!kill(pid, SIGSTOP)) frozen[nfrozen++] = pid;
     }
     if (d) closedir(d);
     if (!running) return;
@@ -271,14 +293,19 @@ static void freeze(int stop) {
   }
 }
 
+static void thaw(void) {
+  for (size_t i = 0; i < nfrozen; i++) kill(frozen[i], SIGCONT);
+  nfrozen = 0;
+}
+
 int layer_serve(int dirfd, int port, uint16_t ch, int do_freeze) {
   uint8_t exitb[5 + sizeof layer_error] = {0};
   out_fd = -1, out_port = port, out_ch = ch, flen = 0, live = !do_freeze;
   layer_error[0] = 0;
-  if (do_freeze) freeze(1);
+  if (do_freeze) freeze();
   int rc = dirfd < 0 ? (errno = EBADF, failed("open", "the upper dir")) : walk(dirfd, "");
   if (!rc) rc = put(zeros, BLK) || put(zeros, BLK) || flush_frames() ? -1 : 0;
-  if (do_freeze) freeze(0);
+  if (do_freeze) thaw();
   flen = 0;
   int32_t code = rc ? 1 : 0;
   size_t rl = rc ? strlen(layer_error) : 0;

@@ -113,17 +113,35 @@ test('a stopped VM: docker export and hull export, the image merged with the gue
   assert.deepEqual(leftovers('vmch'), []);
 });
 
+test('a kept VM whose workload leaves a child behind: it ends with its own code, as a container does, and keeps its layer', { skip }, () => {
+  // the child holds the workload's output pipes: the agent ends it with its main process
+  const run = docker(s, ['run', '-d', '--runtime', 'hull-vm', '--name', 'vmbg', 'busybox', 'sh', '-c', 'echo kept > /kept; echo out; sleep 600 & exit 3'], VM);
+  assert.equal(run.code, 0, run.stderr);
+  const w = docker(s, ['wait', 'vmbg'], VM);
+  assert.equal(w.stdout.trim(), '3', w.stderr);
+  assert.equal(docker(s, ['logs', 'vmbg']).stdout, 'out\n');
+  assert.match(docker(s, ['diff', 'vmbg']).stdout, /^A \/kept$/m);
+  assert.equal(docker(s, ['rm', 'vmbg']).code, 0);
+});
+
 test('a running VM: diff, commit (paused by default, --pause=false, and of a paused VM) and export, sent by its guest on request', { skip }, async () => {
-  const run = docker(s, ['run', '-d', '--runtime', 'hull-vm', '--name', 'vmlive', 'busybox', 'sh', '-c', 'echo made > /made; i=0; while true; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/count; sleep 0.1; done'], VM);
+  const run = docker(s, ['run', '-d', '--runtime', 'hull-vm', '--name', 'vmlive', 'busybox', 'sh', '-c', 'sleep 600 & kill -STOP $!; echo $! > /stopped.pid; echo made > /made; i=0; while true; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/count; sleep 0.1; done'], VM);
   assert.equal(run.code, 0, run.stderr);
   let diff = '';
   for (let i = 0; i < 200 && !/^A \/tmp\/count$/m.test(diff); i++) diff = docker(s, ['diff', 'vmlive']).stdout;
   assert.match(diff, /^A \/made$/m);
   assert.match(diff, /^C \/tmp$/m);
   assert.equal(hull(tmp.root, ['diff', 'vmlive']).stdout.includes('A /made\n'), true);
+  // a process its user stopped stays stopped: the commit's thaw continues only what it stopped
+  // (the workload's own child: an exec's would be in an orphaned group, which the kernel continues)
+  const stoppedPid = docker(s, ['exec', 'vmlive', 'cat', '/stopped.pid']).stdout.trim();
+  assert.match(stoppedPid, /^\d+$/);
+  const stateOf = (pid: string) => /^State:\s+(\S)/m.exec(docker(s, ['exec', 'vmlive', 'cat', `/proc/${pid}/status`]).stdout)?.[1];
+  assert.equal(stateOf(stoppedPid), 'T');
   // docker's default: paused while the layer is read, running again afterwards
   const c = docker(s, ['commit', 'vmlive', 'vm/running:1']);
   assert.equal(c.code, 0, c.stderr);
+  assert.equal(stateOf(stoppedPid), 'T', 'still stopped after the commit');
   let st = JSON.parse(docker(s, ['inspect', 'vmlive']).stdout)[0].State;
   assert.deepEqual([st.Running, st.Paused], [true, false]);
   // the counter is replaced by a rename, so any point in time (a commit's) holds a whole number

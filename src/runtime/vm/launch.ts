@@ -23,7 +23,7 @@ import { newcArchive } from './cpio.js';
 import { encodeSpecFile, type GuestRunSpec } from './protocol.js';
 import { buildQemuArgs, type Chardev } from './qemu-args.js';
 import { ensureVmDisk } from '../../snapshots/vmdisk.js';
-import { dropKeptLayer } from './layer.js';
+import { dropKeptLayer, layerFiles } from './layer.js';
 import { attachVmTaps, tapFdArgv, tapFdHelper, tapName, type VmNic } from '../../network/vm-tap.js';
 
 /** QEMU inherits the VM's taps from this descriptor number up (clear of the fds 3-9 above). */
@@ -46,7 +46,7 @@ export interface VmFiles {
   monitor: string;
   killed: string;
   log: string;
-  /** The guest's writable layer as a tar (captureLayer runs); outside vm/, which a run removes. */
+  /** The guest's writable layer as a tar, sent at exit (runtime/vm/layer.ts); outside vm/, which a run removes. */
   layer: string;
   /** QEMU's QMP socket (detached VMs): pause and unpause. */
   qmp: string;
@@ -66,7 +66,7 @@ export function vmFiles(spec: InstanceSpec): VmFiles {
     monitor: path.join(dir, 'monitor.json'),
     killed: path.join(dir, 'killed'),
     log: path.join(spec.dir, 'ctr.log'),
-    layer: path.join(spec.dir, 'layer.tar'),
+    layer: layerFiles(spec).tar,
     qmp: path.join(dir, 'qmp.sock'),
   };
 }

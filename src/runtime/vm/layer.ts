@@ -13,7 +13,8 @@
  *   frames (every other guest process stopped meanwhile with `freeze`), unpacked as it arrives
  *   into a temp dir in the instance dir that the caller releases.
  * Both are bounded: bytes (HULL_VM_LAYER_MAX_BYTES, default twice the guest RAM, at least
- * 256 MiB) and, for a running VM, time without progress (HULL_VM_LAYER_IDLE_MS, default 30 s).
+ * 256 MiB) and, for a running VM, time without progress (HULL_VM_LAYER_IDLE_MS, default 30 s)
+ * and in all (HULL_VM_LAYER_TIMEOUT_MS, default 10 min).
  * Whatever fails removes what it made. `hull rm` removes the instance dir, and so all of it.
  */
 import fs from 'node:fs';
@@ -47,6 +48,13 @@ export function layerIdleMs(env: NodeJS.ProcessEnv = process.env): number {
   const v = env.HULL_VM_LAYER_IDLE_MS;
   if (v === undefined || v === '') return 30_000;
   if (!/^\d+$/.test(v) || Number(v) < 100) throw new HullError('INVALID_ARGUMENT', `HULL_VM_LAYER_IDLE_MS=${v}: want an integer >= 100 (ms)`);
+  return Number(v);
+}
+
+function totalMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.HULL_VM_LAYER_TIMEOUT_MS;
+  if (v === undefined || v === '') return 600_000;
+  if (!/^\d+$/.test(v) || Number(v) < 100) throw new HullError('INVALID_ARGUMENT', `HULL_VM_LAYER_TIMEOUT_MS=${v}: want an integer >= 100 (ms)`);
   return Number(v);
 }
 
@@ -148,6 +156,7 @@ export async function keptLayer(spec: InstanceSpec, status: Buffer): Promise<Wri
 export async function liveLayer(spec: InstanceSpec, address: string, o: { freeze: boolean }): Promise<WritableLayer> {
   const max = layerMaxBytes(spec);
   const idle = layerIdleMs();
+  const total = totalMs();
   const tmp = fs.mkdtempSync(path.join(spec.dir, '.layer-'));
   const release = () => fs.rmSync(tmp, { recursive: true, force: true });
   const what = `the writable layer of VM ${spec.id.slice(0, 12)} (from the guest)`;
@@ -160,11 +169,13 @@ export async function liveLayer(spec: InstanceSpec, address: string, o: { freeze
     const dec = new FrameDecoder();
     let bytes = 0;
     let timer: NodeJS.Timeout | undefined;
+    let whole: NodeJS.Timeout | undefined;
     let ended = false;
     const fail = (why: string, code: 'UNAVAILABLE' | 'FAILED_PRECONDITION' = 'UNAVAILABLE') => {
       if (ended) return;
       ended = true;
       clearTimeout(timer);
+      clearTimeout(whole);
       tar.destroy(new HullError(code, `${what}: ${why}`));
       sock.destroy();
     };
@@ -198,6 +209,7 @@ export async function liveLayer(spec: InstanceSpec, address: string, o: { freeze
           if (!x.layerSent) return fail(`the guest could not send it: ${x.reason ?? `exit ${x.code}`}`, 'FAILED_PRECONDITION');
           ended = true;
           clearTimeout(timer);
+          clearTimeout(whole);
           tar.end();
           sock.destroy();
           return;
@@ -207,6 +219,7 @@ export async function liveLayer(spec: InstanceSpec, address: string, o: { freeze
     sock.on('close', () => fail('the VM closed its control port before the layer was whole (it stopped?)'));
     sock.on('error', () => undefined);
     arm();
+    whole = setTimeout(() => fail(`not whole after ${total} ms (HULL_VM_LAYER_TIMEOUT_MS)`), total);
     sock.write(encodeFrame(T.LAYER, ch, Buffer.from([o.freeze ? 1 : 0])));
     const { unpackTar } = await import('../../snapshots/unpack.js');
     try {
@@ -214,6 +227,7 @@ export async function liveLayer(spec: InstanceSpec, address: string, o: { freeze
     } finally {
       ended = true;
       clearTimeout(timer);
+      clearTimeout(whole);
       sock.destroy();
     }
     return { kind: 'upper', dir: tmp, release };
