@@ -160,6 +160,10 @@ test('a running VM: diff, commit (paused by default, --pause=false, and of a pau
   assert.match(r.Id, /^sha256:/);
   assert.equal((await d.getImage('vm/running:2').inspect()).Config.Labels?.paused, 'no');
   assert.ok(count('vm/running:2') >= first);
+  const cliNoPause = docker(s, ['commit', '--pause=false', '-c', 'ENV FROM=cli', 'vmlive', 'vm/running:4']);
+  assert.equal(cliNoPause.code, 0, cliNoPause.stderr);
+  assert.ok(JSON.parse(docker(s, ['image', 'inspect', 'vm/running:4']).stdout)[0].Config.Env.includes('FROM=cli'));
+  assert.ok(count('vm/running:4') >= first);
   // a paused VM: committed (its guest thawed for the copy), paused again
   assert.equal(docker(s, ['pause', 'vmlive']).code, 0);
   const p = docker(s, ['commit', 'vmlive', 'vm/running:3']);
@@ -172,6 +176,10 @@ test('a running VM: diff, commit (paused by default, --pause=false, and of a pau
   await pipeline((await d.getContainer('vmlive').export()) as NodeJS.ReadableStream, fs.createWriteStream(out));
   const list = tarList(out);
   assert.ok(list.includes('made') && list.includes('tmp/count') && list.includes('bin/ls'));
+  const cliOut = path.join(dir, 'vmlive-cli.tar');
+  const ex = docker(s, ['export', '-o', cliOut, 'vmlive']);
+  assert.equal(ex.code, 0, ex.stderr);
+  assert.ok(tarList(cliOut).includes('made'));
   const viaCli = spawnSync('sh', ['-c', `"${HULL_BIN}" --root "${tmp.root}" export vmlive | tar -t`], { encoding: 'utf8' });
   assert.equal(viaCli.status, 0, viaCli.stderr);
   assert.ok(viaCli.stdout.split('\n').includes('made'));
