@@ -2,7 +2,8 @@
  * What a microVM container changed (`--runtime hull-vm`, the VM wall), through `hull serve`
  * (docker 28 CLI and dockerode) and the hull CLI twins: diff, commit (--change, paused by
  * default, --pause=false, of a paused VM) and export, of a stopped VM (the layer its guest sent
- * at exit) and of a running one (sent on request); a committed VM image runs on both walls;
+ * at exit) and of a running one (sent on request); a committed VM image runs on both walls and
+ * in podman (hull save);
  * bounds and a VM killed before it could send its layer give clear errors and leave nothing.
  */
 import { test, after } from 'node:test';
@@ -15,6 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import Docker from 'dockerode';
 import { HULL_BIN, hull, type TempRoot } from '../helpers/hull.js';
 import { docker, serveForFile, type Serve } from './api-harness.js';
+import { havePodman, podmanRunFlags, withPodman } from '../helpers/podman.js';
 
 const haveQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
 let tmp: TempRoot;
@@ -96,6 +98,17 @@ test('a stopped VM: docker commit with --change and hull commit; the image runs 
   assert.match(bad.stderr, /BOGUS/);
   assert.deepEqual(images(), before);
   assert.deepEqual(leftovers('vmch'), []);
+});
+
+test('an image committed from a VM: hull save | podman load, and podman runs it', { skip }, (tt) => {
+  if (!havePodman()) return tt.skip('podman is not installed (scripts/setup.sh installs it)');
+  withPodman((g) => {
+    const load = spawnSync('sh', ['-c', `"${HULL_BIN}" --root "${tmp.root}" save vm/committed:1 | podman ${g.map((a) => `'${a}'`).join(' ')} load`], { encoding: 'utf8', timeout: 300_000 });
+    assert.equal(load.status, 0, load.stderr);
+    const run = spawnSync('podman', [...g, 'run', '--rm', ...podmanRunFlags(), 'vm/committed:1'], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout, 'hi\n');
+  });
 });
 
 test('a stopped VM: docker export and hull export, the image merged with the guest layer', { skip }, () => {
