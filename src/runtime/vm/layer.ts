@@ -127,14 +127,21 @@ export async function keptLayer(spec: InstanceSpec, status: Buffer): Promise<Wri
       if (fs.existsSync(f.dir)) return { kind: 'upper', dir: f.dir };
       throw e;
     }
+    const ino = fs.fstatSync((src as fs.ReadStream & { fd: number }).fd).ino;
+    const ours = () => fs.statSync(f.tar, { throwIfNoEntry: false })?.ino === ino;
     try {
       await unpackTar(src, tmp, { what: `the tar its guest sent` });
     } catch (e) {
       // refused (a path out of the layer, a device node, not a tar): never tried again
-      fs.rmSync(f.tar, { force: true });
-      fs.writeFileSync(f.err, `the host refused it: ${(e as Error).message}`);
-      throw precondition(spec, fs.readFileSync(f.err, 'utf8'));
+      const why = `the host refused it: ${(e as Error).message}`;
+      if (ours()) {
+        fs.rmSync(f.tar, { force: true });
+        fs.writeFileSync(f.err, why);
+      }
+      throw precondition(spec, why);
     }
+    // a start that raced the unpacking (df reads layers without the lease) dropped this tar
+    if (!ours() && !fs.existsSync(f.dir)) throw precondition(spec, 'the VM started again while its last layer was read');
     try {
       fs.renameSync(tmp, f.dir);
     } catch (e) {
