@@ -150,6 +150,12 @@ static const char *seen_before(const struct stat *st, const char *path) {
   return NULL;
 }
 
+/* Each archive starts with no file seen (a request after another must not link to its paths). */
+static void links_reset(void) {
+  for (size_t i = 0; i < nlinks; i++) free(links[i].path);
+  nlinks = 0;
+}
+
 static int walk(int dirfd, const char *rel);
 
 static int one(int dirfd, const char *name, const char *rel) {
@@ -235,6 +241,7 @@ int layer_send(int dirfd, int out) {
   out_fd = out;
   live = 0;
   layer_error[0] = 0;
+  links_reset();
   if (dirfd < 0 || out < 0) { errno = EBADF; return failed("open", out < 0 ? "hull.layer" : "the upper dir"); }
   if (walk(dirfd, "")) return -1;
   return put(zeros, BLK) || put(zeros, BLK) ? -1 : 0;
@@ -302,6 +309,7 @@ int layer_serve(int dirfd, int port, uint16_t ch, int do_freeze) {
   uint8_t exitb[5 + sizeof layer_error] = {0};
   out_fd = -1, out_port = port, out_ch = ch, flen = 0, live = !do_freeze;
   layer_error[0] = 0;
+  links_reset();
   if (do_freeze) freeze();
   int rc = dirfd < 0 ? (errno = EBADF, failed("open", "the upper dir")) : walk(dirfd, "");
   if (!rc) rc = put(zeros, BLK) || put(zeros, BLK) || flush_frames() ? -1 : 0;

@@ -138,7 +138,7 @@ test('a kept VM whose workload leaves a child behind: it ends with its own code,
 });
 
 test('a running VM: diff, commit (paused by default, --pause=false, and of a paused VM) and export, sent by its guest on request', { skip }, async () => {
-  const run = docker(s, ['run', '-d', '--runtime', 'hull-vm', '--name', 'vmlive', 'busybox', 'sh', '-c', 'sleep 600 & kill -STOP $!; echo $! > /stopped.pid; echo made > /made; i=0; while true; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/count; sleep 0.1; done'], VM);
+  const run = docker(s, ['run', '-d', '--runtime', 'hull-vm', '--name', 'vmlive', 'busybox', 'sh', '-c', 'sleep 600 & kill -STOP $!; echo $! > /stopped.pid; echo linked > /h1; ln /h1 /h2; echo made > /made; i=0; while true; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/count; sleep 0.1; done'], VM);
   assert.equal(run.code, 0, run.stderr);
   let diff = '';
   for (let i = 0; i < 200 && !/^A \/tmp\/count$/m.test(diff); i++) diff = docker(s, ['diff', 'vmlive']).stdout;
@@ -160,6 +160,8 @@ test('a running VM: diff, commit (paused by default, --pause=false, and of a pau
   // the counter is replaced by a rename, so any point in time (a commit's) holds a whole number
   const count = (ref: string) => Number(docker(s, ['run', '--rm', ref, 'cat', '/tmp/count']).stdout.trim());
   assert.equal(docker(s, ['run', '--rm', 'vm/running:1', 'cat', '/made']).stdout, 'made\n');
+  // a hard link, in a copy made after others (each archive links only to its own paths)
+  assert.equal(docker(s, ['run', '--rm', 'vm/running:1', 'sh', '-c', 'cat /h2; stat -c %h /h1']).stdout, 'linked\n2\n');
   const first = count('vm/running:1');
   assert.ok(first > 0);
   // its processes were continued: the counter goes on in the guest
