@@ -150,6 +150,12 @@ static const char *seen_before(const struct stat *st, const char *path) {
   return NULL;
 }
 
+/* live: a file recorded by seen_before and then skipped (gone, or replaced) is no link target. */
+static void forget(const struct stat *st, const char *path) {
+  struct seen *l = nlinks ? &links[nlinks - 1] : NULL;
+  if (l && l->dev == st->st_dev && l->ino == st->st_ino && l->path && !strcmp(l->path, path)) free(links[--nlinks].path);
+}
+
 /* Each archive starts with no file seen (a request after another must not link to its paths). */
 static void links_reset(void) {
   for (size_t i = 0; i < nlinks; i++) free(links[i].path);
@@ -195,7 +201,8 @@ static int one(int dirfd, const char *name, const char *rel) {
   if (S_ISLNK(st.st_mode)) {
     char target[PATHMAX];
     ssize_t n = readlinkat(dirfd, name, target, sizeof target - 1);
-    if (n < 0) return live && (errno == ENOENT || errno == EINVAL) ? 0 : failed("readlink", path);
+    if (n < 0 && live && (errno == ENOENT || errno == EINVAL)) { forget(&st, path); return 0; }
+    if (n < 0) return failed("readlink", path);
     target[n] = 0;
     return entry(path, target, '2', &st, 0, -1);
   }
@@ -204,9 +211,13 @@ static int one(int dirfd, const char *name, const char *rel) {
     return entry(path, NULL, S_ISCHR(st.st_mode) ? '3' : '4', &st, 0, -1);
   }
   int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return live && (errno == ENOENT || errno == ELOOP) ? 0 : failed("open", path);
-  /* live: the name may have been replaced since the stat (rename over it): take the opened file's */
-  if (live && (fstat(fd, &st) || !S_ISREG(st.st_mode))) { close(fd); return 0; }
+  if (fd < 0 && live && (errno == ENOENT || errno == ELOOP)) { forget(&st, path); return 0; }
+  if (fd < 0) return failed("open", path);
+  if (live) { /* the name may have been replaced since the stat (rename over it): take the opened file's */
+    struct stat was = st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { forget(&was, path); close(fd); return 0; }
+    if (st.st_ino != was.st_ino) forget(&was, path);
+  }
   int rc = entry(path, NULL, '0', &st, st.st_size, fd);
   static char buf[1 << 16];
   off_t left = st.st_size;
