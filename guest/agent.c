@@ -70,6 +70,14 @@ static long oom_kills(void) {
   return n;
 }
 
+/* R_LAYER: once nothing runs any more, the upper dir goes to the host on hull.layer, then
+ * LAYER_SENT (or ERROR: why not) on hull.status, after the EXIT frame. */
+static void send_exit_layer(void) {
+  while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+  if (!layer_send(rootfs_upper_fd, ports[P_LAYER].fd)) send_frame(P_STATUS, T_LAYER_SENT, 0, NULL, 0);
+  else send_frame(P_STATUS, T_ERROR, 0, layer_error, strlen(layer_error)); /* the host reports it */
+}
+
 /* Reports the main process's exit (code, OOM flag, optional reason) and powers off. */
 static void finish(int code, int oom, const char *reason) {
   uint8_t buf[5 + 1024];
@@ -80,14 +88,9 @@ static void finish(int code, int oom, const char *reason) {
   buf[4] = oom ? EXIT_OOM : 0;
   if (rl) memcpy(buf + 5, reason, rl); /* not memcpy(.., NULL, 0): the compiler would take reason as non-NULL */
   kill(-1, SIGKILL); /* like a container: when the main process ends, everything ends */
-  if (spec.layer && !reason && code == 0) {
-    /* hull build --vm: nothing may write any more, then the upper dir goes to the host */
-    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
-    if (!layer_send(rootfs_upper_fd, ports[P_LAYER].fd)) buf[4] |= EXIT_LAYER;
-    else send_frame(P_STATUS, T_ERROR, 0, layer_error, strlen(layer_error)); /* the host reports it */
-  }
   send_frame(P_STATUS, T_EXIT, 0, buf, 5 + rl);
   if (ports[P_MAIN].fd >= 0) send_frame(P_MAIN, T_EXIT, 0, buf, 5 + rl);
+  if (spec.layer && !reason && (code == 0 || spec.layer == 2)) send_exit_layer();
   if (reason) klog(reason);
   power_off();
 }
@@ -189,6 +192,10 @@ static void on_frame(int port, const struct frame *f) {
     }
     break;
   case T_SHUTDOWN: if (S[0].used && !S[0].reaped) kill(S[0].pid, SIGTERM); break;
+  case T_LAYER: /* guest/layer.c */
+    if (f->channel) layer_serve(rootfs_upper_fd, port, f->channel, f->len >= 1 && (f->data[0] & LAYER_FREEZE));
+    else error_frame(port, 0, "layer: channel 0");
+    break;
   default: error_frame(port, f->channel, "unknown frame type"); break;
   }
 }
@@ -237,6 +244,13 @@ static void retire(void) {
     if (s->in >= 0 && s->in != s->out) close(s->in);
     free(s->inbuf);
     memset(s, 0, sizeof *s);
+  }
+  static int rest_killed;
+  if (S[0].used && S[0].reaped && !rest_killed) {
+    /* as a container's pid 1: its end ends every other process (whose copies of its output
+     * pipes or terminal would otherwise keep the run going), and then its output drains */
+    kill(-1, SIGKILL);
+    rest_killed = 1;
   }
   if (S[0].used && S[0].reaped && S[0].out < 0 && S[0].err < 0) {
     int st = S[0].status;

@@ -12,6 +12,8 @@
 #include "layer.h"
 #include "ports.h"
 #include <dirent.h>
+#include <signal.h>
+#include <time.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -26,7 +28,11 @@
 #define PATHMAX 4096
 #define XMAX 65536
 
-static int out_fd;
+static int out_fd = -1;      /* the hull.layer port (layer_send), or -1: frames on a control port */
+static int out_port, live;   /* layer_serve: the port, and whether processes may still write */
+static uint16_t out_ch;
+static uint8_t fbuf[FRAME_MAX_PAYLOAD];
+static size_t flen;
 char layer_error[512];
 
 /* Records the first failure (what, path, errno) and returns -1. */
@@ -36,7 +42,24 @@ static int failed(const char *what, const char *path) {
 }
 static char zeros[BLK];
 
-static int put(const void *b, size_t n) { return write_all(out_fd, b, n) ? failed("write to", "hull.layer") : 0; }
+static int flush_frames(void) {
+  if (!flen) return 0;
+  int rc = send_frame(out_port, T_STDOUT, out_ch, fbuf, flen);
+  flen = 0;
+  return rc ? failed("write to", "hull.ctl") : 0;
+}
+
+/* The archive's bytes: straight to hull.layer, or in STDOUT frames of at most 64 KiB. */
+static int put(const void *b, size_t n) {
+  if (out_fd >= 0) return write_all(out_fd, b, n) ? failed("write to", "hull.layer") : 0;
+  for (const uint8_t *p = b; n;) {
+    size_t k = n < sizeof fbuf - flen ? n : sizeof fbuf - flen;
+    memcpy(fbuf + flen, p, k);
+    flen += k, p += k, n -= k;
+    if (flen == sizeof fbuf && flush_frames()) return -1;
+  }
+  return 0;
+}
 static int pad(size_t n) { return n % BLK ? put(zeros, BLK - n % BLK) : 0; }
 
 /* w-1 octal digits and a NUL (the value is known to fit: larger ones travel in pax records). */
@@ -127,13 +150,25 @@ static const char *seen_before(const struct stat *st, const char *path) {
   return NULL;
 }
 
+/* live: a file recorded by seen_before and then skipped (gone, or replaced) is no link target. */
+static void forget(const struct stat *st, const char *path) {
+  struct seen *l = nlinks ? &links[nlinks - 1] : NULL;
+  if (l && l->dev == st->st_dev && l->ino == st->st_ino && l->path && !strcmp(l->path, path)) free(links[--nlinks].path);
+}
+
+/* Each archive starts with no file seen (a request after another must not link to its paths). */
+static void links_reset(void) {
+  for (size_t i = 0; i < nlinks; i++) free(links[i].path);
+  nlinks = 0;
+}
+
 static int walk(int dirfd, const char *rel);
 
 static int one(int dirfd, const char *name, const char *rel) {
   char path[PATHMAX];
   struct stat st;
   if (snprintf(path, sizeof path, "%s%s", rel, name) >= (int)sizeof path) { errno = ENAMETOOLONG; return failed("path", rel); }
-  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW)) return failed("stat", path);
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW)) return live && errno == ENOENT ? 0 : failed("stat", path);
   if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) { /* whiteout */
     char wo[PATHMAX];
     if (snprintf(wo, sizeof wo, "%s.wh.%s", rel, name) >= (int)sizeof wo) { errno = ENAMETOOLONG; return failed("path", path); }
@@ -142,7 +177,7 @@ static int one(int dirfd, const char *name, const char *rel) {
   }
   if (S_ISDIR(st.st_mode)) {
     int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return failed("open", path);
+    if (fd < 0) return live && (errno == ENOENT || errno == ENOTDIR) ? 0 : failed("open", path);
     char dpath[PATHMAX + 1], opq[2] = {0};
     snprintf(dpath, sizeof dpath, "%s/", path);
     int rc = entry(dpath, NULL, '5', &st, 0, fd);
@@ -166,6 +201,7 @@ static int one(int dirfd, const char *name, const char *rel) {
   if (S_ISLNK(st.st_mode)) {
     char target[PATHMAX];
     ssize_t n = readlinkat(dirfd, name, target, sizeof target - 1);
+    if (n < 0 && live && (errno == ENOENT || errno == EINVAL)) { forget(&st, path); return 0; }
     if (n < 0) return failed("readlink", path);
     target[n] = 0;
     return entry(path, target, '2', &st, 0, -1);
@@ -175,14 +211,23 @@ static int one(int dirfd, const char *name, const char *rel) {
     return entry(path, NULL, S_ISCHR(st.st_mode) ? '3' : '4', &st, 0, -1);
   }
   int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && live && (errno == ENOENT || errno == ELOOP)) { forget(&st, path); return 0; }
   if (fd < 0) return failed("open", path);
+  if (live) { /* the name may have been replaced since the stat (rename over it): take the opened file's */
+    struct stat was = st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { forget(&was, path); close(fd); return 0; }
+    if (st.st_ino != was.st_ino) forget(&was, path);
+  }
   int rc = entry(path, NULL, '0', &st, st.st_size, fd);
   static char buf[1 << 16];
   off_t left = st.st_size;
   while (!rc && left > 0) {
     ssize_t n = read(fd, buf, left < (off_t)sizeof buf ? (size_t)left : sizeof buf);
-    if (n <= 0) rc = failed("read", path); /* nothing runs any more: a short read is an error */
-    else { rc = put(buf, n); left -= n; }
+    if (n < 0 || (n == 0 && !live)) rc = failed("read", path); /* nothing runs: a short read is an error */
+    else if (n == 0) { /* live (commit --pause=false): the file shrank meanwhile; its header holds */
+      memset(buf, 0, sizeof buf);
+      while (!rc && left > 0) { size_t k = left < (off_t)sizeof buf ? (size_t)left : sizeof buf; rc = put(buf, k); left -= k; }
+    } else { rc = put(buf, n); left -= n; }
   }
   close(fd);
   return rc ? rc : pad(st.st_size);
@@ -194,6 +239,7 @@ static int walk(int dirfd, const char *rel) {
   struct dirent *e;
   int rc = 0;
   if (!d) { if (fd >= 0) close(fd); return failed("read directory", rel[0] ? rel : "/"); }
+  rewinddir(d); /* the dup shares its offset with dirfd: the upper dir is walked once per request */
   while (!rc && (e = readdir(d))) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
     rc = one(dirfd, e->d_name, rel);
@@ -204,8 +250,86 @@ static int walk(int dirfd, const char *rel) {
 
 int layer_send(int dirfd, int out) {
   out_fd = out;
+  live = 0;
   layer_error[0] = 0;
+  links_reset();
   if (dirfd < 0 || out < 0) { errno = EBADF; return failed("open", out < 0 ? "hull.layer" : "the upper dir"); }
   if (walk(dirfd, "")) return -1;
   return put(zeros, BLK) || put(zeros, BLK) ? -1 : 0;
+}
+
+/* The state letter of a user process (/proc/PID/stat), or 0 for kernel threads and the gone. */
+static char proc_state(int pid) {
+  char p[64], st[512], *c;
+  snprintf(p, sizeof p, "/proc/%d/stat", pid);
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, st, sizeof st - 1) : -1;
+  if (fd >= 0) close(fd);
+  if (n <= 0) return 0;
+  st[n] = 0;
+  if (!(c = strrchr(st, ')')) || c[1] != ' ' || !c[2]) return 0;
+  int ppid = atoi(c + 4);
+  return ppid == 0 || ppid == 2 ? 0 : c[2]; /* kernel threads (kthreadd's children) take no signals */
+}
+
+static pid_t *frozen; /* the processes freeze() stopped, which thaw() continues */
+static size_t nfrozen, capfrozen;
+
+static int was_frozen(pid_t pid) {
+  for (size_t i = 0; i < nfrozen; i++) if (frozen[i] == pid) return 1;
+  return 0;
+}
+
+/* Every process but this one stopped (SIGSTOP), one by one, until a look at /proc finds each
+ * in state T (or a zombie), up to ~1 s; a process already stopped before (by its user) is left
+ * as it is, and thaw() continues only what freeze() stopped. */
+static void freeze(void) {
+  nfrozen = 0;
+  for (int tries = 0; tries < 100; tries++) {
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int running = 0;
+    while (d && (e = readdir(d))) {
+      int pid = atoi(e->d_name);
+      if (pid <= 2 || pid == getpid()) continue; /* pid 2: kthreadd */
+      char state = proc_state(pid);
+      if (!state || state == 'T' || state == 't' || state == 'Z' || state == 'X') continue;
+      running = 1;
+      if (was_frozen(pid)) continue; /* signalled, not stopped yet */
+      if (nfrozen == capfrozen) {
+        pid_t *f = realloc(frozen, (capfrozen ? capfrozen * 2 : 64) * sizeof *f);
+        if (!f) continue;
+        frozen = f;
+        capfrozen = capfrozen ? capfrozen * 2 : 64;
+      }
+      if (!kill(pid, SIGSTOP)) frozen[nfrozen++] = pid;
+    }
+    if (d) closedir(d);
+    if (!running) return;
+    struct timespec ms = {0, 10000000};
+    nanosleep(&ms, NULL);
+  }
+}
+
+static void thaw(void) {
+  for (size_t i = 0; i < nfrozen; i++) kill(frozen[i], SIGCONT);
+  nfrozen = 0;
+}
+
+int layer_serve(int dirfd, int port, uint16_t ch, int do_freeze) {
+  uint8_t exitb[5 + sizeof layer_error] = {0};
+  out_fd = -1, out_port = port, out_ch = ch, flen = 0, live = !do_freeze;
+  layer_error[0] = 0;
+  links_reset();
+  if (do_freeze) freeze();
+  int rc = dirfd < 0 ? (errno = EBADF, failed("open", "the upper dir")) : walk(dirfd, "");
+  if (!rc) rc = put(zeros, BLK) || put(zeros, BLK) || flush_frames() ? -1 : 0;
+  if (do_freeze) thaw();
+  flen = 0;
+  int32_t code = rc ? 1 : 0;
+  size_t rl = rc ? strlen(layer_error) : 0;
+  memcpy(exitb, &code, 4);
+  exitb[4] = rc ? 0 : EXIT_LAYER;
+  memcpy(exitb + 5, layer_error, rl);
+  return send_frame(port, T_EXIT, ch, exitb, 5 + rl);
 }

@@ -91,7 +91,8 @@ int enter_root(const struct spec *s, char *msg, size_t msglen) {
   mkdir("/mnt/rw/work", 0755);
   if (mount("overlay", NEWROOT, "overlay", 0, "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work"))
     return fail(msg, msglen, "mount overlay", NEWROOT);
-  if (s->layer && (rootfs_upper_fd = open("/mnt/rw/upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+  /* always: a running VM sends its layer on request (T_LAYER), a stopped one at exit (R_LAYER) */
+  if ((rootfs_upper_fd = open("/mnt/rw/upper", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
     return fail(msg, msglen, "open", "/mnt/rw/upper");
   if (s->hostname) write_host_files(s->hostname);
   net_write_etc(NEWROOT, &s->net); /* the host's /etc/hosts and /etc/resolv.conf, when it sent them */

@@ -12,6 +12,6 @@ int mount_early(char *msg, size_t msglen);
 int enter_root(const struct spec *s, char *msg, size_t msglen);
 /* A tmpfs <root>/dev with the nodes docker gives a container, devpts and shm (pod mode too). */
 int make_dev(const char *root, char *msg, size_t msglen);
-/* With s->layer: a directory fd of the overlay's upper dir, opened before the root moved (-1 otherwise). */
+/* A directory fd of the overlay's upper dir, opened before the root moved (-1 before enter_root). */
 extern int rootfs_upper_fd;
 #endif

@@ -68,7 +68,7 @@ int spec_parse(const uint8_t *buf, size_t len, struct spec *s, const char **err)
     case R_STDIN: s->stdin_open = n > 0 && p[0]; break;
     case R_READONLY: s->readonly = n > 0 && p[0]; break;
     case R_LOGFMT: s->logfmt = n > 0 && p[0]; break;
-    case R_LAYER: s->layer = n > 0 && p[0]; break;
+    case R_LAYER: s->layer = n > 0 && p[0] <= 2 ? p[0] : 0; break;
     case R_CLOCK:
       if (n != 8) { *err = "bad clock record"; return -1; }
       memcpy(&s->clock_ns, p, 8);

@@ -37,6 +37,7 @@
 #define MAX_PAYLOAD 65536
 #define T_EXEC 0x10
 #define T_SIGNAL 0x13
+#define T_LAYER 0x16 /* like EXEC, it opens a session: the layer's frames, then EXIT */
 #define T_EXIT 0x23
 #define T_ERROR 0x24
 #define MAX_CLIENTS 64
@@ -149,7 +150,7 @@ static int from_client(int c) {
     uint16_t g = 0;
     if (ch != 0) {
       g = (uint16_t)session_of(c, ch);
-      if (!g && h[1] == T_EXEC) {
+      if (!g && (h[1] == T_EXEC || h[1] == T_LAYER)) {
         for (int i = 1; i <= MAX_SESSIONS && !g; i++)
           if (!sessions[i].used) g = (uint16_t)i;
         if (!g) {

@@ -13,20 +13,29 @@ import { jsonBody } from './params.js';
 import type { Router } from './router.js';
 
 async function changes(c: Ctx): Promise<void> {
-  sendJson(c, 200, containerChanges(await c.engine.layerOf(c.params.id!)));
+  const l = await c.engine.layerOf(c.params.id!);
+  try {
+    sendJson(c, 200, containerChanges(l));
+  } finally {
+    l.release();
+  }
 }
 
 async function exportFs(c: Ctx): Promise<void> {
   const l = await c.engine.layerOf(c.params.id!);
-  const { stream, done } = await exportContainer(l, layout(c.root).tmp);
-  const res = resOf(c);
-  res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar' });
   try {
-    await pipeline(stream, res);
-  } catch {
-    res.destroy();
+    const { stream, done } = await exportContainer(l, layout(c.root).tmp);
+    const res = resOf(c);
+    res.writeHead(200, { ...commonHeaders(), 'Content-Type': 'application/x-tar' });
+    try {
+      await pipeline(stream, res);
+    } catch {
+      res.destroy();
+    } finally {
+      done();
+    }
   } finally {
-    done();
+    l.release();
   }
 }
 
@@ -46,14 +55,20 @@ async function commit(c: Ctx): Promise<void> {
     if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0) && v !== '') (config as Record<string, unknown>)[k] = v;
   }
   const changeLines = c.query.all('changes').flatMap((x) => x.split('\n')).filter((x) => x.trim() !== '');
-  const l = await c.engine.layerOf(ref);
-  const img = await whilePaused(c.engine, l.id, c.query.bool('pause', true), () => commitContainer(c.images, l, {
-    reference: repo ? `${repo}${tag ? `:${tag}` : ''}` : undefined,
-    changes: changeLines,
-    author: c.query.str('author') || undefined,
-    comment: c.query.str('comment') || undefined,
-    config,
-  }, layout(c.root).tmp));
+  const pause = c.query.bool('pause', true);
+  const l = await c.engine.layerOf(ref, { pause });
+  let img;
+  try {
+    img = await whilePaused(c.engine, l, pause, () => commitContainer(c.images, l, {
+      reference: repo ? `${repo}${tag ? `:${tag}` : ''}` : undefined,
+      changes: changeLines,
+      author: c.query.str('author') || undefined,
+      comment: c.query.str('comment') || undefined,
+      config,
+    }, layout(c.root).tmp));
+  } finally {
+    l.release();
+  }
   sendJson(c, 201, { Id: img.id });
 }
 

@@ -26,7 +26,12 @@ const diffCmd: CommandDef = {
     const { containerChanges } = await import('../engine/changes.js');
     const engine = await engineFor(ctx);
     try {
-      for (const ch of containerChanges(await engine.layerOf(p.args[0]!))) ctx.stdout.write(`${KIND[ch.Kind]} ${ch.Path}\n`);
+      const l = await engine.layerOf(p.args[0]!);
+      try {
+        for (const ch of containerChanges(l)) ctx.stdout.write(`${KIND[ch.Kind]} ${ch.Path}\n`);
+      } finally {
+        l.release();
+      }
     } finally {
       engine.close();
     }
@@ -50,15 +55,19 @@ const commitCmd: CommandDef = {
     const { commitContainer, whilePaused } = await import('../engine/changes.js');
     const engine = await engineFor(ctx);
     try {
-      const l = await engine.layerOf(p.args[0]!);
       const pause = !p.flags.has('pause') || flagBool(p, 'pause');
-      const img = await whilePaused(engine, l.id, pause, () => commitContainer(engine.images, l, {
-        reference: p.args[1],
-        changes: flagList(p, 'change'),
-        author: flagStr(p, 'author'),
-        comment: flagStr(p, 'message'),
-      }, layout(ctx.root).tmp));
-      ctx.stdout.write(`${img.id}\n`);
+      const l = await engine.layerOf(p.args[0]!, { pause });
+      try {
+        const img = await whilePaused(engine, l, pause, () => commitContainer(engine.images, l, {
+          reference: p.args[1],
+          changes: flagList(p, 'change'),
+          author: flagStr(p, 'author'),
+          comment: flagStr(p, 'message'),
+        }, layout(ctx.root).tmp));
+        ctx.stdout.write(`${img.id}\n`);
+      } finally {
+        l.release();
+      }
     } finally {
       engine.close();
     }
@@ -79,7 +88,11 @@ const exportCmd: CommandDef = {
     const { exportContainer } = await import('../engine/changes.js');
     const engine = await engineFor(ctx);
     try {
-      const { stream, done } = await exportContainer(await engine.layerOf(p.args[0]!), layout(ctx.root).tmp);
+      const l = await engine.layerOf(p.args[0]!);
+      const { stream, done } = await exportContainer(l, layout(ctx.root).tmp).catch((e: unknown) => {
+        l.release();
+        throw e;
+      });
       try {
         if (out) {
           // written next to the target and renamed: a failed export leaves no partial file
@@ -97,6 +110,7 @@ const exportCmd: CommandDef = {
         }
       } finally {
         done();
+        l.release();
       }
     } finally {
       engine.close();

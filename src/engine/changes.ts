@@ -5,8 +5,8 @@
  * `docker history`. All through the layer-diff code `hull build` uses (snapshots/diff.ts,
  * images/commit.ts): one reading of an upper dir for every path.
  *
- * A VM's writable layer lives in guest memory: the wall refuses to hand it over (a clear
- * FAILED_PRECONDITION naming why), so diff, commit and export work on the container wall.
+ * A VM's writable layer lives in guest memory: its wall hands over a host copy its guest sent
+ * (runtime/vm/layer.ts, unpacked by the hardened unpacker), so both walls take the same path.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -41,6 +41,10 @@ export interface ContainerLayer {
   config: ImageRunConfig;
   /** The command it runs, for the history's created_by. */
   args: string[];
+  /** The layer is a point-in-time copy (a running VM's, taken paused when asked): no pause around its use. */
+  snapshot: boolean;
+  /** Removes what was made for this caller (a running VM's copy); call it once done. */
+  release(): void;
 }
 
 function inLowers(lowers: string[], rel: string): boolean {
@@ -105,8 +109,11 @@ export function commitConfig(base: ImageConfig, c: Pick<ContainerLayer, 'config'
 /**
  * Run `fn` with the container paused when it runs and `pause` is set (docker commit's default:
  * the layer is read while nothing writes to it); unpaused again afterwards, whatever happened.
+ * A snapshot layer (a running VM's copy, taken with its processes stopped) needs no pause.
  */
-export async function whilePaused<T>(engine: Pick<Engine, 'inspect' | 'pause' | 'unpause'>, ref: string, pause: boolean, fn: () => Promise<T>): Promise<T> {
+export async function whilePaused<T>(engine: Pick<Engine, 'inspect' | 'pause' | 'unpause'>, l: Pick<ContainerLayer, 'id' | 'snapshot'>, pause: boolean, fn: () => Promise<T>): Promise<T> {
+  if (l.snapshot) return fn();
+  const ref = l.id;
   const st = (await engine.inspect(ref)).State;
   const paused = pause && st.Running && !st.Paused;
   if (paused) await engine.pause(ref);

@@ -1,7 +1,8 @@
 /**
  * docker system df: what images, containers and volumes take on disk under the root. Layers
  * are counted once (LayersSize), an image's SharedSize is what it shares with other images, a
- * container's SizeRw is its writable layer (a VM's writes live in guest memory: 0), a volume's
+ * container's SizeRw is its writable layer (a stopped VM's as its guest sent it; a running VM's
+ * writes live in guest memory: 0), a volume's
  * size is its directory's (hard links once).
  */
 import type { ImageRecord, ImageStore } from '../images/store.js';

@@ -948,10 +948,13 @@ export class Engine {
 
   /**
    * A container's writable layer and what lies under it, for diff, commit and export
-   * (engine/changes.ts). A wall that cannot hand its layer over says why (a VM's lives in guest
-   * memory).
+   * (engine/changes.ts). A container's upper dir is read where it is; a running VM's layer is
+   * sent by its guest on request (`pause`: its processes stopped while it writes, docker
+   * commit's default; a paused VM is thawed for that and paused again) as a copy that
+   * `release()` removes; a stopped VM's is the one its guest sent at exit. Call `release()`
+   * once done, whatever the wall.
    */
-  async layerOf(ref: string): Promise<ContainerLayer> {
+  async layerOf(ref: string, o: { pause?: boolean } = {}): Promise<ContainerLayer> {
     const row = await this.fresh(this.rows.resolve(ref));
     const iso = await this.wall(row.isolation);
     const spec = this.runSpec(row);
@@ -959,18 +962,41 @@ export class Engine {
     const image = this.images.record(row.image_id);
     if (!image) throw precondition(`the image ${row.image_id} of container ${row.name} is gone`);
     let layer: WritableLayer;
+    const vmLive = row.isolation === 'vm' && isLive(row.status);
     try {
-      layer = await iso.writableLayer(spec);
+      if (vmLive && row.status === 'paused') {
+        // QMP stopped its vCPUs: the agent cannot answer until they run again
+        await this.unpause(row.id);
+        try {
+          layer = await iso.writableLayer(spec, { running: { freeze: true } });
+        } finally {
+          await this.pause(row.id).catch(() => undefined);
+        }
+      } else if (vmLive) {
+        layer = await iso.writableLayer(spec, { running: { freeze: o.pause === true } });
+      } else if (row.isolation === 'vm') {
+        // a stopped VM's tar is unpacked once, under the lease: a start (which drops the last
+        // run's layer) never races the unpacking
+        layer = await this.locked(row.id, async () => iso.writableLayer!(spec));
+      } else {
+        layer = await iso.writableLayer(spec);
+      }
     } catch (e) {
-      if (row.isolation === 'vm' && isHullError(e, 'FAILED_PRECONDITION')) throw precondition(`container ${row.name} runs in a microVM, whose writable layer lives in guest memory: diff, commit and export work on the container wall (${(e as Error).message})`);
+      if (row.isolation === 'vm' && isHullError(e, 'FAILED_PRECONDITION')) throw precondition(`container ${row.name} runs in a microVM: ${(e as Error).message}`);
       throw e;
     }
-    const c = (await this.inspect(row.id)).Config as Record<string, unknown>;
-    const pick = <K extends keyof ImageRunConfig>(k: K, v: unknown) => (v === undefined || v === null || v === '' ? {} : ({ [k]: v } as Partial<ImageRunConfig>));
-    const config: ImageRunConfig = {
-      ...pick('User', c.User), ...pick('Env', c.Env), ...pick('Cmd', c.Cmd), ...pick('Entrypoint', c.Entrypoint), ...pick('WorkingDir', c.WorkingDir), ...pick('ExposedPorts', c.ExposedPorts),
-    };
-    return { id: row.id, name: row.name, layer, lowers: await this.images.lowerDirs(image), image, config, args: spec.process.args };
+    const release = layer.kind === 'upper' && layer.release ? layer.release : () => undefined;
+    try {
+      const c = (await this.inspect(row.id)).Config as Record<string, unknown>;
+      const pick = <K extends keyof ImageRunConfig>(k: K, v: unknown) => (v === undefined || v === null || v === '' ? {} : ({ [k]: v } as Partial<ImageRunConfig>));
+      const config: ImageRunConfig = {
+        ...pick('User', c.User), ...pick('Env', c.Env), ...pick('Cmd', c.Cmd), ...pick('Entrypoint', c.Entrypoint), ...pick('WorkingDir', c.WorkingDir), ...pick('ExposedPorts', c.ExposedPorts),
+      };
+      return { id: row.id, name: row.name, layer, lowers: await this.images.lowerDirs(image), image, config, args: spec.process.args, snapshot: vmLive, release };
+    } catch (e) {
+      release();
+      throw e;
+    }
   }
 
   /**

@@ -171,8 +171,9 @@ export interface InstanceSpec {
   };
   /**
    * Keep the writable layer readable after the process exited, for writableLayer() (build
-   * steps, commit). A VM's writes live in guest memory: with this set its agent streams them to
-   * the host when the process ends. Absent: false.
+   * steps). A VM's writes live in guest memory: with this set its agent streams them to the
+   * host when the process exits 0 (a kept VM, not autoRemove, sends them at any exit anyway).
+   * Absent: false.
    */
   captureLayer?: boolean;
 }
@@ -182,7 +183,10 @@ export interface InstanceSpec {
  * it in OCI layer form streamed out of the guest (VM wall; untrusted: unpack it with the
  * hardened unpacker before use).
  */
-export type WritableLayer = { kind: 'upper'; dir: string } | { kind: 'tar'; file: string };
+export type WritableLayer =
+  /** `release`: set when `dir` is a copy made for this caller (a running VM's layer), removed by calling it. */
+  | { kind: 'upper'; dir: string; release?: () => void }
+  | { kind: 'tar'; file: string };
 
 export interface ExitInfo {
   exitCode: number;
@@ -300,10 +304,13 @@ export interface Isolation {
   /** Optional. Host pids of the instance's processes (docker top of a container); a VM's live in its guest. */
   processes?(spec: InstanceSpec): Promise<number[]>;
   /**
-   * Optional. The writable layer of an instance whose process has exited (and that was not
-   * removed). FAILED_PRECONDITION when the wall cannot give it (a VM run without captureLayer).
+   * Optional. The writable layer of an instance that was not removed: a container's upper dir
+   * (running or stopped); a VM's as its guest sent it at exit, or, with `running`, a running
+   * VM's sent on request (`freeze`: its processes stopped meanwhile, docker commit's --pause) as
+   * a copy the caller releases. FAILED_PRECONDITION, naming why, when the wall cannot give it
+   * (a --rm VM, a VM killed before its guest sent it, a running VM without `running`).
    */
-  writableLayer?(spec: InstanceSpec): Promise<WritableLayer>;
+  writableLayer?(spec: InstanceSpec, o?: { running?: { freeze: boolean } }): Promise<WritableLayer>;
 }
 
 /** Something of a wall on this host that no live instance owns (`hull system check`). */

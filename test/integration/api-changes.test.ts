@@ -1,7 +1,8 @@
 /**
  * What a container changed, through `hull serve` (docker 28 CLI and dockerode) and the hull CLI
  * twins: diff/changes (A/C/D), commit (--change, author, message; POST /commit), history with
- * sizes, export; the VM wall's clear refusal; a committed image through `hull save` into podman.
+ * sizes, export; a committed image through `hull save` into podman. The VM wall's twins are in
+ * api-changes-vm.test.ts.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -142,20 +143,6 @@ test('docker export and hull export: the merged filesystem as a tar, the deleted
   const none = docker(s, ['export', '-o', path.join(dir, 'none.tar'), 'nosuch']);
   assert.notEqual(none.code, 0);
   assert.ok(!fs.existsSync(path.join(dir, 'none.tar')));
-});
-
-test('a VM container: diff, commit and export are refused, naming why', { skip }, () => {
-  if (spawnSync('qemu-system-x86_64', ['--version']).status !== 0) return;
-  assert.equal(docker(s, ['run', '--runtime', 'hull-vm', '--name', 'vmch', 'busybox', 'touch', '/x'], { timeoutMs: 180_000 }).code, 0);
-  const before = images();
-  for (const args of [['diff', 'vmch'], ['commit', 'vmch', 'vm:img'], ['export', '-o', path.join(dir, 'vm.tar'), 'vmch']]) {
-    const r = docker(s, args);
-    assert.notEqual(r.code, 0, args.join(' '));
-    assert.match(r.stderr, /microVM, whose writable layer lives in guest memory/);
-  }
-  assert.deepEqual(images(), before);
-  assert.ok(!fs.existsSync(path.join(dir, 'vm.tar')));
-  docker(s, ['rm', '-f', 'vmch']);
 });
 
 test('a committed image: hull save | podman load, and podman runs it', { skip }, (tt) => {

@@ -84,6 +84,15 @@ test('status stream: READY, EXIT with and without reason, torn tail ignored', ()
   assert.deepEqual(decodeExit(r), { code: 127, oomKilled: false, reason: 'exec: "nosuch": executable file not found in $PATH' });
   assert.deepEqual(decodeExit(Buffer.from([137, 0, 0, 0, 1])), { code: 137, oomKilled: true, reason: undefined });
   assert.throws(() => decodeExit(Buffer.alloc(4)), /shorter/);
+  // the writable layer (R_LAYER): LAYER_SENT after the EXIT says it went out whole; an ERROR why not
+  const sent = Buffer.concat([s, encodeFrame(T.LAYER_SENT, 0)]);
+  assert.equal(decodeStatus(sent).exit?.layerSent, true);
+  assert.equal(decodeStatus(s).exit?.layerSent, undefined);
+  assert.equal(decodeStatus(Buffer.concat([encodeFrame(T.LAYER_SENT, 0), s])).exit?.layerSent, undefined, 'only after the EXIT');
+  const failed = decodeStatus(Buffer.concat([s, encodeFrame(T.ERROR, 0, Buffer.from('write to hull.layer: No space left on device'))]));
+  assert.deepEqual([failed.exit?.layerSent, failed.errors], [undefined, ['write to hull.layer: No space left on device']]);
+  // the answer to a LAYER request: flag 2 of its EXIT
+  assert.deepEqual(decodeExit(Buffer.from([0, 0, 0, 0, 2])), { code: 0, oomKilled: false, layerSent: true, reason: undefined });
 });
 
 test('cpio newc: header fields, 4-byte alignment, trailer', () => {

@@ -69,6 +69,10 @@ test('guest spec from an InstanceSpec: attached vs detached, mounts, read-only',
   assert.equal(d.mainPort, false);
   assert.equal(d.logFormat, true);
   assert.ok(typeof d.clockNs === 'bigint' && d.clockNs > 0n);
+  // the writable layer: at any exit for a kept container, after a zero exit for a build step, never with --rm
+  assert.equal(d.layer, 'exit');
+  assert.equal(guestRunSpec({ ...s, autoRemove: true }, { attached: false }).layer, undefined);
+  assert.equal(guestRunSpec({ ...s, autoRemove: true, captureLayer: true }, { attached: true }).layer, 'success');
 });
 
 test('paths: cgroup per version, disk per image id, control socket fallback for long paths', () => {

@@ -11,7 +11,8 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { HullError } from '../../errors.js';
 import type { ExitInfo, InstanceSpec, Stdio } from '../types.js';
 import { readVmCgroup } from './cgroup.js';
-import { prepare, type Monitor } from './launch.js';
+import { layerMode, prepare, type Monitor } from './launch.js';
+import { settleKeptLayer } from './layer.js';
 import { procStartTime } from '../../util/proc.js';
 import { decodeStatus, encodeData, encodeFrame, T } from './protocol.js';
 import path from 'node:path';
@@ -147,12 +148,7 @@ export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Std
     const status = fs.existsSync(prep.files.status) ? fs.readFileSync(prep.files.status) : Buffer.alloc(0);
     const oom = prep.cgroup ? readVmCgroup(prep.cgroup).oomKilled : false;
     if (code === 125 && !status.length && !qemuErr) qemuErr = 'could not join the VM cgroup';
-    // a layer the guest did not finish (its EXIT frame says so) is not a layer
-    if (spec.captureLayer && !safeStatus(status).exit?.layerSent) {
-      fs.rmSync(prep.files.layer, { force: true });
-      const why = safeStatus(status).errors?.join('; ');
-      if (why) fs.writeFileSync(`${prep.files.layer}.err`, why);
-    }
+    if (layerMode(spec)) settleKeptLayer(spec, status);
     return exitFromStatus(status, { killedByHull, oomKilled: oom, qemuErr: qemuErr.trim() ? qemuErr : how });
   } finally {
     killedByHull = false;

@@ -15,13 +15,14 @@ import { runVmAttached, exitFromStatus, VmStartError } from './attached.js';
 import { cgroupVersion, readVmCgroup, removeVmCgroup, vmRootCgroupDir } from './cgroup.js';
 import { ctlAddress, execInVm, mainStdinChannel, sendControl } from './control.js';
 import { StdinChannels } from '../stdin-channel.js';
-import { prepare, vmFiles, type Monitor } from './launch.js';
+import { layerMode, prepare, vmFiles, type Monitor } from './launch.js';
 import { killGroupAndWait, pidAlive, processGroup, procStartTime } from '../../util/proc.js';
 import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
 import { qmpCommand } from './qmp.js';
 import { abandonedBuilds, dropTemplate, RestoreFailed } from './snapshot.js';
 import { resumeOrFail } from './attached.js';
+import { keptLayer, layerIdleMs, liveLayer } from './layer.js';
 
 /** A failed restore: the template goes, a one-line note, and the same run again as a cold boot. */
 function coldAfter(e: RestoreFailed, spec: InstanceSpec): InstanceSpec {
@@ -265,10 +266,37 @@ class VmIsolation implements Isolation {
     try {
       await sendControl(this.address(spec, m!), T.SHUTDOWN, 0, undefined, { direct: !m!.mux });
       if (await waitGone(spec, m!, Math.max(0, timeoutSec) * 1000)) return;
+      if (await this.stopKeepingLayer(spec, m!)) return;
     } catch {
       // agent unreachable: stop the hard way
     }
     await this.hardKill(spec, m!);
+  }
+
+  /**
+   * A kept VM (its guest sends its layer at exit) whose stop timeout ran out: its workload is
+   * SIGKILLed by the agent, not QEMU, so the guest still sends the layer (as docker keeps a
+   * killed container's). True once QEMU is gone; false (kill QEMU) when the guest wrote no
+   * EXIT within 5 s, or was still sending after layerIdleMs() more.
+   */
+  private async stopKeepingLayer(spec: InstanceSpec, m: Monitor): Promise<boolean> {
+    if (!layerMode(spec)) return false;
+    const exited = () => {
+      try {
+        return decodeStatus(readStatus(spec)).exit !== undefined;
+      } catch {
+        return false;
+      }
+    };
+    if (!exited()) {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(9, 0);
+      await sendControl(this.address(spec, m), T.SIGNAL, 0, b, { direct: !m.mux });
+      const until = Date.now() + 5000;
+      while (!exited() && alive(m) && Date.now() < until) await sleep(20);
+      if (!exited()) return !alive(m);
+    }
+    return waitGone(spec, m, layerIdleMs());
   }
 
   async exec(spec: InstanceSpec, proc: ExecProcess, stdio: Stdio, onStarted?: () => void): Promise<number> {
@@ -307,7 +335,8 @@ class VmIsolation implements Isolation {
 
   /**
    * docker cp into or out of a running VM: the tool runs in the guest (the image's own tar,
-   * stat, ...) as root through the agent. A stopped VM's writes lived in its memory: refused.
+   * stat, ...) as root through the agent. A stopped VM's writes are kept only as its writable
+   * layer (diff, commit, export), which this does not read: refused.
    */
   async inRootfs(spec: InstanceSpec, tool: string[], io: { stdin?: Readable; stdout: Writable }): Promise<{ code: number; stderr: string }> {
     const m = readMonitor(spec);
@@ -350,14 +379,18 @@ class VmIsolation implements Isolation {
     return { memoryBytes: rss ? Number(rss[1]) * 1024 : 0, memoryLimitBytes: 0, cpuNs, pids: 1 };
   }
 
-  /** The guest's writable layer, when the run captured it (captureLayer) and the guest sent it whole. */
-  async writableLayer(spec: InstanceSpec): Promise<WritableLayer> {
-    const file = vmFiles(spec).layer;
-    if (!fs.existsSync(file)) {
-      const why = fs.existsSync(`${file}.err`) ? `the guest could not send it: ${fs.readFileSync(`${file}.err`, 'utf8')}` : 'it lived in guest memory and was not captured (only build steps stream it out)';
-      throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)}: no writable layer: ${why}`);
+  /**
+   * The guest's writable layer (runtime/vm/layer.ts): a running VM's on request, over its
+   * control port (`o.running`; without it a running VM has none to give); a stopped one's as
+   * its agent sent it at exit.
+   */
+  async writableLayer(spec: InstanceSpec, o: { running?: { freeze: boolean } } = {}): Promise<WritableLayer> {
+    const m = readMonitor(spec);
+    if (alive(m)) {
+      if (!o.running) throw new HullError('FAILED_PRECONDITION', `VM ${spec.id.slice(0, 12)} is running: its writable layer is in guest memory`);
+      return liveLayer(spec, this.address(spec, m!), o.running);
     }
-    return { kind: 'tar', file };
+    return keptLayer(spec, readStatus(spec));
   }
 
   async release(spec: InstanceSpec): Promise<ExitInfo | undefined> {

@@ -24,6 +24,7 @@ import { encodeSpecFile, type GuestRunSpec } from './protocol.js';
 import { buildQemuArgs, type Chardev } from './qemu-args.js';
 import { ensureVmDisk } from '../../snapshots/vmdisk.js';
 import { chooseBoot, DEFAULT_VM_BOOT, encodeRunFrame, templateQemuArgs, type BootPlan } from './snapshot.js';
+import { dropKeptLayer, layerFiles } from './layer.js';
 import { attachVmTaps, tapFdArgv, tapFdHelper, tapName, type VmNic } from '../../network/vm-tap.js';
 
 /** QEMU inherits the VM's taps from this descriptor number up (clear of the fds 3-9 above). */
@@ -46,7 +47,7 @@ export interface VmFiles {
   monitor: string;
   killed: string;
   log: string;
-  /** The guest's writable layer as a tar (captureLayer runs); outside vm/, which a run removes. */
+  /** The guest's writable layer as a tar, sent at exit (runtime/vm/layer.ts); outside vm/, which a run removes. */
   layer: string;
   /** QEMU's QMP socket (detached VMs): pause and unpause. */
   qmp: string;
@@ -68,7 +69,7 @@ export function vmFiles(spec: InstanceSpec): VmFiles {
     monitor: path.join(dir, 'monitor.json'),
     killed: path.join(dir, 'killed'),
     log: path.join(spec.dir, 'ctr.log'),
-    layer: path.join(spec.dir, 'layer.tar'),
+    layer: layerFiles(spec).tar,
     qmp: path.join(dir, 'qmp.sock'),
     resumed: path.join(dir, 'resumed'),
   };
@@ -102,6 +103,16 @@ export function unsupported(spec: InstanceSpec): string[] {
   return out;
 }
 
+/**
+ * Pure: when the guest sends its writable layer on hull.layer (into <instance>/layer.tar): after
+ * a zero exit for a build step (captureLayer), after any exit for a container that is kept (not
+ * --rm: docker diff, commit and export of a stopped VM), never for --rm.
+ */
+export function layerMode(spec: InstanceSpec): GuestRunSpec['layer'] {
+  if (spec.captureLayer) return 'success';
+  return spec.autoRemove ? undefined : 'exit';
+}
+
 /** Pure: the guest's view of an InstanceSpec. */
 export function guestRunSpec(spec: InstanceSpec, mode: { attached: boolean; rows?: number; cols?: number }): GuestRunSpec {
   const binds = spec.mounts.filter((m) => m.type === 'bind');
@@ -120,7 +131,7 @@ export function guestRunSpec(spec: InstanceSpec, mode: { attached: boolean; rows
     shares: binds.map((m, i) => ({ tag: `v${i}`, destination: m.destination, readOnly: m.readOnly })),
     mainPort: mode.attached,
     logFormat: !mode.attached,
-    layer: spec.captureLayer === true,
+    layer: layerMode(spec),
     clockNs: BigInt(Date.now()) * 1_000_000n,
     interfaces: spec.network === 'netns' ? spec.netns?.interfaces : undefined,
     gateway: spec.network === 'netns' ? spec.netns?.gateway : undefined,
@@ -204,6 +215,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
   const files = vmFiles(spec);
   const boot = await chooseVmBoot(root, spec, { memMiB, cpus, accel: accel.accel, kernel: assets.kernel, initramfs: assets.initramfs, qemu }, files, encodeSpecFile(guestRunSpec(spec, mode)).length);
   fs.rmSync(files.dir, { recursive: true, force: true });
+  dropKeptLayer(spec); // the last run's layer: this run's guest starts from the image again
   fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
   // A detached start is under way from here (state() reads it so): its QEMU error file exists
   // before QEMU does; attached runs keep QEMU's stderr in memory and have none.
@@ -249,9 +261,9 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           fdConsole = fs.openSync(consolePath, 'w', 0o640);
           if (asNobody) fs.fchownSync(fdConsole, NOBODY, NOBODY);
         }
-        // build steps: the guest's writable layer, written by QEMU (maybe as nobody) through a file chardev
+        // the guest's writable layer at exit, written by QEMU (maybe as nobody) through a file chardev
         let fdLayer: number | undefined;
-        if (spec.captureLayer) {
+        if (layerMode(spec)) {
           fdLayer = fs.openSync(files.layer, 'w', 0o600);
           if (asNobody) fs.fchownSync(fdLayer, NOBODY, NOBODY);
         }
@@ -265,7 +277,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
           const consoleFd = stdio.length - 1;
           // held host ports: the monitor shell (and QEMU) keep them open for the VM's life
           stdio.push(...(spec.heldFds ?? []));
-          const args = tpl ? restoreArgs(stdio, fdsToClose, tpl, { memMiB, cpus, accel: accel.accel, tbSizeMiB: tbSizeMiB(mode.attached), log: ports.log === true, stdout: ports.stdout, stderr: ports.stderr, main: ports.main, tapFds: (taps?.qemuNics ?? []).map((n) => n.fd) }, p, () => encodeRunFrame(guestRunSpec(spec, mode))) : buildQemuArgs({
+          const args = tpl ? restoreArgs(stdio, fdsToClose, tpl, { memMiB, cpus, accel: accel.accel, tbSizeMiB: tbSizeMiB(mode.attached), log: ports.log === true, stdout: ports.stdout, stderr: ports.stderr, main: ports.main, layer: layerFd !== undefined ? { kind: 'file', path: `/proc/self/fd/${layerFd}` } : undefined, tapFds: (taps?.qemuNics ?? []).map((n) => n.fd) }, p, () => encodeRunFrame(guestRunSpec(spec, mode))) : buildQemuArgs({
             kernel: '/proc/self/fd/3', initrd: '/proc/self/fd/4', disk: '/proc/self/fd/5',
             memoryMiB: memMiB, cpus, accel: accel.accel, tscKhz: hostTscKhz(), tbSizeMiB: tbSizeMiB(mode.attached),
             ramBackend: ramBackend(mode.attached),
@@ -324,7 +336,7 @@ async function chooseVmBoot(root: string, spec: InstanceSpec, shape: { memMiB: n
  * The argv of a restored QEMU: the template's, with this run's chardevs, RAM file and state on
  * descriptors appended to stdio (closed by the caller after the spawn), hull.run on a socketpair.
  */
-function restoreArgs(stdio: unknown[], toClose: number[], tpl: import('./snapshot.js').Template, o: { memMiB: number; cpus: number; accel: 'kvm' | 'tcg'; tbSizeMiB: number; log: boolean; stdout: Chardev; stderr: Chardev; main?: Chardev; tapFds: number[] }, p: Prepared, frame: () => Buffer): string[] {
+function restoreArgs(stdio: unknown[], toClose: number[], tpl: import('./snapshot.js').Template, o: { memMiB: number; cpus: number; accel: 'kvm' | 'tcg'; tbSizeMiB: number; log: boolean; stdout: Chardev; stderr: Chardev; main?: Chardev; layer?: Chardev; tapFds: number[] }, p: Prepared, frame: () => Buffer): string[] {
   const ram = fs.openSync(tpl.ram, 'r+');
   toClose.push(ram);
   stdio.push(ram);
@@ -338,7 +350,7 @@ function restoreArgs(stdio: unknown[], toClose: number[], tpl: import('./snapsho
   p.restore = { stateFd, runIndex, qmp: 'qmp.sock', frame };
   return templateQemuArgs({ memMiB: o.memMiB, cpus: o.cpus, accel: o.accel, tscKhz: hostTscKhz(), nics: o.tapFds.length }, {
     build: false, tbSizeMiB: o.tbSizeMiB, qmp: 'qmp.sock', ramFd, tapFds: o.tapFds,
-    ports: { status: { kind: 'file', path: 'status' }, stdout: o.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : o.stdout, stderr: o.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: o.main, run: { kind: 'fd', fd: runIndex } },
+    ports: { status: { kind: 'file', path: 'status' }, stdout: o.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : o.stdout, stderr: o.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: o.main, layer: o.layer, run: { kind: 'fd', fd: runIndex } },
   });
 }
 

@@ -17,15 +17,19 @@ export const T = {
   SIGNAL: 0x13,
   RESIZE: 0x14,
   SHUTDOWN: 0x15,
+  /** Send the writable layer now (u8 flags: 1 = freeze every process meanwhile); answered on its channel. */
+  LAYER: 0x16,
   /** hull.run, to a restored template: the run's spec records. */
-  RESUME: 0x16,
+  RESUME: 0x17,
   READY: 0x20,
   STDOUT: 0x21,
   STDERR: 0x22,
   EXIT: 0x23,
   ERROR: 0x24,
+  /** Status port, after EXIT: the whole writable layer went out on hull.layer. */
+  LAYER_SENT: 0x25,
   /** hull.status of a template boot: ready to be saved. */
-  TEMPLATE: 0x25,
+  TEMPLATE: 0x26,
 } as const;
 
 const R = {
@@ -60,8 +64,12 @@ export interface GuestRunSpec extends GuestProcessSpec {
   mainPort?: boolean;
   /** Main output as k8s-file log lines on hull.stdout (detached runs). */
   logFormat?: boolean;
-  /** After a zero exit, the guest streams its writable layer as a tar on port hull.layer. */
-  layer?: boolean;
+  /**
+   * When the guest streams its writable layer as a tar on port hull.layer: 'success' after a
+   * zero exit (build steps), 'exit' after any exit (a container that is kept: diff, commit and
+   * export of a stopped VM). Absent: never.
+   */
+  layer?: 'success' | 'exit';
   /** Host wall clock, ns since the epoch, for the guest's clock. */
   clockNs?: bigint;
   /** A template boot (runtime/vm/snapshot.ts): no workload, the run spec comes on hull.run. */
@@ -126,7 +134,7 @@ export function encodeSpecFile(s: GuestRunSpec): Buffer {
     parts.push(rec(R.RANDOM, s.random));
   }
   if (s.logFormat) parts.push(rec(R.LOGFMT, flag(true)));
-  if (s.layer) parts.push(rec(R.LAYER, flag(true)));
+  if (s.layer) parts.push(rec(R.LAYER, Buffer.from([s.layer === 'exit' ? 2 : 1])));
   if (s.clockNs !== undefined) {
     const c = Buffer.alloc(8);
     c.writeBigUInt64LE(s.clockNs, 0);
@@ -202,7 +210,10 @@ export interface ExitFrame {
   code: number;
   /** The guest kernel's OOM killer ended the process. */
   oomKilled: boolean;
-  /** The whole writable layer went out on hull.layer before this frame (R_LAYER runs). */
+  /**
+   * The whole writable layer went out: on the status port, a LAYER_SENT frame followed this
+   * EXIT (R_LAYER runs); as the answer to a LAYER request, flag 2 of the EXIT itself.
+   */
   layerSent?: boolean;
   reason?: string;
 }
@@ -233,6 +244,7 @@ export function decodeStatus(data: Buffer): GuestStatus {
   for (const f of new FrameDecoder().push(data)) {
     if (f.type === T.READY && f.payload.length >= 4) st.ready = { pid: f.payload.readUInt32LE(0), release: f.payload.subarray(4).toString('utf8') };
     else if (f.type === T.EXIT && f.channel === 0) st.exit = decodeExit(f.payload);
+    else if (f.type === T.LAYER_SENT && f.channel === 0 && st.exit) st.exit.layerSent = true;
     else if (f.type === T.TEMPLATE) st.template = true;
     else if (f.type === T.ERROR && f.channel === 0) (st.errors ??= []).push(f.payload.subarray(0, 1024).toString('utf8'));
   }

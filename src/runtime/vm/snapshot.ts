@@ -81,7 +81,7 @@ export function templateQemuArgs(shape: Pick<TemplateShape, 'memMiB' | 'cpus' | 
   build: boolean; tbSizeMiB: number; qmp: string;
   /** Descriptor of the RAM file (default TFD.ram); the path is no part of the migrated state. */
   ramFd?: number;
-  ports: { status: Chardev; run: Chardev; stdout?: Chardev; stderr?: Chardev; ctl?: Chardev; main?: Chardev };
+  ports: { status: Chardev; run: Chardev; stdout?: Chardev; stderr?: Chardev; ctl?: Chardev; main?: Chardev; layer?: Chardev };
   /** A restore's taps (inherited descriptors), one per NIC of the shape. */
   tapFds?: number[];
 }): string[] {
