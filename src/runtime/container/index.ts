@@ -43,6 +43,8 @@ import { fileTarget, Watch } from '../../util/watch.js';
 
 /** Where --init's binary is looked for (Debian's tini-static, then tini). */
 const INIT_CANDIDATES = ['/usr/bin/tini-static', '/usr/bin/docker-init', '/usr/libexec/podman/catatonit', '/usr/bin/catatonit'];
+/** How long state() waits for conmon to record the exit of a process that has ended, ms. */
+const EXIT_RECORD_WAIT_MS = 2000;
 
 interface Run {
   code: number | null;
@@ -375,9 +377,10 @@ class ContainerIsolation implements Isolation {
   }
 
   /**
-   * The run's state from its files, without waiting: its exit file (written by conmon) ends it;
-   * until then it runs while its process or its monitor does (conmon writes the exit file
-   * right after the process ended). With neither left and no exit file, the exit code is lost
+   * The run's state from its files: its exit file (written by conmon) ends it; until then it
+   * runs while its process does, or is pending while its monitor waits to start it. A process
+   * that has ended while its monitor lives is about to have its exit written: that is waited
+   * for (at most EXIT_RECORD_WAIT_MS). With neither left and no exit file, the exit code is lost
    * (monitor killed): the signal hull last sent decides it, else 255.
    */
   async state(spec: InstanceSpec): Promise<InstanceState> {
@@ -394,12 +397,42 @@ class ContainerIsolation implements Isolation {
     if (pidAlive(pid)) return created() ? { running: true, pid, pending: true } : { running: true, pid };
     // the monitor lives: either before the process (no pid yet, or created and not started),
     // or just after it, about to write its exit file
-    if (this.monitorPid(spec)) return pid === 0 || created() ? { running: true, pid, pending: true } : { running: true, pid };
+    if (this.monitorPid(spec)) {
+      if (pid === 0 || created()) return { running: true, pid, pending: true };
+      // The process is gone and conmon is about to record its exit: wait for that (bounded)
+      // rather than answer "running" for a process that no longer runs (under load conmon
+      // may take a while to be scheduled after the kernel reaped its child).
+      const code = await this.exitRecorded(spec, EXIT_RECORD_WAIT_MS);
+      if (code !== undefined) return exited(code);
+      if (this.monitorPid(spec)) return { running: true, pid };
+    }
     const again = readInt(f.exitFile);
     if (again !== undefined) return exited(again);
     const sig = readInt(f.signalled);
     if (sig !== undefined && pid > 0) return exited(128 + sig, 'the container monitor was gone: the exit code is that of the signal hull sent');
     return exited(255, pid > 0 ? 'the container monitor is gone without recording an exit code' : 'the container never started');
+  }
+
+  /**
+   * The exit code conmon writes for a process that has ended, once it is there, or undefined
+   * when the monitor is gone without writing one or `ms` passed.
+   */
+  private async exitRecorded(spec: InstanceSpec, ms: number): Promise<number | undefined> {
+    const file = this.files(spec).exitFile;
+    const deadline = Date.now() + ms;
+    const watch = new Watch(this.exitTargets(spec));
+    try {
+      for (;;) {
+        const seen = watch.seq;
+        const code = readInt(file);
+        if (code !== undefined) return code;
+        if (!this.monitorPid(spec) || Date.now() >= deadline) return readInt(file);
+        // the backstop covers a monitor killed before it wrote anything
+        await watch.after(seen, Math.min(50, Math.max(1, deadline - Date.now())));
+      }
+    } finally {
+      watch.close();
+    }
   }
 
   /** The live conmon of this container, if any (checked by its command line: pids are reused). */
