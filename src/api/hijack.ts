@@ -60,6 +60,19 @@ export async function hijackBody(c: Ctx, limit = 64 * 1024): Promise<{ body: Buf
   return { body, rest };
 }
 
+/** Resolves once `out` drained (after a write that returned false) or `signal` aborted. */
+export function drained(out: NodeJS.EventEmitter, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    out.on('drain', done);
+    signal.addEventListener('abort', done);
+  });
+}
+
 export function openStreamReply(c: Ctx, opts: { multiplexed: boolean; rest?: Buffer; wantInput: boolean }): StreamReply {
   const ac = new AbortController();
   let out: Duplex | ServerResponse;
@@ -91,17 +104,7 @@ export function openStreamReply(c: Ctx, opts: { multiplexed: boolean; rest?: Buf
   const write = async (stream: StreamId, data: Buffer): Promise<void> => {
     if (ac.signal.aborted || data.length === 0) return;
     const buf = opts.multiplexed ? frame(stream, data) : data;
-    if (!out.write(buf)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          out.off('drain', done);
-          ac.signal.removeEventListener('abort', done);
-          resolve();
-        };
-        out.on('drain', done);
-        ac.signal.addEventListener('abort', done);
-      });
-    }
+    if (!out.write(buf)) await drained(out, ac.signal);
   };
   return {
     write,

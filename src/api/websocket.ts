@@ -9,7 +9,7 @@
 import { PassThrough } from 'node:stream';
 import type { Ctx } from './context.js';
 import { HttpError } from './errors.js';
-import type { StreamReply } from './hijack.js';
+import { drained, type StreamReply } from './hijack.js';
 import { API_VERSION } from './version.js';
 import {
   acceptKey,
@@ -104,17 +104,7 @@ export function openWebSocketReply(c: Ctx, opts: { binary: boolean; wantInput: b
   const opcode = opts.binary ? OP_BINARY : OP_TEXT;
   const write = async (_stream: 0 | 1 | 2, data: Buffer): Promise<void> => {
     if (ac.signal.aborted || closing || data.length === 0) return;
-    if (!s.write(encodeFrame(opcode, data))) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          s.off('drain', done);
-          ac.signal.removeEventListener('abort', done);
-          resolve();
-        };
-        s.on('drain', done);
-        ac.signal.addEventListener('abort', done);
-      });
-    }
+    if (!s.write(encodeFrame(opcode, data))) await drained(s, ac.signal);
   };
   return { write, end: () => sendClose(CLOSE_NORMAL, ''), signal: ac.signal, input };
 }
