@@ -664,7 +664,17 @@ export class Engine {
    * by every commit to the state database; a removed --rm container answers from its 'die' event.
    */
   async wait(ref: string, signal?: AbortSignal): Promise<{ StatusCode: number; OOMKilled: boolean }> {
-    const first = this.rows.resolve(ref);
+    let first: ContainerRow;
+    try {
+      first = this.rows.resolve(ref);
+    } catch (e) {
+      // an --rm container that ended and went before the wait began (`run -d --rm` of a short
+      // command, then `wait ID`): its 'die' event answers, by its full id (a name or prefix may
+      // belong to another container by now)
+      const die = /^[0-9a-f]{64}$/.test(ref) ? this.removedExit(ref) : undefined;
+      if (die) return die;
+      throw e;
+    }
     const iso = await this.wall(first.isolation);
     const watch = new Watch([dbTarget(this.root), ...iso.exitTargets(this.runSpec(first))]);
     try {

@@ -90,6 +90,13 @@ describe('container state and cleanup', { timeout: 600_000 }, () => {
     const d = h('run', '-d', '--rm', 'busybox', 'sh', '-c', 'exit 3').stdout.trim();
     seen.push(d);
     assert.equal(h('wait', d).stdout, '3\n');
+    // a wait that begins once the --rm container is gone answers from its 'die' event (by id)
+    const gone = h('run', '-d', '--rm', 'busybox', 'sh', '-c', 'exit 4').stdout.trim();
+    seen.push(gone);
+    assert.deepEqual(await eventually(() => (h('inspect', gone).code === 0 ? [gone] : [])), []);
+    const late = h('wait', gone);
+    assert.equal(late.stdout, '4\n', late.stderr);
+    assert.notEqual(h('wait', gone.slice(0, 12)).code, 0, 'a prefix of a removed container is not found');
     // rm -f of a running container
     const r = h('run', '-d', 'busybox', 'sleep', '300').stdout.trim();
     seen.push(r);
