@@ -21,6 +21,7 @@ const MODULES: Record<string, () => Promise<CommandModule>> = {
   manage: () => import('./manage.js'),
   cp: () => import('./cp.js'),
   changes: () => import('./changes.js'),
+  vm: () => import('./vm.js'),
 };
 
 /** Command (and `group sub` form) -> module. Docker's aliases map to the same command. */
@@ -55,6 +56,7 @@ const ROUTES: Record<string, keyof typeof MODULES> = {
   events: 'events', 'system events': 'events',
   'system df': 'manage', cp: 'cp', 'container cp': 'cp',
   top: 'manage', pause: 'manage', unpause: 'manage', rename: 'manage', update: 'manage', 'container update': 'manage',
+  'vm pool': 'vm',
   'container top': 'manage', 'container pause': 'manage', 'container unpause': 'manage', 'container rename': 'manage',
 };
 
@@ -65,7 +67,7 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'help', short: 'h', type: 'bool', help: 'Print usage' },
 ];
 
-const GROUPS = ['image', 'container', 'system', 'network', 'builder', 'volume'];
+const GROUPS = ['image', 'container', 'system', 'network', 'builder', 'volume', 'vm'];
 
 function usage(): string {
   return `Usage:  hull [OPTIONS] COMMAND
@@ -77,6 +79,7 @@ Containers:  run  create  start  stop  kill  restart  rm  ps  logs  wait  exec  
 Networks:    network create  ls  inspect  rm  prune  connect  disconnect
 Volumes:     volume create  ls  inspect  rm  prune
 Engine:      serve  info  version  events  system check  system df
+MicroVMs:    vm pool
 Contrast:    contrast  advise
 
 Options:

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { shq } from '../util/shell.js';
 import { HullError } from '../errors.js';
 
 /** Runs a short command to completion; its stdout, or INTERNAL naming `what` with its message. */
@@ -55,6 +56,5 @@ export async function removeNetns(file: string): Promise<void> {
   await run(['sh', '-c', teardownScript([], file)], `removing network namespace ${file}`);
 }
 
-export function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+
+export { shq };

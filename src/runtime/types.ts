@@ -168,6 +168,8 @@ export interface InstanceSpec {
     accel: 'auto' | 'kvm' | 'tcg';
     /** auto: restore a template (runtime/vm/snapshot.ts); cold: boot. Default: DEFAULT_VM_BOOT. */
     boot?: 'auto' | 'cold';
+    /** false: never claim a warm pool's guest (a run whose claim failed restores its own). */
+    pool?: boolean;
   };
   /**
    * Keep the writable layer readable after the process exited, for writableLayer() (build

@@ -17,7 +17,12 @@ import { procStartTime } from '../../util/proc.js';
 import { decodeStatus, encodeData, encodeFrame, T } from './protocol.js';
 import path from 'node:path';
 import { ctlAddress } from './control.js';
-import { AGENT_WAIT_MS, RestoreFailed, resumeRestored, waitStatus } from './snapshot.js';
+import { AGENT_WAIT_MS, encodeRunFrame, RestoreFailed, resumeRestored, waitStatus } from './snapshot.js';
+import net from 'node:net';
+import { connectCtl } from './control.js';
+import { guestRunSpec } from './launch.js';
+import { reniceAll, stopGuest, swapDisk } from './pool.js';
+import { QmpSession } from './qmp.js';
 
 /** A start the guest refused (command not found: 127, not executable: 126, other: 125). */
 export class VmStartError extends HullError {
@@ -80,37 +85,130 @@ export async function resumeOrFail(prep: Awaited<ReturnType<typeof prepare>>, ch
   }
 }
 
+/** The ports of a foreground guest, however it started. */
+interface Guest {
+  pid: number;
+  main: Duplex;
+  gout: Readable;
+  gerr: Readable;
+  /** Resolves with QEMU's exit code once it is gone (null: killed by a signal). */
+  closed: Promise<number | null>;
+  qemuErr(): string;
+  how(): string;
+}
+
+/** A QEMU of this run's own, a child of this process, its ports inherited socketpairs. */
+function spawnedGuest(prep: Awaited<ReturnType<typeof prepare>>): { guest: Guest; child: import('node:child_process').ChildProcess; pipes: unknown[] } {
+  const child = prep.spawn(
+    { main: { kind: 'fd', fd: 7 }, stdout: { kind: 'fd', fd: 8 }, stderr: { kind: 'fd', fd: 9 } },
+    { base: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'], detached: false, pdeathsig: true },
+  );
+  const pipes = child.stdio as unknown as (Duplex | null)[];
+  let qemuErr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (qemuErr = (qemuErr + d).slice(-8000)));
+  let how = '';
+  const closed = new Promise<number | null>((resolve, reject) => {
+    child.on('error', (e) => reject(new HullError('UNAVAILABLE', `cannot start QEMU: ${e.message}`, { cause: e, hint: 'apt-get install qemu-system-x86' })));
+    child.on('close', (code, sig) => {
+      how = sig ? `QEMU killed by ${sig}` : `QEMU exit code ${code}`;
+      resolve(code);
+    });
+  });
+  return { guest: { pid: child.pid ?? 0, main: pipes[7] as Duplex, gout: pipes[8] as Readable, gerr: pipes[9] as Readable, closed, qemuErr: () => qemuErr, how: () => how }, child, pipes };
+}
+
+/** A claimed pool guest did not take its run: it is stopped, and the run restores a guest of its own. */
+export class PoolClaimFailed extends Error {}
+
+/**
+ * A guest claimed from the warm pool (runtime/vm/pool.ts): its image disk swapped in, its ports
+ * connected (QEMU listens on them), its threads back to nice 0, then `cont` and the run's
+ * T_RESUME frame, and a bounded wait for the agent's READY (or a start failure's EXIT).
+ */
+async function claimedGuest(prep: Awaited<ReturnType<typeof prepare>>, frame: () => Buffer): Promise<Guest> {
+  const c = prep.pooled!;
+  const dir = prep.files.dir;
+  const addr = (n: string) => ctlAddress(path.join(dir, n), c.pid);
+  const alive = () => procStartTime(c.pid) === c.startTime;
+  const socks: net.Socket[] = [];
+  try {
+    const qmp = await QmpSession.open(addr('qmp.sock'));
+    try {
+      await swapDisk(qmp, c, prep.disk);
+      for (const n of ['out.sock', 'err.sock', 'main.sock', 'run.sock']) socks.push(await connectCtl(addr(n)));
+      for (const s of socks) s.on('error', () => undefined);
+      // QEMU accepts in its main loop: the guest must see every port connected when it resumes
+      for (const end = Date.now() + 5000; ;) {
+        const devs = (await qmp.run('query-chardev')) as { label: string; filename: string }[];
+        if (devs.filter((d) => ['p1', 'p2', 'p4', 'p6'].includes(d.label)).every((d) => !d.filename.startsWith('disconnected'))) break;
+        if (Date.now() > end) throw new Error('QEMU did not accept the ports');
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      for (const pid of [c.pid, ...(prep.cgroup ? cgroupPids(prep.cgroup) : [])]) reniceAll(pid, 0);
+      await qmp.run('cont');
+    } finally {
+      qmp.close();
+    }
+    socks[3]!.end(frame());
+    const w = await waitStatus(prep.files.status, alive, AGENT_WAIT_MS, (st) => !!st.ready || !!st.exit);
+    if (w !== 'yes') throw new Error(w === 'gone' ? 'QEMU ended' : `the guest agent did not answer within ${AGENT_WAIT_MS / 1000} s`);
+  } catch (e) {
+    for (const s of socks) s.destroy();
+    await stopGuest(dir, { ...c, cgroup: prep.cgroup }).catch(() => undefined);
+    throw new PoolClaimFailed(`the pool guest did not take the run: ${(e as Error).message}`);
+  }
+  const [gout, gerr, main] = socks as [net.Socket, net.Socket, net.Socket];
+  const ended = (s: net.Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
+  // QEMU is not this process's child: it is gone when its ports closed and its shell wrote qemu.rc
+  const closed = Promise.all([ended(gout), ended(gerr), ended(main)]).then(async () => {
+    for (const end = Date.now() + 5000; ;) {
+      try {
+        const rc = fs.readFileSync(path.join(dir, 'qemu.rc'), 'utf8').trim();
+        if (rc) return Number(rc) >= 128 ? null : Number(rc);
+      } catch {
+        // not yet
+      }
+      if (Date.now() > end) {
+        if (alive()) process.kill(c.pid, 'SIGKILL');
+        return null;
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  });
+  const err = () => {
+    try {
+      return fs.readFileSync(path.join(dir, 'qemu.err'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  return { pid: c.pid, main, gout, gerr, closed, qemuErr: err, how: () => 'QEMU ended' };
+}
+
+function cgroupPids(cg: { dir: string }): number[] {
+  try {
+    return fs.readFileSync(path.join(cg.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void, onMonitor?: (m: Monitor) => void): Promise<ExitInfo> {
   const out = stdio.stdout as Writable & { columns?: number; rows?: number };
-  const prep = await prepare(root, spec, { attached: true, rows: out.rows, cols: out.columns });
+  const mode = { attached: true, rows: out.rows, cols: out.columns };
+  const prep = await prepare(root, spec, mode);
   let killedByHull = false;
   try {
-    const child = prep.spawn(
-      { main: { kind: 'fd', fd: 7 }, stdout: { kind: 'fd', fd: 8 }, stderr: { kind: 'fd', fd: 9 } },
-      { base: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'], detached: false, pdeathsig: true },
-    );
-    const pipes = child.stdio as unknown as (Duplex | null)[];
-    const main = pipes[7] as Duplex;
-    const gout = pipes[8] as Readable;
-    const gerr = pipes[9] as Readable;
-    let qemuErr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (qemuErr = (qemuErr + d).slice(-8000)));
-    let how = '';
-    const closed = new Promise<number | null>((resolve, reject) => {
-      child.on('error', (e) => reject(new HullError('UNAVAILABLE', `cannot start QEMU: ${e.message}`, { cause: e, hint: 'apt-get install qemu-system-x86' })));
-      child.on('close', (code, sig) => {
-        how = sig ? `QEMU killed by ${sig}` : `QEMU exit code ${code}`;
-        resolve(code);
-      });
-    });
-    const pid = child.pid ?? 0;
-    onMonitor?.({ pid, startTime: procStartTime(pid) ?? 0, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, mux: prep.mux, boot: prep.boot.boot === 'restore' ? 'restored' : 'cold' });
+    const spawned = prep.pooled ? undefined : spawnedGuest(prep);
+    const g = spawned ? spawned.guest : await claimedGuest(prep, () => encodeRunFrame(guestRunSpec(spec, mode)));
+    const { main, gout, gerr, closed, pid } = g;
+    onMonitor?.({ pid, startTime: procStartTime(pid) ?? 0, accel: prep.accel, cgroup: prep.cgroup, kernelRelease: prep.kernelRelease, mux: prep.mux, boot: prep.pooled ? 'pool' : prep.boot.boot === 'restore' ? 'restored' : 'cold' });
     onStarted?.(pid);
     gout.on('data', (d: Buffer) => out.write(d));
     gerr.on('data', (d: Buffer) => stdio.stderr.write(d));
     main.on('error', () => undefined);
     main.on('data', () => undefined); // EXIT is read from the status file; drain the port
-    if (prep.restore) await resumeOrFail(prep, child, pipes, closed, () => qemuErr);
+    if (spawned && prep.restore) await resumeOrFail(prep, spawned.child, spawned.pipes, closed, g.qemuErr);
     const stdin = spec.process.stdin ? stdio.stdin : null;
     const onIn = (d: Buffer | string) => {
       for (const f of encodeData(T.STDIN, 0, Buffer.isBuffer(d) ? d : Buffer.from(d))) main.write(f);
@@ -147,9 +245,10 @@ export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Std
     }
     const status = fs.existsSync(prep.files.status) ? fs.readFileSync(prep.files.status) : Buffer.alloc(0);
     const oom = prep.cgroup ? readVmCgroup(prep.cgroup).oomKilled : false;
+    let qemuErr = g.qemuErr();
     if (code === 125 && !status.length && !qemuErr) qemuErr = 'could not join the VM cgroup';
     if (layerMode(spec)) settleKeptLayer(spec, status);
-    return exitFromStatus(status, { killedByHull, oomKilled: oom, qemuErr: qemuErr.trim() ? qemuErr : how });
+    return exitFromStatus(status, { killedByHull, oomKilled: oom, qemuErr: qemuErr.trim() ? qemuErr : g.how() });
   } finally {
     killedByHull = false;
     await prep.release();

@@ -21,7 +21,7 @@ import { Watch } from '../../util/watch.js';
 import { decodeStatus, T } from './protocol.js';
 import { qmpCommand } from './qmp.js';
 import { abandonedBuilds, dropTemplate, RestoreFailed } from './snapshot.js';
-import { resumeOrFail } from './attached.js';
+import { PoolClaimFailed, resumeOrFail } from './attached.js';
 import { keptLayer, layerIdleMs, liveLayer } from './layer.js';
 
 /** A failed restore: the template goes, a one-line note, and the same run again as a cold boot. */
@@ -107,6 +107,10 @@ class VmIsolation implements Isolation {
     try {
       return await runVmAttached(this.root, spec, stdio, onStarted, (m) => writeMonitor(spec, m));
     } catch (e) {
+      if (e instanceof PoolClaimFailed) {
+        process.stderr.write(`hull: ${e.message.slice(0, 200)}; this run restores its own guest\n`);
+        return this.runAttached({ ...spec, vm: { ...(spec.vm ?? { accel: 'auto' }), pool: false } }, stdio, onStarted);
+      }
       if (!(e instanceof RestoreFailed)) throw e;
       return runVmAttached(this.root, coldAfter(e, spec), stdio, onStarted, (m) => writeMonitor(spec, m));
     }

@@ -14,11 +14,13 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { shq } from '../../util/shell.js';
 import { HullError } from '../../errors.js';
 import type { InstanceSpec } from '../types.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { guestAssets, hostTscKhz, qemuBinary, vmmuxBinary } from './assets.js';
-import { createVmCgroup, joinCommand, QEMU_OVERHEAD_BYTES, removeVmCgroup, type VmCgroup } from './cgroup.js';
+import { createVmCgroup, joinCommand, QEMU_OVERHEAD_BYTES, removeVmCgroup, vmCgroupDir, type VmCgroup } from './cgroup.js';
+import { claim, type Claimed } from './pool.js';
 import { newcArchive } from './cpio.js';
 import { encodeSpecFile, type GuestRunSpec } from './protocol.js';
 import { buildQemuArgs, type Chardev } from './qemu-args.js';
@@ -86,8 +88,8 @@ export interface Monitor {
   shellPid?: number;
   /** Callers reach the agent through hull-vmmux's exec.sock (else QEMU's ctl.sock, one at a time). */
   mux?: boolean;
-  /** How the guest started: restored from a template or booted (runtime/vm/snapshot.ts). */
-  boot?: 'restored' | 'cold';
+  /** How the guest started: restored from a template, claimed from the warm pool (restored earlier) or booted (runtime/vm/snapshot.ts, pool.ts). */
+  boot?: 'restored' | 'pool' | 'cold';
 }
 
 /** Pure: what of an InstanceSpec a VM cannot honour, as messages (empty = fine). */
@@ -149,6 +151,10 @@ export interface Prepared {
   mux: boolean;
   /** How this run starts (runtime/vm/snapshot.ts): a restored template or a cold boot, and why. */
   boot: BootPlan;
+  /** The image's erofs disk. */
+  disk: string;
+  /** A guest claimed from the warm pool (runtime/vm/pool.ts): already running QEMU; spawn() is not used. */
+  pooled?: Claimed;
   /** A restore: the state descriptor and the hull.run stdio index of the spawned QEMU, and the run's T_RESUME frame. */
   restore?: { stateFd: number; runIndex: number; qmp: string; frame(): Buffer };
   /** Spawns QEMU; `ports` name this run's chardevs, `extraStdio` fills fds from 9 up. */
@@ -216,7 +222,13 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
   const boot = await chooseVmBoot(root, spec, { memMiB, cpus, accel: accel.accel, kernel: assets.kernel, initramfs: assets.initramfs, qemu }, files, encodeSpecFile(guestRunSpec(spec, mode)).length);
   fs.rmSync(files.dir, { recursive: true, force: true });
   dropKeptLayer(spec); // the last run's layer: this run's guest starts from the image again
-  fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+  // a foreground --rm run of a pool's shape claims a paused guest: its directory becomes ours
+  let pooled: Claimed | undefined;
+  if (mode.attached && boot.boot === 'restore' && poolEligible(spec)) {
+    fs.mkdirSync(path.dirname(files.dir), { recursive: true });
+    pooled = claim(root, boot.template.meta.key, files.dir);
+  }
+  if (!pooled) fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
   // A detached start is under way from here (state() reads it so): its QEMU error file exists
   // before QEMU does; attached runs keep QEMU's stderr in memory and have none.
   if (!mode.attached) fs.writeFileSync(files.qemuErr, '');
@@ -233,7 +245,7 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
     const asNobody = shares.length === 0 && process.getuid?.() === 0;
     if (asNobody) fs.chownSync(files.dir, NOBODY, NOBODY);
     const mux = vmmuxBinary();
-    cgroup = createVmCgroup(root, spec.id, memMiB * 1024 * 1024 + QEMU_OVERHEAD_BYTES);
+    cgroup = pooled ? adoptCgroup(pooled, root, spec.id) : createVmCgroup(root, spec.id, memMiB * 1024 * 1024 + QEMU_OVERHEAD_BYTES);
     // NICs: a tap next to each veth of the prepared namespace, mirrored to it (network/vm-tap.ts)
     const nics: VmNic[] = spec.network === 'netns' && spec.netns ? spec.netns.interfaces.map((i, k) => ({ ifname: i.name, tap: tapName(k), mtu: i.mtu, mac: i.mac })) : [];
     // microvm has 8 virtio-mmio transports: the disk, the serial bus, then volumes and NICs
@@ -242,8 +254,9 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
     const taps = nics.length ? tapFdArgv(tapFdHelper(), spec.netns!.path, nics, TAP_FD_BASE) : undefined;
     const tpl = boot.boot === 'restore' ? boot.template : undefined;
     const p: Prepared = {
-      files, accel, cgroup, kernelRelease: assets.release, release, mux: mux !== undefined, boot,
+      files, accel, cgroup, kernelRelease: assets.release, release, mux: mux !== undefined, boot, disk, pooled,
       spawn(ports, io) {
+        if (pooled) throw new HullError('INTERNAL', 'a pooled guest runs already: nothing to spawn');
         // fds 3..5: kernel, initrd, disk (QEMU reopens them through /proc/self/fd)
         const fdKernel = fs.openSync(assets.kernel, 'r');
         const fdInitrd = fs.openSync(tpl ? tpl.initrd : files.initrd, 'r');
@@ -319,6 +332,26 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
 }
 
 /**
+ * Whether a run may claim a pool guest (runtime/vm/pool.ts): a --rm run with no published port.
+ * The rest (memory, vCPUs, accelerator, no NIC, no volume) is the template key, which must match.
+ */
+function poolEligible(spec: InstanceSpec): boolean {
+  return spec.vm?.pool !== false && spec.autoRemove === true && !spec.heldFds?.length && !spec.captureLayer;
+}
+
+/** The claimed guest's cgroup becomes the run's (renamed to the instance id, as every VM's is). */
+function adoptCgroup(c: Claimed, root: string, id: string): VmCgroup | undefined {
+  if (!c.cgroup) return undefined;
+  const dir = vmCgroupDir(c.cgroup.version, root, id);
+  try {
+    fs.renameSync(c.cgroup.dir, dir);
+    return { version: c.cgroup.version, dir };
+  } catch {
+    return c.cgroup;
+  }
+}
+
+/**
  * Whether this run can restore a template, and which (runtime/vm/snapshot.ts): a run that mounts
  * volumes (9p blocks migration once mounted), captures its layer or logs its console boots cold.
  * NICs are part of the shape (the devices must exist when the template is saved).
@@ -354,7 +387,5 @@ function restoreArgs(stdio: unknown[], toClose: number[], tpl: import('./snapsho
   });
 }
 
-/** Single-quotes a word for sh. */
-export function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+
+export { shq };

@@ -47,6 +47,14 @@ export interface QemuOptions {
   ramFile?: { path: string; share: boolean };
   /** `-incoming defer`: the machine waits for QMP migrate-incoming (a restore). */
   incoming?: boolean;
+  /**
+   * The root disk as named block nodes (file `disk0` under raw `root`) instead of `-drive`:
+   * templates and their restores, so that a warm pool's guest can be handed its image later
+   * (QMP blockdev-add + blockdev-reopen of `root` onto the new file node; runtime/vm/pool.ts).
+   */
+  diskNodes?: boolean;
+  /** `-S`: the vCPUs stay stopped until QMP `cont` (a warm pool's guest, paused until it is claimed). */
+  paused?: boolean;
   /** Host directories shared over 9p; tag names the device in the guest. */
   shares?: { tag: string; hostPath: string; readOnly: boolean }[];
   /** Send the guest's kernel log to this file through a UART (debugging; slower boot). */
@@ -118,7 +126,8 @@ export function buildQemuArgs(o: QemuOptions): string[] {
   a.push('-kernel', o.kernel, '-initrd', o.initrd, '-append', kernelCmdline(o));
   a.push('-global', 'virtio-mmio.force-legacy=false');
   if (o.consoleLog) a.push('-serial', `file:${o.consoleLog}`);
-  if (o.disk) a.push('-drive', `if=none,id=root,file=${esc(o.disk)},format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=root');
+  if (o.disk && o.diskNodes) a.push('-blockdev', `driver=file,node-name=disk0,filename=${esc(o.disk)},read-only=on`, '-blockdev', 'driver=raw,node-name=root,file=disk0,read-only=on', '-device', 'virtio-blk-device,drive=root');
+  else if (o.disk) a.push('-drive', `if=none,id=root,file=${esc(o.disk)},format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=root');
   const ports: [string, Chardev | undefined][] = [
     ['hull.status', o.ports.status], ['hull.stdout', o.ports.stdout], ['hull.stderr', o.ports.stderr],
     ['hull.ctl', o.ports.ctl], ['hull.main', o.ports.main], ['hull.layer', o.ports.layer],
@@ -132,6 +141,7 @@ export function buildQemuArgs(o: QemuOptions): string[] {
   });
   a.push(...qemuNicArgs(o.nics ?? []));
   if (o.incoming) a.push('-incoming', 'defer');
+  if (o.paused) a.push('-S');
   if (o.qmp) a.push('-qmp', `unix:${o.qmp.replace(/,/g, ',,')},server=on,wait=off`);
   (o.shares ?? []).forEach((s, i) => {
     if (!/^[A-Za-z0-9_]{1,31}$/.test(s.tag)) throw new Error(`bad 9p tag "${s.tag}"`);

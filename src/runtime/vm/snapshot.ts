@@ -44,8 +44,8 @@ export type VmBoot = 'auto' | 'cold';
 /** The default of --vm-boot: the one place it is decided. */
 export const DEFAULT_VM_BOOT: VmBoot = 'auto';
 
-/** Template layout version (part of the key). */
-const FORMAT = 1;
+/** Template layout version (part of the key). 2: the root disk as named block nodes (a pool swaps it). */
+const FORMAT = 2;
 /** The template's root disk: sparse, at least as large as any image the clones will see. */
 export const PLACEHOLDER_BYTES = 256 * 1024 ** 3;
 /** A restored guest must answer (READY) within this, else the restore failed. */
@@ -84,6 +84,8 @@ export function templateQemuArgs(shape: Pick<TemplateShape, 'memMiB' | 'cpus' | 
   ports: { status: Chardev; run: Chardev; stdout?: Chardev; stderr?: Chardev; ctl?: Chardev; main?: Chardev; layer?: Chardev };
   /** A restore's taps (inherited descriptors), one per NIC of the shape. */
   tapFds?: number[];
+  /** A warm pool's restore: the vCPUs stay stopped after the state is loaded, until the run that claims it. */
+  paused?: boolean;
 }): string[] {
   const n = shape.nics ?? 0;
   if (!o.build && (o.tapFds?.length ?? 0) !== n) throw new HullError('INTERNAL', `a restore of a template with ${n} NICs needs ${n} taps`);
@@ -92,8 +94,10 @@ export function templateQemuArgs(shape: Pick<TemplateShape, 'memMiB' | 'cpus' | 
     memoryMiB: shape.memMiB, cpus: shape.cpus, accel: shape.accel, tscKhz: shape.tscKhz, tbSizeMiB: o.tbSizeMiB,
     ramFile: { path: `/proc/self/fd/${o.ramFd ?? TFD.ram}`, share: o.build },
     allPorts: true,
+    diskNodes: true,
     ports: { stdout: { kind: 'null' }, stderr: { kind: 'null' }, ctl: { kind: 'null' }, ...o.ports },
     incoming: !o.build,
+    paused: o.paused,
     qmp: o.qmp,
   });
   // NICs after the serial bus, as in a cold boot (virtio-mmio transports go in creation order).
@@ -297,8 +301,9 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-/** Polls a status file until `want` holds or the child ends or time runs out. */
-export async function waitStatus(file: string | (() => Buffer), child: ChildProcess, ms: number, want: (st: ReturnType<typeof decodeStatus>) => boolean): Promise<'yes' | 'gone' | 'timeout'> {
+/** Polls a status file until `want` holds or the child (or what `alive` says runs) ends or time runs out. */
+export async function waitStatus(file: string | (() => Buffer), child: ChildProcess | (() => boolean), ms: number, want: (st: ReturnType<typeof decodeStatus>) => boolean): Promise<'yes' | 'gone' | 'timeout'> {
+  const gone = typeof child === 'function' ? () => !child() : () => child.exitCode !== null || child.signalCode !== null;
   const end = Date.now() + ms;
   for (;;) {
     let st: ReturnType<typeof decodeStatus> = {};
@@ -308,7 +313,7 @@ export async function waitStatus(file: string | (() => Buffer), child: ChildProc
       st = {};
     }
     if (want(st)) return 'yes';
-    if (child.exitCode !== null || child.signalCode !== null) return 'gone';
+    if (gone()) return 'gone';
     if (Date.now() > end) return 'timeout';
     await new Promise((r) => setTimeout(r, 5));
   }

@@ -1,0 +1,4 @@
+/** Single-quotes a word for sh. */
+export function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
