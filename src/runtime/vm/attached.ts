@@ -132,7 +132,7 @@ async function claimedGuest(prep: Awaited<ReturnType<typeof prepare>>, frame: ()
   const alive = () => procStartTime(c.pid) === c.startTime;
   const socks: net.Socket[] = [];
   try {
-    const qmp = await QmpSession.open(addr('qmp.sock'));
+    const qmp = await QmpSession.open(addr('qmp.sock'), 2000); // a ready guest's monitor is up: no long wait
     try {
       await swapDisk(qmp, c, prep.disk);
       for (const n of ['out.sock', 'err.sock', 'main.sock', 'run.sock']) socks.push(await connectCtl(addr(n)));

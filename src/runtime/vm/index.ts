@@ -22,6 +22,7 @@ import { decodeStatus, T } from './protocol.js';
 import { qmpCommand } from './qmp.js';
 import { abandonedBuilds, dropTemplate, RestoreFailed } from './snapshot.js';
 import { PoolClaimFailed, resumeOrFail } from './attached.js';
+import { orphans as poolOrphans, poolGuestDirs, stopGuest } from './pool.js';
 import { keptLayer, layerIdleMs, liveLayer } from './layer.js';
 
 /** A failed restore: the template goes, a one-line note, and the same run again as a cold boot. */
@@ -424,9 +425,12 @@ class VmIsolation implements Isolation {
       }
       for (const id of ids) {
         if (live.has(id)) continue;
+        // a pool guest's cgroup: the guest's own entry below says whether anything owns it
+        if (id.startsWith('pool-') && poolGuestDirs(this.root).some((d) => d.endsWith(id.slice(5)))) continue;
         out.push({ kind: 'vm-cgroup', what: path.join(parent, id), id, fix: () => removeVmCgroup({ version, dir: path.join(parent, id) }) });
       }
     }
+    for (const o of poolOrphans(this.root)) out.push({ kind: 'vm-pool-guest', what: o.dir, fix: () => stopGuest(o.dir, o.entry) });
     for (const d of abandonedBuilds(this.root)) out.push({ kind: 'vm-template-build', what: d, fix: async () => fs.rmSync(d, { recursive: true, force: true }) });
     const base = `${path.join(this.root, 'containers')}/`;
     for (const e of fs.readdirSync('/proc')) {

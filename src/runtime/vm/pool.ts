@@ -344,17 +344,19 @@ export async function startGuest(root: string, shape: TemplateShape, tpl: Templa
   }
 }
 
-/** Guests and directories of the pool that nothing owns (their keeper is gone): system check. */
-export function orphans(root: string): { dir: string; entry?: PoolEntry }[] {
-  const base = poolDir(root);
-  let names: string[] = [];
+/** Every guest directory of the pool (starting, ready, being drained). */
+export function poolGuestDirs(root: string): string[] {
   try {
-    names = fs.readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    return fs.readdirSync(poolDir(root), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => path.join(poolDir(root), d.name));
   } catch {
     return [];
   }
+}
+
+/** Guests and directories of the pool that nothing owns (their keeper is gone): system check. */
+export function orphans(root: string): { dir: string; entry?: PoolEntry }[] {
   if (keeperAlive(root)) return [];
-  return names.map((n) => ({ dir: path.join(base, n), entry: readEntry(path.join(base, n)) }));
+  return poolGuestDirs(root).map((dir) => ({ dir, entry: readEntry(dir) }));
 }
 
 /**
