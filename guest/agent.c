@@ -352,7 +352,9 @@ static void loop(int sfd) {
   }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  /* the process a warm pool's rehearsal starts (guest/snapshot.c): a copy of this binary */
+  if (argc > 1 && strcmp(argv[1], "rehearsal") == 0) return 0;
   char msg[512];
   const char *err = NULL;
   sigset_t set;

@@ -21,6 +21,7 @@
 #define T_LAYER 0x16     /* payload: u8 flags (LAYER_FREEZE): send the writable layer now, on `channel` */
 #define LAYER_FREEZE 1   /* stop every process while it is written (docker commit's --pause) */
 #define T_RESUME 0x17    /* hull.run, to a restored template: payload: the run's spec records */
+#define T_REHEARSE 0x18  /* hull.run, to a warm pool's guest before its run: payload: spec records of a rehearsal run */
 /* guest -> host */
 #define T_READY 0x20     /* status port: main process started; payload: u32 guest pid + kernel release */
 #define T_STDOUT 0x21    /* payload: output of the channel's process */
@@ -31,6 +32,7 @@
 #define T_ERROR 0x24     /* payload: UTF-8 message; a request was refused */
 #define T_LAYER_SENT 0x25 /* status port, after EXIT: the whole writable layer went out on hull.layer (R_LAYER) */
 #define T_TEMPLATE 0x26  /* status port, template boot: booted, clock settled, waiting on hull.run: save me now */
+#define T_REHEARSED 0x27 /* status port, after T_REHEARSE: payload empty (done, waiting on hull.run again) or why it failed */
 
 /* spec records (a spec file is "HULLSPEC", u32 version, then records; an EXEC payload is records) */
 #define SPEC_MAGIC "HULLSPEC"

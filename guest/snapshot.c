@@ -8,14 +8,23 @@
  *
  * hull.run is read non-blocking, with a bounded poll: a read() that blocked across the snapshot
  * (after a poll before it) was seen never to return once restored.
+ *
+ * A warm pool's guest (runtime/vm/pool.ts) gets a T_REHEARSE frame first: the agent rehearses a
+ * run (rehearse() below), reports T_REHEARSED and waits on hull.run again, until the run that
+ * claims the guest sends its T_RESUME.
  */
 #define _GNU_SOURCE
 #include "snapshot.h"
 #include "ports.h"
 #include "proto.h"
+#include "rootfs.h"
+#include "spawn.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +36,8 @@
 #define RNDADDENTROPY _IOW('R', 0x03, int[2])
 #define RNDRESEEDCRNG _IO('R', 0x07)
 struct rand_pool_info { int entropy_count; int buf_size; uint32_t buf[]; };
+/* <linux/fs.h> */
+#define BLKFLSBUF _IO(0x12, 97)
 
 unsigned spec_ports(const struct spec *s) {
   if (s->pod) return 1u << P_STATUS | 1u << P_CTL;
@@ -66,6 +77,51 @@ void resume_identity(const struct spec *s) {
   }
 }
 
+/*
+ * A rehearsal of a run, in a warm pool's guest before it is claimed: the same root mounts
+ * (erofs image, tmpfs and overlay, proc, sysfs, /dev), a process started and reaped, in a child
+ * with a mount namespace of its own (the guest kernel has no UTS namespaces: the hostname is left
+ * alone, the run sets its own). Under TCG the emulator translates guest code as it
+ * first runs, and a restored guest starts with nothing translated: the rehearsal does that work
+ * before the claim rather than in the run. Nothing of it stays: its mounts end with its
+ * namespace, and once /dev/vda opens exclusively (no filesystem on it) its cached blocks are
+ * dropped, since the claim puts the run's image under /dev/vda.
+ */
+static int rehearse(struct spec *r, char *msg, size_t msglen) {
+  pid_t c = fork();
+  if (c < 0) { snprintf(msg, msglen, "rehearsal: fork: %s", strerror(errno)); return -1; }
+  if (c == 0) {
+    char m[256];
+    if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) _exit(120);
+    if (enter_root(r, m, sizeof m)) _exit(121);
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    struct spawnreq q = {.argv = r->argv, .env = r->env, .cwd = r->cwd, .user = r->user, .hostname = r->hostname,
+                         .stdio = {devnull, devnull, devnull}};
+    int code = 0, st = 0;
+    pid_t p = spawn_process(&q, &code, m, sizeof m);
+    if (p < 0) _exit(122);
+    if (waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) _exit(123);
+    _exit(0);
+  }
+  int st = 0;
+  if (waitpid(c, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+    snprintf(msg, msglen, "rehearsal: the run failed (%s %d)", WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    return -1;
+  }
+  struct timespec ms = {0, 5000000};
+  for (int i = 0;; i++) {
+    int fd = open("/dev/vda", O_RDONLY | O_EXCL | O_CLOEXEC);
+    if (fd >= 0) {
+      int rc = ioctl(fd, BLKFLSBUF, 0);
+      close(fd);
+      if (rc) { snprintf(msg, msglen, "rehearsal: BLKFLSBUF: %s", strerror(errno)); return -1; }
+      return 0;
+    }
+    if (errno != EBUSY || i >= 200) { snprintf(msg, msglen, "rehearsal: /dev/vda stays in use: %s", strerror(errno)); return -1; }
+    nanosleep(&ms, NULL);
+  }
+}
+
 int template_wait(struct spec *s, char *msg, size_t msglen) {
   static uint8_t buf[FRAME_HEADER + FRAME_MAX_PAYLOAD];
   size_t have = 0;
@@ -84,8 +140,19 @@ int template_wait(struct spec *s, char *msg, size_t msglen) {
     have += n;
     if (have < FRAME_HEADER) continue;
     memcpy(&len, buf + 4, 4);
-    if (buf[0] != PROTO_VERSION || buf[1] != T_RESUME || len > FRAME_MAX_PAYLOAD) { snprintf(msg, msglen, "template: bad frame on hull.run"); return -1; }
-    if (have >= FRAME_HEADER + len) break;
+    if (buf[0] != PROTO_VERSION || (buf[1] != T_RESUME && buf[1] != T_REHEARSE) || len > FRAME_MAX_PAYLOAD) { snprintf(msg, msglen, "template: bad frame on hull.run"); return -1; }
+    if (have < FRAME_HEADER + len) continue;
+    if (buf[1] == T_RESUME) break;
+    /* a warm pool's rehearsal: run it, say how it went, wait on */
+    struct spec r;
+    char why[256] = "";
+    memset(&r, 0, sizeof r);
+    if (spec_parse(buf + FRAME_HEADER, len, &r, &err)) snprintf(why, sizeof why, "rehearsal spec: %s", err);
+    else if (rehearse(&r, why, sizeof why) == 0) why[0] = 0;
+    spec_free(&r);
+    send_frame(P_STATUS, T_REHEARSED, 0, (const uint8_t *)why, strlen(why));
+    have -= FRAME_HEADER + len;
+    memmove(buf, buf + FRAME_HEADER + len, have);
   }
   spec_free(s);
   if (spec_parse(buf + FRAME_HEADER, len, s, &err)) { snprintf(msg, msglen, "run spec: %s", err); return -1; }

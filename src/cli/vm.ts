@@ -35,6 +35,14 @@ function keeperLogTail(root: string): string {
   }
 }
 
+function keeperReport(root: string): { failures: number; lastError: string | null } {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(root, 'vmpool', 'keeper.json'), 'utf8')) as { failures: number; lastError: string | null };
+  } catch {
+    return { failures: 0, lastError: null };
+  }
+}
+
 export const commands: CommandDef[] = [
   {
     name: 'vm pool',
@@ -108,6 +116,8 @@ export const commands: CommandDef[] = [
           print(s);
           return 0;
         }
+        const k = keeperReport(ctx.root);
+        if (k.failures >= 3) throw new HullError('UNAVAILABLE', `the pool cannot start guests (${k.failures} failures in a row): ${k.lastError}`);
         if (!s.keeper && Date.now() - t0 > 10_000) throw new HullError('UNAVAILABLE', `the pool keeper is not running (${keeperLogTail(ctx.root) || 'no log'})`);
         if (Date.now() - t0 > FILL_WAIT_MS) throw new HullError('UNAVAILABLE', `the pool did not fill within ${FILL_WAIT_MS / 1000} s: ${describe(s).trim()} (${keeperLogTail(ctx.root)})`);
         await new Promise((r) => setTimeout(r, 50));

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { decodeStatus } from '../../src/runtime/vm/protocol.js';
 import { hull, importBusybox, makeTempRoot, processesOfRoot, REPO, type TempRoot } from '../helpers/hull.js';
 
 const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
@@ -88,6 +89,8 @@ test('a run of the pool shape claims a guest: same output, exit codes and stdin;
   const s0 = state();
   assert.equal(s0.guests.length, 2);
   assert.ok(s0.keeper);
+  // each ready guest has rehearsed a run (TCG has translated its code before the claim)
+  for (const g of s0.guests) assert.equal(decodeStatus(fs.readFileSync(path.join(tr.root, 'vmpool', g.id, 'status'))).rehearsed, '', `guest ${g.id} rehearsed`);
   const r = hull(tr.root, [...RUN, 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
   assert.equal(r.code, 7);
   assert.equal(r.stdout, 'out\n');

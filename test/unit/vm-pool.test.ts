@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { templateQemuArgs } from '../../src/runtime/vm/snapshot.js';
-import { guestBound, maxPoolSize, MAX_POOL_SIZE, validatePoolConfig } from '../../src/runtime/vm/pool.js';
+import { guestBound, maxPoolSize, MAX_POOL_SIZE, REHEARSAL, validatePoolConfig } from '../../src/runtime/vm/pool.js';
+import { newcArchive, newcFile } from '../../src/runtime/vm/cpio.js';
+import { decodeStatus, encodeFrame, encodeRehearseFrame, FrameDecoder, T } from '../../src/runtime/vm/protocol.js';
 
 const shape = { memMiB: 128, cpus: 1, accel: 'tcg' as const, tscKhz: 2445406 };
 const GiB = 1024 ** 3;
@@ -41,4 +43,23 @@ test('the pool is bounded: half of host memory at each guest\'s cgroup limit, at
   assert.throws(() => validatePoolConfig({ size: -1, memMiB: 128, cpus: 1 }, 24 * GiB), /--size -1/);
   assert.throws(() => validatePoolConfig({ size: 1, memMiB: 32, cpus: 1 }, 24 * GiB), /at least 64m/);
   assert.throws(() => validatePoolConfig({ size: 1, memMiB: 128, cpus: 9 }, 24 * GiB), /--cpus 9/);
+});
+
+test('newcFile finds a regular file of a newc archive (the agent /init the rehearsal disk copies)', () => {
+  const a = newcArchive([{ name: 'hull' }, { name: 'init', data: Buffer.from('agent-bytes'), mode: 0o755 }, { name: 'hull/spec', data: Buffer.alloc(13, 7) }]);
+  assert.equal(newcFile(a, 'init')?.toString(), 'agent-bytes');
+  assert.deepEqual(newcFile(a, 'hull/spec'), Buffer.alloc(13, 7));
+  assert.equal(newcFile(a, 'hull'), undefined, 'a directory is no file');
+  assert.equal(newcFile(a, 'missing'), undefined);
+  assert.equal(newcFile(Buffer.from('not an archive at all, long enough to hold a header of 110 bytes........................................'), 'init'), undefined);
+});
+
+test('the rehearsal frame carries a run spec; REHEARSED reads back as done or as why it failed', () => {
+  const f = encodeRehearseFrame(REHEARSAL);
+  assert.equal(f[1], T.REHEARSE);
+  const frames = new FrameDecoder().push(f);
+  assert.equal(frames.length, 1);
+  assert.ok(frames[0]!.payload.includes(Buffer.from('/rehearsal')), 'the rehearsal command');
+  assert.equal(decodeStatus(encodeFrame(T.REHEARSED, 0)).rehearsed, '');
+  assert.equal(decodeStatus(Buffer.concat([encodeFrame(T.REHEARSED, 0, Buffer.from('rehearsal: the run failed (exit 121)')), encodeFrame(T.READY, 0, Buffer.from([1, 0, 0, 0]))])).rehearsed, 'rehearsal: the run failed (exit 121)');
 });

@@ -43,3 +43,22 @@ export function newcArchive(entries: CpioEntry[]): Buffer {
   entry(0, 'TRAILER!!!', 0, Buffer.alloc(0));
   return Buffer.concat(parts);
 }
+
+/** Pure: the content of regular file `name` in a newc archive (the first one of that name), or undefined. */
+export function newcFile(archive: Buffer, name: string): Buffer | undefined {
+  let off = 0;
+  while (off + 110 <= archive.length) {
+    const h = archive.toString('ascii', off, off + 110);
+    if (!h.startsWith('070701') && !h.startsWith('070702')) return undefined;
+    const field = (i: number) => parseInt(h.slice(6 + i * 8, 14 + i * 8), 16);
+    const mode = field(1);
+    const size = field(6);
+    const nameLen = field(11);
+    const n = archive.toString('utf8', off + 110, off + 110 + nameLen - 1);
+    if (n === 'TRAILER!!!') return undefined;
+    const data = off + 110 + nameLen + pad4(110 + nameLen);
+    if ((n === name || n === `./${name}`) && (mode & 0o170000) === 0o100000) return archive.subarray(data, data + size);
+    off = data + size + pad4(size);
+  }
+  return undefined;
+}

@@ -23,7 +23,7 @@
  * takes over; the pool as a whole is bounded (maxPoolSize). Guests are restored at nice 10 so a
  * refill yields to foreground work; a claim puts every QEMU thread back to nice 0.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -33,9 +33,11 @@ import { shq } from '../../util/shell.js';
 import { identityAlive, procStartTime, processIdentity } from '../../util/proc.js';
 import { guestAssets, hostTscKhz, qemuBinary, vmmuxBinary } from './assets.js';
 import { createVmCgroup, joinCommand, QEMU_OVERHEAD_BYTES, removeVmCgroup, type VmCgroup } from './cgroup.js';
-import { ctlAddress } from './control.js';
+import { connectCtl, ctlAddress } from './control.js';
+import { newcFile } from './cpio.js';
+import { decodeStatus, encodeRehearseFrame, type GuestRunSpec } from './protocol.js';
 import { QmpSession } from './qmp.js';
-import { chooseBoot, templateQemuArgs, type Template, type TemplateShape } from './snapshot.js';
+import { chooseBoot, templateQemuArgs, waitStatus, type Template, type TemplateShape } from './snapshot.js';
 
 const NOBODY = 65534;
 /** A pool guest must be restored and paused within this. */
@@ -266,10 +268,51 @@ export async function poolTemplate(root: string, shape: TemplateShape): Promise<
 }
 
 /**
- * Restores one guest of `tpl` into the pool and leaves it paused: ready to be claimed. Nothing is
- * left when it fails.
+ * The disk of a pool guest's rehearsal (guest/snapshot.c): an erofs holding a copy of the guest
+ * agent as /rehearsal (run with the argument `rehearsal` it exits 0 at once) and an /etc, so the
+ * rehearsal runs the mounts, the overlay copy-up of /etc/hosts and a process start and exit of a
+ * real run. One per agent, made once (atomically: a temporary name, then a rename).
  */
-export async function startGuest(root: string, shape: TemplateShape, tpl: Template, keeper = processIdentity(process.pid)): Promise<PoolEntry> {
+export async function rehearsalDisk(root: string, initramfs: string): Promise<string> {
+  const cpio = fs.readFileSync(initramfs);
+  const agent = newcFile(cpio, 'init');
+  if (!agent) throw new HullError('UNAVAILABLE', `the guest initramfs ${initramfs} has no /init`);
+  const key = crypto.createHash('sha256').update(agent).digest('hex').slice(0, 16);
+  const out = path.join(poolDir(root), `rehearsal-${key}.erofs`);
+  if (fs.existsSync(out)) return out;
+  const dir = fs.mkdtempSync(path.join(poolDir(root), '.rehearsal-'));
+  try {
+    fs.mkdirSync(path.join(dir, 'tree', 'etc'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'tree', 'rehearsal'), agent, { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, 'tree', 'etc', 'hosts'), '127.0.0.1\tlocalhost\n');
+    fs.writeFileSync(path.join(dir, 'tree', 'etc', 'hostname'), 'rehearsal\n');
+    await new Promise<void>((resolve, reject) => {
+      execFile('mkfs.erofs', ['--quiet', '-T0', path.join(dir, 'disk'), path.join(dir, 'tree')], (e, _o, err) => (e ? reject(new HullError('UNAVAILABLE', `mkfs.erofs for the pool's rehearsal disk: ${String(err).trim() || e.message}`, { hint: 'apt-get install erofs-utils' })) : resolve()));
+    });
+    fs.chmodSync(path.join(dir, 'disk'), 0o644);
+    fs.renameSync(path.join(dir, 'disk'), out);
+    return out;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A guest restored but its rehearsal failed (the keeper then offers guests without one). */
+export class RehearsalFailed extends HullError {
+  constructor(message: string) {
+    super('UNAVAILABLE', message);
+  }
+}
+
+/** The rehearsal run a pool guest gets before it is paused (what a claim's run will do, on its own disk). */
+export const REHEARSAL: GuestRunSpec = { args: ['/rehearsal', 'rehearsal'], env: ['PATH=/'], cwd: '/', hostname: 'rehearsal' };
+
+/**
+ * Restores one guest of `tpl` into the pool, rehearses a run in it (`rehearsal`: the disk above;
+ * TCG then has the code of a run translated when the claim comes) and leaves it paused: ready to
+ * be claimed. Nothing is left when it fails.
+ */
+export async function startGuest(root: string, shape: TemplateShape, tpl: Template, keeper = processIdentity(process.pid), rehearsal?: string): Promise<PoolEntry> {
   const id = crypto.randomBytes(8).toString('hex');
   const base = poolDir(root);
   fs.mkdirSync(base, { recursive: true, mode: 0o755 });
@@ -293,7 +336,7 @@ export async function startGuest(root: string, shape: TemplateShape, tpl: Templa
       },
     });
     const errFd = fs.openSync(path.join(tmp, 'qemu.err'), 'w', 0o600);
-    const fds = [fs.openSync(shape.kernel, 'r'), fs.openSync(tpl.initrd, 'r'), fs.openSync(tpl.disk, 'r'), fs.openSync(tpl.ram, 'r+'), fs.openSync(tpl.state, 'r')];
+    const fds = [fs.openSync(shape.kernel, 'r'), fs.openSync(tpl.initrd, 'r'), fs.openSync(rehearsal ?? tpl.disk, 'r'), fs.openSync(tpl.ram, 'r+'), fs.openSync(tpl.state, 'r')];
     const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : ['setpriv'];
     const mux = vmmuxBinary();
     const jc = cgroup ? joinCommand(cgroup) : undefined;
@@ -332,6 +375,23 @@ export async function startGuest(root: string, shape: TemplateShape, tpl: Templa
       } else if (st.status !== 'inmigrate') throw new HullError('UNAVAILABLE', `a pool guest is ${st.status} after loading its state`);
       if (Date.now() > end || !qemuAlive(entry)) throw new HullError('UNAVAILABLE', `the template state did not load into a pool guest: ${qerr()}`);
       await new Promise((r) => setTimeout(r, 2));
+    }
+    if (rehearsal) {
+      // the rehearsal: run.sock connected, vCPUs on, the frame, its report, then paused again
+      const run = await connectCtl(ctlAddress(path.join(tmp, 'run.sock'), pid));
+      try {
+        run.on('error', () => undefined);
+        await qmp.run('cont');
+        run.write(encodeRehearseFrame(REHEARSAL));
+        const st = path.join(tmp, 'status');
+        const w = await waitStatus(st, () => qemuAlive(entry!), START_WAIT_MS, (x) => x.rehearsed !== undefined);
+        await qmp.run('stop');
+        if (w !== 'yes') throw new RehearsalFailed(`a pool guest's rehearsal ${w === 'gone' ? `ended its QEMU: ${qerr()}` : 'did not finish in time'}`);
+        const why = decodeStatus(fs.readFileSync(st)).rehearsed;
+        if (why) throw new RehearsalFailed(`a pool guest's ${why}`);
+      } finally {
+        run.destroy();
+      }
     }
     qmp.close();
     qmp = undefined;
@@ -391,13 +451,23 @@ export async function runKeeper(root: string, log: (m: string) => void): Promise
   for (const s of signals) process.on(s, onSignal);
   const watcher = fs.watch(base, () => wake());
   watcher.on('error', () => undefined);
-  const pause = (ms: number) => new Promise<void>((resolve) => {
+  /** Waits `ms`; a change in the pool directory (a claim, the configuration) or a signal ends it early unless `onlySignals`. */
+  const pause = (ms: number, onlySignals = false) => new Promise<void>((resolve) => {
     const t = setTimeout(resolve, ms);
     wake = () => {
+      if (onlySignals && !stopping) return;
       clearTimeout(t);
       resolve();
     };
   });
+  /** What the CLI shows while it waits for the pool to fill: the last failure and how many in a row. */
+  const report = (failures: number, lastError?: string) => {
+    const f = path.join(base, 'keeper.json');
+    fs.writeFileSync(`${f}.tmp`, JSON.stringify({ failures, lastError: lastError ?? null }));
+    fs.renameSync(`${f}.tmp`, f);
+  };
+  /** Rehearsals failed on this host (e.g. its guest kernel cannot run one): guests are offered without. */
+  let rehearse = true;
   // the keeper and the guests it restores yield to foreground work (a claim renices its guest to 0)
   try {
     os.setPriority(0, POOL_NICE);
@@ -427,7 +497,8 @@ export async function runKeeper(root: string, log: (m: string) => void): Promise
         tpl = await poolTemplate(root, shapeOf.shape);
       } catch (e) {
         log(`no template: ${(e as Error).message}`);
-        await pause(Math.min(60_000, 2000 * 2 ** failures++));
+        report(++failures, (e as Error).message);
+        await pause(Math.min(60_000, 1000 * 2 ** failures), true);
         continue;
       }
       const ready = readyEntries(root);
@@ -459,13 +530,21 @@ export async function runKeeper(root: string, log: (m: string) => void): Promise
       if (fresh.length < c.size) {
         try {
           const t0 = Date.now();
-          const e = await startGuest(root, shapeOf.shape, tpl, me);
+          const e = await startGuest(root, shapeOf.shape, tpl, me, rehearse ? await rehearsalDisk(root, shapeOf.shape.initramfs) : undefined);
           known.set(e.id, e);
+          if (failures) report(0);
           failures = 0;
-          log(`guest ${e.id} ready in ${Date.now() - t0} ms (${fresh.length + 1}/${c.size})`);
+          log(`guest ${e.id} ready in ${Date.now() - t0} ms (${fresh.length + 1}/${c.size})${rehearse ? '' : ', not rehearsed'}`);
         } catch (e) {
-          log(`a guest failed to start: ${(e as Error).message}`);
-          await pause(Math.min(60_000, 2000 * 2 ** failures++));
+          const why = (e as Error).message;
+          log(`a guest failed to start: ${why}`);
+          if (e instanceof RehearsalFailed && rehearse) {
+            rehearse = false; // once: the guests that follow are offered as restored, unrehearsed
+            log('rehearsals are off for this keeper: claims still skip the restore, not the first translation of a run');
+            continue;
+          }
+          report(++failures, why);
+          await pause(Math.min(60_000, 1000 * 2 ** failures), true);
         }
         continue;
       }
@@ -474,6 +553,7 @@ export async function runKeeper(root: string, log: (m: string) => void): Promise
   } finally {
     watcher.close();
     for (const e of readyEntries(root)) await drainEntry(root, e);
+    for (const n of fs.readdirSync(base)) if (n.startsWith('rehearsal-') || n === 'keeper.json') fs.rmSync(path.join(base, n), { force: true });
     fs.rmSync(keeperFile, { force: true });
     for (const s of signals) process.off(s, onSignal);
     log('pool drained');

@@ -21,6 +21,8 @@ export const T = {
   LAYER: 0x16,
   /** hull.run, to a restored template: the run's spec records. */
   RESUME: 0x17,
+  /** hull.run, to a warm pool's guest: rehearse this run (guest/snapshot.c), then wait on. */
+  REHEARSE: 0x18,
   READY: 0x20,
   STDOUT: 0x21,
   STDERR: 0x22,
@@ -30,6 +32,8 @@ export const T = {
   LAYER_SENT: 0x25,
   /** hull.status of a template boot: ready to be saved. */
   TEMPLATE: 0x26,
+  /** status: the rehearsal is done (empty payload) or failed (why). */
+  REHEARSED: 0x27,
 } as const;
 
 const R = {
@@ -158,6 +162,11 @@ export function encodeResumeFrame(s: GuestRunSpec): Buffer {
   return encodeFrame(T.RESUME, 0, encodeSpecFile(s).subarray(12));
 }
 
+/** The T_REHEARSE frame of a warm pool's guest: the spec of a rehearsal run, in the same records. */
+export function encodeRehearseFrame(s: GuestRunSpec): Buffer {
+  return encodeFrame(T.REHEARSE, 0, encodeSpecFile(s).subarray(12));
+}
+
 export function encodeFrame(type: number, channel: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   if (payload.length > FRAME_MAX_PAYLOAD) throw new HullError('INVALID_ARGUMENT', `frame payload of ${payload.length} bytes exceeds ${FRAME_MAX_PAYLOAD}`);
   const h = Buffer.alloc(FRAME_HEADER);
@@ -230,6 +239,8 @@ export interface GuestStatus {
   ready?: { pid: number; release: string };
   /** A template boot is ready to be saved (T_TEMPLATE). */
   template?: boolean;
+  /** A warm pool guest's rehearsal ended: '' done, else why it failed (T_REHEARSED). */
+  rehearsed?: string;
   exit?: ExitFrame;
   /** ERROR frames the guest wrote on the status port (e.g. why it could not send its layer). */
   errors?: string[];
@@ -246,6 +257,7 @@ export function decodeStatus(data: Buffer): GuestStatus {
     else if (f.type === T.EXIT && f.channel === 0) st.exit = decodeExit(f.payload);
     else if (f.type === T.LAYER_SENT && f.channel === 0 && st.exit) st.exit.layerSent = true;
     else if (f.type === T.TEMPLATE) st.template = true;
+    else if (f.type === T.REHEARSED) st.rehearsed = f.payload.subarray(0, 1024).toString('utf8');
     else if (f.type === T.ERROR && f.channel === 0) (st.errors ??= []).push(f.payload.subarray(0, 1024).toString('utf8'));
   }
   return st;
