@@ -2,6 +2,8 @@
 # The VM wall, side by side in one hyperfine run (TCG here; KVM where usable):
 #   hull-vm-cold    hull run --rm --vm --vm-boot cold busybox echo hello   (a kernel boot; hull's start-up included)
 #   hull-vm-restore hull run --rm --vm --vm-boot auto busybox echo hello   (a template restored; built before the runs)
+#   hull-vm-pool    hull run --rm --vm busybox echo hello, claiming a paused guest of a warm pool of
+#                   2 (`hull vm pool --size 2`; refilled to 2 before each run, which is not timed)
 #   hull-container  hull run --rm busybox echo hello
 #   debian-cloud    a plain QEMU microvm boot of Debian's linux-image-cloud-amd64 kernel with a
 #                   busybox initramfs that prints hello and powers off (no hull at all)
@@ -45,9 +47,14 @@ chmod +x "$C/debian-cloud.sh"
 # ---------------------------------------------------------------- a hull root with busybox
 ROOT=$(mktemp -d /tmp/hull-bench-vm-XXXXXX)
 cleanup() {
+  # the warm pool first: its keeper and its paused QEMUs are not containers
+  if [ -d "$ROOT/vmpool" ]; then "$REPO/bin/hull" --root "$ROOT" vm pool --size 0 >/dev/null || echo "bench/vm.sh: draining the pool failed" >&2; fi
   "$REPO/bin/hull" --root "$ROOT" ps -aq 2>/dev/null | xargs -r "$REPO/bin/hull" --root "$ROOT" rm -f >/dev/null 2>&1 || true
   # exit hooks of removed VMs may still be running against the root: let them finish first
   for _ in $(seq 100); do pgrep -f "$ROOT" >/dev/null || break; sleep 0.1; done
+  if pgrep -f "$ROOT" >/dev/null; then
+    echo "bench/vm.sh: processes of $ROOT are still running (left in place):" >&2; pgrep -af "$ROOT" >&2; exit 1
+  fi
   rm -rf "$ROOT"
 }
 trap cleanup EXIT
@@ -58,13 +65,45 @@ H="$REPO/bin/hull --root $ROOT"
 [ "$($H run --rm --vm --vm-boot auto --network none busybox echo hello 2>&1)" = hello ] || { echo "bench/vm.sh: a restored hull --vm does not print hello alone" >&2; exit 1; }
 [ "$("$C/debian-cloud.sh" | tr -d '\r' | grep -x hello)" = hello ] || { echo "bench/vm.sh: the Debian kernel boot does not print hello" >&2; exit 1; }
 
+# the warm pool: a foreground --rm run of its shape (128 MiB, 1 vCPU, no NIC) must claim a guest
+pool_ids() { $H vm pool --format json | node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>console.log(JSON.parse(s).guests.map((g)=>g.id).join(" ")))'; }
+$H vm pool --size 2 >/dev/null
+before=$(pool_ids)
+out=$($H run --rm --vm --network none busybox echo hello 2>&1)
+after=$(pool_ids)
+[ "$out" = hello ] || { echo "bench/vm.sh: a pool run printed '$out', not hello alone" >&2; exit 1; }
+claimed=0; for id in $before; do case " $after " in *" $id "*) ;; *) claimed=1 ;; esac; done
+[ $claimed = 1 ] || { echo "bench/vm.sh: a pool run did not claim a pool guest (pool before: $before; after: $after); keeper.log:" >&2; tail -n 5 "$ROOT/vmpool/keeper.log" >&2; exit 1; }
+$H vm pool --size 0 >/dev/null
+
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(qemu-system-x86_64 --version | head -n1)"
 echo "# accelerator: $($H run --rm --vm --network none busybox true >/dev/null; cat /run/hull/accel.json 2>/dev/null | sed -n 's/.*"reason":"\([^"]*\)".*/\1/p' || echo unknown)"
+# One --prepare per row: every row but the pool's runs with the pool drained (a restore run of the
+# pool's shape would claim a guest; the keeper's refills would compete with the cold boots), and
+# each pool run starts from a full pool of 2 ('vm pool --size 2' waits for it; the keeper is
+# started again at the first).
+l0=$(wc -l < "$ROOT/vmpool/keeper.log")
 hyperfine -N -w 1 -r "$RUNS" --export-json "$C/startup.json" \
+  -p "$H vm pool --size 0" -p "$H vm pool --size 0" -p "$H vm pool --size 0" -p "$H vm pool --size 0" -p "$H vm pool --size 2" \
   -n hull-vm-cold "$H run --rm --vm --vm-boot cold --network none busybox echo hello" \
   -n hull-vm-restore "$H run --rm --vm --vm-boot auto --network none busybox echo hello" \
   -n hull-container "$H run --rm --network none busybox echo hello" \
-  -n debian-cloud "$C/debian-cloud.sh" >/dev/null
+  -n debian-cloud "$C/debian-cloud.sh" \
+  -n hull-vm-pool "$H run --rm --vm --network none busybox echo hello" >/dev/null
+# every pool run (warm-up included) claimed: of the guests the keeper made ready since, all but
+# those still in the pool were claimed, and none was drained (a drained guest would count as a
+# claim). A guest that failed to start never was ready: it only delayed a --prepare (not timed).
+$H vm pool --size 2 >/dev/null
+now=" $(pool_ids) "; claims=0
+for id in $(sed -n "$((l0 + 1)),\$p" "$ROOT/vmpool/keeper.log" | sed -n 's/.* guest \([^ ]*\) ready in .*/\1/p'); do
+  case "$now" in *" $id "*) ;; *) claims=$((claims + 1)) ;; esac
+done
+if [ "$claims" -ne $((RUNS + 1)) ] || sed -n "$((l0 + 1)),\$p" "$ROOT/vmpool/keeper.log" | grep -q 'draining guest'; then
+  echo "bench/vm.sh: the hull-vm-pool row claimed $claims guests in $((RUNS + 1)) runs (or the keeper drained one); its figure is not a pool claim. keeper.log:" >&2
+  tail -n 20 "$ROOT/vmpool/keeper.log" >&2; exit 1
+fi
+failed=$(sed -n "$((l0 + 1)),\$p" "$ROOT/vmpool/keeper.log" | grep -c 'failed to start' || true)
+$H vm pool --size 0 >/dev/null
 node -e '
   const r = require(process.argv[1]).results;
   const m = Object.fromEntries(r.map((x) => [x.command, x.median]));
@@ -73,10 +112,14 @@ node -e '
   const ratio = m["hull-vm-restore"] / m["hull-vm-cold"];
   console.log("  ratio hull-vm-cold / hull-container:    " + (m["hull-vm-cold"] / m["hull-container"]).toFixed(2));
   console.log("  ratio hull-vm-restore / hull-container: " + (m["hull-vm-restore"] / m["hull-container"]).toFixed(2));
+  console.log("  ratio hull-vm-pool / hull-container:    " + (m["hull-vm-pool"] / m["hull-container"]).toFixed(2));
   console.log("  ratio hull-vm-cold / debian-cloud:      " + (m["hull-vm-cold"] / m["debian-cloud"]).toFixed(2));
   console.log("  target: hull-vm-cold median <= 0.600 s -> " + (m["hull-vm-cold"] <= 0.6 ? "met" : "NOT met"));
   console.log("  target: restore <= 0.45 x cold boot: " + ratio.toFixed(2) + " -> " + (ratio <= 0.45 ? "met" : "NOT met"));
+  const pr = m["hull-vm-pool"] / m["hull-container"];
+  console.log("  target: pool claim <= 2 x container: " + pr.toFixed(2) + " -> " + (pr <= 2 ? "met" : "NOT met"));
 ' "$C/startup.json"
+echo "  pool: $claims of $((RUNS + 1)) runs (warm-up included) claimed a guest; refills that failed to start a guest (retried by the keeper, between runs): $failed"
 
 # ---------------------------------------------------------------- memory of idle VMs, cold and restored
 idle() { # $1: cold|auto

@@ -142,15 +142,19 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     const rep = JSON.parse(fs.readFileSync(json, 'utf8')) as ContrastReport;
     checkReport(rep, ['container', 'vm']);
     assert.ok(rep.ratios.some((x) => x.of === 'vm / container' && x.value !== null && x.value > 0));
-    // boot modes: this hull restores templates (--vm-boot), so cold boot and restore are each
-    // measured with their own flag; the pool it lacks has no figure
+    // boot modes: this hull restores templates (--vm-boot) and has a warm pool ('vm pool'), so
+    // cold boot, restore and pool claim are each measured; the pool is drained afterwards
     const row = (m: string) => rep.boot!.rows.find((x) => x.mode === m)!;
     assert.ok(row('cold').ms! > 0, row('cold').how);
     assert.match(row('cold').how, /--vm-boot cold/);
     assert.ok(row('restore').ms! > 0, row('restore').how);
     assert.match(row('restore').how, /--vm-boot auto/);
-    assert.equal(row('pool').ms, null);
-    assert.match(row('pool').how, /^not (available|measured)/);
+    assert.equal(hull(tr.root, ['vm', 'pool', '--help']).code, 0, 'this hull offers the pool');
+    assert.ok(row('pool').ms! > 0, row('pool').how);
+    assert.match(row('pool').how, /claiming a paused guest of a warm pool of 2/);
+    assert.match(r.stderr, /boot vm pool 5\/5: \d+ ms/);
+    const pool = JSON.parse(hull(tr.root, ['vm', 'pool', '--format', 'json']).stdout) as { ready: number; keeper: string | null };
+    assert.deepEqual([pool.ready, pool.keeper], [0, null], 'the pool is drained');
     assert.deepEqual(leftovers(tr.root, rep), []);
   });
 
@@ -170,6 +174,16 @@ describe('hull contrast', { timeout: 900_000 }, () => {
     const { code, stderr, sent } = await interrupted(['--runs', '1', '--density', '3', '--isolation', 'vm'], /density vm: starting/, 500);
     assert.ok(sent, `never reached the density run: ${stderr}`);
     assert.equal(code ?? 1, 130, stderr);
+    assert.deepEqual(leftovers(tr.root), []);
+  });
+
+  test('Ctrl-C during the pool claims of the boot dimension: the pool is drained, no QEMU or keeper left', async (t) => {
+    if (vmError) return t.skip(`hull run --isolation vm does not work on this machine yet: ${vmError}`);
+    const { code, stderr, sent } = await interrupted(['--runs', '1', '--only', 'boot', '--isolation', 'vm'], /boot vm pool 1\/5/, 0);
+    assert.ok(sent, `never reached the pool claims: ${stderr}`);
+    assert.equal(code ?? 1, 130, stderr);
+    const pool = JSON.parse(hull(tr.root, ['vm', 'pool', '--format', 'json']).stdout) as { ready: number; keeper: string | null };
+    assert.deepEqual([pool.ready, pool.keeper], [0, null], 'the pool is drained');
     assert.deepEqual(leftovers(tr.root), []);
   });
 

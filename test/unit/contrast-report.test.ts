@@ -4,7 +4,7 @@ import { renderHtml } from '../../src/contrast/report-html.js';
 import { COLUMNS, renderTable } from '../../src/contrast/report-table.js';
 import { reportJson } from '../../src/contrast/setup.js';
 import { summarySentences } from '../../src/contrast/summary.js';
-import { bootModesOffered, bootRows } from '../../src/contrast/scenario-boot.js';
+import { bootModesOffered, bootRows, claimedOne, parsePoolState } from '../../src/contrast/scenario-boot.js';
 import { linTicks, logTicks, stripPlot } from '../../src/contrast/svg.js';
 import { CONTRAST_FORMAT, type ContrastReport } from '../../src/contrast/types.js';
 import { fixtureReport } from './contrast-fixture.js';
@@ -145,6 +145,26 @@ test('boot modes: what the CLI offers decides between "not measured" and "not av
   assert.match(off[1]!.how, /^not measured: this hull offers 'run --vm-boot'/);
   assert.match(off[2]!.how, /^not measured: this hull offers 'hull vm pool'/);
   assert.ok(off.slice(1).every((r) => r.ms === null));
+});
+
+test('boot modes: a measured pool claim is the pool row, with its figure and how it was timed', () => {
+  const rows = bootRows({ ms: 500, how: 'cold' }, bootModesOffered('--vm-boot', true), { ms: 300, how: 'restore' }, 'vm', { ms: 250, how: 'median of 5 claims' });
+  assert.deepEqual(rows.map((r) => [r.mode, r.ms, r.how]), [['cold', 500, 'cold'], ['restore', 300, 'restore'], ['pool', 250, 'median of 5 claims']]);
+  // a pool offered but not measured keeps no figure
+  const failed = bootRows({ ms: 500, how: 'cold' }, bootModesOffered('--vm-boot', true), { ms: 300, how: 'restore' }, 'vm', { ms: null, how: 'not measured: a run did not claim a pool guest' });
+  assert.equal(failed[2]!.ms, null);
+});
+
+test('boot modes: the pool state of `hull vm pool --format json`, and whether a run claimed one of its guests', () => {
+  const st = parsePoolState(JSON.stringify({ size: 2, memory: '128m', cpus: 1, ready: 2, starting: 0, keeper: '123:456', guests: [{ id: 'a1' }, { id: 'b2' }] }));
+  assert.deepEqual(st, { size: 2, keeper: true, ids: ['a1', 'b2'] });
+  assert.deepEqual(parsePoolState(JSON.stringify({ size: 0, ready: 0, keeper: null, guests: [] })), { size: 0, keeper: false, ids: [] });
+  assert.equal(parsePoolState('pool: 0 ready'), undefined);
+  assert.equal(parsePoolState('{"size":2}'), undefined);
+  assert.equal(claimedOne(['a1', 'b2'], ['b2']), true);
+  assert.equal(claimedOne(['a1', 'b2'], ['b2', 'c3']), true, 'refilled meanwhile: a1 is still gone');
+  assert.equal(claimedOne(['a1', 'b2'], ['a1', 'b2']), false);
+  assert.equal(claimedOne([], []), false);
 });
 
 test('summary: with one wall, network and cpu compare with the bare host', () => {
