@@ -356,8 +356,19 @@ export async function startGuest(root: string, shape: TemplateShape, tpl: Templa
     child.unref();
     const shellPid = child.pid ?? 0;
     const shellAlive = () => procStartTime(shellPid) !== undefined;
-    if (!(await waitFile(path.join(tmp, 'qemu.pid'), 5000, shellAlive))) throw new HullError('UNAVAILABLE', 'the pool guest did not start');
-    const pid = Number(fs.readFileSync(path.join(tmp, 'qemu.pid'), 'utf8').trim());
+    // the shell creates qemu.pid, then writes the pid and a newline: wait for the whole line
+    const pidLine = () => {
+      try {
+        return /^(\d+)\n$/.exec(fs.readFileSync(path.join(tmp, 'qemu.pid'), 'utf8'))?.[1];
+      } catch {
+        return undefined;
+      }
+    };
+    for (const end = Date.now() + 5000; !pidLine();) {
+      if (!shellAlive() || Date.now() > end) throw new HullError('UNAVAILABLE', `the pool guest did not start${fs.existsSync(path.join(tmp, 'qemu.err')) ? `: ${fs.readFileSync(path.join(tmp, 'qemu.err'), 'utf8').trim().split('\n').pop() ?? ''}` : ''}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const pid = Number(pidLine());
     entry = { id, templateKey: tpl.meta.key, memMiB: shape.memMiB, cpus: shape.cpus, accel: shape.accel, pid, startTime: procStartTime(pid) ?? 0, shellPid, cgroup, created: new Date().toISOString(), keeper };
     // written before anything can fail: whoever finds this directory can stop what it names
     fs.writeFileSync(path.join(tmp, 'entry.json'), JSON.stringify(entry));
