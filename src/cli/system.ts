@@ -109,10 +109,20 @@ async function vmTemplateInfo(root: string): Promise<Record<string, unknown>> {
       Boot: `${snap.DEFAULT_VM_BOOT} by default (--vm-boot auto restores a template of the run's shape, cold boots its kernel)`,
       Templates: Object.fromEntries(list.map((t) => [t.key, `${t.memMiB} MiB, ${t.cpus} vCPU, ${t.nics} NIC, ${t.accel}, ${mib(t.bytes)} on disk, created ${t.created}${t.valid ? '' : ' (fails its check: rebuilt at next use)'}`])),
       TemplatesSize: mib(list.reduce((a, t) => a + t.bytes, 0)),
+      VmPool: await poolInfo(root),
     };
   } catch {
     return {};
   }
+}
+
+/** The warm pool of this root (runtime/vm/pool.ts): what was asked for and what is ready. */
+async function poolInfo(root: string): Promise<string> {
+  const pool = await import('../runtime/vm/pool.js');
+  const c = pool.readPoolConfig(root);
+  const keeper = pool.keeperAlive(root);
+  if (!keeper && c.size === 0) return "off ('hull vm pool --size N' keeps N microVMs restored and paused for 'hull run --rm --vm')";
+  return `${pool.readyEntries(root).length} of ${c.size} ready (${c.memMiB} MiB, ${c.cpus} vCPU)${keeper ? '' : ', no keeper running'}`;
 }
 
 function readOsName(): string {

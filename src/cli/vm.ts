@@ -101,7 +101,10 @@ export const commands: CommandDef[] = [
       await pool.poolTemplate(ctx.root, await pool.poolShape(c));
       pool.writePoolConfig(ctx.root, c);
       if (!pool.keeperAlive(ctx.root)) {
-        const logFd = fs.openSync(path.join(pool.poolDir(ctx.root), 'keeper.log'), 'a', 0o600);
+        // one line per guest: a new keeper starts a new log once the last one passed 1 MiB
+        const logPath = path.join(pool.poolDir(ctx.root), 'keeper.log');
+        if ((fs.statSync(logPath, { throwIfNoEntry: false })?.size ?? 0) > 1 << 20) fs.renameSync(logPath, `${logPath}.1`);
+        const logFd = fs.openSync(logPath, 'a', 0o600);
         try {
           const k = spawn(process.execPath, [process.argv[1]!, '--root', ctx.root, 'vm', 'pool', '--keep'], { detached: true, stdio: ['ignore', logFd, logFd] });
           k.on('error', () => undefined);

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { decodeStatus } from '../../src/runtime/vm/protocol.js';
-import { hull, importBusybox, makeTempRoot, processesOfRoot, REPO, type TempRoot } from '../helpers/hull.js';
+import { hull, hullAsync, importBusybox, makeTempRoot, processesOfRoot, REPO, type TempRoot } from '../helpers/hull.js';
 
 const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
   ? 'guest kernel not built (scripts/setup.sh)'
@@ -86,6 +86,7 @@ test('a run of the pool shape claims a guest: same output, exit codes and stdin;
   const up = hull(tr.root, ['vm', 'pool', '--size', '2'], { timeoutMs: 300_000 });
   assert.equal(up.code, 0, up.stderr);
   assert.match(up.stdout, /^pool: 2 ready, 0 starting, size 2 \(128m, 1 vCPU\)\n$/);
+  assert.match(hull(tr.root, ['info']).stdout, /VmPool: 2 of 2 ready \(128 MiB, 1 vCPU\)/);
   const s0 = state();
   assert.equal(s0.guests.length, 2);
   assert.ok(s0.keeper);
@@ -159,6 +160,20 @@ test('a claimed guest reads an image far larger than the placeholder it was rest
   }
 });
 
+test('four runs at once against a pool of two: each guest is claimed once, every run prints its own output', async (t) => {
+  if (missing) return t.skip(missing);
+  const ids0 = (await readyCount(2)).guests.map((g) => g.id);
+  const rs = await Promise.all([1, 2, 3, 4].map((k) => hullAsync(tr.root, [...RUN, 'busybox', 'sh', '-c', `echo run${k}; exit ${k}`])));
+  rs.forEach((r, i) => {
+    assert.equal(r.code, i + 1, r.stderr);
+    assert.equal(r.stdout, `run${i + 1}\n`);
+    assert.equal(r.stderr, '');
+  });
+  const s = await readyCount(2);
+  assert.deepEqual(s.guests.filter((g) => ids0.includes(g.id)), [], 'both ready guests were claimed');
+  assert.deepEqual(fs.readdirSync(path.join(tr.root, 'containers')), [], 'every --rm run removed its container');
+});
+
 test('runs of another shape, detached runs and kept runs do not claim', async (t) => {
   if (missing) return t.skip(missing);
   const ids0 = (await readyCount(2)).guests.map((g) => g.id);
@@ -192,6 +207,7 @@ test('--size 0 drains the pool: no QEMU, no keeper, no guest directory, no cgrou
   const d = hull(tr.root, ['vm', 'pool', '--size', '0']);
   assert.equal(d.code, 0, d.stderr);
   assert.match(d.stdout, /^pool: 0 ready, 0 starting, size 0 .*no keeper running\n$/);
+  assert.match(hull(tr.root, ['info']).stdout, /VmPool: off/);
   assert.deepEqual(leftovers(), []);
   // and a run without a pool restores as before
   const r = hull(tr.root, [...RUN, 'busybox', 'echo', 'alone']);
