@@ -3,6 +3,7 @@
  * offline busybox image imported into that root. Integration tests never touch /var/lib/hull.
  */
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -171,4 +172,30 @@ export function seededRandom(seed: number): () => number {
 export function removeAllVolumes(root: string): void {
   const names = hull(root, ['volume', 'ls', '-q']).stdout.split('\n').filter(Boolean);
   if (names.length) hull(root, ['volume', 'rm', ...names]);
+}
+
+/**
+ * Builds `tag` (busybox plus /big, `mib` MiB of random bytes) in `root`: an image far larger than
+ * any a VM template saw. Returns what `sh -c 'tail -c 4096 /big | md5sum; md5sum /big'` must print
+ * in it, and a function that removes the image and the build context.
+ */
+export function buildBigImage(root: string, tag: string, mib = 48): { expect: string; remove(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-bigimg-'));
+  const remove = () => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    hull(root, ['rmi', '-f', tag]);
+  };
+  try {
+    const big = crypto.randomBytes(mib * 1024 * 1024);
+    fs.writeFileSync(path.join(dir, 'big'), big);
+    fs.writeFileSync(path.join(dir, 'Dockerfile'), 'FROM busybox\nCOPY big /big\n');
+    const b = hull(root, ['build', '-q', '-t', tag, dir], { timeoutMs: 300_000 });
+    if (b.code !== 0) throw new Error(`building ${tag} failed: ${b.stderr}`);
+    const tail = crypto.createHash('md5').update(big.subarray(big.length - 4096)).digest('hex');
+    const whole = crypto.createHash('md5').update(big).digest('hex');
+    return { expect: `${tail}  -\n${whole}  /big\n`, remove };
+  } catch (e) {
+    remove();
+    throw e;
+  }
 }
