@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { checkTemplate, DEFAULT_VM_BOOT, encodeRunFrame, templateKey, templateQemuArgs, TFD } from '../../src/runtime/vm/snapshot.js';
+import net from 'node:net';
+import { checkTemplate, DEFAULT_VM_BOOT, encodeRunFrame, resumeRestored, templateKey, templateQemuArgs, TFD } from '../../src/runtime/vm/snapshot.js';
 import { encodeSpecFile, FrameDecoder, T } from '../../src/runtime/vm/protocol.js';
 
 const shape: { memMiB: number; cpus: number; accel: 'tcg' | 'kvm'; tscKhz: number; nics?: number } = { memMiB: 128, cpus: 1, accel: 'tcg', tscKhz: 2445406 };
@@ -17,7 +18,9 @@ function after(a: string[], flag: string): string[] {
 /** The argv with what may differ between a template's boot and its restores taken out. */
 function invariant(a: string[]): string[] {
   return a.map((x) => x.replace(/^(file|socket|null),id=(p\d+).*$/, 'chardev $2').replace(/share=(on|off)/, 'share=*').replace(/fd\/\d+,share/, 'fd/N,share').replace(/tb-size=\d+/, 'tb-size=*'))
-    .filter((x, i, all) => x !== '-incoming' && all[i - 1] !== '-incoming');
+    .filter((x, i, all) => x !== '-incoming' && all[i - 1] !== '-incoming')
+    // a restore's own monitor (an inherited socketpair) is no device: no part of the state
+    .filter((x, i, all) => !(x === '-mon' || all[i - 1] === '-mon' || x === 'socket,id=mon1,fd=20' || (x === '-chardev' && all[i + 1] === 'socket,id=mon1,fd=20')));
 }
 
 test('template boot: RAM in a shared file behind the machine, every port, QMP, no -incoming', () => {
@@ -36,10 +39,17 @@ test('template boot: RAM in a shared file behind the machine, every port, QMP, n
 test('restore: the same machine and devices, RAM private (copy-on-write), -incoming defer; chardevs and tb-size may differ', () => {
   const b = templateQemuArgs(shape, { build: true, tbSizeMiB: 32, qmp: 'qmp.sock', ports });
   const r = templateQemuArgs(shape, {
-    build: false, tbSizeMiB: 8, qmp: 'qmp.sock', ramFd: 17,
+    build: false, tbSizeMiB: 8, qmp: 'qmp.sock', qmpFd: 20, ramFd: 17,
     ports: { status: { kind: 'file', path: 'status' }, stdout: { kind: 'fd', fd: 8 }, stderr: { kind: 'fd', fd: 9 }, ctl: { kind: 'listen', path: 'ctl.sock' }, main: { kind: 'fd', fd: 7 }, run: { kind: 'fd', fd: 19 } },
   });
   assert.deepEqual(after(r, '-incoming'), ['defer']);
+  // its own monitor on the inherited descriptor, next to the unix socket later commands use
+  assert.ok(after(r, '-chardev').includes('socket,id=mon1,fd=20'));
+  assert.deepEqual(after(r, '-mon'), ['chardev=mon1,mode=control']);
+  assert.match(after(r, '-qmp')[0]!, /^unix:qmp\.sock,/);
+  assert.ok(!b.includes('-mon'), 'the template boot has no inherited monitor');
+  // saved without a run state (so a restore starts its vCPUs itself), and restored alike
+  for (const a of [b, r]) assert.ok(after(a, '-global').includes('migration.store-global-state=off'));
   assert.deepEqual(after(r, '-object'), ['memory-backend-file,id=ram,size=128M,mem-path=/proc/self/fd/17,share=off']);
   assert.deepEqual(invariant(r), invariant(b));
 });
@@ -144,4 +154,62 @@ test('the template boot\'s spec: TEMPLATE and no command; RANDOM is 16..512 byte
   assert.deepEqual(tags, [5, 16]);
   assert.throws(() => encodeSpecFile({ args: [], env: [], hostname: 'h' }), /no command/);
   for (const n of [15, 513]) assert.throws(() => encodeSpecFile({ args: ['true'], env: [], hostname: 'h', random: Buffer.alloc(n) }), /16\.\.512/);
+});
+
+/** A socketpair-like pair of connected unix sockets (what QEMU inherits, and hull's end). */
+async function socketPair(): Promise<{ hull: net.Socket; qemu: net.Socket; close(): void }> {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-qmp-'));
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(path.join(d, 's'), r));
+  const accepted = new Promise<net.Socket>((r) => srv.once('connection', r));
+  const hull = net.connect(path.join(d, 's'));
+  const qemu = await accepted;
+  return { hull, qemu, close: () => { hull.destroy(); qemu.destroy(); srv.close(); fs.rmSync(d, { recursive: true, force: true }); } };
+}
+
+test('restore monitor: every command goes out before QEMU greets; the run frame only after RESUME', async () => {
+  const p = await socketPair();
+  try {
+    const seen: string[] = [];
+    let buf = '';
+    p.qemu.setEncoding('utf8');
+    const allIn = new Promise<void>((resolve) => p.qemu.on('data', (d: string) => {
+      buf += d;
+      for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) seen.push((JSON.parse(buf.slice(0, nl)) as { execute: string }).execute);
+      if (seen.length === 3) resolve();
+    }));
+    const run = new (await import('node:stream')).PassThrough();
+    let sent = false;
+    run.on('data', () => (sent = true));
+    const done = resumeRestored(p.hull, 21, run, () => Buffer.from('frame'), 5000);
+    await allIn; // written at once, with no greeting yet: QEMU reads them once its main loop runs
+    assert.deepEqual(seen, ['qmp_capabilities', 'migrate-set-capabilities', 'migrate-incoming']);
+    p.qemu.write('{"QMP": {"version": {}, "capabilities": []}}\n{"return": {}}\n{"return": {}}\n{"return": {}}\n');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(sent, false, 'no run frame before the vCPUs run');
+    p.qemu.write('{"timestamp": {"seconds": 1, "microseconds": 0}, "event": "RESUME"}\n');
+    await done;
+    assert.equal(sent, true);
+  } finally {
+    p.close();
+  }
+});
+
+test('restore monitor: a refused command or a QEMU that ends fails the restore, naming why', async () => {
+  const p = await socketPair();
+  try {
+    const done = resumeRestored(p.hull, 21, new (await import('node:stream')).PassThrough(), () => Buffer.alloc(0), 5000);
+    p.qemu.write('{"QMP": {}}\n{"return": {}}\n{"return": {}}\n{"error": {"class": "GenericError", "desc": "bad fd"}}\n');
+    await assert.rejects(done, /bad fd/);
+  } finally {
+    p.close();
+  }
+  const q = await socketPair();
+  try {
+    const done = resumeRestored(q.hull, 21, new (await import('node:stream')).PassThrough(), () => Buffer.alloc(0), 5000);
+    q.qemu.destroy();
+    await assert.rejects(done, /closed its monitor/);
+  } finally {
+    q.close();
+  }
 });

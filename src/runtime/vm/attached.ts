@@ -10,17 +10,15 @@ import fs from 'node:fs';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { HullError } from '../../errors.js';
 import type { ExitInfo, InstanceSpec, Stdio } from '../types.js';
-import { readVmCgroup } from './cgroup.js';
-import { layerMode, prepare, type Monitor } from './launch.js';
+import { cgroupPids, readVmCgroup } from './cgroup.js';
+import { guestRunSpec, layerMode, prepare, type Monitor } from './launch.js';
 import { settleKeptLayer } from './layer.js';
 import { procStartTime } from '../../util/proc.js';
 import { decodeStatus, encodeData, encodeFrame, T } from './protocol.js';
 import path from 'node:path';
-import { ctlAddress } from './control.js';
+import { connectCtl, ctlAddress } from './control.js';
 import { AGENT_WAIT_MS, encodeRunFrame, RestoreFailed, resumeRestored, waitStatus } from './snapshot.js';
 import net from 'node:net';
-import { connectCtl } from './control.js';
-import { guestRunSpec } from './launch.js';
 import { reniceAll, stopGuest, swapDisk } from './pool.js';
 import { QmpSession } from './qmp.js';
 
@@ -75,7 +73,7 @@ export async function resumeOrFail(prep: Awaited<ReturnType<typeof prepare>>, ch
   });
   ended.catch(() => undefined);
   try {
-    await Promise.race([resumeRestored(ctlAddress(path.join(prep.files.dir, r.qmp), child.pid ?? 0), r.stateFd, child, runPort, r.frame), ended]);
+    await Promise.race([resumeRestored(pipes[r.monitorIndex] as net.Socket, r.stateFd, runPort, r.frame), ended]);
     const w = await waitStatus(prep.files.status, child, AGENT_WAIT_MS, (st) => !!st.ready || !!st.exit);
     if (w !== 'yes') throw new Error(w === 'gone' ? `QEMU ended: ${qemuErr().trim().split('\n').pop() ?? ''}` : `the guest agent did not answer within ${AGENT_WAIT_MS / 1000} s`);
   } catch (e) {
@@ -183,14 +181,6 @@ async function claimedGuest(prep: Awaited<ReturnType<typeof prepare>>, frame: ()
     }
   };
   return { pid: c.pid, main, gout, gerr, closed, qemuErr: err, how: () => 'QEMU ended' };
-}
-
-function cgroupPids(cg: { dir: string }): number[] {
-  try {
-    return fs.readFileSync(path.join(cg.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
 }
 
 export async function runVmAttached(root: string, spec: InstanceSpec, stdio: Stdio, onStarted?: (pid: number) => void, onMonitor?: (m: Monitor) => void): Promise<ExitInfo> {

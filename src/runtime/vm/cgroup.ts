@@ -71,6 +71,15 @@ export function procsFile(cg: VmCgroup): string {
   return path.join(cg.dir, 'cgroup.procs');
 }
 
+/** The pids in the cgroup (none when it is gone or unreadable). */
+export function cgroupPids(cg: VmCgroup): number[] {
+  try {
+    return fs.readFileSync(procsFile(cg), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Pure: how a single-threaded shell moves itself into the cgroup before it execs QEMU, as the
  * file to write and the word to write there. On v1 that is "0" (the writer itself) into `tasks`:
@@ -92,7 +101,7 @@ export function readVmCgroup(cg: VmCgroup): { usage: number; limit: number; oomK
     }
   };
   const num = (s: string) => (/^\d+/.test(s.trim()) ? Number(s.trim()) : 0);
-  const pids = rd('cgroup.procs').split('\n').filter(Boolean).length;
+  const pids = cgroupPids(cg).length;
   if (cg.version === 2) {
     const ev = /^oom_kill (\d+)/m.exec(rd('memory.events'));
     return { usage: num(rd('memory.current')), limit: num(rd('memory.max')), oomKilled: !!ev && Number(ev[1]) > 0, pids };
@@ -118,13 +127,7 @@ export async function removeVmCgroup(cg: VmCgroup, timeoutMs = 5000): Promise<vo
       if (code === 'ENOENT') return;
       if (code !== 'EBUSY' || Date.now() > end) throw new HullError('INTERNAL', `cannot remove the VM cgroup ${cg.dir}: ${(e as Error).message}`);
     }
-    let pids: number[] = [];
-    try {
-      pids = fs.readFileSync(path.join(cg.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-    } catch {
-      pids = [];
-    }
-    for (const p of pids) {
+    for (const p of cgroupPids(cg)) {
       if (p === process.pid) continue;
       try {
         process.kill(p, 'SIGKILL');

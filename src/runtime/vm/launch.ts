@@ -156,7 +156,8 @@ export interface Prepared {
   /** A guest claimed from the warm pool (runtime/vm/pool.ts): already running QEMU; spawn() is not used. */
   pooled?: Claimed;
   /** A restore: the state descriptor and the hull.run stdio index of the spawned QEMU, and the run's T_RESUME frame. */
-  restore?: { stateFd: number; runIndex: number; qmp: string; frame(): Buffer };
+  /** A restore's descriptors: its state file, and the stdio indexes of hull.run and of its own monitor. */
+  restore?: { stateFd: number; runIndex: number; monitorIndex: number; frame(): Buffer };
   /** Spawns QEMU; `ports` name this run's chardevs, `extraStdio` fills fds from 9 up. */
   spawn(ports: { stdout: Chardev; stderr: Chardev; main?: Chardev; log?: boolean }, stdio: { base: StdioOptions; detached: boolean; pdeathsig: boolean; exitCommand?: string[] }): ChildProcess;
   /** Removes the cgroup and the per-run files (not the log). */
@@ -367,7 +368,8 @@ async function chooseVmBoot(root: string, spec: InstanceSpec, shape: { memMiB: n
 
 /**
  * The argv of a restored QEMU: the template's, with this run's chardevs, RAM file and state on
- * descriptors appended to stdio (closed by the caller after the spawn), hull.run on a socketpair.
+ * descriptors appended to stdio (closed by the caller after the spawn), hull.run and the restore's
+ * own monitor on socketpairs.
  */
 function restoreArgs(stdio: unknown[], toClose: number[], tpl: import('./snapshot.js').Template, o: { memMiB: number; cpus: number; accel: 'kvm' | 'tcg'; tbSizeMiB: number; log: boolean; stdout: Chardev; stderr: Chardev; main?: Chardev; layer?: Chardev; tapFds: number[] }, p: Prepared, frame: () => Buffer): string[] {
   const ram = fs.openSync(tpl.ram, 'r+');
@@ -380,9 +382,11 @@ function restoreArgs(stdio: unknown[], toClose: number[], tpl: import('./snapsho
   const stateFd = stdio.length - 1;
   stdio.push('pipe');
   const runIndex = stdio.length - 1;
-  p.restore = { stateFd, runIndex, qmp: 'qmp.sock', frame };
+  stdio.push('pipe');
+  const monitorIndex = stdio.length - 1;
+  p.restore = { stateFd, runIndex, monitorIndex, frame };
   return templateQemuArgs({ memMiB: o.memMiB, cpus: o.cpus, accel: o.accel, tscKhz: hostTscKhz(), nics: o.tapFds.length }, {
-    build: false, tbSizeMiB: o.tbSizeMiB, qmp: 'qmp.sock', ramFd, tapFds: o.tapFds,
+    build: false, tbSizeMiB: o.tbSizeMiB, qmp: 'qmp.sock', qmpFd: monitorIndex, ramFd, tapFds: o.tapFds,
     ports: { status: { kind: 'file', path: 'status' }, stdout: o.log ? { kind: 'file', path: '/proc/self/fd/6', append: true } : o.stdout, stderr: o.stderr, ctl: { kind: 'listen', path: 'ctl.sock' }, main: o.main, layer: o.layer, run: { kind: 'fd', fd: runIndex } },
   });
 }

@@ -72,6 +72,10 @@ export interface QemuOptions {
   nics?: QemuNic[];
   /** A unix socket QEMU serves QMP on (pause/unpause of a detached VM: stop/cont). None: no monitor. */
   qmp?: string;
+  /** An inherited, connected socket QEMU also serves QMP on (a restore's monitor: nothing to wait for). */
+  qmpFd?: number;
+  /** Extra `-global` settings (templates: see runtime/vm/snapshot.ts). */
+  globals?: string[];
 }
 
 /** The guest kernel command line. Never contains `--`: QEMU appends to it. */
@@ -125,6 +129,7 @@ export function buildQemuArgs(o: QemuOptions): string[] {
   if (o.sandbox !== false) a.push('-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');
   a.push('-kernel', o.kernel, '-initrd', o.initrd, '-append', kernelCmdline(o));
   a.push('-global', 'virtio-mmio.force-legacy=false');
+  for (const g of o.globals ?? []) a.push('-global', g);
   if (o.consoleLog) a.push('-serial', `file:${o.consoleLog}`);
   if (o.disk && o.diskNodes) a.push('-blockdev', `driver=file,node-name=disk0,filename=${esc(o.disk)},read-only=on`, '-blockdev', 'driver=raw,node-name=root,file=disk0,read-only=on', '-device', 'virtio-blk-device,drive=root');
   else if (o.disk) a.push('-drive', `if=none,id=root,file=${esc(o.disk)},format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=root');
@@ -143,6 +148,7 @@ export function buildQemuArgs(o: QemuOptions): string[] {
   if (o.incoming) a.push('-incoming', 'defer');
   if (o.paused) a.push('-S');
   if (o.qmp) a.push('-qmp', `unix:${o.qmp.replace(/,/g, ',,')},server=on,wait=off`);
+  if (o.qmpFd !== undefined) a.push('-chardev', `socket,id=mon1,fd=${o.qmpFd}`, '-mon', 'chardev=mon1,mode=control');
   (o.shares ?? []).forEach((s, i) => {
     if (!/^[A-Za-z0-9_]{1,31}$/.test(s.tag)) throw new Error(`bad 9p tag "${s.tag}"`);
     a.push('-fsdev', `local,id=fs${i},path=${esc(s.hostPath)},security_model=none${s.readOnly ? ',readonly=on' : ''}`,

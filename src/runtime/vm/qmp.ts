@@ -62,6 +62,7 @@ export function qmpCommand(socket: string, command: string, timeoutMs = 10_000):
 export class QmpSession {
   private buf = '';
   private waiters: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
+  private events: { name: string; resolve: () => void; reject: (e: Error) => void }[] = [];
   private closed = false;
 
   private constructor(private readonly s: net.Socket, private readonly what: string) {
@@ -69,8 +70,20 @@ export class QmpSession {
     s.on('error', () => undefined);
     s.on('close', () => {
       this.closed = true;
-      for (const w of this.waiters.splice(0)) w.reject(new HullError('UNAVAILABLE', `QMP ${what}: QEMU closed its monitor`));
+      const gone = () => new HullError('UNAVAILABLE', `QMP ${what}: QEMU closed its monitor`);
+      for (const w of this.waiters.splice(0)) w.reject(gone());
+      for (const w of this.events.splice(0)) w.reject(gone());
     });
+  }
+
+  /**
+   * A session on a monitor QEMU inherited as one end of a socketpair (`-chardev socket,fd=N`):
+   * nothing to wait for, so commands can be written before QEMU has even started; QEMU runs them
+   * in order once its main loop does. `greeting` resolves with QEMU's greeting.
+   */
+  static attach(s: net.Socket, what: string): { session: QmpSession; greeting: Promise<unknown> } {
+    const session = new QmpSession(s, what);
+    return { session, greeting: session.next(60_000) };
   }
 
   static async open(socket: string, timeoutMs = 10_000): Promise<QmpSession> {
@@ -109,7 +122,13 @@ export class QmpSession {
       } catch {
         continue;
       }
-      if ('event' in msg) continue;
+      if ('event' in msg) {
+        for (const w of this.events.filter((e) => e.name === msg.event)) {
+          this.events.splice(this.events.indexOf(w), 1);
+          w.resolve();
+        }
+        continue;
+      }
       const w = this.waiters.shift();
       if (!w) continue;
       if ('error' in msg) w.reject(new HullError('UNAVAILABLE', `QMP: ${JSON.stringify(msg.error)}`));
@@ -122,6 +141,19 @@ export class QmpSession {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new HullError('UNAVAILABLE', `QMP ${this.what}: no answer within ${timeoutMs} ms`)), Math.max(1, timeoutMs));
       this.waiters.push({ resolve: (v) => (clearTimeout(t), resolve(v)), reject: (e) => (clearTimeout(t), reject(e)) });
+    });
+  }
+
+  /** Resolves when QEMU next sends event `name` (rejects when the monitor closes or after timeoutMs). */
+  event(name: string, timeoutMs: number): Promise<void> {
+    if (this.closed) return Promise.reject(new HullError('UNAVAILABLE', `QMP ${this.what}: QEMU closed its monitor`));
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.events = this.events.filter((e) => e.resolve !== done);
+        reject(new HullError('UNAVAILABLE', `QMP ${this.what}: no ${name} within ${timeoutMs} ms`));
+      }, Math.max(1, timeoutMs));
+      const done = () => (clearTimeout(t), resolve());
+      this.events.push({ name, resolve: done, reject: (e) => (clearTimeout(t), reject(e)) });
     });
   }
 

@@ -11,8 +11,11 @@
  *   `x-ignore-shared` capability and `migrate`s to a unix socket it listens on (QEMU's `exec:`
  *   needs spawn, which the sandbox denies): the device state only (~140 KB), RAM stays in the file.
  * - Restore: the same argv but the RAM file mapped private (share=off: copy-on-write, never
- *   written back), `-incoming defer`, the capability, `migrate-incoming fd:N` on the inherited
- *   state file, `cont`, then the run's spec as one T_RESUME frame on hull.run: command, env,
+ *   written back), `-incoming defer`, the capability and `migrate-incoming fd:N` on the inherited
+ *   state file, written to a monitor of the restore's own (a socketpair QEMU inherits, so they
+ *   go out before QEMU has started: nothing waits for a socket); the state holds no run state
+ *   (`migration.store-global-state=off`), so QEMU starts the vCPUs once it is loaded and says
+ *   RESUME; then the run's spec as one T_RESUME frame on hull.run: command, env,
  *   hostname, mounts, the host's wall clock and fresh random bytes. The image's erofs disk is
  *   simply the drive's file of the restored QEMU (a drive's backing file may differ across a
  *   migration); the guest keeps the placeholder's capacity, so any image up to that size reads
@@ -44,8 +47,8 @@ export type VmBoot = 'auto' | 'cold';
 /** The default of --vm-boot: the one place it is decided. */
 export const DEFAULT_VM_BOOT: VmBoot = 'auto';
 
-/** Template layout version (part of the key). 2: the root disk as named block nodes (a pool swaps it). */
-const FORMAT = 2;
+/** Template layout version (part of the key). 2: the root disk as named block nodes (a pool swaps it); 3: no global run state in the saved state. */
+const FORMAT = 3;
 /** The template's root disk: sparse, at least as large as any image the clones will see. */
 export const PLACEHOLDER_BYTES = 256 * 1024 ** 3;
 /** A restored guest must answer (READY) within this, else the restore failed. */
@@ -79,6 +82,8 @@ export const TFD = { kernel: 3, initrd: 4, disk: 5, ram: 6 } as const;
  */
 export function templateQemuArgs(shape: Pick<TemplateShape, 'memMiB' | 'cpus' | 'accel' | 'tscKhz'> & { nics?: number }, o: {
   build: boolean; tbSizeMiB: number; qmp: string;
+  /** A restore's own monitor: an inherited socketpair end (resumeRestored). */
+  qmpFd?: number;
   /** Descriptor of the RAM file (default TFD.ram); the path is no part of the migrated state. */
   ramFd?: number;
   ports: { status: Chardev; run: Chardev; stdout?: Chardev; stderr?: Chardev; ctl?: Chardev; main?: Chardev; layer?: Chardev };
@@ -99,6 +104,10 @@ export function templateQemuArgs(shape: Pick<TemplateShape, 'memMiB' | 'cpus' | 
     incoming: !o.build,
     paused: o.paused,
     qmp: o.qmp,
+    qmpFd: o.build ? undefined : o.qmpFd,
+    // the saved state carries no run state of its own, so a restore starts its vCPUs by itself
+    // once the state is loaded (QEMU's autostart; -S keeps a pool's guest paused)
+    globals: ['migration.store-global-state=off'],
   });
   // NICs after the serial bus, as in a cold boot (virtio-mmio transports go in creation order).
   // The template's peer is an empty hub port (no host resource, packets go nowhere; no vnet
@@ -497,20 +506,20 @@ export async function chooseBoot(root: string, requested: VmBoot, shape: Templat
  * After a restored QEMU started: load the device state (x-ignore-shared: RAM is the template's
  * file, mapped private), continue the vCPUs, hand the guest its run. Throws when any step fails.
  */
-export async function resumeRestored(qmpSocket: string, stateFd: number, child: ChildProcess, runPort: NodeJS.WritableStream, runFrame: () => Buffer): Promise<void> {
-  const qmp = await QmpSession.open(qmpSocket);
+export async function resumeRestored(monitor: net.Socket, stateFd: number, runPort: NodeJS.WritableStream, runFrame: () => Buffer, timeoutMs = AGENT_WAIT_MS): Promise<void> {
+  // The commands go out at once: QEMU runs them as soon as its main loop starts, and starts the
+  // vCPUs itself once the state is loaded (templates keep no run state), then says RESUME.
+  const { session: qmp, greeting } = QmpSession.attach(monitor, 'restore');
   try {
-    await qmp.run('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-    await qmp.run('migrate-incoming', { uri: `fd:${stateFd}` });
-    for (const end = Date.now() + AGENT_WAIT_MS; ;) {
-      const st = (await qmp.run('query-status')) as { status?: string };
-      if (st.status === 'paused') break;
-      if (st.status === 'running') break;
-      if (st.status !== 'inmigrate') throw new HullError('UNAVAILABLE', `restoring the template left the VM ${st.status}`);
-      if (Date.now() > end || child.exitCode !== null) throw new HullError('UNAVAILABLE', 'the template state did not load');
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    await qmp.run('cont');
+    const resumed = qmp.event('RESUME', timeoutMs);
+    resumed.catch(() => undefined);
+    await Promise.all([
+      greeting,
+      qmp.run('qmp_capabilities', undefined, timeoutMs),
+      qmp.run('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] }, timeoutMs),
+      qmp.run('migrate-incoming', { uri: `fd:${stateFd}` }, timeoutMs),
+    ]);
+    await resumed;
   } finally {
     qmp.close();
   }
