@@ -132,8 +132,18 @@ static int set_flags(int s, const char *name, short on) {
   memset(&r, 0, sizeof r);
   snprintf(r.ifr_name, IFNAMSIZ, "%s", name);
   if (ioctl(s, SIOCGIFFLAGS, &r)) return -1;
-  r.ifr_flags = (short)((r.ifr_flags & ~IFF_UP) | on);
+  short want = (short)((r.ifr_flags & ~IFF_UP) | on);
+  if (want == r.ifr_flags) return 0; /* as it is already (a template's loopback) */
+  r.ifr_flags = want;
   return ioctl(s, SIOCSIFFLAGS, &r);
+}
+
+int net_loopback(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  int rc = set_flags(s, "lo", IFF_UP);
+  close(s);
+  return rc;
 }
 
 /* The interface with this MAC, else the one named `name`; its name is written to `out`. */

@@ -40,4 +40,6 @@ void net_write_etc(const char *root, const struct netspec *n);
 /* Loopback up; each NIC (found by MAC, else by name) gets its MAC, MTU, address, up; then the
  * routes. Safe to call again after a snapshot restore with new values. */
 int net_up(const struct netspec *n, char *msg, size_t msglen);
+/* Loopback up (a template does it before the snapshot: it holds nothing of a run). */
+int net_loopback(void);
 #endif

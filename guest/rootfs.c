@@ -10,8 +10,11 @@
 #include <unistd.h>
 
 #define NEWROOT "/mnt/root"
+#define STAGE "/mnt/stage"
 
 int rootfs_upper_fd = -1;
+/* stage_root() ran: /mnt/rw (with upper/ and work/) and STAGE/{proc,sys,dev} are mounted */
+static int staged;
 
 static int fail(char *msg, size_t msglen, const char *what, const char *path) {
   snprintf(msg, msglen, "%s %s: %s", what, path, strerror(errno));
@@ -67,6 +70,47 @@ int make_dev(const char *root, char *msg, size_t msglen) {
   return 0;
 }
 
+/*
+ * A template's mounts that hold nothing of a run (guest/snapshot.c): the tmpfs of the writable
+ * layer (upper/ and work/ empty), proc, a read-only sysfs and the container /dev, mounted
+ * before the snapshot so that a restored run moves them into its root instead of mounting them:
+ * under TCG every kernel path a restored guest runs is translated afresh, and these are many.
+ */
+int stage_root(char *msg, size_t msglen) {
+  mkdir("/mnt", 0755);
+  mkdir("/mnt/rw", 0755);
+  mkdir(STAGE, 0755);
+  mkdir(STAGE "/proc", 0555);
+  mkdir(STAGE "/sys", 0555);
+  if (mount("rw", "/mnt/rw", "tmpfs", 0, "mode=0755")) return fail(msg, msglen, "mount", "/mnt/rw");
+  mkdir("/mnt/rw/upper", 0755);
+  mkdir("/mnt/rw/work", 0755);
+  if (mount("proc", STAGE "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) return fail(msg, msglen, "mount", STAGE "/proc");
+  if (mount("sysfs", STAGE "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL)) return fail(msg, msglen, "mount", STAGE "/sys");
+  if (make_dev(STAGE, msg, msglen)) return -1;
+  staged = 1;
+  return 0;
+}
+
+/* In a mount namespace of its own (a pool's rehearsal): the staged mounts copied into it share
+ * their filesystems with the agent's, so they are dropped and staged afresh. */
+int restage_root(char *msg, size_t msglen) {
+  static const char *m[] = {"/mnt/rw", STAGE "/proc", STAGE "/sys", STAGE "/dev"};
+  for (size_t i = 0; staged && i < sizeof m / sizeof m[0]; i++)
+    if (umount2(m[i], MNT_DETACH)) return fail(msg, msglen, "unmount", m[i]);
+  staged = 0;
+  return stage_root(msg, msglen);
+}
+
+static int move_staged(const char *what, char *msg, size_t msglen) {
+  char from[64], to[64];
+  snprintf(from, sizeof from, STAGE "/%s", what);
+  snprintf(to, sizeof to, NEWROOT "/%s", what);
+  mkdir_p(to, 0755);
+  if (mount(from, to, NULL, MS_MOVE, NULL)) return fail(msg, msglen, "move", to);
+  return 0;
+}
+
 /* /etc/hostname and /etc/hosts, as docker provides them (written into the tmpfs upper layer). */
 static void write_host_files(const char *hostname) {
   char p[4096];
@@ -86,9 +130,11 @@ int enter_root(const struct spec *s, char *msg, size_t msglen) {
   mkdir("/mnt/rw", 0755);
   mkdir(NEWROOT, 0755);
   if (mount("/dev/vda", "/mnt/lower", "erofs", MS_RDONLY, NULL)) return fail(msg, msglen, "mount image disk", "/dev/vda");
-  if (mount("rw", "/mnt/rw", "tmpfs", 0, "mode=0755")) return fail(msg, msglen, "mount", "/mnt/rw");
-  mkdir("/mnt/rw/upper", 0755);
-  mkdir("/mnt/rw/work", 0755);
+  if (!staged) {
+    if (mount("rw", "/mnt/rw", "tmpfs", 0, "mode=0755")) return fail(msg, msglen, "mount", "/mnt/rw");
+    mkdir("/mnt/rw/upper", 0755);
+    mkdir("/mnt/rw/work", 0755);
+  }
   if (mount("overlay", NEWROOT, "overlay", 0, "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work"))
     return fail(msg, msglen, "mount overlay", NEWROOT);
   /* always: a running VM sends its layer on request (T_LAYER), a stopped one at exit (R_LAYER) */
@@ -96,11 +142,15 @@ int enter_root(const struct spec *s, char *msg, size_t msglen) {
     return fail(msg, msglen, "open", "/mnt/rw/upper");
   if (s->hostname) write_host_files(s->hostname);
   net_write_etc(NEWROOT, &s->net); /* the host's /etc/hosts and /etc/resolv.conf, when it sent them */
-  mkdir_p(NEWROOT "/proc", 0555);
-  mkdir_p(NEWROOT "/sys", 0555);
-  if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) return fail(msg, msglen, "mount", "/proc");
-  if (mount("sysfs", NEWROOT "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL)) return fail(msg, msglen, "mount", "/sys");
-  if (make_dev(NEWROOT, msg, msglen)) return -1;
+  if (staged) {
+    if (move_staged("proc", msg, msglen) || move_staged("sys", msg, msglen) || move_staged("dev", msg, msglen)) return -1;
+  } else {
+    mkdir_p(NEWROOT "/proc", 0555);
+    mkdir_p(NEWROOT "/sys", 0555);
+    if (mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)) return fail(msg, msglen, "mount", "/proc");
+    if (mount("sysfs", NEWROOT "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL)) return fail(msg, msglen, "mount", "/sys");
+    if (make_dev(NEWROOT, msg, msglen)) return -1;
+  }
   for (int i = 0; i < s->ntmpfs; i++) {
     snprintf(p, sizeof p, NEWROOT "%s", s->tmpfs[i].a);
     mkdir_p(p, 0755);

@@ -10,6 +10,11 @@ int mount_early(char *msg, size_t msglen);
  * tmpfs and shared mounts, then the overlay becomes / (moved over the initramfs) and is the root
  * of the agent and of everything it starts. */
 int enter_root(const struct spec *s, char *msg, size_t msglen);
+/* A template's run-independent mounts, made before the snapshot; enter_root then moves them
+ * into the root instead of mounting its own. restage_root: the same afresh, in a new mount
+ * namespace (a pool's rehearsal). */
+int stage_root(char *msg, size_t msglen);
+int restage_root(char *msg, size_t msglen);
 /* A tmpfs <root>/dev with the nodes docker gives a container, devpts and shm (pod mode too). */
 int make_dev(const char *root, char *msg, size_t msglen);
 /* A directory fd of the overlay's upper dir, opened before the root moved (-1 before enter_root). */

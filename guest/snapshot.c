@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include "snapshot.h"
+#include "net.h"
 #include "ports.h"
 #include "proto.h"
 #include "rootfs.h"
@@ -93,7 +94,7 @@ static int rehearse(struct spec *r, char *msg, size_t msglen) {
   if (c == 0) {
     char m[256];
     if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) _exit(120);
-    if (enter_root(r, m, sizeof m)) _exit(121);
+    if (restage_root(m, sizeof m) || enter_root(r, m, sizeof m)) _exit(121);
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     struct spawnreq q = {.argv = r->argv, .env = r->env, .cwd = r->cwd, .user = r->user, .hostname = r->hostname,
                          .stdio = {devnull, devnull, devnull}};
@@ -130,6 +131,9 @@ int template_wait(struct spec *s, char *msg, size_t msglen) {
   if (ports_open((1u << NPORTS) - 1, msg, msglen)) return -1;
   int fd = ports[P_RUN].fd;
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  /* what every run would do first and holds nothing of one: loopback up, the staged mounts */
+  if (net_loopback()) { snprintf(msg, msglen, "template: loopback: %s", strerror(errno)); return -1; }
+  if (stage_root(msg, msglen)) return -1;
   wait_clocksource();
   send_frame(P_STATUS, T_TEMPLATE, 0, NULL, 0);
   for (;;) {
