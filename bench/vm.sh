@@ -56,6 +56,9 @@ cleanup() {
     echo "bench/vm.sh: processes of $ROOT are still running (left in place):" >&2; pgrep -af "$ROOT" >&2; exit 1
   fi
   rm -rf "$ROOT"
+  # the root's (now empty) parent of VM cgroups: hull-vm/<first 12 hex of sha256 of the root path>
+  key=$(printf %s "$ROOT" | sha256sum | cut -c1-12)
+  for d in /sys/fs/cgroup/memory/hull-vm/"$key" /sys/fs/cgroup/hull-vm/"$key"; do [ ! -d "$d" ] || rmdir "$d" || echo "bench/vm.sh: $d is not empty (left in place)" >&2; done
 }
 trap cleanup EXIT
 bash scripts/import-busybox.sh "$ROOT" >/dev/null
