@@ -8,8 +8,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { keeperLockName } from '../../src/runtime/vm/pool.js';
 import { decodeStatus } from '../../src/runtime/vm/protocol.js';
 import { buildBigImage, hull, hullAsync, importBusybox, makeTempRoot, processesOfRoot, REPO, type TempRoot } from '../helpers/hull.js';
 
@@ -227,5 +229,29 @@ test('SIGTERM to the keeper drains; a keeper killed outright leaves guests that 
   assert.match(sc.stdout, /vm-pool-guest/);
   const d = hull(tr.root, ['vm', 'pool', '--size', '0']);
   assert.equal(d.code, 0, d.stderr);
+  assert.deepEqual(leftovers(), []);
+});
+
+test('one keeper per root, decided by the kernel: a live lock refuses a second keeper, a dead keeper\'s file is taken over', async (t) => {
+  if (missing) return t.skip(missing);
+  const base = path.join(tr.root, 'vmpool');
+  fs.mkdirSync(base, { recursive: true });
+  fs.writeFileSync(path.join(base, 'keeper'), '999999999:1'); // a keeper that is gone
+  // another process holds the root's keeper lock (as a keeper that has not written its file yet)
+  const lock = net.createServer();
+  await new Promise<void>((resolve) => lock.listen({ path: keeperLockName(tr.root), exclusive: true }, resolve));
+  try {
+    const k = hull(tr.root, ['vm', 'pool', '--keep']);
+    assert.notEqual(k.code, 0);
+    assert.match(k.stderr, /a pool keeper already runs for/);
+    assert.equal(fs.readFileSync(path.join(base, 'keeper'), 'utf8'), '999999999:1', 'the loser touches nothing');
+  } finally {
+    await new Promise((r) => lock.close(r));
+  }
+  // the lock free, the dead keeper's file is no obstacle
+  const u = hull(tr.root, ['vm', 'pool', '--size', '1']);
+  assert.equal(u.code, 0, u.stderr);
+  assert.notEqual(state().keeper, '999999999:1');
+  assert.equal(hull(tr.root, ['vm', 'pool', '--size', '0']).code, 0);
   assert.deepEqual(leftovers(), []);
 });

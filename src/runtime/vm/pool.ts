@@ -4,7 +4,10 @@
  *
  * Layout under <root>/vmpool/:
  *   pool.json        what `hull vm pool --size N --memory M --cpus C` asked for
- *   keeper           processIdentity of the keeper (the process that fills and drains the pool)
+ *   keeper           processIdentity of the keeper (the process that fills and drains the pool);
+ *                    which process is the keeper is decided by the kernel, not by this file: the
+ *                    keeper holds an abstract unix socket named after the root (keeperLockName),
+ *                    which one process at a time can bind and which ends with it
  *   keeper.log       its messages
  *   .starting-<id>/  a guest being restored (renamed to <id>/ once it is ready)
  *   <id>/            a ready guest: QEMU paused after the state loaded (-S), its ports unix
@@ -26,9 +29,11 @@
 import { execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { HullError } from '../../errors.js';
+import { rootKey } from '../../paths.js';
 import { shq } from '../../util/shell.js';
 import { identityAlive, procStartTime, processIdentity } from '../../util/proc.js';
 import { guestAssets, hostTscKhz, qemuBinary, vmmuxBinary } from './assets.js';
@@ -436,22 +441,36 @@ export function orphans(root: string): { dir: string; entry?: PoolEntry }[] {
  * directory) or the configuration changes, drains guests of a template that is no longer the
  * shape's, and on SIGTERM/SIGINT/SIGHUP or a size of 0 drains every guest and exits.
  */
+/** Pure: the abstract unix socket a root's keeper holds (one bind at a time; gone with its process). */
+export function keeperLockName(root: string): string {
+  return `\0hull-vmpool-${rootKey(root)}`;
+}
+
+/** Binds the root's keeper lock, or fails with CONFLICT when another process holds it. */
+async function takeKeeperLock(root: string): Promise<net.Server> {
+  const lock = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      lock.once('error', reject);
+      lock.listen({ path: keeperLockName(root), exclusive: true }, resolve);
+    });
+  } catch (e) {
+    lock.close();
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new HullError('CONFLICT', `a pool keeper already runs for ${root}`);
+    throw e;
+  }
+  lock.unref();
+  return lock;
+}
+
 export async function runKeeper(root: string, log: (m: string) => void): Promise<void> {
   const base = poolDir(root);
   fs.mkdirSync(base, { recursive: true, mode: 0o755 });
   const me = processIdentity(process.pid);
   const keeperFile = path.join(base, 'keeper');
-  // one keeper per root: an exclusive create; a dead keeper's file is taken over
-  for (;;) {
-    try {
-      fs.writeFileSync(keeperFile, me, { flag: 'wx' });
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      if (keeperAlive(root)) throw new HullError('CONFLICT', `a pool keeper already runs for ${root}`);
-      fs.rmSync(keeperFile, { force: true });
-    }
-  }
+  // one keeper per root: whoever binds the lock; a keeper file found then is a dead keeper's
+  const lock = await takeKeeperLock(root);
+  fs.writeFileSync(keeperFile, me);
   let stopping = false;
   let wake: () => void = () => undefined;
   const onSignal = () => {
@@ -566,6 +585,7 @@ export async function runKeeper(root: string, log: (m: string) => void): Promise
     for (const e of readyEntries(root)) await drainEntry(root, e);
     for (const n of fs.readdirSync(base)) if (n.startsWith('rehearsal-') || n === 'keeper.json') fs.rmSync(path.join(base, n), { force: true });
     fs.rmSync(keeperFile, { force: true });
+    lock.close();
     for (const s of signals) process.off(s, onSignal);
     log('pool drained');
   }
