@@ -7,6 +7,7 @@ import { rootKey } from '../../src/paths.js';
 import { ctlAddress } from '../../src/runtime/vm/control.js';
 import { guestRunSpec, shq, unsupported } from '../../src/runtime/vm/launch.js';
 import { encodeFrame, T } from '../../src/runtime/vm/protocol.js';
+import { qemuLaunchScript } from '../../src/runtime/vm/qemu-args.js';
 import { vmDiskPath } from '../../src/snapshots/vmdisk.js';
 import type { InstanceSpec } from '../../src/runtime/types.js';
 
@@ -89,4 +90,26 @@ test('paths: cgroup per version, disk per image id, control socket fallback for 
   assert.equal(ctlAddress('/short/ctl.sock', 42), '/short/ctl.sock');
   assert.equal(ctlAddress('/' + 'x'.repeat(120) + '/ctl.sock', 42), '/proc/42/cwd/ctl.sock');
   assert.equal(shq("it's"), `'it'\\''s'`);
+});
+
+test('the QEMU launch script: only QEMU joins the cgroup; a monitor shell records its pid and status, then runs what follows', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const plain = qemuLaunchScript({ cgroup: { version: 1, dir: "/c/it's" }, mux: ['setpriv', '/b/hull-vmmux'] });
+  assert.equal(plain, `echo 0 > '/c/it'\\''s/tasks' || exit 125; 'setpriv' '/b/hull-vmmux' ctl.sock exec.sock </dev/null >/dev/null & exec "$@"`);
+  // run for real, QEMU played by a shell that exits 3: the monitor writes the pid and "3", then goes on
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'hull-launch-'));
+  try {
+    const script = qemuLaunchScript({ monitor: { pidFile: path.join(d, 'pid'), rcFile: path.join(d, 'rc'), then: 'echo then' } });
+    const r = spawnSync('sh', ['-c', script, 'hull-vm', 'sh', '-c', 'echo qemu $$; exit 3'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const [qemuLine, then] = r.stdout.trim().split('\n');
+    assert.equal(then, 'then');
+    assert.equal(`qemu ${fs.readFileSync(path.join(d, 'pid'), 'utf8').trim()}`, qemuLine, 'the pid file names the process that ran');
+    assert.equal(fs.readFileSync(path.join(d, 'rc'), 'utf8'), '3\n');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
 });

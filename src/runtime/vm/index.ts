@@ -423,10 +423,11 @@ class VmIsolation implements Isolation {
       } catch {
         ids = [];
       }
+      const guests = ids.some((id) => id.startsWith('pool-')) ? poolGuestDirs(this.root) : [];
       for (const id of ids) {
         if (live.has(id)) continue;
         // a pool guest's cgroup: the guest's own entry below says whether anything owns it
-        if (id.startsWith('pool-') && poolGuestDirs(this.root).some((d) => d.endsWith(id.slice(5)))) continue;
+        if (id.startsWith('pool-') && guests.some((d) => d.endsWith(id.slice(5)))) continue;
         out.push({ kind: 'vm-cgroup', what: path.join(parent, id), id, fix: () => removeVmCgroup({ version, dir: path.join(parent, id) }) });
       }
     }

@@ -19,11 +19,11 @@ import { HullError } from '../../errors.js';
 import type { InstanceSpec } from '../types.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { guestAssets, hostTscKhz, qemuBinary, vmmuxBinary } from './assets.js';
-import { createVmCgroup, joinCommand, QEMU_OVERHEAD_BYTES, removeVmCgroup, vmCgroupDir, type VmCgroup } from './cgroup.js';
+import { createVmCgroup, QEMU_OVERHEAD_BYTES, removeVmCgroup, vmCgroupDir, type VmCgroup } from './cgroup.js';
 import { claim, type Claimed } from './pool.js';
 import { newcArchive } from './cpio.js';
 import { encodeSpecFile, type GuestRunSpec } from './protocol.js';
-import { buildQemuArgs, type Chardev } from './qemu-args.js';
+import { buildQemuArgs, qemuLaunchScript, type Chardev } from './qemu-args.js';
 import { ensureVmDisk } from '../../snapshots/vmdisk.js';
 import { chooseBoot, DEFAULT_VM_BOOT, encodeRunFrame, templateQemuArgs, type BootPlan } from './snapshot.js';
 import { dropKeptLayer, layerFiles } from './layer.js';
@@ -302,22 +302,15 @@ export async function prepare(root: string, spec: InstanceSpec, mode: { attached
             qmp: mode.attached ? undefined : 'qmp.sock',
           });
           const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : ['setpriv'];
-          if (io.pdeathsig) priv.push('--pdeathsig', 'KILL');
-          const jc = cgroup ? joinCommand(cgroup) : undefined;
-          // hull-vmmux joins the VM's cgroup with QEMU (it dies with it) and runs as QEMU does;
-          // it connects to QEMU's ctl.sock and serves exec.sock (names relative to the vm dir)
-          const muxPriv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : [];
-          const muxCmd = mux ? `${[...muxPriv, mux].map(shq).join(' ')} ctl.sock exec.sock </dev/null >/dev/null & ` : '';
-          const join = `${jc ? `echo ${jc.word} > ${shq(jc.file)} || exit 125; ` : ''}${muxCmd}`;
-          // With an exit command the shell stays as a tiny monitor: it records QEMU's pid, waits
-          // for it, then runs the command (the engine's exit hook).
-          // Only QEMU joins the cgroup (an inner sh joins, then execs it): the waiting shell and
-          // the exit command stay outside, so releasing the cgroup never touches them.
-          const script = io.exitCommand?.length
-            ? `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > ${shq(files.qemuPid)}; wait $!; echo $? > ${shq(files.qemuRc)}; ${tpl ? `[ -e ${shq(files.resumed)} ] || exit 0; ` : ''}exec ${io.exitCommand.map(shq).join(' ')}`
-            : `${join}exec "$@"`;
+          const qemuPriv = io.pdeathsig ? [...priv, '--pdeathsig', 'KILL'] : priv;
+          // With an exit command the shell stays as a tiny monitor that runs it (the engine's
+          // exit hook) once QEMU ended; a failed restore records no exit (no vm/resumed)
+          const script = qemuLaunchScript({
+            cgroup, mux: mux ? [...(asNobody ? priv : []), mux] : undefined,
+            monitor: io.exitCommand?.length ? { pidFile: files.qemuPid, rcFile: files.qemuRc, then: `${tpl ? `[ -e ${shq(files.resumed)} ] || exit 0; ` : ''}exec ${io.exitCommand.map(shq).join(' ')}` } : undefined,
+          });
           // hull-tapfd (as root) opens the taps in the namespace, then execs setpriv and QEMU
-          return spawn('sh', ['-c', script, 'hull-vm', ...(taps?.argv ?? []), ...priv, qemu, ...args], {
+          return spawn('sh', ['-c', script, 'hull-vm', ...(taps?.argv ?? []), ...qemuPriv, qemu, ...args], {
             cwd: files.dir, stdio: stdio as StdioOptions, detached: io.detached,
           });
         } finally {

@@ -34,13 +34,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { HullError } from '../../errors.js';
 import { rootKey } from '../../paths.js';
-import { shq } from '../../util/shell.js';
 import { identityAlive, procStartTime, processIdentity } from '../../util/proc.js';
 import { guestAssets, hostTscKhz, qemuBinary, vmmuxBinary } from './assets.js';
-import { createVmCgroup, joinCommand, QEMU_OVERHEAD_BYTES, removeVmCgroup, type VmCgroup } from './cgroup.js';
+import { createVmCgroup, QEMU_OVERHEAD_BYTES, removeVmCgroup, type VmCgroup } from './cgroup.js';
 import { connectCtl, ctlAddress } from './control.js';
 import { newcFile } from './cpio.js';
 import { decodeStatus, encodeRehearseFrame, type GuestRunSpec } from './protocol.js';
+import { qemuLaunchScript } from './qemu-args.js';
 import { QmpSession } from './qmp.js';
 import { chooseBoot, templateQemuArgs, waitStatus, type Template, type TemplateShape } from './snapshot.js';
 
@@ -344,11 +344,8 @@ export async function startGuest(root: string, shape: TemplateShape, tpl: Templa
     const fds = [fs.openSync(shape.kernel, 'r'), fs.openSync(tpl.initrd, 'r'), fs.openSync(rehearsal ?? tpl.disk, 'r'), fs.openSync(tpl.ram, 'r+'), fs.openSync(tpl.state, 'r')];
     const priv = asNobody ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'] : ['setpriv'];
     const mux = vmmuxBinary();
-    const jc = cgroup ? joinCommand(cgroup) : undefined;
-    const muxCmd = mux ? `${[...priv, mux].map(shq).join(' ')} ctl.sock exec.sock </dev/null >/dev/null & ` : '';
-    const join = `${jc ? `echo ${jc.word} > ${shq(jc.file)} || exit 125; ` : ''}${muxCmd}`;
     // the shell stays (outside the cgroup) to record QEMU's exit status once it is reaped
-    const script = `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > qemu.pid; wait $!; echo $? > qemu.rc`;
+    const script = qemuLaunchScript({ cgroup, mux: mux ? [...(asNobody ? priv : []), mux] : undefined, monitor: { pidFile: 'qemu.pid', rcFile: 'qemu.rc' } });
     let child;
     try {
       child = spawn('sh', ['-c', script, 'hull-vm', ...priv, qemu, ...args], {

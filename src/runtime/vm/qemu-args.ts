@@ -10,6 +10,8 @@
  * default devices, `-sandbox on`.
  */
 import { qemuNicArgs, type QemuNic } from '../../network/vm-tap.js';
+import { shq } from '../../util/shell.js';
+import { joinCommand, type VmCgroup } from './cgroup.js';
 
 /** Where a port's host end goes. */
 export type Chardev =
@@ -155,4 +157,21 @@ export function buildQemuArgs(o: QemuOptions): string[] {
       '-device', `virtio-9p-device,fsdev=fs${i},mount_tag=${s.tag}`);
   });
   return a;
+}
+
+/**
+ * Pure: the sh script that starts QEMU (its words are the script's "$@": setpriv and QEMU's
+ * argv). Only QEMU joins the cgroup (an inner sh joins, then execs it); hull-vmmux (`mux`: its
+ * argv prefix) starts beside it in the cgroup (it dies with QEMU), connects to QEMU's ctl.sock
+ * and serves exec.sock (names relative to the vm directory). With `monitor` the outer shell stays,
+ * outside the cgroup so that releasing it never touches the shell: it records QEMU's pid, waits
+ * for it, records its exit status, then runs `then` (shell text).
+ */
+export function qemuLaunchScript(o: { cgroup?: VmCgroup; mux?: string[]; monitor?: { pidFile: string; rcFile: string; then?: string } }): string {
+  const jc = o.cgroup ? joinCommand(o.cgroup) : undefined;
+  const muxCmd = o.mux ? `${o.mux.map(shq).join(' ')} ctl.sock exec.sock </dev/null >/dev/null & ` : '';
+  const join = `${jc ? `echo ${jc.word} > ${shq(jc.file)} || exit 125; ` : ''}${muxCmd}`;
+  if (!o.monitor) return `${join}exec "$@"`;
+  const m = o.monitor;
+  return `sh -c ${shq(`${join}exec "$@"`)} hull-vm "$@" & echo $! > ${shq(m.pidFile)}; wait $!; echo $? > ${shq(m.rcFile)}${m.then ? `; ${m.then}` : ''}`;
 }
