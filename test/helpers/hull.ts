@@ -12,6 +12,12 @@ import { cgroupDirs, detectCgroupLayout, rootCgroupPath } from '../../src/runtim
 import { vmRootCgroupDir } from '../../src/runtime/vm/cgroup.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+/** Why the VM wall cannot run here ('' when it can): the guest kernel and QEMU, each a skip reason. */
+export function vmMissing(): string {
+  if (!fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))) return 'guest kernel not built (scripts/setup.sh)';
+  return spawnSync('qemu-system-x86_64', ['--version']).status !== 0 ? 'qemu-system-x86_64 missing' : '';
+}
 export const HULL_BIN = path.join(REPO, 'bin', 'hull');
 export const BUSYBOX_ROOTFS = path.join(REPO, 'build', 'images', 'busybox-rootfs.tar');
 

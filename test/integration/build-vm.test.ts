@@ -10,11 +10,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HULL_BIN, hull, importBusybox, makeTempRoot, mountsUnder, processesMentioning, REPO, type TempRoot } from '../helpers/hull.js';
+import { hull, HULL_BIN, importBusybox, makeTempRoot, mountsUnder, processesMentioning, type TempRoot, vmMissing } from '../helpers/hull.js';
 
-const missingVm = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
-  ? 'guest kernel not built (scripts/setup.sh)'
-  : spawnSync('qemu-system-x86_64', ['--version']).status !== 0 ? 'qemu-system-x86_64 missing' : '';
+const missingVm = vmMissing();
 
 let t: TempRoot;
 let ctx: string;

@@ -6,16 +6,11 @@
  * leaves no network behind. Traffic only to 127.0.0.1 and the root's own bridges.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { hull, importBusybox, makeTempRoot, REPO, type TempRoot } from '../helpers/hull.js';
+import { hull, importBusybox, makeTempRoot, type TempRoot, vmMissing } from '../helpers/hull.js';
 import { assertNoNetwork, hullOk, removeAllNetworked, freePort, httpdScript, httpGet, netState, WAIT_SERVING } from '../helpers/net.js';
 
-const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
-  ? 'guest kernel not built (scripts/setup.sh)'
-  : spawnSync('qemu-system-x86_64', ['--version']).status !== 0 ? 'qemu-system-x86_64 missing' : '';
+const missing = vmMissing();
 
 let tr: TempRoot;
 const h = (...a: string[]) => hull(tr.root, a);

@@ -14,10 +14,10 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BUSYBOX_IMAGE, containerdMissing, importImages, mountsBelow, startContainerd, type Containerd } from '../helpers/containerd.js';
 import { criClient, type Cri, type Msg } from '../helpers/cri.js';
-import { processesMentioning, REPO } from '../helpers/hull.js';
+import { processesMentioning, REPO, vmMissing } from '../helpers/hull.js';
 import { vmRootCgroupDir } from '../../src/runtime/vm/cgroup.js';
 
-const missing = containerdMissing() || (!fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux')) ? 'guest kernel not built (scripts/setup.sh)' : '');
+const missing = containerdMissing() || vmMissing();
 
 let c: Containerd;
 let cri: Cri;

@@ -10,13 +10,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BUSYBOX_IMAGE, containerdMissing, importImages, mountsBelow, startContainerd, type Containerd } from '../helpers/containerd.js';
-import { processesMentioning, REPO } from '../helpers/hull.js';
+import { processesMentioning, vmMissing } from '../helpers/hull.js';
 import { vmRootCgroupDir } from '../../src/runtime/vm/cgroup.js';
 
-const missing = containerdMissing() || (!fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux')) ? 'guest kernel not built (scripts/setup.sh)' : '');
+const missing = containerdMissing() || vmMissing();
 
 let c: Containerd;
 

@@ -2,16 +2,13 @@
  * `hull run --vm` through the CLI and the engine: the issue's user-visible promises.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { hull, importBusybox, makeTempRoot, processesMentioning, REPO, type TempRoot } from '../helpers/hull.js';
+import { hull, importBusybox, makeTempRoot, processesMentioning, REPO, type TempRoot, vmMissing } from '../helpers/hull.js';
 
-const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
-  ? 'guest kernel not built (scripts/setup.sh)'
-  : spawnSync('qemu-system-x86_64', ['--version']).status !== 0 ? 'qemu-system-x86_64 missing' : '';
+const missing = vmMissing();
 
 let tr: TempRoot;
 before(() => {

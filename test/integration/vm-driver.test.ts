@@ -12,10 +12,10 @@ import { after, before, test } from 'node:test';
 import { createVmIsolation } from '../../src/runtime/vm/index.js';
 import { vmCgroupDir, cgroupVersion } from '../../src/runtime/vm/cgroup.js';
 import type { InstanceSpec, Isolation } from '../../src/runtime/types.js';
-import { BUSYBOX_ROOTFS, makeTempRoot, REPO, type TempRoot } from '../helpers/hull.js';
+import { BUSYBOX_ROOTFS, makeTempRoot, REPO, type TempRoot, vmMissing } from '../helpers/hull.js';
 
 const KERNEL = path.join(REPO, 'build', 'guest', 'vmlinux');
-const missing = !fs.existsSync(KERNEL) ? 'guest kernel not built (scripts/setup.sh)' : spawnSync('qemu-system-x86_64', ['--version']).status !== 0 ? 'qemu-system-x86_64 missing' : !fs.existsSync(BUSYBOX_ROOTFS) ? 'busybox rootfs missing (scripts/setup.sh)' : '';
+const missing = vmMissing() || (!fs.existsSync(BUSYBOX_ROOTFS) ? 'busybox rootfs missing (scripts/setup.sh)' : '');
 
 let tr: TempRoot;
 let layer: string;

@@ -13,11 +13,9 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { keeperLockName } from '../../src/runtime/vm/pool.js';
 import { decodeStatus } from '../../src/runtime/vm/protocol.js';
-import { buildBigImage, hull, hullAsync, importBusybox, makeTempRoot, processesOfRoot, REPO, type TempRoot } from '../helpers/hull.js';
+import { buildBigImage, hull, hullAsync, importBusybox, makeTempRoot, processesOfRoot, REPO, type TempRoot, vmMissing } from '../helpers/hull.js';
 
-const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
-  ? 'guest kernel not built (scripts/setup.sh)'
-  : spawnSync('qemu-system-x86_64', ['--version']).status !== 0 ? 'qemu-system-x86_64 missing' : '';
+const missing = vmMissing();
 
 const RUN = ['run', '--rm', '--vm', '--network', 'none'];
 let tr: TempRoot;

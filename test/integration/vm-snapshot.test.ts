@@ -5,17 +5,14 @@
  * saw, a corrupted template, and nothing left behind.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { buildBigImage, hull, hullAsync, importBusybox, makeTempRoot, mountsUnder, processesOfRoot, REPO, type TempRoot } from '../helpers/hull.js';
+import { buildBigImage, hull, hullAsync, importBusybox, makeTempRoot, mountsUnder, processesOfRoot, REPO, type TempRoot, vmMissing } from '../helpers/hull.js';
 
-const missing = !fs.existsSync(path.join(REPO, 'build', 'guest', 'vmlinux'))
-  ? 'guest kernel not built (scripts/setup.sh)'
-  : spawnSync('qemu-system-x86_64', ['--version']).status !== 0 ? 'qemu-system-x86_64 missing' : '';
+const missing = vmMissing();
 
 const RUN = ['run', '--rm', '--vm', '--network', 'none', '--vm-boot', 'auto'];
 let tr: TempRoot;
