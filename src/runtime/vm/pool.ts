@@ -432,12 +432,6 @@ export function orphans(root: string): { dir: string; entry?: PoolEntry }[] {
   return poolGuestDirs(root).map((dir) => ({ dir, entry: readEntry(dir) }));
 }
 
-/**
- * The keeper: the one process per root that keeps the pool at its configured size. It restores
- * guests one at a time (at nice POOL_NICE), wakes when a run claims one (a rename in the pool
- * directory) or the configuration changes, drains guests of a template that is no longer the
- * shape's, and on SIGTERM/SIGINT/SIGHUP or a size of 0 drains every guest and exits.
- */
 /** Pure: the abstract unix socket a root's keeper holds (one bind at a time; gone with its process). */
 export function keeperLockName(root: string): string {
   return `\0hull-vmpool-${rootKey(root)}`;
@@ -460,6 +454,12 @@ async function takeKeeperLock(root: string): Promise<net.Server> {
   return lock;
 }
 
+/**
+ * The keeper: the one process per root that keeps the pool at its configured size. It restores
+ * guests one at a time (at nice POOL_NICE), wakes when a run claims one (a rename in the pool
+ * directory) or the configuration changes, drains guests of a template that is no longer the
+ * shape's, and on SIGTERM/SIGINT/SIGHUP or a size of 0 drains every guest and exits.
+ */
 export async function runKeeper(root: string, log: (m: string) => void): Promise<void> {
   const base = poolDir(root);
   fs.mkdirSync(base, { recursive: true, mode: 0o755 });

@@ -503,8 +503,9 @@ export async function chooseBoot(root: string, requested: VmBoot, shape: Templat
 }
 
 /**
- * After a restored QEMU started: load the device state (x-ignore-shared: RAM is the template's
- * file, mapped private), continue the vCPUs, hand the guest its run. Throws when any step fails.
+ * A restored QEMU just spawned: load the device state (x-ignore-shared: RAM is the template's
+ * file, mapped private), wait until QEMU has started the vCPUs (RESUME), hand the guest its run.
+ * Throws when any step fails.
  */
 export async function resumeRestored(monitor: net.Socket, stateFd: number, runPort: NodeJS.WritableStream, runFrame: () => Buffer, timeoutMs = AGENT_WAIT_MS): Promise<void> {
   // The commands go out at once: QEMU runs them as soon as its main loop starts, and starts the
